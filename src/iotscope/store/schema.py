@@ -7,6 +7,7 @@ See docs/schema.md for the meaning of each column.
 
 from __future__ import annotations
 
+import numpy as np
 import pyarrow as pa
 
 #: NICTER's legend for the live map, in this order; ``flag_class`` stores these names.
@@ -39,3 +40,67 @@ PACKET_SCHEMA = pa.schema(
         pa.field("traffic_class", pa.dictionary(pa.int8(), pa.string()), nullable=False),
     ]
 )
+
+_IPV4, _IPV6 = 4, 6
+_TCP, _UDP, _ICMP, _ICMPV6 = 6, 17, 1, 58
+
+
+def _nullable(values: np.ndarray, valid: np.ndarray, type_: pa.DataType) -> pa.Array:
+    """An Arrow array of ``values`` with nulls where ``valid`` is False (zero-copy when all valid)."""
+    if valid.all():
+        return pa.array(values, type=type_)
+    return pa.array(values, type=type_, mask=~valid)
+
+
+def _ipv6_column(addresses: np.ndarray, valid: np.ndarray) -> pa.Array:
+    """Pack an (n, 16) uint8 array into fixed_size_binary(16), null where ``valid`` is False."""
+    n = addresses.shape[0]
+    buffers = [None, pa.py_buffer(np.ascontiguousarray(addresses, dtype=np.uint8).tobytes())]
+    if not valid.all():
+        buffers[0] = pa.array(valid, type=pa.bool_()).buffers()[1]
+    return pa.Array.from_buffers(pa.binary(16), n, buffers)
+
+
+def _classes(codes: np.ndarray, names: tuple[str, ...]) -> pa.DictionaryArray:
+    return pa.DictionaryArray.from_arrays(pa.array(codes, type=pa.int8()), pa.array(names, type=pa.string()))
+
+
+def packet_record_batch(
+    columns: dict[str, np.ndarray], flag_class: np.ndarray, traffic_class: np.ndarray
+) -> pa.RecordBatch:
+    """Build a ``PACKET_SCHEMA`` batch from the decode stage's dense arrays and the two class codes.
+
+    The decode kernel fills every column for every packet (zeros where a field does not apply);
+    nullness is decided here, in one place, from ``ip_version``, ``proto`` and ``l4`` (transport
+    header fully captured), so that a query never mistakes "no port" for port 0.
+    """
+    version = columns["ip_version"]
+    proto = columns["proto"]
+    l4 = columns["l4"].astype(bool, copy=False)
+    v4 = version == _IPV4
+    v6 = ~v4
+    tcp = l4 & (proto == _TCP)
+    ported = tcp | (l4 & (proto == _UDP))
+    icmp = l4 & ((proto == _ICMP) | (proto == _ICMPV6))
+    arrays = [
+        pa.array(columns["ts"], type=pa.int64()).view(pa.timestamp("us", tz="UTC")),
+        pa.array(version, type=pa.uint8()),
+        _nullable(columns["src"], v4, pa.uint32()),
+        _nullable(columns["dst"], v4, pa.uint32()),
+        _ipv6_column(columns["src6"], v6),
+        _ipv6_column(columns["dst6"], v6),
+        pa.array(proto, type=pa.uint8()),
+        _nullable(columns["sport"], ported, pa.uint16()),
+        _nullable(columns["dport"], ported, pa.uint16()),
+        _nullable(columns["icmp_type"], icmp, pa.uint8()),
+        _nullable(columns["icmp_code"], icmp, pa.uint8()),
+        _nullable(columns["tcp_flags"], tcp, pa.uint8()),
+        _nullable(columns["seq"], tcp, pa.uint32()),
+        _nullable(columns["ip_id"], v4, pa.uint16()),
+        pa.array(columns["ttl"], type=pa.uint8()),
+        pa.array(columns["ip_len"], type=pa.uint16()),
+        _nullable(columns["win"], tcp, pa.uint16()),
+        _classes(flag_class, FLAG_CLASSES),
+        _classes(traffic_class, TRAFFIC_CLASSES),
+    ]
+    return pa.RecordBatch.from_arrays(arrays, schema=PACKET_SCHEMA)

@@ -1,0 +1,33 @@
+"""The ``iotscope`` command: a thin shell over the library.
+
+Each module here owns the commands of one half (telescope, simulate, survey) and exposes
+``register(app)``; commands only parse arguments, call library functions and print. Bad input
+ends in a one-line message and exit code 2 (see :func:`fail`), never a traceback.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from iotscope.cli import simulate_commands, survey_commands, telescope_commands
+from iotscope.cli.common import fail
+
+app = typer.Typer(
+    name="iotscope",
+    help="Observe darknet traffic, survey authorized space for default-password IoT devices, act.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+telescope_commands.register(app)
+simulate_commands.register(app)
+survey_commands.register(app)
+
+
+def main() -> None:
+    """Entry point of the console script."""
+    app()
+
+
+__all__ = ["app", "fail", "main"]

@@ -1,0 +1,135 @@
+"""Telescope commands: ``ingest`` captures into a store, ``stats`` about it, ad-hoc ``sql``."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import duckdb
+import typer
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
+from rich.console import Console
+from rich.table import Table
+
+from iotscope.capture import CaptureError
+from iotscope.cli.common import console, fail
+from iotscope.store.packets import PacketStore, StoreError
+from iotscope.store.query import connect, store_stats
+from iotscope.telescope.ingest import FileReport, check_captures, ingest_file
+
+StoreOption = Annotated[Path, typer.Option("--store", help="Store directory (created if missing).")]
+
+
+def ingest(
+    paths: Annotated[list[Path], typer.Argument(help="pcap / pcapng files, optionally gzip-compressed.")],
+    store: StoreOption,
+) -> None:
+    """Decode darknet captures into the store's Parquet dataset (idempotent, crash-safe)."""
+    try:
+        check_captures(paths)
+        with PacketStore(store) as packet_store, _progress() as progress:
+            tasks = {p: progress.add_task(p.name, total=p.stat().st_size) for p in paths}
+            reports = [
+                ingest_file(p, packet_store, lambda path, done: progress.update(tasks[path], completed=done))
+                for p in paths
+            ]
+            for p in paths:
+                progress.update(tasks[p], completed=p.stat().st_size)
+    except (CaptureError, StoreError) as exc:
+        fail(str(exc))
+    _print_ingest_summary(reports)
+
+
+def stats(store: StoreOption, as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False) -> None:
+    """Totals, time range, distinct sources, counts by class and top destination ports."""
+    _require_store(store)
+    try:
+        with PacketStore(store) as packet_store:
+            summary = store_stats(packet_store)
+    except StoreError as exc:
+        fail(str(exc))
+    if as_json:
+        sys.stdout.write(json.dumps(summary, indent=2) + "\n")
+        return
+    _print_stats(summary)
+
+
+def sql(
+    query: Annotated[str, typer.Argument(help="DuckDB SQL; the table is `packets`.")],
+    store: StoreOption,
+    as_csv: Annotated[bool, typer.Option("--csv", help="CSV on stdout.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON records on stdout.")] = False,
+) -> None:
+    """Run a SQL query over the store (view `packets`, with Hive columns `date` and `hour`)."""
+    _require_store(store)
+    try:
+        with PacketStore(store) as packet_store:
+            result = connect(packet_store).execute(query).fetch_arrow_table()
+    except duckdb.Error as exc:
+        fail(f"SQL: {str(exc).splitlines()[0]}")
+    except StoreError as exc:
+        fail(str(exc))
+    if as_csv:
+        import pyarrow.csv as pacsv
+
+        pacsv.write_csv(result, sys.stdout.buffer)
+    elif as_json:
+        sys.stdout.write(json.dumps(result.to_pylist(), default=str, indent=1) + "\n")
+    else:
+        table = Table(*result.column_names, caption=f"{result.num_rows:,} rows" + (" (first 1,000 shown)" if result.num_rows > 1000 else ""))
+        for row in result.slice(0, 1000).to_pylist():
+            table.add_row(*(str(v) for v in row.values()))
+        Console().print(table)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the telescope commands to the main app."""
+    app.command()(ingest)
+    app.command()(stats)
+    app.command()(sql)
+
+
+def _require_store(store: Path) -> None:
+    if not (store / "state.sqlite").is_file():
+        fail(f"{store}: not an iotscope store (run `iotscope ingest ... --store {store}` first)")
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+        TimeRemainingColumn(), console=console, transient=False,
+    )
+
+
+def _print_ingest_summary(reports: list[FileReport]) -> None:
+    table = Table("capture", "status", "records", "stored", "skipped", "seconds", "packets/s", title="ingest")
+    for r in reports:
+        skipped = ", ".join(f"{k}={v}" for k, v in sorted(r.skipped.items())) or "-"
+        rate = f"{r.packets_per_second:,.0f}" if r.status == "ingested" else "-"
+        table.add_row(str(r.path), r.status, f"{r.records:,}", f"{r.packets:,}", skipped, f"{r.seconds:.2f}", rate)
+    console.print(table)
+    for r in reports:
+        for warning in r.warnings:
+            console.print(f"[yellow]warning:[/] {warning}", highlight=False)
+
+
+def _print_stats(s: dict) -> None:
+    console.print(
+        f"[bold]{s['packets']:,}[/] packets from [bold]{s['distinct_sources']:,}[/] sources, "
+        f"{s['first_ts']} .. {s['last_ts']} ({s['captures']} captures)", highlight=False,
+    )
+    classes = Table("flag_class", "packets", title="by flag class (NICTER legend)")
+    for name, n in s["flag_class"].items():
+        classes.add_row(name, f"{n:,}")
+    traffic = Table("traffic_class", "packets", title="by traffic class")
+    for name, n in s["traffic_class"].items():
+        traffic.add_row(name, f"{n:,}")
+    ports = Table("dport", "proto", "packets", "sources", title="top destination ports")
+    for p in s["top_dports"]:
+        ports.add_row(str(p["dport"]), p["proto"], f"{p['packets']:,}", f"{p['sources']:,}")
+    console.print(classes, traffic, ports)
+    if s["skipped"]:
+        console.print("skipped: " + ", ".join(f"{k}={v:,}" for k, v in sorted(s["skipped"].items())))
+

@@ -1,0 +1,177 @@
+"""The ``packets/`` Parquet dataset: Hive-partitioned by hour, written atomically, never twice.
+
+Layout of a store directory::
+
+    packets/date=YYYY-MM-DD/hour=HH/part-<sha256 of the capture>.parquet
+    state.sqlite       committed captures (see ``iotscope.store.state``)
+    .staging/          files being written; never read
+
+Why it is crash-safe: an ingest writes into ``.staging/``, moves its finished files into
+``packets/`` and only then commits a row in ``state.sqlite``. Readers use the committed file
+list, and opening a store deletes any file in ``packets/`` that no committed row names (the
+remains of a killed ingest), so a re-run after ``kill -9`` counts every packet exactly once.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from iotscope.store.schema import PACKET_SCHEMA
+from iotscope.store.state import IngestedFile, StoreState
+
+_US_PER_HOUR = 3_600_000_000
+#: Rows buffered per partition before a row group is written: big enough for good compression,
+#: small enough that memory stays bounded whatever the capture size.
+_ROW_GROUP_ROWS = 1 << 20
+#: Low-cardinality columns get dictionary pages; the rest (addresses, seq) would only waste time.
+_DICTIONARY_COLUMNS = ["ip_version", "proto", "flag_class", "traffic_class", "ttl", "dport", "sport"]
+
+
+class StoreError(Exception):
+    """The store directory is unusable (not a directory, not writable); one-line message."""
+
+
+class PacketStore:
+    """A store directory: the packets dataset plus its state."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root)
+        if self.root.exists() and not self.root.is_dir():
+            raise StoreError(f"{self.root}: exists and is not a directory")
+        try:
+            (self.root / "packets").mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"{self.root}: cannot create store ({exc.strerror})") from None
+        self.state = StoreState(self.root / "state.sqlite")
+        self._recover()
+
+    def close(self) -> None:
+        self.state.close()
+
+    def __enter__(self) -> PacketStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def committed_files(self) -> list[Path]:
+        """Every Parquet file of the dataset that belongs to a committed capture."""
+        return [self.root / f for entry in self.state.all_ingested() for f in entry.files]
+
+    def ingested(self, sha256: str) -> IngestedFile | None:
+        return self.state.ingested(sha256)
+
+    def writer(self, sha256: str) -> PartitionWriter:
+        """A writer for the packets of one capture, identified by its content hash."""
+        return PartitionWriter(self, sha256)
+
+    def _recover(self) -> None:
+        """Remove what a killed ingest left: the staging area and files no committed row names."""
+        shutil.rmtree(self.root / ".staging", ignore_errors=True)
+        committed = {str(p) for p in self.committed_files()}
+        for path in (self.root / "packets").glob("date=*/hour=*/*.parquet"):
+            if str(path) not in committed:
+                path.unlink()
+
+
+class PartitionWriter:
+    """Splits batches by hour into per-partition Parquet files in staging; ``commit`` publishes them."""
+
+    def __init__(self, store: PacketStore, sha256: str) -> None:
+        self._store = store
+        self._sha = sha256
+        self._staging = store.root / ".staging" / sha256
+        self._staging.mkdir(parents=True, exist_ok=True)
+        self._writers: dict[int, pq.ParquetWriter] = {}
+        self._pending: dict[int, list[pa.RecordBatch]] = {}
+        self._pending_rows: dict[int, int] = {}
+        self.rows = 0
+
+    def write(self, batch: pa.RecordBatch) -> None:
+        """Add a batch of ``PACKET_SCHEMA`` rows; they may span several hours."""
+        if batch.num_rows == 0:
+            return
+        self.rows += batch.num_rows
+        ts = batch.column(0).cast(pa.int64()).to_numpy()
+        hours = ts // _US_PER_HOUR
+        if hours.min() == hours.max():
+            self._buffer(int(hours[0]), batch)
+            return
+        order = np.argsort(hours, kind="stable")
+        sorted_hours = hours[order]
+        bounds = np.flatnonzero(np.diff(sorted_hours)) + 1
+        starts = np.concatenate(([0], bounds))
+        ends = np.concatenate((bounds, [len(order)]))
+        taken = batch.take(pa.array(order))
+        for s, e in zip(starts.tolist(), ends.tolist()):
+            self._buffer(int(sorted_hours[s]), taken.slice(s, e - s))
+
+    def _buffer(self, hour: int, batch: pa.RecordBatch) -> None:
+        self._pending.setdefault(hour, []).append(batch)
+        self._pending_rows[hour] = self._pending_rows.get(hour, 0) + batch.num_rows
+        if self._pending_rows[hour] >= _ROW_GROUP_ROWS:
+            self._flush(hour)
+
+    def _flush(self, hour: int) -> None:
+        batches = self._pending.pop(hour, [])
+        self._pending_rows.pop(hour, None)
+        if not batches:
+            return
+        writer = self._writers.get(hour)
+        if writer is None:
+            path = self._staging / _partition_path(hour, self._sha)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            writer = pq.ParquetWriter(
+                path, PACKET_SCHEMA, compression="zstd", compression_level=1,
+                use_dictionary=_DICTIONARY_COLUMNS, write_statistics=["ts", "src", "dport"],
+            )
+            self._writers[hour] = writer
+        writer.write_table(pa.Table.from_batches(batches, schema=PACKET_SCHEMA))
+
+    def commit(self, source: str, size: int, records: int, skipped: dict[str, int]) -> IngestedFile:
+        """Close the files, move them into ``packets/`` and record the capture as committed."""
+        for hour in list(self._pending):
+            self._flush(hour)
+        for writer in self._writers.values():
+            writer.close()
+        published = []
+        for hour in sorted(self._writers):
+            relative = Path("packets") / _partition_path(hour, self._sha)
+            target = self._store.root / relative
+            target.parent.mkdir(parents=True, exist_ok=True)
+            staged = self._staging / _partition_path(hour, self._sha)
+            _fsync(staged)
+            os.replace(staged, target)
+            _fsync(target.parent)
+            published.append(str(relative))
+        self._store.state.record_ingest(self._sha, source, size, self.rows, records, skipped, published)
+        shutil.rmtree(self._staging, ignore_errors=True)
+        entry = self._store.ingested(self._sha)
+        assert entry is not None
+        return entry
+
+    def abort(self) -> None:
+        """Drop everything written so far (bad input found mid-file is reported, not half-stored)."""
+        for writer in self._writers.values():
+            writer.close()
+        shutil.rmtree(self._staging, ignore_errors=True)
+
+
+def _partition_path(hour: int, sha256: str) -> Path:
+    stamp = np.datetime64(hour * _US_PER_HOUR, "us").astype("datetime64[h]").item()
+    return Path(f"date={stamp:%Y-%m-%d}") / f"hour={stamp:%H}" / f"part-{sha256}.parquet"
+
+
+def _fsync(path: Path) -> None:
+    """Flush a file or directory to disk, so a crash right after a rename cannot lose it."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
