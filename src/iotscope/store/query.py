@@ -6,6 +6,7 @@ half-written ingest. Columns ``date`` and ``hour`` come from the Hive partition 
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from typing import Any
 
 import duckdb
@@ -21,10 +22,12 @@ def connect(store: PacketStore) -> duckdb.DuckDBPyConnection:
     files = [str(p) for p in store.committed_files()]
     if files:
         listing = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
-        con.execute(f"CREATE VIEW packets AS SELECT * FROM read_parquet([{listing}], hive_partitioning = true)")
+        con.execute(
+            f"CREATE VIEW packets AS SELECT * FROM read_parquet([{listing}], hive_partitioning = true, "
+            "hive_types = {'date': DATE, 'hour': INTEGER})")
     else:
-        empty = PACKET_SCHEMA.empty_table().append_column("date", pa.array([], pa.string()))
-        empty = empty.append_column("hour", pa.array([], pa.int64()))
+        empty = PACKET_SCHEMA.empty_table().append_column("date", pa.array([], pa.date32()))
+        empty = empty.append_column("hour", pa.array([], pa.int32()))
         con.register("_empty_packets", empty)
         con.execute("CREATE VIEW packets AS SELECT * FROM _empty_packets")
     return con
@@ -34,7 +37,7 @@ def store_stats(store: PacketStore, top_ports: int = 10) -> dict[str, Any]:
     """Totals, time range, distinct sources, counts by class and the top destination ports."""
     con = connect(store)
     total, ip_bytes, first, last, sources4, sources6 = con.execute(
-        "SELECT count(*), coalesce(sum(ip_len), 0), min(ts), max(ts), "
+        "SELECT count(*), coalesce(sum(ip_len), 0), epoch_us(min(ts)), epoch_us(max(ts)), "
         "count(DISTINCT src), count(DISTINCT src6) FROM packets"
     ).fetchone()
     by_flag = dict(con.execute("SELECT flag_class, count(*) FROM packets GROUP BY 1").fetchall())
@@ -48,8 +51,8 @@ def store_stats(store: PacketStore, top_ports: int = 10) -> dict[str, Any]:
     return {
         "packets": total,
         "ip_bytes": int(ip_bytes),
-        "first_ts": first.isoformat() if first else None,
-        "last_ts": last.isoformat() if last else None,
+        "first_ts": _iso(first),
+        "last_ts": _iso(last),
         "distinct_sources": sources4 + sources6,
         "flag_class": {name: by_flag.get(name, 0) for name in FLAG_CLASSES},
         "traffic_class": {name: by_traffic.get(name, 0) for name in TRAFFIC_CLASSES},
@@ -68,3 +71,10 @@ def _sum_counts(counts: Any) -> dict[str, int]:
         for reason, n in c.items():
             total[reason] = total.get(reason, 0) + n
     return total
+
+
+def _iso(epoch_us: int | None) -> str | None:
+    """ISO 8601 UTC text of a µs timestamp (fetched as an integer: no time-zone library needed)."""
+    if epoch_us is None:
+        return None
+    return datetime.fromtimestamp(epoch_us / 1e6, tz=timezone.utc).isoformat()
