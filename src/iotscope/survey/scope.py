@@ -1,0 +1,387 @@
+"""What the survey may contact: authorized ranges, the blocklist, and the one guarded way to connect.
+
+A survey sends connection attempts to other people's devices, so the rule "never outside the
+authorized scope" must not depend on every probe remembering to check. This module is the single
+place that opens sockets for the survey: :func:`open_guarded_socket` and
+:func:`open_guarded_connection` call :meth:`Scope.check` before a socket even exists, and every
+sender (sweep, probes) goes through them.
+
+Scope file (TOML)::
+
+    blocklist = "optout.txt"          # optional, relative to this file; one CIDR/address a line
+
+    [[authorized]]
+    cidr = "198.51.100.0/24"
+    owner = "Example ISP"
+    authorization = "contract 2026-17, signed 2026-03-01"
+
+    [[authorized]]                    # special-purpose space (RFC 6890) needs an explicit flag
+    cidr = "10.20.0.0/16"
+    owner = "Example ISP"
+    authorization = "internal network, ticket SEC-42"
+    special_purpose = true
+
+Special-purpose ranges (loopback, private, link-local, documentation, multicast ...) are excluded
+from every authorized range unless an entry *inside* one of them sets ``special_purpose = true``:
+a typo such as ``0.0.0.0/0`` can then never silently authorize private or loopback space, and
+the flag cannot be set on a range that is mostly public either (that is a load error).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import ipaddress
+import socket
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+#: The IANA special-purpose address registries (RFC 6890 and later updates), both families.
+SPECIAL_PURPOSE: tuple[IPNetwork, ...] = tuple(
+    ipaddress.ip_network(cidr)
+    for cidr in (
+        "0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16",
+        "172.16.0.0/12", "192.0.0.0/24", "192.0.2.0/24", "192.31.196.0/24", "192.52.193.0/24",
+        "192.88.99.0/24", "192.168.0.0/16", "192.175.48.0/24", "198.18.0.0/15",
+        "198.51.100.0/24", "203.0.113.0/24", "224.0.0.0/4", "240.0.0.0/4", "255.255.255.255/32",
+        "::/128", "::1/128", "::ffff:0:0/96", "64:ff9b::/96", "64:ff9b:1::/48", "100::/64",
+        "2001::/23", "2001:db8::/32", "2002::/16", "3fff::/20", "fc00::/7", "fe80::/10", "ff00::/8",
+    )
+)
+
+_ENTRY_KEYS = {"cidr", "owner", "authorization", "special_purpose"}
+_TOP_LEVEL_KEYS = {"authorized", "blocklist"}
+
+
+class ScopeError(ValueError):
+    """The scope file or its blocklist is unusable; one line naming the file and the entry."""
+
+
+class OutOfScopeError(Exception):
+    """A target the survey must not contact. Deliberately not an ``OSError``: a probe that
+    handles connection failures must not swallow a refusal as if the device were just down."""
+
+    def __init__(self, ip: str, reason: str) -> None:
+        super().__init__(f"refusing {ip}: {reason}")
+        self.ip = ip
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class AuthorizedRange:
+    """One ``[[authorized]]`` entry: the range, who owns it and the reference of their consent."""
+
+    network: IPNetwork
+    owner: str
+    authorization: str
+    special_purpose: bool = False
+
+
+@dataclass(frozen=True)
+class Scope:
+    """The loaded scope: use :meth:`check` (or the guarded openers) before contacting anything."""
+
+    source: str
+    authorized: tuple[AuthorizedRange, ...]
+    blocklist: tuple[IPNetwork, ...] = ()
+    blocklist_source: str | None = None
+    #: Human-readable notes from loading (e.g. special-purpose space excluded from a range).
+    warnings: tuple[str, ...] = ()
+    _targets: _IntervalIndex = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_targets", _IntervalIndex.build(self))
+
+    @classmethod
+    def load(cls, path: str | Path) -> Scope:
+        """Read a scope file (and its blocklist); any problem is a :class:`ScopeError`."""
+        return _load(Path(path))
+
+    # -- the rule --------------------------------------------------------------------------------
+
+    def check(self, ip: str | IPAddress) -> AuthorizedRange:
+        """The authorized range that covers ``ip``, or :class:`OutOfScopeError` saying why not."""
+        address = _parse_address(ip)
+        if address is None:
+            raise OutOfScopeError(str(ip), "not an IP address (host names are never resolved)")
+        if not self._targets.contains(address):
+            raise OutOfScopeError(str(address), self._refusal_reason(address))
+        covering = [entry for entry in self.authorized if address in entry.network]
+        if any(address in net for net in SPECIAL_PURPOSE):
+            covering = [entry for entry in covering if entry.special_purpose]
+        return max(covering, key=lambda entry: entry.network.prefixlen)
+
+    def _refusal_reason(self, address: IPAddress) -> str:
+        """Why ``address`` is out of scope (the slow path, only taken on refusal)."""
+        blocked = next((net for net in self.blocklist if address in net), None)
+        if blocked is not None:
+            return f"blocklisted by {blocked} in {self.blocklist_source}"
+        special = next((net for net in SPECIAL_PURPOSE if address in net), None)
+        if special is not None:
+            return (
+                f"special-purpose range {special} (RFC 6890) needs an [[authorized]] entry "
+                f"with special_purpose = true in {self.source}"
+            )
+        return f"not in any authorized range of {self.source}"
+
+    def is_allowed(self, ip: str | IPAddress) -> bool:
+        try:
+            self.check(ip)
+        except OutOfScopeError:
+            return False
+        return True
+
+    def owner_of(self, ip: str | IPAddress) -> str:
+        """The owner of the most specific authorized range covering ``ip`` (raises if out of scope)."""
+        return self.check(ip).owner
+
+    # -- enumeration, for the sweep's permutation -------------------------------------------------
+
+    @property
+    def target_count(self) -> int:
+        """How many addresses are in scope (authorized, not blocklisted, special space excluded)."""
+        return self._targets.total
+
+    def target_at(self, index: int) -> str:
+        """The ``index``-th in-scope address (0 <= index < target_count), without materializing."""
+        return self._targets.address_at(index)
+
+
+async def open_guarded_socket(
+    scope: Scope, ip: str, port: int, *, timeout: float
+) -> socket.socket:
+    """A connected non-blocking TCP socket to ``ip:port`` (for ``asyncssh.connect(sock=...)``).
+
+    The scope check comes before the socket exists; the socket connects to the canonical form of
+    the checked address, so no other parser (``inet_aton`` accepting ``127.1``, a resolver) can
+    reinterpret it. Raises :class:`OutOfScopeError`, ``TimeoutError`` or ``OSError``.
+    """
+    scope.check(ip)
+    address = _parse_address(ip)
+    assert address is not None  # check() refused anything else
+    if not 0 < port < 65536:
+        raise ValueError(f"port {port} is not a TCP port")
+    family = socket.AF_INET if address.version == 4 else socket.AF_INET6
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setblocking(False)
+        async with asyncio.timeout(timeout):
+            await asyncio.get_running_loop().sock_connect(sock, (str(address), port))
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+async def open_guarded_connection(
+    scope: Scope, ip: str, port: int, *, timeout: float, limit: int = 2**16
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """Asyncio streams to ``ip:port`` through :func:`open_guarded_socket` (same checks).
+
+    ``limit`` is the stream reader's buffer cap, for probes that bound what a device may send.
+    """
+    sock = await open_guarded_socket(scope, ip, port, timeout=timeout)
+    try:
+        return await asyncio.open_connection(sock=sock, limit=limit)
+    except BaseException:
+        sock.close()
+        raise
+
+
+# -- loading ---------------------------------------------------------------------------------------
+
+
+def _load(path: Path) -> Scope:
+    origin = str(path)
+    try:
+        document = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ScopeError(f"{origin}: scope file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ScopeError(f"{origin}: cannot read scope file ({exc})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ScopeError(f"{origin}: not valid TOML ({exc})") from None
+    unknown = set(document) - _TOP_LEVEL_KEYS
+    if unknown:
+        raise ScopeError(f"{origin}: unknown top-level key(s) {', '.join(sorted(unknown))}")
+    entries = document.get("authorized")
+    if not isinstance(entries, list) or not entries:
+        raise ScopeError(f"{origin}: expected one or more [[authorized]] tables")
+    authorized = tuple(_entry(entry, index, origin) for index, entry in enumerate(entries, 1))
+    seen: dict[IPNetwork, int] = {}
+    for index, entry in enumerate(authorized, 1):
+        if entry.network in seen:
+            raise ScopeError(
+                f"{origin}: [[authorized]] #{index}: {entry.network} is already entry #{seen[entry.network]}"
+            )
+        seen[entry.network] = index
+    blocklist: tuple[IPNetwork, ...] = ()
+    blocklist_source = None
+    if "blocklist" in document:
+        if not isinstance(document["blocklist"], str):
+            raise ScopeError(f"{origin}: blocklist must be a path string")
+        blocklist_path = path.parent / document["blocklist"]
+        blocklist_source = str(blocklist_path)
+        blocklist = _read_blocklist(blocklist_path, origin)
+    warnings = tuple(_special_purpose_warnings(authorized, origin))
+    return Scope(origin, authorized, blocklist, blocklist_source, warnings)
+
+
+def _entry(entry: object, index: int, origin: str) -> AuthorizedRange:
+    where = f"{origin}: [[authorized]] #{index}"
+    if not isinstance(entry, dict):
+        raise ScopeError(f"{where}: expected a table")
+    unknown = set(entry) - _ENTRY_KEYS
+    if unknown:
+        raise ScopeError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
+    for key in ("cidr", "owner", "authorization"):
+        if key not in entry:
+            raise ScopeError(f"{where}: missing {key!r}")
+        if not isinstance(entry[key], str) or not entry[key].strip():
+            raise ScopeError(f"{where}: {key!r} must be a non-empty string")
+    special_purpose = entry.get("special_purpose", False)
+    if not isinstance(special_purpose, bool):
+        raise ScopeError(f"{where}: 'special_purpose' must be true or false")
+    cidr = entry["cidr"].strip()
+    try:
+        network = ipaddress.ip_network(cidr)
+    except ValueError as exc:
+        raise ScopeError(f"{where}: bad cidr {cidr!r} ({exc})") from None
+    if special_purpose and not any(network.subnet_of(net) for net in _same_family(network)):
+        raise ScopeError(
+            f"{where}: special_purpose = true is only accepted on a range inside one "
+            f"special-purpose block (RFC 6890), and {network} is not"
+        )
+    return AuthorizedRange(network, entry["owner"].strip(), entry["authorization"].strip(), special_purpose)
+
+
+def _read_blocklist(path: Path, origin: str) -> tuple[IPNetwork, ...]:
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        raise ScopeError(f"{origin}: blocklist file {path} not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ScopeError(f"{origin}: cannot read blocklist {path} ({exc})") from None
+    networks = []
+    for number, line in enumerate(lines, 1):
+        text = line.split("#", 1)[0].strip()
+        if not text:
+            continue
+        try:
+            # Host bits are tolerated here (unlike in authorized ranges): over-blocking is safe.
+            networks.append(ipaddress.ip_network(text, strict=False))
+        except ValueError:
+            raise ScopeError(f"{path}:{number}: not a CIDR or address: {text!r}") from None
+    return tuple(networks)
+
+
+def _special_purpose_warnings(authorized: tuple[AuthorizedRange, ...], origin: str) -> list[str]:
+    warnings = []
+    for entry in authorized:
+        if entry.special_purpose:
+            continue
+        overlapping = [net for net in _same_family(entry.network) if net.overlaps(entry.network)]
+        if overlapping:
+            shown = ", ".join(str(net) for net in overlapping[:4]) + (" ..." if len(overlapping) > 4 else "")
+            warnings.append(
+                f"{origin}: {entry.network} ({entry.owner}) overlaps special-purpose space "
+                f"({shown}); those addresses are excluded unless authorized with special_purpose = true"
+            )
+    return warnings
+
+
+def _same_family(network: IPNetwork) -> list[IPNetwork]:
+    return [net for net in SPECIAL_PURPOSE if net.version == network.version]
+
+
+def _parse_address(ip: str | IPAddress) -> IPAddress | None:
+    """The address ``ip`` denotes, IPv4-mapped IPv6 folded to IPv4 (it reaches the IPv4 host)."""
+    try:
+        address = ip if isinstance(ip, (ipaddress.IPv4Address, ipaddress.IPv6Address)) else ipaddress.ip_address(ip)
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.scope_id is not None:
+            return None  # a zone index names an interface, not a host: never in scope
+        if address.ipv4_mapped is not None:
+            return address.ipv4_mapped
+    return address
+
+
+# -- the in-scope address set as disjoint integer intervals ---------------------------------------
+
+Interval = tuple[int, int, int]  # (version, first, last) inclusive
+_AFTER_ANY = 1 << 129  # sorts after every ``last``, so bisect finds the interval starting at or before
+
+
+@dataclass(frozen=True)
+class _IntervalIndex:
+    """In-scope addresses as sorted disjoint intervals with cumulative counts: ``address_at`` is a
+    binary search, so a /8 or an IPv6 /64 costs a few intervals, not millions of addresses."""
+
+    intervals: tuple[Interval, ...]
+    starts: tuple[int, ...]  # cumulative count before each interval
+    total: int
+
+    @classmethod
+    def build(cls, scope: Scope) -> _IntervalIndex:
+        plain = _union([_interval(e.network) for e in scope.authorized if not e.special_purpose])
+        flagged = _union([_interval(e.network) for e in scope.authorized if e.special_purpose])
+        special = _union([_interval(net) for net in SPECIAL_PURPOSE])
+        allowed = _subtract(_union(_subtract(plain, special) + flagged), _union([_interval(n) for n in scope.blocklist]))
+        starts, total = [], 0
+        for _, first, last in allowed:
+            starts.append(total)
+            total += last - first + 1
+        return cls(tuple(allowed), tuple(starts), total)
+
+    def contains(self, address: IPAddress) -> bool:
+        slot = bisect.bisect_right(self.intervals, (address.version, int(address), _AFTER_ANY)) - 1
+        if slot < 0:
+            return False
+        version, first, last = self.intervals[slot]
+        return version == address.version and first <= int(address) <= last
+
+    def address_at(self, index: int) -> str:
+        if not 0 <= index < self.total:
+            raise IndexError(f"target index {index} outside 0..{self.total - 1}")
+        slot = bisect.bisect_right(self.starts, index) - 1
+        version, first, _ = self.intervals[slot]
+        value = first + index - self.starts[slot]
+        return str(ipaddress.IPv4Address(value) if version == 4 else ipaddress.IPv6Address(value))
+
+
+def _interval(network: IPNetwork) -> Interval:
+    return (network.version, int(network.network_address), int(network.broadcast_address))
+
+
+def _union(intervals: list[Interval]) -> list[Interval]:
+    merged: list[Interval] = []
+    for version, first, last in sorted(intervals):
+        if merged and merged[-1][0] == version and first <= merged[-1][2] + 1:
+            merged[-1] = (version, merged[-1][1], max(merged[-1][2], last))
+        else:
+            merged.append((version, first, last))
+    return merged
+
+
+def _subtract(keep: list[Interval], remove: list[Interval]) -> list[Interval]:
+    """``keep`` minus ``remove``; both sorted and disjoint (as :func:`_union` returns them)."""
+    result = []
+    for version, first, last in keep:
+        cursor = first
+        for r_version, r_first, r_last in remove:
+            if r_version != version or r_last < cursor or r_first > last:
+                continue
+            if r_first > cursor:
+                result.append((version, cursor, r_first - 1))
+            cursor = max(cursor, r_last + 1)
+            if cursor > last:
+                break
+        if cursor <= last:
+            result.append((version, cursor, last))
+    return result

@@ -1,0 +1,311 @@
+"""Scope: loading, the in-scope rule (against a brute-force oracle), enumeration, and the guard.
+
+Only 127.0.0.0/8 is ever contacted. Out-of-scope addresses anywhere in IPv4/IPv6 are handed to
+the guard with sockets forbidden by an audit hook, which proves the refusal happens before a
+socket exists (and would veto the packet if the guard were broken).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from iotscope.survey.scope import (
+    SPECIAL_PURPOSE,
+    AuthorizedRange,
+    OutOfScopeError,
+    Scope,
+    ScopeError,
+    open_guarded_connection,
+    open_guarded_socket,
+)
+from tests.survey.socket_audit import socket_audit
+
+LOOPBACK_SCOPE = """
+blocklist = "optout.txt"
+
+[[authorized]]
+cidr = "127.0.0.0/24"
+owner = "Loopback Lab"
+authorization = "test fixture"
+special_purpose = true
+
+[[authorized]]
+cidr = "198.51.100.0/24"
+owner = "Documentation ISP"
+authorization = "RFC 5737 example"
+special_purpose = true
+"""
+
+
+def write_scope(tmp_path: Path, text: str, blocklist: str | None = "127.0.0.128/25  # opt-out\n") -> Path:
+    if blocklist is not None:
+        (tmp_path / "optout.txt").write_text(blocklist)
+    path = tmp_path / "scope.toml"
+    path.write_text(text)
+    return path
+
+
+@pytest.fixture
+def loopback_scope(tmp_path: Path) -> Scope:
+    return Scope.load(write_scope(tmp_path, LOOPBACK_SCOPE))
+
+
+# -- loading ---------------------------------------------------------------------------------------
+
+
+def test_load_reads_ranges_blocklist_and_owners(loopback_scope: Scope) -> None:
+    assert [str(e.network) for e in loopback_scope.authorized] == ["127.0.0.0/24", "198.51.100.0/24"]
+    assert loopback_scope.owner_of("127.0.0.9") == "Loopback Lab"
+    assert loopback_scope.check("198.51.100.7").authorization == "RFC 5737 example"
+    assert [str(n) for n in loopback_scope.blocklist] == ["127.0.0.128/25"]
+    assert loopback_scope.target_count == 128 + 256
+    assert loopback_scope.warnings == ()
+
+
+@pytest.mark.parametrize(
+    ("text", "blocklist", "expected"),
+    [
+        ("[[authorized]\ncidr = 1", None, "not valid TOML"),
+        ("", None, "expected one or more [[authorized]] tables"),
+        ('[[authorized]]\ncidr = "192.0.2.0/24"\nowner = "x"\n', None, "#1: missing 'authorization'"),
+        ('[[authorized]]\ncidr = "300.1.2.0/24"\nowner = "x"\nauthorization = "y"\n', None, "#1: bad cidr '300.1.2.0/24'"),
+        ('[[authorized]]\ncidr = "8.8.8.8/24"\nowner = "x"\nauthorization = "y"\n', None, "has host bits set"),
+        ('[[authorized]]\ncidr = "8.8.8.0/24"\nowner = "x"\nauthorization = "y"\nspecial = true\n', None, "unknown key(s) special"),
+        ('[[authorized]]\ncidr = "0.0.0.0/0"\nowner = "x"\nauthorization = "y"\nspecial_purpose = true\n', None, "only accepted on a range inside one special-purpose block"),
+        ('[[authorized]]\ncidr = "8.8.8.0/24"\nowner = "x"\nauthorization = "y"\nspecial_purpose = "yes"\n', None, "must be true or false"),
+        ('[[authorized]]\ncidr = "8.8.8.0/24"\nowner = "x"\nauthorization = "y"\n[[authorized]]\ncidr = "8.8.8.0/24"\nowner = "z"\nauthorization = "y"\n', None, "#2: 8.8.8.0/24 is already entry #1"),
+        ('blocklist = "missing.txt"\n[[authorized]]\ncidr = "8.8.8.0/24"\nowner = "x"\nauthorization = "y"\n', None, "blocklist file"),
+        ('blocklist = "optout.txt"\n[[authorized]]\ncidr = "8.8.8.0/24"\nowner = "x"\nauthorization = "y"\n', "# ok\n8.8.8.1\nnot-an-ip\n", "optout.txt:3: not a CIDR or address: 'not-an-ip'"),
+        ('targets = 3\n[[authorized]]\ncidr = "8.8.8.0/24"\nowner = "x"\nauthorization = "y"\n', None, "unknown top-level key(s) targets"),
+    ],
+)
+def test_bad_scope_files_fail_with_one_line_naming_file_and_entry(
+    tmp_path: Path, text: str, blocklist: str | None, expected: str
+) -> None:
+    path = write_scope(tmp_path, text, blocklist)
+    with pytest.raises(ScopeError) as info:
+        Scope.load(path)
+    message = str(info.value)
+    assert expected in message
+    assert "\n" not in message
+    assert "scope.toml" in message or "optout.txt" in message
+
+
+def test_missing_scope_file(tmp_path: Path) -> None:
+    with pytest.raises(ScopeError, match="nope.toml: scope file not found"):
+        Scope.load(tmp_path / "nope.toml")
+
+
+def test_typo_range_never_authorizes_special_space_and_warns(tmp_path: Path) -> None:
+    scope = Scope.load(write_scope(tmp_path, '[[authorized]]\ncidr = "0.0.0.0/0"\nowner = "x"\nauthorization = "y"\n', None))
+    assert len(scope.warnings) == 1 and "0.0.0.0/0" in scope.warnings[0]
+    for ip in ("127.0.0.1", "10.1.2.3", "192.168.1.1", "169.254.0.1", "224.0.0.1", "255.255.255.255", "0.1.2.3"):
+        with pytest.raises(OutOfScopeError, match="special-purpose range .* special_purpose = true"):
+            scope.check(ip)
+    assert scope.is_allowed("8.8.8.8")
+    special_v4 = sum(n.num_addresses for n in ipaddress.collapse_addresses(V4_SPECIAL))
+    assert scope.target_count == 2**32 - special_v4
+
+
+def test_refusal_messages(loopback_scope: Scope) -> None:
+    with pytest.raises(OutOfScopeError, match=r"^refusing 8\.8\.8\.8: not in any authorized range of .*scope\.toml$"):
+        loopback_scope.check("8.8.8.8")
+    with pytest.raises(OutOfScopeError, match=r"^refusing 127\.0\.0\.200: blocklisted by 127\.0\.0\.128/25 in .*optout\.txt$"):
+        loopback_scope.check("127.0.0.200")
+    with pytest.raises(OutOfScopeError, match="needs an \\[\\[authorized\\]\\] entry"):
+        loopback_scope.check("127.0.1.1")
+
+
+@pytest.mark.parametrize("target", ["localhost", "127.1", "0x7f000001", "fe80::1%lo", "", "127.0.0.1:23"])
+def test_only_literal_addresses_are_accepted(loopback_scope: Scope, target: str) -> None:
+    with pytest.raises(OutOfScopeError, match="not an IP address"):
+        loopback_scope.check(target)
+
+
+def test_ipv4_mapped_ipv6_is_judged_as_the_ipv4_host_it_reaches(loopback_scope: Scope) -> None:
+    assert loopback_scope.is_allowed("::ffff:127.0.0.5")
+    assert not loopback_scope.is_allowed("::ffff:127.0.0.200")  # blocklisted as IPv4
+    assert not loopback_scope.is_allowed("::ffff:8.8.8.8")
+
+
+# -- the rule against a brute-force oracle ----------------------------------------------------------
+
+V4_SPECIAL = [n for n in SPECIAL_PURPOSE if n.version == 4]
+V6_SPECIAL = [n for n in SPECIAL_PURPOSE if n.version == 6]
+
+
+def networks(version: int, min_prefix: int = 0) -> st.SearchStrategy:
+    bits = 32 if version == 4 else 128
+    return st.builds(
+        lambda value, prefix: ipaddress.ip_network((value, prefix), strict=False),
+        st.integers(0, 2**bits - 1), st.integers(min_prefix, bits),
+    )
+
+
+def special_subnets(version: int) -> st.SearchStrategy:
+    blocks = V4_SPECIAL if version == 4 else V6_SPECIAL
+    return st.sampled_from(blocks).flatmap(
+        lambda block: st.builds(
+            lambda offset, extra: ipaddress.ip_network(
+                (int(block.network_address) + offset % block.num_addresses, min(block.max_prefixlen, block.prefixlen + extra)),
+                strict=False,
+            ),
+            st.integers(0, 2**128), st.integers(0, 16),
+        )
+    )
+
+
+@st.composite
+def scopes(draw: st.DrawFn, version: int = 4, min_prefix: int = 0) -> Scope:
+    plain = draw(st.lists(networks(version, min_prefix), min_size=1, max_size=4, unique=True))
+    flagged = draw(st.lists(special_subnets(version), max_size=2, unique=True))
+    flagged = [n for n in flagged if n not in plain and n.prefixlen >= min_prefix]
+    blocked = draw(st.lists(networks(version, min_prefix), max_size=3))
+    authorized = tuple(AuthorizedRange(n, f"owner-{n}", "test") for n in plain) + tuple(
+        AuthorizedRange(n, f"special-{n}", "test", special_purpose=True) for n in flagged
+    )
+    return Scope("scope.toml", authorized, tuple(blocked), "optout.txt")
+
+
+def oracle_allows(scope: Scope, address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    if any(address in n for n in scope.blocklist):
+        return False
+    covering = [e for e in scope.authorized if address in e.network]
+    if any(address in n for n in SPECIAL_PURPOSE):
+        return any(e.special_purpose for e in covering)
+    return bool(covering)
+
+
+def probe_addresses(scope: Scope, draw: st.DrawFn, version: int) -> list:
+    """Random addresses plus the edges of every range, where off-by-one bugs live."""
+    bits = 32 if version == 4 else 128
+    make = ipaddress.IPv4Address if version == 4 else ipaddress.IPv6Address
+    picks = [make(v) for v in draw(st.lists(st.integers(0, 2**bits - 1), min_size=5, max_size=20))]
+    for net in [e.network for e in scope.authorized] + list(scope.blocklist) + (V4_SPECIAL if version == 4 else V6_SPECIAL):
+        for value in (int(net.network_address) - 1, int(net.network_address), int(net.broadcast_address), int(net.broadcast_address) + 1):
+            if 0 <= value < 2**bits:
+                picks.append(make(value))
+    return picks
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.data(), version=st.sampled_from([4, 6]))
+def test_check_agrees_with_brute_force_oracle(data: st.DataObject, version: int) -> None:
+    scope = data.draw(scopes(version))
+    for address in probe_addresses(scope, data.draw, version):
+        expected = oracle_allows(scope, address)
+        assert scope.is_allowed(address) == expected, address
+        if expected:
+            entry = scope.check(str(address))
+            assert address in entry.network
+            assert entry.special_purpose or not any(address in n for n in SPECIAL_PURPOSE)
+        else:
+            with pytest.raises(OutOfScopeError):
+                scope.check(str(address))
+
+
+@settings(max_examples=100, deadline=None)
+@given(data=st.data(), version=st.sampled_from([4, 6]))
+def test_enumeration_is_exactly_the_allowed_set(data: st.DataObject, version: int) -> None:
+    bits = 32 if version == 4 else 128
+    scope = data.draw(scopes(version, min_prefix=bits - 10))
+    universe = {a for e in scope.authorized for a in e.network}
+    allowed = {a for a in universe if oracle_allows(scope, a)}
+    assert scope.target_count == len(allowed)
+    enumerated = [ipaddress.ip_address(scope.target_at(i)) for i in range(scope.target_count)]
+    assert set(enumerated) == allowed and len(enumerated) == len(allowed)
+    with pytest.raises(IndexError):
+        scope.target_at(scope.target_count)
+
+
+def test_enumeration_of_huge_ranges_is_lazy(tmp_path: Path) -> None:
+    scope = Scope.load(write_scope(tmp_path, '[[authorized]]\ncidr = "2400:cb00::/32"\nowner = "x"\nauthorization = "y"\n', None))
+    assert scope.target_count == 2**96
+    assert scope.target_at(2**96 - 1) == "2400:cb00:ffff:ffff:ffff:ffff:ffff:ffff"
+
+
+# -- the guard --------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def loop():
+    loop = asyncio.new_event_loop()
+    yield loop
+    loop.close()
+
+
+@st.composite
+def out_of_scope_targets(draw: st.DrawFn) -> str:
+    """Anywhere in IPv4/IPv6 (the audit hook vetoes any socket, so nothing can be sent)."""
+    return str(draw(st.one_of(
+        st.ip_addresses(v=4), st.ip_addresses(v=6),
+        st.integers(0x7F000080, 0x7F0000FF).map(ipaddress.IPv4Address),  # the blocklisted half
+        st.integers(0x7F000100, 0x7FFFFFFF).map(ipaddress.IPv4Address),  # loopback outside the range
+    )))
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(target=out_of_scope_targets(), port=st.integers(1, 65535), use_socket=st.booleans())
+def test_guard_refuses_before_any_socket_is_created(loopback_scope: Scope, loop, target: str, port: int, use_socket: bool) -> None:
+    if loopback_scope.is_allowed(target):
+        return  # the rare random draw inside 127.0.0.0/25 or 198.51.100.0/24
+    opener = open_guarded_socket if use_socket else open_guarded_connection
+    with socket_audit(forbid_sockets=True) as audit:
+        with pytest.raises(OutOfScopeError):
+            loop.run_until_complete(opener(loopback_scope, target, port, timeout=1.0))
+    assert audit.created == 0 and audit.connects == []
+
+
+async def _listen(host: str) -> tuple[asyncio.Server, int, list[str]]:
+    peers: list[str] = []
+
+    async def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peers.append(writer.get_extra_info("peername")[0])
+        writer.write(b"hello\n")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(on_connect, host, 0)
+    return server, server.sockets[0].getsockname()[1], peers
+
+
+def test_guard_connects_in_scope_and_never_to_blocklisted_listener(loopback_scope: Scope, loop) -> None:
+    async def scenario() -> tuple[list[str], list[str]]:
+        allowed, allowed_port, allowed_peers = await _listen("127.0.0.3")
+        blocked, blocked_port, blocked_peers = await _listen("127.0.0.130")
+        async with allowed, blocked:
+            reader, writer = await open_guarded_connection(loopback_scope, "127.0.0.3", allowed_port, timeout=2)
+            assert await reader.readline() == b"hello\n"
+            assert writer.get_extra_info("sockname")[0] == "127.0.0.1"
+            writer.close()
+            sock = await open_guarded_socket(loopback_scope, "127.0.0.3", allowed_port, timeout=2)
+            assert not sock.getblocking()
+            sock.close()
+            with pytest.raises(OutOfScopeError, match="blocklisted"):
+                await open_guarded_connection(loopback_scope, "127.0.0.130", blocked_port, timeout=2)
+            await asyncio.sleep(0.05)
+        return allowed_peers, blocked_peers
+
+    with socket_audit() as audit:
+        allowed_peers, blocked_peers = loop.run_until_complete(scenario())
+    assert len(allowed_peers) == 2 and blocked_peers == []
+    assert {host for host, _ in audit.connects} == {"127.0.0.3"}
+
+
+def test_guard_connection_errors_are_os_errors_not_refusals(loopback_scope: Scope, loop) -> None:
+    async def closed_port() -> None:
+        server = await asyncio.start_server(lambda r, w: None, "127.0.0.4", 0)
+        port = server.sockets[0].getsockname()[1]
+        server.close()
+        await server.wait_closed()
+        await open_guarded_connection(loopback_scope, "127.0.0.4", port, timeout=2)
+
+    with pytest.raises(ConnectionRefusedError):
+        loop.run_until_complete(closed_port())
+    assert not issubclass(OutOfScopeError, OSError)
