@@ -48,3 +48,9 @@ class CaptureStats:
     bytes_read: int = 0
     torn_tail_bytes: int = 0  # bytes of an incomplete last record (a torn file), 0 when whole
     warnings: list[str] = field(default_factory=list)
+
+
+# Re-exported last: the reader imports the contract classes above from this module.
+from iotscope.capture.reader import CaptureReader, open_capture  # noqa: E402
+
+__all__ = ["CaptureBlock", "CaptureError", "CaptureReader", "CaptureStats", "open_capture"]
