@@ -1,0 +1,102 @@
+"""The writer's files as tshark and dpkt read them, and what the writer refuses."""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import dpkt
+import numpy as np
+import pytest
+
+from iotscope.capture.writer import block_from_frames, write_pcap, write_pcapng
+
+from .tools import WTAP_ENCAP, frames_of, random_block, tshark_records
+
+
+def expected_records(block, resolution_us: int = 1) -> list[tuple[int, int, int, int]]:
+    ts = (block.ts_us // resolution_us) * resolution_us
+    return list(zip(ts.tolist(), block.wirelen.tolist(), block.caplen.tolist(),
+                    [WTAP_ENCAP[int(k)] for k in block.linktype]))
+
+
+@pytest.mark.parametrize("nanosecond", [False, True])
+@pytest.mark.parametrize("big_endian", [False, True])
+def test_pcap_as_tshark_and_dpkt_read_it(tmp_path: Path, nanosecond: bool, big_endian: bool) -> None:
+    block = random_block(50, seed=1)
+    path = tmp_path / "w.pcap"
+    write_pcap(path, block, nanosecond=nanosecond, big_endian=big_endian)
+    assert tshark_records(path) == expected_records(block)
+    with open(path, "rb") as f:
+        reader = dpkt.pcap.Reader(f)
+        assert reader.datalink() == 1 and reader.snaplen == 262144
+        read = list(reader)
+    assert [frame for _, frame in read] == frames_of(block)
+    assert [round(ts * 1_000_000) for ts, _ in read] == block.ts_us.tolist()
+
+
+def test_pcap_gzip_by_suffix_or_flag(tmp_path: Path) -> None:
+    block = random_block(20, seed=2)
+    write_pcap(tmp_path / "a.pcap.gz", block)
+    write_pcap(tmp_path / "b.pcap", block, compress=True)
+    write_pcap(tmp_path / "c.pcap.gz", block, compress=False)
+    plain = (tmp_path / "c.pcap.gz").read_bytes()
+    assert gzip.decompress((tmp_path / "a.pcap.gz").read_bytes()) == plain
+    assert gzip.decompress((tmp_path / "b.pcap").read_bytes()) == plain
+    assert tshark_records(tmp_path / "a.pcap.gz") == expected_records(block)
+
+
+def test_pcap_refuses_mixed_link_types_and_oversized_records(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="one link type"):
+        write_pcap(tmp_path / "x.pcap", random_block(10, linktypes=(1, 101)))
+    with pytest.raises(ValueError, match="exceeds snaplen"):
+        write_pcap(tmp_path / "x.pcap", random_block(10), snaplen=64)
+
+
+def test_pcap_empty_block_is_a_header_only_file(tmp_path: Path) -> None:
+    write_pcap(tmp_path / "e.pcap", block_from_frames([], [], 1))
+    assert (tmp_path / "e.pcap").stat().st_size == 24
+    assert tshark_records(tmp_path / "e.pcap") == []
+
+
+@pytest.mark.parametrize(("kwargs", "resolution_us"), [
+    ({}, 1),
+    ({"tsresol_exp10": 9, "big_endian": True}, 1),
+    ({"tsresol_exp10": 3}, 1000),
+    ({"tsresol_exp2": 20}, 1),
+])
+def test_pcapng_interfaces_and_resolutions_as_tshark_reads_them(tmp_path: Path, kwargs: dict,
+                                                               resolution_us: int) -> None:
+    block = random_block(60, seed=3, linktypes=(1, 101, 113))
+    path = tmp_path / "w.pcapng"
+    write_pcapng(path, block, **kwargs)
+    assert tshark_records(path) == expected_records(block, resolution_us)
+
+
+def test_pcapng_as_dpkt_reads_it(tmp_path: Path) -> None:
+    block = random_block(30, seed=4)
+    path = tmp_path / "w.pcapng"
+    write_pcapng(path, block)
+    with open(path, "rb") as f:
+        read = list(dpkt.pcapng.Reader(f))
+    assert [frame for _, frame in read] == frames_of(block)
+    assert [round(ts * 1_000_000) for ts, _ in read] == block.ts_us.tolist()
+
+
+def test_writer_handles_records_spread_over_many_output_pieces(tmp_path: Path, monkeypatch) -> None:
+    import iotscope.capture.writer as writer
+
+    monkeypatch.setattr(writer, "OUTPUT_PIECE_BYTES", 500)  # smaller than some records
+    block = random_block(40, seed=5)
+    write_pcapng(tmp_path / "p.pcapng", block)
+    monkeypatch.setattr(writer, "OUTPUT_PIECE_BYTES", 1 << 20)
+    write_pcapng(tmp_path / "q.pcapng", block)
+    assert (tmp_path / "p.pcapng").read_bytes() == (tmp_path / "q.pcapng").read_bytes()
+
+
+def test_block_from_frames_lays_frames_end_to_end() -> None:
+    block = block_from_frames([b"ab", b"", b"cde"], np.array([1, 2, 3]), 101, wirelen=[2, 0, 9])
+    assert block.offset.tolist() == [0, 2, 2]
+    assert block.caplen.tolist() == [2, 0, 3] and block.wirelen.tolist() == [2, 0, 9]
+    assert block.linktype.tolist() == [101, 101, 101]
+    assert frames_of(block) == [b"ab", b"", b"cde"]
