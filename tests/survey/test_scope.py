@@ -82,6 +82,7 @@ def test_load_reads_ranges_blocklist_and_owners(loopback_scope: Scope) -> None:
         ('[[authorized]]\ncidr = "8.8.8.0/24"\nowner = "x"\nauthorization = "y"\n[[authorized]]\ncidr = "8.8.8.0/24"\nowner = "z"\nauthorization = "y"\n', None, "#2: 8.8.8.0/24 is already entry #1"),
         ('blocklist = "missing.txt"\n[[authorized]]\ncidr = "8.8.8.0/24"\nowner = "x"\nauthorization = "y"\n', None, "blocklist file"),
         ('blocklist = "optout.txt"\n[[authorized]]\ncidr = "8.8.8.0/24"\nowner = "x"\nauthorization = "y"\n', "# ok\n8.8.8.1\nnot-an-ip\n", "optout.txt:3: not a CIDR or address: 'not-an-ip'"),
+        ('[[authorized]]\ncidr = "::ffff:8.8.8.0/120"\nowner = "x"\nauthorization = "y"\n', None, "IPv4-mapped IPv6; write the IPv4 range"),
         ('targets = 3\n[[authorized]]\ncidr = "8.8.8.0/24"\nowner = "x"\nauthorization = "y"\n', None, "unknown top-level key(s) targets"),
     ],
 )
@@ -134,22 +135,29 @@ def test_ipv4_mapped_ipv6_is_judged_as_the_ipv4_host_it_reaches(loopback_scope: 
     assert not loopback_scope.is_allowed("::ffff:8.8.8.8")
 
 
+def test_ipv4_mapped_blocklist_entries_block_the_ipv4_host(tmp_path: Path) -> None:
+    scope = Scope.load(write_scope(tmp_path, LOOPBACK_SCOPE, "::ffff:127.0.0.9\n"))
+    assert not scope.is_allowed("127.0.0.9") and scope.is_allowed("127.0.0.10")
+
+
 # -- the rule against a brute-force oracle ----------------------------------------------------------
 
 V4_SPECIAL = [n for n in SPECIAL_PURPOSE if n.version == 4]
 V6_SPECIAL = [n for n in SPECIAL_PURPOSE if n.version == 6]
+V6_MAPPED = ipaddress.IPv6Network("::ffff:0:0/96")
 
 
 def networks(version: int, min_prefix: int = 0) -> st.SearchStrategy:
     bits = 32 if version == 4 else 128
+    make = ipaddress.IPv4Network if version == 4 else ipaddress.IPv6Network
     return st.builds(
-        lambda value, prefix: ipaddress.ip_network((value, prefix), strict=False),
+        lambda value, prefix: make((value, prefix), strict=False),
         st.integers(0, 2**bits - 1), st.integers(min_prefix, bits),
     )
 
 
 def special_subnets(version: int) -> st.SearchStrategy:
-    blocks = V4_SPECIAL if version == 4 else V6_SPECIAL
+    blocks = V4_SPECIAL if version == 4 else [n for n in V6_SPECIAL if n != V6_MAPPED]  # mapped: refused by load
     return st.sampled_from(blocks).flatmap(
         lambda block: st.builds(
             lambda offset, extra: ipaddress.ip_network(
@@ -174,6 +182,8 @@ def scopes(draw: st.DrawFn, version: int = 4, min_prefix: int = 0) -> Scope:
 
 
 def oracle_allows(scope: Scope, address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    if address.version == 6 and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped  # it reaches the IPv4 host
     if any(address in n for n in scope.blocklist):
         return False
     covering = [e for e in scope.authorized if address in e.network]
@@ -203,7 +213,7 @@ def test_check_agrees_with_brute_force_oracle(data: st.DataObject, version: int)
         assert scope.is_allowed(address) == expected, address
         if expected:
             entry = scope.check(str(address))
-            assert address in entry.network
+            assert (address.ipv4_mapped if address.version == 6 and address.ipv4_mapped else address) in entry.network
             assert entry.special_purpose or not any(address in n for n in SPECIAL_PURPOSE)
         else:
             with pytest.raises(OutOfScopeError):
@@ -222,6 +232,8 @@ def test_enumeration_is_exactly_the_allowed_set(data: st.DataObject, version: in
     assert set(enumerated) == allowed and len(enumerated) == len(allowed)
     with pytest.raises(IndexError):
         scope.target_at(scope.target_count)
+    candidates = {ipaddress.ip_address(scope.authorized_at(i)) for i in range(scope.authorized_count)}
+    assert candidates == {a for a in universe if oracle_allows(scope.__class__(scope.source, scope.authorized), a)}
 
 
 def test_enumeration_of_huge_ranges_is_lazy(tmp_path: Path) -> None:

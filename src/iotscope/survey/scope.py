@@ -53,6 +53,7 @@ SPECIAL_PURPOSE: tuple[IPNetwork, ...] = tuple(
     )
 )
 
+_IPV4_MAPPED = ipaddress.IPv6Network("::ffff:0:0/96")
 _ENTRY_KEYS = {"cidr", "owner", "authorization", "special_purpose"}
 _TOP_LEVEL_KEYS = {"authorized", "blocklist"}
 
@@ -91,10 +92,14 @@ class Scope:
     blocklist_source: str | None = None
     #: Human-readable notes from loading (e.g. special-purpose space excluded from a range).
     warnings: tuple[str, ...] = ()
+    _candidates: _IntervalIndex = field(init=False, repr=False, compare=False)
     _targets: _IntervalIndex = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "_targets", _IntervalIndex.build(self))
+        candidates = _authorized_intervals(self.authorized)
+        blocked = _union([_interval(net) for net in self.blocklist])
+        object.__setattr__(self, "_candidates", _IntervalIndex.build(candidates))
+        object.__setattr__(self, "_targets", _IntervalIndex.build(_subtract(candidates, blocked)))
 
     @classmethod
     def load(cls, path: str | Path) -> Scope:
@@ -149,6 +154,20 @@ class Scope:
     def target_at(self, index: int) -> str:
         """The ``index``-th in-scope address (0 <= index < target_count), without materializing."""
         return self._targets.address_at(index)
+
+    @property
+    def authorized_count(self) -> int:
+        """Authorized addresses before the blocklist is applied (special-purpose rule applied).
+
+        This index space depends only on the ``[[authorized]]`` entries, so a resumable sweep can
+        walk it while opt-outs keep arriving: blocklisted addresses are skipped at dispatch (and
+        refused again by the guard), and the positions of everything else stay valid.
+        """
+        return self._candidates.total
+
+    def authorized_at(self, index: int) -> str:
+        """The ``index``-th address of :attr:`authorized_count`'s index space."""
+        return self._candidates.address_at(index)
 
 
 async def open_guarded_socket(
@@ -251,6 +270,8 @@ def _entry(entry: object, index: int, origin: str) -> AuthorizedRange:
         network = ipaddress.ip_network(cidr)
     except ValueError as exc:
         raise ScopeError(f"{where}: bad cidr {cidr!r} ({exc})") from None
+    if network.version == 6 and network.subnet_of(_IPV4_MAPPED):
+        raise ScopeError(f"{where}: {network} is IPv4-mapped IPv6; write the IPv4 range instead")
     if special_purpose and not any(network.subnet_of(net) for net in _same_family(network)):
         raise ScopeError(
             f"{where}: special_purpose = true is only accepted on a range inside one "
@@ -273,7 +294,7 @@ def _read_blocklist(path: Path, origin: str) -> tuple[IPNetwork, ...]:
             continue
         try:
             # Host bits are tolerated here (unlike in authorized ranges): over-blocking is safe.
-            networks.append(ipaddress.ip_network(text, strict=False))
+            networks.append(_fold_mapped(ipaddress.ip_network(text, strict=False)))
         except ValueError:
             raise ScopeError(f"{path}:{number}: not a CIDR or address: {text!r}") from None
     return tuple(networks)
@@ -292,6 +313,13 @@ def _special_purpose_warnings(authorized: tuple[AuthorizedRange, ...], origin: s
                 f"({shown}); those addresses are excluded unless authorized with special_purpose = true"
             )
     return warnings
+
+
+def _fold_mapped(network: IPNetwork) -> IPNetwork:
+    """An IPv4-mapped IPv6 network as the IPv4 network it denotes (checks fold addresses too)."""
+    if network.version == 6 and network.subnet_of(_IPV4_MAPPED):
+        return ipaddress.IPv4Network((int(network.network_address) & 0xFFFFFFFF, network.prefixlen - 96))
+    return network
 
 
 def _same_family(network: IPNetwork) -> list[IPNetwork]:
@@ -328,11 +356,7 @@ class _IntervalIndex:
     total: int
 
     @classmethod
-    def build(cls, scope: Scope) -> _IntervalIndex:
-        plain = _union([_interval(e.network) for e in scope.authorized if not e.special_purpose])
-        flagged = _union([_interval(e.network) for e in scope.authorized if e.special_purpose])
-        special = _union([_interval(net) for net in SPECIAL_PURPOSE])
-        allowed = _subtract(_union(_subtract(plain, special) + flagged), _union([_interval(n) for n in scope.blocklist]))
+    def build(cls, allowed: list[Interval]) -> _IntervalIndex:
         starts, total = [], 0
         for _, first, last in allowed:
             starts.append(total)
@@ -353,6 +377,14 @@ class _IntervalIndex:
         version, first, _ = self.intervals[slot]
         value = first + index - self.starts[slot]
         return str(ipaddress.IPv4Address(value) if version == 4 else ipaddress.IPv6Address(value))
+
+
+def _authorized_intervals(authorized: tuple[AuthorizedRange, ...]) -> list[Interval]:
+    """Authorized space minus special-purpose blocks, plus what flagged entries add back."""
+    plain = _union([_interval(e.network) for e in authorized if not e.special_purpose])
+    flagged = _union([_interval(e.network) for e in authorized if e.special_purpose])
+    special = _union([_interval(net) for net in SPECIAL_PURPOSE])
+    return _union(_subtract(plain, special) + flagged)
 
 
 def _interval(network: IPNetwork) -> Interval:
