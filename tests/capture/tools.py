@@ -60,21 +60,24 @@ def assert_same_records(path: Path, expected: CaptureBlock, **kwargs: int) -> Ca
     return stats
 
 
-def tshark_records(path: Path) -> list[tuple[int, int, int, int]]:
+def tshark_records(path: Path) -> list[tuple[int | None, int, int, int | None]]:
     """tshark's (µs timestamp, wire length, captured length, wiretap encapsulation) per frame.
 
-    The timestamp is floored to µs from tshark's nanosecond text, like the reader does.
+    The timestamp is floored to µs from tshark's nanosecond text, like the reader does. It is None
+    where tshark has none (simple packet blocks); the encapsulation is None for the non-packet
+    records tshark also lists (pcapng custom blocks).
     """
     out = subprocess.run(
         ["tshark", "-n", "-r", str(path), "-T", "fields", "-e", "frame.time_epoch", "-e", "frame.len",
          "-e", "frame.cap_len", "-e", "frame.encap_type"],
         capture_output=True, text=True, timeout=60,
     ).stdout
-    records = []
+    records: list[tuple[int | None, int, int, int | None]] = []
     for line in out.splitlines():
         epoch, wire, cap, encap = line.split("\t")
         seconds, _, fraction = epoch.partition(".")
-        records.append((int(seconds) * 1_000_000 + int((fraction + "000000")[:6]), int(wire), int(cap), int(encap)))
+        ts = int(seconds) * 1_000_000 + int((fraction + "000000")[:6]) if epoch else None
+        records.append((ts, int(wire), int(cap), int(encap) if encap else None))
     return records
 
 

@@ -1,0 +1,163 @@
+"""pcapng files built block by block (independently of the writer): SPB, skipped block types,
+several sections in both byte orders, if_tsresol forms, if_tsoffset, obsolete PB, damage."""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+import pytest
+
+from iotscope.capture import CaptureError, open_capture
+
+from .tools import read_capture, reader_records, tshark_records
+
+FRAME_A = bytes(range(60))
+FRAME_B = bytes(range(100, 171))  # 71 bytes: needs padding
+
+
+def block(order: str, block_type: int, body: bytes) -> bytes:
+    body += b"\0" * (-len(body) % 4)
+    length = struct.pack(order + "I", 12 + len(body))
+    return struct.pack(order + "I", block_type) + length + body + length
+
+
+def option(order: str, code: int, value: bytes) -> bytes:
+    return struct.pack(order + "HH", code, len(value)) + value + b"\0" * (-len(value) % 4)
+
+
+def shb(order: str = "<") -> bytes:
+    return block(order, 0x0A0D0D0A, struct.pack(order + "IHHq", 0x1A2B3C4D, 1, 0, -1))
+
+
+def idb(order: str, linktype: int, snaplen: int = 0, tsresol: int | None = None, tsoffset: int | None = None) -> bytes:
+    options = b""
+    if tsresol is not None:
+        options += option(order, 9, bytes([tsresol]))
+    if tsoffset is not None:
+        options += option(order, 14, struct.pack(order + "q", tsoffset))
+    if options:
+        options += struct.pack(order + "HH", 0, 0)
+    return block(order, 1, struct.pack(order + "HHI", linktype, 0, snaplen) + options)
+
+
+def epb(order: str, interface: int, units: int, frame: bytes, wirelen: int | None = None) -> bytes:
+    header = struct.pack(order + "IIIII", interface, units >> 32, units & 0xFFFFFFFF, len(frame),
+                         len(frame) if wirelen is None else wirelen)
+    return block(order, 6, header + frame)
+
+
+def spb(order: str, frame: bytes, wirelen: int | None = None) -> bytes:
+    return block(order, 3, struct.pack(order + "I", len(frame) if wirelen is None else wirelen) + frame)
+
+
+def legacy_pb(order: str, interface: int, units: int, frame: bytes) -> bytes:
+    return block(order, 2, struct.pack(order + "HHIIII", interface, 0, units >> 32, units & 0xFFFFFFFF,
+                                       len(frame), len(frame)) + frame)
+
+
+SECOND = 1_700_000_000
+
+
+@pytest.fixture
+def mixed(tmp_path: Path) -> Path:
+    """Two sections (little then big endian), three interfaces, skipped blocks, SPB, legacy PB."""
+    le, be = "<", ">"
+    parts = [
+        shb(le),
+        idb(le, 1, snaplen=64),                       # interface 0: Ethernet, snaplen 64, µs
+        block(le, 4, option(le, 1, b"\x7f\x00\x00\x01name\0") + bytes(4)),  # NRB: skipped
+        idb(le, 101, tsresol=9),                      # interface 1: raw IP, ns
+        epb(le, 0, SECOND * 10**6 + 5, FRAME_A),
+        epb(le, 1, SECOND * 10**9 + 123_456_789, FRAME_B, wirelen=1500),
+        block(le, 5, struct.pack("<III", 0, 0, 0)),  # ISB: skipped
+        spb(le, FRAME_B[:64], wirelen=1400),          # cut to interface 0's snaplen
+        block(le, 0x40000BAD, b"custom block, copy me"),  # custom block: skipped
+        block(le, 10, struct.pack("<II", 0x544C534B, 8) + b"secrets\n"),  # DSB: skipped
+        shb(be),                                      # new section: interfaces forgotten
+        idb(be, 113, tsresol=0x80 | 10, tsoffset=100),  # SLL, 2^-10 s units, +100 s
+        legacy_pb(be, 0, (SECOND << 10) + 512, FRAME_A),
+        epb(be, 0, (SECOND << 10) + 1023, FRAME_B),
+    ]
+    path = tmp_path / "mixed.pcapng"
+    path.write_bytes(b"".join(parts))
+    return path
+
+
+EXPECTED = [
+    # (ts_us, wirelen, caplen, linktype, frame)
+    (SECOND * 10**6 + 5, 60, 60, 1, FRAME_A),
+    (SECOND * 10**6 + 123_456, 1500, 71, 101, FRAME_B),
+    (SECOND * 10**6 + 123_456, 1400, 64, 1, FRAME_B[:64]),  # SPB: previous packet's time
+    ((SECOND + 100) * 10**6 + 500_000, 60, 60, 113, FRAME_A),
+    ((SECOND + 100) * 10**6 + 999_023, 71, 71, 113, FRAME_B),  # 1023/1024 s floored to µs
+]
+
+
+@pytest.mark.parametrize("block_bytes", [32 << 20, 64, 1000])
+def test_mixed_file_reads_every_packet(mixed: Path, block_bytes: int) -> None:
+    got, frames, stats, _ = read_capture(mixed, block_bytes=block_bytes)
+    rows = list(zip(got["ts_us"].tolist(), got["wirelen"].tolist(), got["caplen"].tolist(),
+                    got["linktype"].tolist(), frames))
+    assert rows == EXPECTED
+    assert (stats.format, stats.records, stats.warnings, stats.torn_tail_bytes) == ("pcapng", 5, [], 0)
+    assert stats.bytes_read == mixed.stat().st_size
+
+
+def test_mixed_file_agrees_with_tshark(mixed: Path) -> None:
+    theirs = [r for r in tshark_records(mixed) if r[3] is not None]  # tshark also lists the custom block
+    ours = reader_records(mixed)
+    assert [r[1:] for r in ours] == [r[1:] for r in theirs]
+    # tshark leaves the simple packet block without a time; everywhere else the times agree.
+    assert [(o[0], t[0]) for o, t in zip(ours, theirs) if t[0] is None] == [(EXPECTED[2][0], None)]
+    assert [o[0] for o, t in zip(ours, theirs) if t[0] is not None] == [t[0] for t in theirs if t[0] is not None]
+
+
+def test_packet_for_an_undefined_interface_stops_with_a_warning(tmp_path: Path) -> None:
+    path = tmp_path / "undefined.pcapng"
+    path.write_bytes(shb() + idb("<", 1) + epb("<", 0, 5, FRAME_A) + epb("<", 3, 6, FRAME_A)
+                     + epb("<", 0, 7, FRAME_A))
+    _, frames, stats, _ = read_capture(path)
+    assert frames == [FRAME_A]
+    assert stats.warnings == [f"{path}: corrupt record at byte {28 + 20 + 92} after 1 whole records"
+                              " (packet for undefined interface 3); stopped reading there"]
+
+
+def test_simple_packet_before_any_interface_stops_with_a_warning(tmp_path: Path) -> None:
+    path = tmp_path / "spb.pcapng"
+    path.write_bytes(shb() + spb("<", FRAME_A))
+    _, frames, stats, _ = read_capture(path)
+    assert frames == [] and "simple packet block before any interface description" in stats.warnings[0]
+
+
+def test_mismatched_block_trailer_stops_with_a_warning(tmp_path: Path) -> None:
+    damaged = bytearray(epb("<", 0, 6, FRAME_A))
+    damaged[-4:] = struct.pack("<I", 44)
+    path = tmp_path / "trailer.pcapng"
+    path.write_bytes(shb() + idb("<", 1) + epb("<", 0, 5, FRAME_A) + bytes(damaged))
+    _, frames, stats, _ = read_capture(path)
+    assert frames == [FRAME_A] and "block trailer says length 44" in stats.warnings[0]
+
+
+def test_bad_second_section_header_stops_with_a_warning(tmp_path: Path) -> None:
+    bad = bytearray(shb())
+    bad[8:12] = b"\0\0\0\0"
+    path = tmp_path / "section.pcapng"
+    path.write_bytes(shb() + idb("<", 1) + epb("<", 0, 5, FRAME_A) + bytes(bad) + epb("<", 0, 6, FRAME_A))
+    _, frames, stats, _ = read_capture(path)
+    assert frames == [FRAME_A] and "invalid byte-order magic" in stats.warnings[0]
+
+
+def test_torn_second_section_header_is_a_torn_tail(tmp_path: Path) -> None:
+    path = tmp_path / "torn.pcapng"
+    path.write_bytes(shb() + idb("<", 1) + epb("<", 0, 5, FRAME_A) + shb(">")[:10])
+    _, frames, stats, _ = read_capture(path)
+    assert frames == [FRAME_A] and stats.torn_tail_bytes == 10
+    assert stats.warnings == [f"{path}: last record torn after 1 whole records (10 bytes dropped)"]
+
+
+def test_first_section_header_with_bad_length_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "len.pcapng"
+    path.write_bytes(b"\x0a\x0d\x0d\x0a" + struct.pack("<I", 30) + b"\x4d\x3c\x2b\x1a" + bytes(20))
+    with pytest.raises(CaptureError, match="section header with invalid length 30"):
+        open_capture(path)
