@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from iotscope.capture import CaptureError, open_capture
 from iotscope.capture.writer import block_from_frames, write_pcap, write_pcapng
@@ -201,3 +203,43 @@ def test_position_reports_file_bytes_for_progress(tmp_path: Path) -> None:
     with open_capture(path, block_bytes=1024) as reader:
         seen = [reader.position for _ in reader.blocks()]
     assert seen == sorted(seen) and seen[-1] == path.stat().st_size
+
+
+@pytest.mark.parametrize("writer", [write_pcap, write_pcapng])
+def test_every_cut_point_keeps_exactly_the_whole_records(tmp_path: Path, writer) -> None:
+    block = random_block(6, seed=18)
+    path = tmp_path / "whole.cap"
+    writer(path, block)
+    whole = path.read_bytes()
+    header = 24 if writer is write_pcap else 28 + 20
+    ends = header + np.cumsum(block.caplen.astype(int) + 16 if writer is write_pcap
+                              else 32 + ((block.caplen.astype(int) + 3) & ~3))
+    cut_path = tmp_path / "cut.cap"
+    for cut in range(header, len(whole) + 1):
+        cut_path.write_bytes(whole[:cut])
+        _, frames, stats, _ = read_capture(cut_path, block_bytes=64)
+        whole_records = int(np.searchsorted(ends, cut, side="right"))
+        assert len(frames) == whole_records
+        assert stats.torn_tail_bytes == cut - (ends[whole_records - 1] if whole_records else header)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(damage=st.lists(st.tuples(st.integers(0, 10_000), st.integers(0, 255)), min_size=1, max_size=8),
+       pcapng=st.booleans(), block_bytes=st.sampled_from([64, 1000, 1 << 20]))
+def test_damage_anywhere_never_raises_once_open(tmp_path: Path, damage, pcapng: bool, block_bytes: int) -> None:
+    """Random byte damage: either refused at open with CaptureError, or read without an exception,
+    every record inside its block's buffer."""
+    path = tmp_path / "damaged.cap"
+    (write_pcapng if pcapng else write_pcap)(path, random_block(40, seed=19, linktypes=(1, 101) if pcapng else (1,)))
+    data = bytearray(path.read_bytes())
+    for where, value in damage:
+        data[where % len(data)] = value
+    path.write_bytes(bytes(data))
+    try:
+        reader = open_capture(path, block_bytes=block_bytes)
+    except CaptureError as exc:
+        assert "\n" not in str(exc)
+        return
+    with reader:
+        for block in reader.blocks():
+            assert (block.offset >= 0).all() and (block.offset + block.caplen <= len(block.data)).all()
