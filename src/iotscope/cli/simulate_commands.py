@@ -1,0 +1,63 @@
+"""CLI commands of the simulate half: synthetic darknet traffic (and, later, the emulated device fleet)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from iotscope.cli.common import console, fail
+
+
+def _parse_start(text: str | None) -> datetime | None:
+    """An ISO 8601 time; without a zone it means UTC."""
+    if text is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        fail(f"--start is not an ISO 8601 time: {text!r} (example: 2016-09-01T00:00:00Z)")
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def simulate(
+    out: Path = typer.Option(..., "--out", help="Capture to write: .pcap or .pcapng, optionally .gz."),
+    packets: int = typer.Option(1_000_000, "--packets", help="Total packets in the capture."),
+    hours: float = typer.Option(1.0, "--hours", help="Time span of the capture."),
+    seed: int = typer.Option(0, "--seed", help="Random seed; the same settings give the same file."),
+    darknet: str = typer.Option("198.18.0.0/15", "--darknet", help="Darknet prefix the traffic is sent to."),
+    outbreak: bool = typer.Option(False, "--outbreak/--no-outbreak",
+                                  help="Mirai infections grow during the run (2323/TCP sources rise)."),
+    start: str | None = typer.Option(None, "--start", help="Start time, ISO 8601 (default 2016-09-01T00:00Z)."),
+) -> None:
+    """Write realistic darknet traffic (Mirai, scanners, worms, backscatter, probes, noise) and its ground truth."""
+    from iotscope.simulate.darknet import DEFAULT_START, DarknetConfig, SimulationError, simulate_darknet
+
+    config = DarknetConfig(packets=packets, hours=hours, seed=seed, darknet=darknet, outbreak=outbreak,
+                           start=_parse_start(start) or DEFAULT_START)
+    try:
+        config.validate()
+        with Progress(TextColumn("simulating"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                      console=console, transient=True) as bar:
+            task = bar.add_task("simulate", total=max(packets, 1))
+            result = simulate_darknet(config, out, progress=lambda done: bar.update(task, completed=done))
+    except (SimulationError, OSError) as exc:
+        fail(str(exc))
+    table = Table(title=f"{result.path} ({result.file_bytes / 1e6:,.1f} MB)", title_justify="left")
+    for column in ("kind", "sources", "packets", "share"):
+        table.add_column(column, justify="left" if column == "kind" else "right")
+    for kind, count in result.packets_by_kind.items():
+        table.add_row(kind, f"{result.sources_by_kind.get(kind, 0):,}", f"{count:,}",
+                      f"{count / max(result.packets, 1):.1%}")
+    table.add_row("total", f"{sum(result.sources_by_kind.values()):,}", f"{result.packets:,}", "100.0%")
+    console.print(table)
+    console.print(f"{result.packets:,} packets in {result.seconds:.2f} s "
+                  f"({result.packets / max(result.seconds, 1e-9):,.0f} packets/s); ground truth: {result.truth_path}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add this module's commands to the main app."""
+    app.command("simulate")(simulate)
