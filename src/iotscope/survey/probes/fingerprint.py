@@ -1,0 +1,73 @@
+"""A vendor/software guess from what a device says about itself (banners, prompts, headers).
+
+The guess goes into findings so that step (3) of the framework, asking makers for
+countermeasures, knows whom to ask. Rules are ordered: device makers first, then the embedded
+software they ship (many IoT devices only reveal the latter); up to two distinct matches are
+joined, e.g. "Hikvision / lighttpd 1.4.35".
+"""
+
+from __future__ import annotations
+
+import re
+
+_RULES: list[tuple[re.Pattern[str], str]] = [
+    (re.compile(p, re.IGNORECASE), name)
+    for p, name in [
+        # Device makers and firmware families.
+        (r"hikvision|DVRDVS-Webs|DNVRS-Webs|App-webs/|Hikvision-Webs", "Hikvision"),
+        (r"dahua|\bDH_?(?:IPC|NVR|DVR)\b", "Dahua"),
+        (r"uc-httpd|xiongmai|\bXMeye\b|NETSurveillance", "Xiongmai"),
+        (r"\bZTE\b|ZXHN|ZXV10", "ZTE"),
+        (r"huawei|HG532|HG8245|EchoLife", "Huawei"),
+        (r"TP-?LINK", "TP-Link"),
+        (r"D-?Link|\bDIR-\d+", "D-Link"),
+        (r"mikrotik|RouterOS", "MikroTik"),
+        (r"ubiquiti|\bUBNT\b|airOS|UniFi", "Ubiquiti"),
+        (r"netgear", "Netgear"),
+        (r"zyxel", "ZyXEL"),
+        (r"AV-TECH|Avtech", "Avtech"),
+        (r"Netwave IP Camera", "Netwave"),
+        (r"\bAXIS\b", "Axis"),
+        (r"raspbian|raspberry ?pi", "Raspberry Pi"),
+        (r"OpenWrt", "OpenWrt"),
+        (r"DD-WRT", "DD-WRT"),
+        (r"Realtek", "Realtek SDK"),
+        # Embedded software.
+        (r"BusyBox v?(\d+(?:\.\d+)+)", "BusyBox {0}"),
+        (r"BusyBox", "BusyBox"),
+        (r"SSH-[\d.]+-dropbear_?(\d[\d.]*)?", "dropbear {0}"),
+        (r"SSH-[\d.]+-OpenSSH_(\d[\w.]*)", "OpenSSH {0}"),
+        (r"SSH-[\d.]+-(?!dropbear|OpenSSH)(\S+)", "SSH {0}"),
+        (r"GoAhead", "GoAhead"),
+        (r"lighttpd/?([\d.]+)?", "lighttpd {0}"),
+        (r"\bBoa/([\d.]+\w*)", "Boa {0}"),
+        (r"mini_httpd|micro_httpd|thttpd|uhttpd", "small httpd"),
+        (r"RomPager/([\d.]+)", "RomPager {0}"),
+        (r"Mbedthis-Appweb|Appweb", "Appweb"),
+        (r"vsFTPd ?([\d.]+)?", "vsFTPd {0}"),
+        (r"ProFTPD ?([\d.]+)?", "ProFTPD {0}"),
+        (r"Pure-FTPd", "Pure-FTPd"),
+        (r"nginx/?([\d.]+)?", "nginx {0}"),
+        (r"Apache/?([\d.]+)?", "Apache {0}"),
+    ]
+]
+
+
+def guess_device(*texts: str | None) -> str | None:
+    """Up to two distinct vendor/software names found in ``texts``, or None when nothing is known."""
+    text = " ".join(t for t in texts if t)
+    if not text:
+        return None
+    found: list[str] = []
+    for pattern, name in _RULES:
+        match = pattern.search(text)
+        if not match:
+            continue
+        version = next((g for g in match.groups() if g), "")
+        label = name.format(version).strip()
+        family = label.split(" ")[0]
+        if all(not f.startswith(family) for f in found):
+            found.append(label)
+        if len(found) == 2:
+            break
+    return " / ".join(found) or None

@@ -1,0 +1,63 @@
+"""Which service listens on a port, from its handshake, never from the port number.
+
+Telnet devices open with option negotiation (IAC, 0xFF) or a login prompt, SSH servers with
+"SSH-", FTP servers with a 220 greeting; HTTP servers say nothing until asked, so a silent port
+gets one HEAD request. Anything else (SMTP's 220 ESMTP, garbage, silence) is None: not probed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+
+from iotscope.survey.probes.limits import ProbeLimits
+from iotscope.survey.probes.outcome import ProbeRecord
+from iotscope.survey.probes.stream import open_device
+from iotscope.survey.probes.telnet import IAC, Prompt, classify_tail
+from iotscope.survey.scope import OutOfScopeError, Scope
+
+_FTP_GREETING = re.compile(rb"^220[ -]")
+_TELNET_WORDS = re.compile(rb"login|user ?name|password|busybox", re.IGNORECASE)
+
+
+def service_from_greeting(greeting: bytes) -> str | None:
+    """The protocol a device's first words belong to, or None when they name none we probe."""
+    if greeting.startswith(bytes((IAC,))):
+        return "telnet"
+    if greeting.startswith(b"SSH-"):
+        return "ssh"
+    if _FTP_GREETING.match(greeting):
+        return None if b"SMTP" in greeting.upper() else "ftp"
+    if greeting.startswith(b"HTTP/"):
+        return "http"
+    text = greeting.decode("latin-1")
+    if _TELNET_WORDS.search(greeting) or classify_tail(text) in (Prompt.LOGIN, Prompt.PASSWORD, Prompt.SHELL):
+        return "telnet"  # a telnet service that skips negotiation (or a raw shell)
+    return None
+
+
+async def identify_service(scope: Scope, ip: str, port: int, limits: ProbeLimits) -> str | None:
+    """"telnet", "ssh", "ftp", "http" or None (unknown, hostile or unreachable) for ``ip:port``.
+
+    Bounded by connect_timeout + greeting_timeout + read_timeout; only a scope refusal raises.
+    """
+    scope.check(ip)
+    budget = limits.connect_timeout + limits.greeting_timeout + limits.read_timeout
+    try:
+        async with asyncio.timeout(budget):
+            return await _identify(scope, ip, port, limits)
+    except OutOfScopeError:
+        raise
+    except Exception:  # noqa: BLE001 - unreachable, silent, hostile: all mean "nothing to probe"
+        return None
+
+
+async def _identify(scope: Scope, ip: str, port: int, limits: ProbeLimits) -> str | None:
+    async with open_device(scope, ip, port, limits, ProbeRecord("identify")) as stream:
+        greeting = await stream.quiet_for(limits.greeting_timeout)
+        if greeting or stream.eof:
+            return service_from_greeting(greeting) if greeting else None
+        host = f"[{ip}]" if ":" in ip else ip
+        await stream.send(f"HEAD / HTTP/1.0\r\nHost: {host}:{port}\r\n\r\n".encode("latin-1"))
+        reply = await stream.quiet_for(limits.read_timeout)
+        return "http" if reply.startswith(b"HTTP/") else None

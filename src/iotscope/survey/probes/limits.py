@@ -1,0 +1,47 @@
+"""How much time, data and how many login attempts one device may cost the survey.
+
+Every read the probes make is bounded twice: by ``read_timeout`` for the reply it waits for
+(a whole reply, not the gap between bytes, so a tarpit dripping one byte a second still ends) and
+by ``max_bytes`` (so a 10 MB banner or a stream of garbage ends too). ``deadline`` bounds the
+whole probe of one device. ``max_attempts`` and ``attempt_delay`` keep the survey from locking
+accounts or loading the device: NOTICE tried about 100 ID/password pairs per device, slowly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeLimits:
+    #: Seconds to establish one TCP connection.
+    connect_timeout: float = 3.0
+    #: Seconds to wait for one expected reply (a prompt, a status line), whole reply included.
+    #: Above 3 s because login(1) waits FAIL_DELAY (3 s) before saying "Login incorrect".
+    read_timeout: float = 5.0
+    #: Seconds for the whole probe of one service on one device.
+    deadline: float = 120.0
+    #: Bytes read for one reply before the device is declared hostile.
+    max_bytes: int = 64 * 1024
+    #: Login attempts (credential pairs tried) per service on one device; the default covers the
+    #: built-in list once. Lower it for device populations with lockout after few failures.
+    max_attempts: int = 100
+    #: Seconds between two login attempts on one device.
+    attempt_delay: float = 0.1
+    #: Telnet option commands accepted before negotiation is declared endless.
+    max_negotiation_rounds: int = 64
+    #: Seconds of silence after a prompt-looking tail that confirm it is the prompt (devices stop
+    #: talking when they wait for input; text that goes on was only a line that looked like one).
+    prompt_settle: float = 0.05
+    #: Seconds to wait for a greeting when identifying a service (HTTP servers say nothing first).
+    greeting_timeout: float = 1.5
+
+    def __post_init__(self) -> None:
+        for name in ("connect_timeout", "read_timeout", "deadline", "greeting_timeout"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"probe limit {name} must be positive")
+        for name in ("max_bytes", "max_attempts", "max_negotiation_rounds"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"probe limit {name} must be at least 1")
+        if self.attempt_delay < 0 or self.prompt_settle < 0:
+            raise ValueError("probe delays must not be negative")

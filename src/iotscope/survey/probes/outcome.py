@@ -1,0 +1,108 @@
+"""What a probe reports, and the one place that turns a misbehaving device into an error result.
+
+A probe body raises :class:`ProbeFailure` (or lets a timeout, a socket error or a protocol error
+escape); :func:`run_probe` converts all of that into ``status="error"`` within the deadline, so a
+hostile device can never crash or stall the survey. Scope refusals are the exception: they
+propagate, because contacting an unauthorized target is a bug to stop on, not a device to log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Awaitable
+from dataclasses import dataclass
+from typing import Literal
+
+from iotscope.survey.probes.fingerprint import guess_device
+from iotscope.survey.probes.limits import ProbeLimits
+from iotscope.survey.scope import OutOfScopeError
+
+ProbeStatus = Literal["vulnerable", "not_vulnerable", "error"]
+
+#: Banners are evidence in reports: printable ASCII only, one line, bounded.
+BANNER_CHARS = 256
+_NON_PRINTABLE = re.compile(r"[^\x20-\x7e]+")
+
+
+class ProbeFailure(Exception):
+    """The device did not behave like the service (timeout, size cap, garbage, endless negotiation)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeResult:
+    protocol: str
+    status: ProbeStatus
+    #: Id of the credential that logged in; None when nothing needed one (or nothing worked).
+    credential_id: str | None = None
+    banner: str = ""
+    #: Vendor/software guess from what the device said ("BusyBox 1.35.0", "Hikvision", ...).
+    device: str | None = None
+    detail: str = ""
+    attempts: int = 0
+
+
+def sanitize_banner(raw: bytes | str, limit: int = BANNER_CHARS) -> str:
+    """Printable ASCII, whitespace runs and control bytes folded to one space, at most ``limit`` chars."""
+    text = raw.decode("latin-1") if isinstance(raw, bytes) else raw
+    return _NON_PRINTABLE.sub(" ", text[: limit * 4]).strip()[:limit]
+
+
+class ProbeRecord:
+    """What a probe has seen so far, so that an error result still carries banner and attempts."""
+
+    def __init__(self, protocol: str) -> None:
+        self.protocol = protocol
+        self._said = bytearray()  # what the device said that may identify it (bounded)
+        self.attempts = 0  # credentials sent
+        self.rejected = 0  # attempts the device answered with a clear "no"
+
+    def saw(self, data: bytes) -> None:
+        room = 4 * BANNER_CHARS - len(self._said)
+        if room > 0:
+            self._said += data[:room]
+
+    @property
+    def banner(self) -> str:
+        return sanitize_banner(bytes(self._said))
+
+    def result(
+        self, status: ProbeStatus, detail: str = "", credential_id: str | None = None
+    ) -> ProbeResult:
+        banner = self.banner
+        return ProbeResult(
+            protocol=self.protocol,
+            status=status,
+            credential_id=credential_id,
+            banner=banner,
+            device=guess_device(banner),
+            detail=sanitize_banner(detail, 200),
+            attempts=self.attempts,
+        )
+
+
+async def run_probe(
+    record: ProbeRecord, limits: ProbeLimits, body: Awaitable[ProbeResult]
+) -> ProbeResult:
+    """Await ``body`` within ``limits.deadline``; every failure of the device becomes an error result.
+
+    A deadline reached after the device clearly rejected some credentials is ``not_vulnerable``
+    (a slow but well-behaved login, e.g. login(1)'s 3 s fail delay), not an error.
+    """
+    try:
+        async with asyncio.timeout(limits.deadline):
+            return await body
+    except OutOfScopeError:
+        raise
+    except TimeoutError:
+        if record.rejected:
+            return record.result(
+                "not_vulnerable", f"deadline {limits.deadline:g}s reached after {record.rejected} rejected attempts"
+            )
+        return record.result("error", f"deadline {limits.deadline:g}s reached")
+    except ProbeFailure as exc:
+        return record.result("error", str(exc))
+    except (OSError, EOFError) as exc:
+        return record.result("error", f"connection failed: {type(exc).__name__}: {exc}")
+    except Exception as exc:  # noqa: BLE001 - a hostile device must never crash the survey
+        return record.result("error", f"{type(exc).__name__}: {exc}")

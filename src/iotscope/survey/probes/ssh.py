@@ -1,0 +1,184 @@
+"""SSH: password authentication with asyncssh; success is "auth accepted", then close at once.
+
+No session, no shell, no command: an accepted password is all the evidence needed. The TCP
+connection comes from the scope's guarded opener (``sock=``); no agent, no keys, no config files,
+no known_hosts (devices' host keys are unknown by definition). Legacy algorithms are offered too,
+because old IoT firmware (dropbear) often knows nothing newer. Consecutive credentials with the
+same user name share a connection while the server allows more tries (OpenSSH: 6, dropbear: 10).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections import deque
+
+import asyncssh
+from asyncssh import encryption, kex, mac, public_key
+
+from iotscope.survey.credentials import Credential, attempt_order
+from iotscope.survey.probes.limits import ProbeLimits
+from iotscope.survey.probes.outcome import ProbeFailure, ProbeRecord, ProbeResult, run_probe
+from iotscope.survey.scope import Scope, open_guarded_socket
+
+
+class _PasswordFeeder(asyncssh.SSHClient):
+    """Hands the server one password per request, from the run of credentials of one user name."""
+
+    def __init__(self, run: deque[Credential], record: ProbeRecord, limits: ProbeLimits) -> None:
+        self._run = run
+        self._record = record
+        self._limits = limits
+        self.current: Credential | None = None
+        self.handed = 0  # passwords given to the server on this connection
+
+    async def password_auth_requested(self) -> str | None:
+        return await self._next_password()
+
+    def kbdint_auth_requested(self) -> str | None:
+        return ""  # let the server choose the submethods
+
+    async def kbdint_challenge_received(self, name, instructions, lang, prompts):  # type: ignore[no-untyped-def]
+        if not prompts:
+            return []
+        if len(prompts) != 1 or prompts[0][1]:  # one hidden prompt: the password
+            return None
+        password = await self._next_password()
+        return None if password is None else [password]
+
+    async def _next_password(self) -> str | None:
+        if self.current is not None:
+            self._record.rejected += 1
+        if not self._run:
+            self.current = None
+            return None
+        if self._record.attempts:
+            await asyncio.sleep(self._limits.attempt_delay)
+        self.current = self._run.popleft()
+        self.handed += 1
+        self._record.attempts += 1
+        return self.current.password
+
+
+async def await_version(sock: socket.socket, limits: ProbeLimits) -> bytes:
+    """The server's version line ("SSH-2.0-dropbear_2022.83"), peeked, not consumed.
+
+    asyncssh reads the socket itself and bounds only the whole login; peeking first bounds the
+    greeting by ``read_timeout`` and its size, so a tarpit or garbage fails fast.
+    """
+    loop = asyncio.get_running_loop()
+    until = loop.time() + limits.read_timeout
+    while True:
+        ready = loop.create_future()
+        loop.add_reader(sock.fileno(), lambda: ready.done() or ready.set_result(None))
+        try:
+            async with asyncio.timeout_at(until):
+                await ready
+        except TimeoutError:
+            raise ProbeFailure(f"no SSH version line within {limits.read_timeout:g}s") from None
+        finally:
+            loop.remove_reader(sock.fileno())
+        try:
+            data = sock.recv(256, socket.MSG_PEEK)
+        except BlockingIOError:
+            continue
+        if not data:
+            raise ProbeFailure("closed before saying its SSH version")
+        if not data.startswith(b"SSH-"[: len(data)]):
+            raise ProbeFailure("not an SSH server")
+        if b"\n" in data:
+            return data.split(b"\n", 1)[0].rstrip(b"\r")
+        if len(data) >= 255:  # RFC 4253: the version line is at most 255 bytes
+            raise ProbeFailure("SSH version line too long")
+        await asyncio.sleep(0.01)  # a partial line: let more arrive
+
+
+def _names(algorithms: list[bytes]) -> list[str]:
+    return [name.decode("ascii") for name in algorithms]
+
+
+def _options(limits: ProbeLimits) -> dict[str, object]:
+    return {
+        "config": None,
+        "known_hosts": None,
+        "agent_path": None,
+        "client_keys": None,
+        "gss_host": None,
+        "password": None,
+        "preferred_auth": "password,keyboard-interactive",
+        "login_timeout": limits.deadline,
+        "kex_algs": _names(kex.get_kex_algs()),
+        "encryption_algs": _names(encryption.get_encryption_algs()),
+        "mac_algs": _names(mac.get_mac_algs()),
+        "server_host_key_algs": _names(public_key.get_public_key_algs()),
+    }
+
+
+async def probe(
+    scope: Scope, ip: str, port: int, credentials: list[Credential], limits: ProbeLimits
+) -> ProbeResult:
+    """Try ``credentials`` (at most ``limits.max_attempts``) by password on the SSH server at ``ip:port``."""
+    scope.check(ip)
+    record = ProbeRecord("ssh")
+    return await run_probe(record, limits, _login(scope, ip, port, credentials, limits, record))
+
+
+async def _login(
+    scope: Scope,
+    ip: str,
+    port: int,
+    credentials: list[Credential],
+    limits: ProbeLimits,
+    record: ProbeRecord,
+) -> ProbeResult:
+    pending = deque(attempt_order(credentials)[: limits.max_attempts])
+    options = _options(limits)
+    while pending:
+        username = pending[0].username
+        run: deque[Credential] = deque()
+        while pending and pending[0].username == username:
+            run.append(pending.popleft())
+        while run:
+            client = _PasswordFeeder(run, record, limits)
+            try:
+                sock = await open_guarded_socket(scope, ip, port, timeout=limits.connect_timeout)
+            except TimeoutError:
+                raise ProbeFailure(f"connect timed out after {limits.connect_timeout:g}s") from None
+            # asyncssh's connect timeout covers the handshake and every password of the run.
+            budget = limits.read_timeout * (len(run) + 1)
+            try:
+                version = await await_version(sock, limits)
+                if not record.banner:
+                    record.saw(version)
+                conn = await asyncssh.connect(
+                    sock=sock,
+                    username=username,
+                    client_factory=lambda: client,
+                    connect_timeout=budget,
+                    **options,
+                )
+            except TimeoutError:
+                raise ProbeFailure(f"SSH handshake or login took over {budget:g}s") from None
+            except asyncssh.PermissionDenied:
+                if client.current is not None:
+                    record.rejected += 1  # the last password handed out was refused too
+                    client.current = None
+            except (asyncssh.DisconnectError, ConnectionError) as exc:
+                if client.handed == 0:  # hung up before trying anything: not a server we can use
+                    raise ProbeFailure(f"SSH handshake failed: {exc}") from None
+                if client.handed > 1 and client.current is not None:
+                    # Cut off after refusals (too many tries): the last one may be unanswered.
+                    run.appendleft(client.current)
+                    record.attempts -= 1
+                elif client.current is not None:
+                    record.rejected += 1
+            else:
+                accepted = client.current
+                conn.close()
+                await conn.wait_closed()
+                if accepted is None:
+                    return record.result("vulnerable", "login without password", None)
+                return record.result("vulnerable", "password accepted", accepted.id)
+            finally:
+                sock.close()
+    return record.result("not_vulnerable", f"{record.attempts} passwords rejected")

@@ -1,0 +1,129 @@
+"""Telnet probe against real asyncio telnet servers on loopback: found, hardened, hostile."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+
+import pytest
+
+from iotscope.survey.credentials import load_builtin
+from iotscope.survey.probes import telnet
+from iotscope.survey.probes.telnet import DO, IAC, SB, SE, WILL, Prompt, TelnetNegotiator, classify_tail
+
+from .fake_devices import (
+    FAST,
+    Log,
+    endless_negotiation,
+    garbage,
+    huge_banner,
+    loopback_scope,
+    serving,
+    tarpit,
+    telnet_device,
+)
+
+CREDENTIALS = load_builtin()
+
+
+def run_probe(handler, host="127.0.0.1", limits=FAST, credentials=CREDENTIALS):
+    async def main():
+        async with serving(handler, host) as port:
+            return await telnet.probe(loopback_scope(), host, port, credentials, limits)
+
+    return asyncio.run(main())
+
+
+def test_default_credentials_found_with_the_right_id_after_reconnecting():
+    log = Log()
+    # admin/admin is Mirai's 4th pair: three failures, the device hangs up, the probe reconnects.
+    result = run_probe(telnet_device({"admin": "admin"}, log), "127.0.0.21")
+    assert (result.status, result.credential_id) == ("vulnerable", "mirai-04")
+    assert result.attempts == 4
+    assert log.connections == 2
+    assert log.received[-1] == b"SHELL:exit"  # left at once, typed nothing else
+    assert result.device == "BusyBox 1.35.0"
+    assert "login" in result.banner
+
+
+def test_hardened_device_is_not_reported():
+    log = Log()
+    limits = dataclasses.replace(FAST, deadline=30.0)
+    result = run_probe(telnet_device({"admin": "Xk#92-long-unique"}, log), "127.0.0.22", limits)
+    assert result.status == "not_vulnerable"
+    assert result.credential_id is None
+    distinct = len({(c.username, c.password) for c in CREDENTIALS})
+    assert result.attempts == distinct
+    assert not any(r.startswith(b"SHELL:") for r in log.received)
+
+
+def test_attempt_cap_is_respected():
+    log = Log()
+    limits = dataclasses.replace(FAST, max_attempts=5)
+    result = run_probe(telnet_device({"admin": "nope-not-listed"}, log), "127.0.0.23", limits)
+    assert (result.status, result.attempts) == ("not_vulnerable", 5)
+    assert len([r for r in log.received if not r.startswith(b"SHELL")]) == 5
+
+
+def test_device_without_password_is_vulnerable_without_credential():
+    log = Log()
+    result = run_probe(telnet_device({}, log, no_login=True), "127.0.0.24")
+    assert (result.status, result.credential_id, result.attempts) == ("vulnerable", None, 0)
+    assert log.received == [b"exit"]
+
+
+def test_vendor_prompts_without_negotiation():
+    log = Log()
+    handler = telnet_device(
+        {"root": "vizxv"},
+        log,
+        negotiate=False,
+        banner=b"\r\nUser Access Verification\r\n\r\n",
+        login_prompt=b"Username:",
+        password_prompt=b"Password:",
+        shell=b"\r\nDVR> ",
+    )
+    result = run_probe(handler, "127.0.0.25")
+    assert (result.status, result.credential_id) == ("vulnerable", "mirai-02")
+
+
+@pytest.mark.parametrize(
+    ("name", "handler"),
+    [
+        ("tarpit", tarpit(b"\xff\xfb\x01login")),
+        ("huge banner", huge_banner()),
+        ("garbage", garbage()),
+        ("endless negotiation", endless_negotiation()),
+    ],
+)
+def test_hostile_devices_end_in_error_within_the_deadline(name, handler):
+    started = time.monotonic()
+    result = run_probe(handler, "127.0.0.26")
+    elapsed = time.monotonic() - started
+    assert result.status == "error", result
+    assert elapsed < FAST.deadline + 1.0
+    assert len(result.banner) <= 256 and result.banner.isprintable()
+
+
+def test_negotiation_answers_once_and_refuses_what_it_does_not_need():
+    negotiator = TelnetNegotiator(max_rounds=64)
+    data, replies = negotiator.feed(bytes((IAC, WILL, 1, IAC, DO, 24, IAC, WILL, 1)) + b"log")
+    assert data == b"log"
+    assert replies == bytes((IAC, DO, 1, IAC, 252, 24))  # DO ECHO, WONT TTYPE; the repeat unanswered
+    # A command split across chunks, a subnegotiation and an escaped 0xFF data byte.
+    data, replies = negotiator.feed(bytes((IAC,)))
+    assert (data, replies) == (b"", b"")
+    data, replies = negotiator.feed(bytes((SB, 24, 1, IAC, SE)) + b"in" + bytes((IAC, IAC)) + b": ")
+    assert data == b"in\xff: "
+
+
+def test_prompt_classification():
+    assert classify_tail("\r\n(none) login: ") is Prompt.LOGIN
+    assert classify_tail("User Name:") is Prompt.LOGIN
+    assert classify_tail("\r\nPassword: ") is Prompt.PASSWORD
+    assert classify_tail("BusyBox v1.35.0 built-in shell (ash)\r\n~ # ") is Prompt.SHELL
+    assert classify_tail("[admin@MikroTik] > ") is Prompt.SHELL
+    assert classify_tail("Last login: Sun Nov 22 03:40:28 on pts/0") is None
+    assert classify_tail("Welcome to the device\r\n") is None
+
