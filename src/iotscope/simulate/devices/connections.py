@@ -1,0 +1,94 @@
+"""Plumbing every raw-socket device service shares: tracked connections, bounded reads, resets.
+
+A fleet must stop without leaking a task or a socket even while a survey (or a hostile-device test)
+holds connections open, so every connection handler runs under a :class:`ConnectionTracker` that
+can cancel it. Reads are bounded in size and time: an emulated device must not be the thing that
+a misbehaving *client* can stall or balloon.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import struct
+from collections.abc import Awaitable, Callable
+
+Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+#: How long a device waits for the client to say something before hanging up (real firmware
+#: uses 60 s login timeouts; tests shorten it through the spec).
+DEFAULT_IDLE_TIMEOUT = 60.0
+
+#: The errors that just mean "the client went away"; a handler ends quietly on them.
+CLIENT_GONE = (ConnectionError, TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError)
+
+
+class ConnectionTracker:
+    """Runs connection handlers as tracked tasks so :meth:`close_all` can end them all."""
+
+    def __init__(self) -> None:
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def serve(self, handler: Handler) -> Handler:
+        """Wrap ``handler`` for ``asyncio.start_server``: tracked, quiet on client errors, and the
+        socket always closed afterwards."""
+
+        async def tracked(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            task = asyncio.current_task()
+            assert task is not None
+            self._tasks.add(task)
+            try:
+                await handler(reader, writer)
+            except (*CLIENT_GONE, asyncio.CancelledError):
+                # Cancelled only by close_all (the fleet stopping): ending quietly is the point,
+                # and asyncio 3.11 would log a cancelled connection task as an error.
+                pass
+            finally:
+                self._tasks.discard(task)
+                writer.close()
+                with contextlib.suppress(*CLIENT_GONE, asyncio.CancelledError):
+                    await writer.wait_closed()
+
+        return tracked
+
+    async def close_all(self) -> None:
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def read_line(
+    reader: asyncio.StreamReader, *, limit: int = 4096, timeout: float = DEFAULT_IDLE_TIMEOUT
+) -> bytes | None:
+    """One LF-terminated line without its line ending, or ``None`` at end of stream. A line longer
+    than ``limit`` is an error (:class:`asyncio.LimitOverrunError`): no device buffers megabytes."""
+    line = bytearray()
+    while True:
+        byte = await asyncio.wait_for(reader.read(1), timeout)
+        if not byte:
+            return None if not line else bytes(line).rstrip(b"\r")
+        if byte == b"\n":
+            return bytes(line).rstrip(b"\r")
+        line += byte
+        if len(line) > limit:
+            raise asyncio.LimitOverrunError("line too long", len(line))
+
+
+async def wait_for_close(reader: asyncio.StreamReader, *, limit: int = 1 << 20) -> None:
+    """Swallow whatever the client sends until it hangs up (or sends more than ``limit``)."""
+    received = 0
+    while received <= limit:
+        chunk = await reader.read(4096)
+        if not chunk:
+            return
+        received += len(chunk)
+
+
+def reset(writer: asyncio.StreamWriter) -> None:
+    """Close with a TCP RST instead of a FIN (SO_LINGER 0), as crashing firmware does."""
+    sock = writer.get_extra_info("socket")
+    if sock is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    writer.transport.abort()
