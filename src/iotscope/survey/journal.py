@@ -1,0 +1,189 @@
+"""Job state of surveys, in SQLite (``survey_state.sqlite`` in the store), so a run can resume.
+
+A survey has two phases and both checkpoint here: the sweep (position in its permutation, plus
+the few positions finished out of order above it, and the open ports found) and the probes
+(which open ports are done, and the findings files that hold their results). A findings file
+counts once its row is committed here, in the same transaction that marks its targets probed,
+so an interrupted run neither loses nor duplicates evidence (see ``iotscope.survey.findings``).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS surveys (
+    survey_id     TEXT PRIMARY KEY,
+    job_key       TEXT NOT NULL,    -- hash of what the permutation depends on (see run.py)
+    seed          TEXT NOT NULL,    -- big integers are stored as text
+    shard         TEXT NOT NULL,    -- "i/N"
+    ports         TEXT NOT NULL,    -- JSON list
+    scope_source  TEXT NOT NULL,
+    created_at    TEXT NOT NULL,
+    sweep_position TEXT NOT NULL DEFAULT '0',
+    sweep_done_above TEXT NOT NULL DEFAULT '[]',  -- JSON list of positions done above the watermark
+    sweep_finished INTEGER NOT NULL DEFAULT 0,
+    finished_at   TEXT
+);
+CREATE TABLE IF NOT EXISTS open_ports (
+    survey_id TEXT NOT NULL,
+    ip        TEXT NOT NULL,
+    port      INTEGER NOT NULL,
+    scanner   TEXT,                -- local address the connect came from (None when imported)
+    found_at  TEXT NOT NULL,
+    PRIMARY KEY (survey_id, ip, port)
+);
+CREATE TABLE IF NOT EXISTS probed (
+    survey_id TEXT NOT NULL,
+    ip        TEXT NOT NULL,
+    port      INTEGER NOT NULL,
+    PRIMARY KEY (survey_id, ip, port)
+);
+CREATE TABLE IF NOT EXISTS findings_files (
+    survey_id TEXT NOT NULL,
+    path      TEXT PRIMARY KEY      -- relative to the store root
+);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class OpenPort:
+    ip: str
+    port: int
+    scanner: str | None = None
+
+
+@dataclass(frozen=True)
+class SurveyJob:
+    survey_id: str
+    job_key: str
+    seed: int
+    shard: str
+    ports: list[int]
+    scope_source: str
+    created_at: str
+    sweep_position: int
+    sweep_done_above: list[int]
+    sweep_finished: bool
+    finished_at: str | None
+
+
+class SurveyJournal:
+    """The job-state database of one store directory."""
+
+    FILENAME = "survey_state.sqlite"
+
+    def __init__(self, store_root: Path) -> None:
+        store_root.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(store_root / self.FILENAME, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> SurveyJournal:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def create(self, survey_id: str, job_key: str, seed: int, shard: str, ports: list[int], scope_source: str) -> SurveyJob:
+        self._db.execute(
+            "INSERT INTO surveys (survey_id, job_key, seed, shard, ports, scope_source, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (survey_id, job_key, str(seed), shard, json.dumps(ports), scope_source, _now()),
+        )
+        job = self.job(survey_id)
+        assert job is not None
+        return job
+
+    def job(self, survey_id: str) -> SurveyJob | None:
+        row = self._db.execute("SELECT * FROM surveys WHERE survey_id = ?", (survey_id,)).fetchone()
+        return _row_to_job(row) if row else None
+
+    def jobs(self) -> list[SurveyJob]:
+        return [_row_to_job(r) for r in self._db.execute("SELECT * FROM surveys ORDER BY created_at, survey_id")]
+
+    def resumable(self, job_key: str) -> SurveyJob | None:
+        """The newest unfinished survey of the same job (same scope ranges, ports and shard)."""
+        row = self._db.execute(
+            "SELECT * FROM surveys WHERE job_key = ? AND finished_at IS NULL ORDER BY created_at DESC, rowid DESC LIMIT 1",
+            (job_key,),
+        ).fetchone()
+        return _row_to_job(row) if row else None
+
+    def checkpoint_sweep(
+        self, survey_id: str, position: int, done_above: list[int], found: list[OpenPort], *, finished: bool = False
+    ) -> None:
+        """Record sweep progress and the open ports found since the last checkpoint, atomically."""
+        with self._transaction():
+            self._db.executemany(
+                "INSERT OR IGNORE INTO open_ports VALUES (?, ?, ?, ?, ?)",
+                [(survey_id, p.ip, p.port, p.scanner, _now()) for p in found],
+            )
+            self._db.execute(
+                "UPDATE surveys SET sweep_position = ?, sweep_done_above = ?, sweep_finished = ? WHERE survey_id = ?",
+                (str(position), json.dumps(sorted(done_above)), int(finished), survey_id),
+            )
+
+    def add_open_ports(self, survey_id: str, found: list[OpenPort]) -> None:
+        """Open ports from an imported L4 scan (zmap/masscan) instead of a sweep."""
+        self.checkpoint_sweep(survey_id, 0, [], found, finished=True)
+
+    def open_ports(self, survey_id: str) -> list[OpenPort]:
+        rows = self._db.execute(
+            "SELECT ip, port, scanner FROM open_ports WHERE survey_id = ? ORDER BY rowid", (survey_id,)
+        )
+        return [OpenPort(ip, port, scanner) for ip, port, scanner in rows]
+
+    def probed(self, survey_id: str) -> set[tuple[str, int]]:
+        return {(ip, port) for ip, port in self._db.execute("SELECT ip, port FROM probed WHERE survey_id = ?", (survey_id,))}
+
+    def commit_findings(self, survey_id: str, path: str | None, targets: list[tuple[str, int]]) -> None:
+        """A published findings file (relative path, or None when there was nothing to write) and the
+        targets whose results it holds: from this statement on both count."""
+        with self._transaction():
+            if path is not None:
+                self._db.execute("INSERT INTO findings_files VALUES (?, ?)", (survey_id, path))
+            self._db.executemany("INSERT OR IGNORE INTO probed VALUES (?, ?, ?)", [(survey_id, ip, port) for ip, port in targets])
+
+    def findings_files(self, survey_id: str | None = None) -> list[str]:
+        if survey_id is None:
+            rows = self._db.execute("SELECT path FROM findings_files ORDER BY rowid")
+        else:
+            rows = self._db.execute("SELECT path FROM findings_files WHERE survey_id = ? ORDER BY rowid", (survey_id,))
+        return [path for (path,) in rows]
+
+    def finish(self, survey_id: str) -> None:
+        self._db.execute("UPDATE surveys SET finished_at = ? WHERE survey_id = ?", (_now(), survey_id))
+
+    def _transaction(self) -> _Transaction:
+        return _Transaction(self._db)
+
+
+class _Transaction:
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    def __enter__(self) -> None:
+        self._db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type: object, *rest: object) -> None:
+        self._db.execute("COMMIT" if exc_type is None else "ROLLBACK")
+
+
+def _row_to_job(row: tuple) -> SurveyJob:
+    (survey_id, job_key, seed, shard, ports, scope_source, created_at, position, done_above, sweep_finished, finished_at) = row
+    return SurveyJob(
+        survey_id, job_key, int(seed), shard, json.loads(ports), scope_source, created_at,
+        int(position), json.loads(done_above), bool(sweep_finished), finished_at,
+    )
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds")

@@ -1,0 +1,229 @@
+"""Sweep: the permutation (shards, resume, spread), the rate limit, and real connects on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from iotscope.survey.journal import OpenPort
+from iotscope.survey.permutation import CyclicPermutation, Shard, is_probable_prime, safe_prime_above
+from iotscope.survey.scope import Scope
+from iotscope.survey.sweep import SweepProgress, TokenBucket, sweep
+from tests.survey.socket_audit import socket_audit
+
+# -- permutation ------------------------------------------------------------------------------------
+
+
+@settings(max_examples=60, deadline=None)
+@given(size=st.integers(0, 3000), shards=st.integers(1, 7), seed=st.integers(0, 2**64))
+def test_shards_are_disjoint_and_cover_the_whole_space(size: int, shards: int, seed: int) -> None:
+    seen: list[int] = []
+    for index in range(shards):
+        seen += [i for _, i in CyclicPermutation(size, seed, Shard(index, shards)).walk()]
+    assert len(seen) == size
+    assert sorted(seen) == list(range(size))
+
+
+@settings(max_examples=30, deadline=None)
+@given(size=st.integers(1, 2000), seed=st.integers(0, 2**32), cut=st.floats(0, 1))
+def test_walk_resumes_exactly_where_it_stopped(size: int, seed: int, cut: float) -> None:
+    permutation = CyclicPermutation(size, seed, Shard(1, 2))
+    full = list(permutation.walk())
+    position = int(cut * permutation.positions)
+    assert list(permutation.walk(position)) == [(p, i) for p, i in full if p >= position]
+
+
+def test_seed_fixes_the_order_and_different_seeds_differ() -> None:
+    a = [i for _, i in CyclicPermutation(1000, 7).walk()]
+    assert a == [i for _, i in CyclicPermutation(1000, 7).walk()]
+    assert a != [i for _, i in CyclicPermutation(1000, 8).walk()]
+
+
+def test_large_spaces_need_no_materialized_list() -> None:
+    size = 2**64 * 6  # an IPv6 /64 times six ports
+    permutation = CyclicPermutation(size, 1)
+    assert permutation.prime > size and is_probable_prime(permutation.prime)
+    assert is_probable_prime((permutation.prime - 1) // 2)
+    first = [i for _, i in zip(range(1000), permutation.walk())]
+    assert len(set(first)) == 1000 and all(0 <= i < size for _, i in first)
+
+
+def test_safe_primes() -> None:
+    assert [safe_prime_above(n) for n in (0, 5, 7, 22, 100)] == [5, 7, 11, 23, 107]
+    assert not is_probable_prime(3_215_031_751)  # strong pseudoprime to bases 2, 3, 5, 7
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_no_slash24_sees_a_burst(seed: int) -> None:
+    """A /16 on port 23: in every window of 256 consecutive attempts, no /24 gets more than
+    a handful (sequential order would give one /24 all 256)."""
+    network = ipaddress.IPv4Network("100.0.0.0/16")
+    permutation = CyclicPermutation(network.num_addresses, seed)
+    order = [int(network.network_address) + i >> 8 for _, i in permutation.walk()]
+    worst = max(max(Counter(order[start:start + 256]).values()) for start in range(0, len(order), 256))
+    assert worst <= 10, worst
+
+
+@pytest.mark.parametrize(("text", "shard"), [("1/1", Shard(0, 1)), ("3/4", Shard(2, 4))])
+def test_shard_parse(text: str, shard: Shard) -> None:
+    assert Shard.parse(text) == shard and str(shard) == text
+
+
+@pytest.mark.parametrize("text", ["0/4", "5/4", "x", "1/0", "1-4"])
+def test_bad_shard(text: str) -> None:
+    with pytest.raises(ValueError, match="shard"):
+        Shard.parse(text)
+
+
+def test_token_bucket_holds_the_rate() -> None:
+    async def take(n: int, rate: float) -> float:
+        bucket = TokenBucket(rate)
+        start = time.monotonic()
+        for _ in range(n):
+            await bucket.take()
+        return time.monotonic() - start
+
+    elapsed = asyncio.run(take(300, 1000.0))
+    assert 0.28 <= elapsed < 0.6, elapsed
+
+
+# -- real connects on loopback ----------------------------------------------------------------------
+
+SCOPE_TEXT = """
+blocklist = "optout.txt"
+[[authorized]]
+cidr = "127.0.0.0/26"
+owner = "Loopback Lab"
+authorization = "test fixture"
+special_purpose = true
+"""
+
+
+class Listeners:
+    """TCP listeners on 127.0.0.x that count the connections they receive."""
+
+    def __init__(self, hosts: list[str]) -> None:
+        self.sockets: dict[str, socket.socket] = {}
+        first = socket.create_server((hosts[0], 0))
+        self.port = first.getsockname()[1]
+        self.sockets[hosts[0]] = first
+        for host in hosts[1:]:
+            self.sockets[host] = socket.create_server((host, self.port))
+        for sock in self.sockets.values():
+            sock.setblocking(False)
+        self.accepted: Counter[str] = Counter()
+
+    def count(self) -> Counter[str]:
+        for host, sock in self.sockets.items():
+            while True:
+                try:
+                    conn, _ = sock.accept()
+                except BlockingIOError:
+                    break
+                conn.close()
+                self.accepted[host] += 1
+        return self.accepted
+
+    def close(self) -> None:
+        for sock in self.sockets.values():
+            sock.close()
+
+
+@pytest.fixture
+def listeners():
+    hosts = ["127.0.0.2", "127.0.0.17", "127.0.0.33", "127.0.0.5", "127.0.0.100"]
+    group = Listeners(hosts)
+    yield group
+    group.close()
+
+
+@pytest.fixture
+def scope(tmp_path: Path) -> Scope:
+    (tmp_path / "optout.txt").write_text("127.0.0.5  # opted out\n")
+    (tmp_path / "scope.toml").write_text(SCOPE_TEXT)
+    return Scope.load(tmp_path / "scope.toml")
+
+
+def closed_port() -> int:
+    with socket.create_server(("127.0.0.1", 0)) as sock:
+        return sock.getsockname()[1]
+
+
+def test_sweep_finds_open_ports_in_scope_only(scope: Scope, listeners: Listeners) -> None:
+    ports = [listeners.port, closed_port()]
+    permutation = CyclicPermutation(scope.authorized_count * len(ports), 11)
+    with socket_audit() as audit:
+        stats = asyncio.run(sweep(scope, ports, permutation, rate=5000, concurrency=32, timeout=2))
+    found = {(p.ip, p.port) for p in stats.open_ports}
+    assert found == {(h, listeners.port) for h in ("127.0.0.2", "127.0.0.17", "127.0.0.33")}
+    assert {p.scanner for p in stats.open_ports} == {"127.0.0.1"}
+    assert stats.attempted == 63 * 2 and stats.skipped == 2  # 127.0.0.5 on both ports
+    assert stats.open == 3 and stats.closed == 123 and stats.timeouts == stats.errors == 0
+    counts = listeners.count()
+    assert counts["127.0.0.5"] == 0 and counts["127.0.0.100"] == 0  # blocklisted, out of range
+    assert all(ipaddress.ip_address(h) in ipaddress.ip_network("127.0.0.0/26") and h != "127.0.0.5" for h, _ in audit.connects)
+    assert len(audit.connects) == 126
+
+
+def test_sweep_rate_limit_is_global(scope: Scope, listeners: Listeners) -> None:
+    ports = [listeners.port]
+    permutation = CyclicPermutation(scope.authorized_count, 3)
+    stats = asyncio.run(sweep(scope, ports, permutation, rate=250, concurrency=64, timeout=2))
+    assert stats.attempted == 63
+    assert 0.2 <= stats.seconds < 0.6, stats.seconds  # 63 attempts at 250/s, burst of 2.5
+
+
+def test_shards_together_find_what_one_sweep_finds(scope: Scope, listeners: Listeners) -> None:
+    ports = [listeners.port]
+    found: set[tuple[str, int]] = set()
+    attempted = 0
+    for index in range(3):
+        permutation = CyclicPermutation(scope.authorized_count, 5, Shard(index, 3))
+        stats = asyncio.run(sweep(scope, ports, permutation, rate=5000, concurrency=16, timeout=2))
+        found |= {(p.ip, p.port) for p in stats.open_ports}
+        attempted += stats.attempted
+    assert attempted == 63
+    assert found == {(h, listeners.port) for h in ("127.0.0.2", "127.0.0.17", "127.0.0.33")}
+    assert sum(listeners.count().values()) == 3
+
+
+def test_interrupted_sweep_resumes_without_reprobing(scope: Scope, listeners: Listeners) -> None:
+    ports = [listeners.port, closed_port()]
+    permutation = CyclicPermutation(scope.authorized_count * len(ports), 9)
+    saved: list[tuple[int, list[int], list[OpenPort], bool]] = []
+    progress: list[SweepProgress] = []
+
+    async def interrupted() -> int:
+        task = asyncio.create_task(sweep(
+            scope, ports, permutation, rate=200, concurrency=4, timeout=2,
+            checkpoint=lambda *state: saved.append(state), checkpoint_interval=0.05,
+            progress=progress.append,
+        ))
+        await asyncio.sleep(0.3)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        return 0
+
+    asyncio.run(interrupted())
+    position, done_above, _, finished = saved[-1]
+    assert not finished and 0 < position < permutation.positions
+    first_open = [p for state in saved for p in state[2]]
+    stats = asyncio.run(sweep(
+        scope, ports, permutation, rate=5000, concurrency=4, timeout=2,
+        start_position=position, done_above=done_above,
+    ))
+    found = {(p.ip, p.port) for p in first_open + stats.open_ports}
+    assert found == {(h, listeners.port) for h in ("127.0.0.2", "127.0.0.17", "127.0.0.33")}
+    # Only attempts cut off in flight (at most the concurrency) may be made twice.
+    assert 126 <= progress[-1].attempted + stats.attempted <= 126 + 4
+    counts = listeners.count()
+    assert all(counts[h] == 1 for h in ("127.0.0.2", "127.0.0.17", "127.0.0.33")), counts
