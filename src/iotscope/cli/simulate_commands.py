@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import typer
+from rich import box
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -58,6 +59,33 @@ def simulate(
                   f"({result.packets / max(result.seconds, 1e-9):,.0f} packets/s); ground truth: {result.truth_path}")
 
 
+def simulate_devices(
+    bind: str = typer.Option("127.0.0.0/24", "--bind", help="Range the devices listen in; must be inside 127.0.0.0/8."),
+    count: int = typer.Option(20, "--count", help="Number of emulated devices."),
+    seed: int = typer.Option(0, "--seed", help="Random seed; the same settings give the same fleet."),
+    truth: Path | None = typer.Option(None, "--truth", help="Write the ground truth here (.json or .parquet)."),
+) -> None:
+    """Run an emulated IoT device fleet (telnet/SSH/HTTP/FTP; default, hardened, open, tarpit, hostile) until Ctrl-C."""
+    from iotscope.simulate.devices import FleetError, default_fleet, serve_fleet, write_ground_truth
+
+    try:
+        spec = default_fleet(bind, count=count, seed=seed)
+        if truth is not None:
+            write_ground_truth(spec.ground_truth(), truth)
+        table = Table(title=f"{count} emulated devices in {bind} (Ctrl-C to stop)", title_justify="left",
+                      box=box.SIMPLE)
+        for column in ("ip", "service", "kind", "vendor", "credential"):
+            table.add_column(column, no_wrap=True)
+        for row in spec.ground_truth():
+            kind = row["kind"] if row["behaviour"] == "login" else f"{row['kind']} ({row['behaviour']})"
+            table.add_row(row["ip"], f"{row['protocol']}/{row['port']}", kind, row["vendor"],
+                          row["credential_id"] or ("none needed" if row["vulnerable"] else "-"))
+        serve_fleet(spec, on_ready=lambda fleet: console.print(table, width=max(console.width, 100)))
+    except (FleetError, OSError) as exc:
+        fail(str(exc))
+
+
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the main app."""
     app.command("simulate")(simulate)
+    app.command("simulate-devices")(simulate_devices)

@@ -17,7 +17,7 @@ from iotscope.simulate.devices.fleet import (
     loopback_network,
     write_ground_truth,
 )
-from iotscope.simulate.devices.runner import Fleet, FleetThread, run_fleet
+from iotscope.simulate.devices.runner import Fleet, FleetThread, run_fleet, serve_fleet
 
 __all__ = [
     "KINDS",
@@ -31,5 +31,6 @@ __all__ = [
     "default_fleet",
     "loopback_network",
     "run_fleet",
+    "serve_fleet",
     "write_ground_truth",
 ]

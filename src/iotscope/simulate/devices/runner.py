@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
 import threading
 import zlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import asyncssh
@@ -193,3 +194,20 @@ class FleetThread:
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join()
         self._loop.close()
+
+
+def serve_fleet(spec: FleetSpec, *, on_ready: Callable[[Fleet], None] | None = None) -> None:
+    """Run ``spec`` in the foreground until SIGINT or SIGTERM, then stop it cleanly (the
+    ``simulate-devices`` command). ``on_ready`` is called once every service listens."""
+
+    async def serve() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signal_number in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signal_number, stop.set)
+        async with run_fleet(spec) as fleet:
+            if on_ready is not None:
+                on_ready(fleet)
+            await stop.wait()
+
+    asyncio.run(serve())
