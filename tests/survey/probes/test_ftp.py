@@ -1,0 +1,52 @@
+"""FTP probe against asyncio FTP servers on loopback: anonymous, default credentials, hostile."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from iotscope.survey.credentials import load_builtin
+from iotscope.survey.probes import ftp
+
+from .fake_devices import FAST, Log, ftp_device, garbage, huge_banner, loopback_scope, serving, tarpit
+
+CREDENTIALS = load_builtin()
+
+
+def run_probe(handler, host, credentials=CREDENTIALS):
+    async def main():
+        async with serving(handler, host) as port:
+            return await ftp.probe(loopback_scope(), host, port, credentials, FAST)
+
+    return asyncio.run(main())
+
+
+def test_anonymous_login_is_vulnerable_without_credential():
+    log = Log()
+    result = run_probe(ftp_device({}, log, anonymous=True), "127.0.0.51")
+    assert (result.status, result.credential_id, result.attempts) == ("vulnerable", None, 1)
+    assert log.received == [b"USER anonymous", b"PASS iotscope@", b"QUIT"]
+    assert result.device == "vsFTPd 3.0.3"
+
+
+def test_default_credentials_found_across_reconnects():
+    log = Log()
+    result = run_probe(ftp_device({"admin": "admin"}, log), "127.0.0.52")
+    # anonymous, then mirai-01..04: the server hangs up after three failures.
+    assert (result.status, result.credential_id, result.attempts) == ("vulnerable", "mirai-04", 5)
+    assert log.connections == 2
+
+
+def test_hardened_server_is_not_reported():
+    result = run_probe(ftp_device({"admin": "Unlisted-2024!"}, Log()), "127.0.0.53", credentials=CREDENTIALS[:8])
+    assert (result.status, result.credential_id, result.attempts) == ("not_vulnerable", None, 9)
+
+
+@pytest.mark.parametrize("handler", [tarpit(b"220"), huge_banner(b"220-"), garbage()], ids=["tarpit", "huge", "garbage"])
+def test_hostile_servers_end_in_error_within_the_deadline(handler):
+    started = time.monotonic()
+    result = run_probe(handler, "127.0.0.54")
+    assert result.status == "error", result
+    assert time.monotonic() - started < FAST.deadline + 1.0

@@ -1,0 +1,65 @@
+"""Services are named by their handshake, whatever port they listen on."""
+
+from __future__ import annotations
+
+import asyncio
+
+import asyncssh
+import pytest
+
+from iotscope.survey.probes import identify_service
+from iotscope.survey.probes.identify import service_from_greeting
+
+from .fake_devices import FAST, Log, ftp_device, garbage, http_device, loopback_scope, serving, silent, telnet_device
+
+
+def identify(handler, host="127.0.0.61"):
+    async def main():
+        async with serving(handler, host) as port:
+            return await identify_service(loopback_scope(), host, port, FAST)
+
+    return asyncio.run(main())
+
+
+@pytest.mark.parametrize(
+    ("handler", "expected"),
+    [
+        (telnet_device({}, Log()), "telnet"),
+        (telnet_device({}, Log(), negotiate=False, banner=b"", login_prompt=b"Username:"), "telnet"),
+        (ftp_device({}, Log()), "ftp"),
+        (http_device(Log()), "http"),
+        (silent(), None),
+        (garbage(), None),
+    ],
+    ids=["telnet-iac", "telnet-plain", "ftp", "http", "silent", "garbage"],
+)
+def test_identify_by_handshake(handler, expected):
+    assert identify(handler) == expected
+
+
+def test_identify_ssh_on_a_non_ssh_port():
+    async def main():
+        key = asyncssh.generate_private_key("ssh-ed25519")
+        server = await asyncssh.create_server(asyncssh.SSHServer, "127.0.0.62", 0, server_host_keys=[key])
+        try:
+            return await identify_service(loopback_scope(), "127.0.0.62", server.sockets[0].getsockname()[1], FAST)
+        finally:
+            server.close()
+
+    assert asyncio.run(main()) == "ssh"
+
+
+def test_closed_port_is_none():
+    async def main():
+        async with serving(silent(), "127.0.0.63") as port:
+            pass
+        return await identify_service(loopback_scope(), "127.0.0.63", port, FAST)
+
+    assert asyncio.run(main()) is None
+
+
+def test_greetings():
+    assert service_from_greeting(b"220 mail.example ESMTP Postfix\r\n") is None
+    assert service_from_greeting(b"220 (vsFTPd 3.0.3)\r\n") == "ftp"
+    assert service_from_greeting(b"SSH-2.0-dropbear_2022.83\r\n") == "ssh"
+    assert service_from_greeting(b"\r\n\r\nBusyBox v1.35.0 built-in shell (ash)\r\n# ") == "telnet"

@@ -1,0 +1,58 @@
+"""Banners are sanitized evidence; a device failure becomes an error result, a scope refusal does not."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from iotscope.survey.probes.limits import ProbeLimits
+from iotscope.survey.probes.outcome import ProbeFailure, ProbeRecord, run_probe, sanitize_banner
+from iotscope.survey.scope import OutOfScopeError
+
+
+def test_sanitize_banner_is_printable_one_line_and_capped():
+    raw = b"\xff\xfb\x01\r\nlogin:\x00\x1b[0m " + b"x" * 1000
+    banner = sanitize_banner(raw)
+    assert banner.isprintable() and banner.isascii()
+    assert banner.startswith("login:")
+    assert len(banner) == 256
+
+
+@pytest.mark.parametrize(
+    ("failure", "status"),
+    [(ProbeFailure("garbage"), "error"), (ConnectionResetError("reset"), "error"), (UnicodeDecodeError("ascii", b"\xff", 0, 1, "x"), "error")],
+)
+def test_failures_become_error_results(failure, status):
+    async def body():
+        raise failure
+
+    result = asyncio.run(run_probe(ProbeRecord("telnet"), ProbeLimits(), body()))
+    assert result.status == status
+    assert "\n" not in result.detail
+
+
+def test_deadline_is_an_error_unless_credentials_were_already_rejected():
+    async def slow():
+        await asyncio.sleep(5)
+
+    limits = ProbeLimits(deadline=0.05)
+    assert asyncio.run(run_probe(ProbeRecord("ssh"), limits, slow())).status == "error"
+    record = ProbeRecord("ssh")
+    record.attempts = record.rejected = 3
+    assert asyncio.run(run_probe(record, limits, slow())).status == "not_vulnerable"
+
+
+def test_scope_refusal_is_never_swallowed():
+    async def body():
+        raise OutOfScopeError("192.0.2.1", "not in any authorized range")
+
+    with pytest.raises(OutOfScopeError):
+        asyncio.run(run_probe(ProbeRecord("ftp"), ProbeLimits(), body()))
+
+
+def test_limits_are_validated():
+    with pytest.raises(ValueError, match="deadline"):
+        ProbeLimits(deadline=0)
+    with pytest.raises(ValueError, match="max_attempts"):
+        ProbeLimits(max_attempts=0)
