@@ -63,8 +63,8 @@ from iotscope.simulate.addresses import draw_reserved, draw_sources, prefix_boun
 from iotscope.simulate.capture_file import write_blocks
 from iotscope.simulate.frames import LAYOUT_CODE, UDP_PROBE_PAYLOADS, PacketFields, build_block
 
-#: Packets generated and written per time window (bounds memory: roughly 200 bytes per packet).
-CHUNK_PACKETS = 2_500_000
+#: Packets generated and written per time window (bounds memory: a window costs roughly 300 bytes per packet at its peak).
+CHUNK_PACKETS = 1_000_000
 
 DEFAULT_DARKNET = "198.18.0.0/15"
 DEFAULT_START = datetime(2016, 9, 1, tzinfo=UTC)
@@ -220,7 +220,8 @@ def _activity(rng: np.random.Generator, n: int, profile: KindProfile, duration: 
               outbreak_growth: float | None) -> tuple[np.ndarray, np.ndarray]:
     """Start and end (µs into the run) of each source's activity.
 
-    Bots are long-lived: they may have started before the run and may outlive it. Campaigns (scans,
+    Bots are long-lived: they may have started before the run and may outlive it, and their number
+    stays level over the run. Campaigns (scans,
     DoS episodes) are bounded: a research scan takes a good part of the run, a DoS episode 2-20
     minutes. With ``outbreak_growth`` (Mirai in an outbreak) 70% of bots are infected during the run
     at an exponentially growing rate and keep scanning until its end.
@@ -233,8 +234,12 @@ def _activity(rng: np.random.Generator, n: int, profile: KindProfile, duration: 
         length = np.minimum(rng.uniform(120e6, 1200e6, n), 0.9 * duration)
         start = rng.uniform(0, 1, n) * (duration - length)
     else:
-        start = rng.uniform(-0.5, 1.0, n) * duration
-        length = rng.exponential(0.8 * duration, n) + 0.05 * duration
+        # A stationary population: with mean lifetime L, a share L / (L + T) of the sources seen
+        # during the run is already active at its start (with an exponential residual lifetime).
+        mean_life = 0.8 * duration
+        running = rng.random(n) < mean_life / (mean_life + duration)
+        start = np.where(running, 0.0, rng.uniform(0, duration, n))
+        length = rng.exponential(mean_life, n)
         if outbreak_growth is not None:
             infected = rng.random(n) < 0.7
             g = np.log(outbreak_growth)
@@ -405,7 +410,6 @@ def _packet_fields(rng: np.random.Generator, plan: SourcePlan, sid: np.ndarray, 
     m = is_kind["udp_prober"]
     for port in UDP_PROBE_PAYLOADS:
         f.layout[m & (f.dport == port)] = LAYOUT_CODE[f"udp_{port}"]
-    f.sport[m] = rng.integers(1024, 65536, int(m.sum()), dtype=np.uint16)
 
     m = is_kind["icmp_prober"]
     f.layout[m] = LAYOUT_CODE["icmp_echo"]
