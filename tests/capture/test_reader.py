@@ -243,3 +243,11 @@ def test_damage_anywhere_never_raises_once_open(tmp_path: Path, damage, pcapng: 
     with reader:
         for block in reader.blocks():
             assert (block.offset >= 0).all() and (block.offset + block.caplen <= len(block.data)).all()
+
+
+def test_blocks_can_be_read_once(tmp_path: Path) -> None:
+    write_pcap(tmp_path / "o.pcap", random_block(3))
+    with open_capture(tmp_path / "o.pcap") as reader:
+        assert sum(len(b) for b in reader.blocks()) == 3
+        with pytest.raises(RuntimeError, match="read once"):
+            next(reader.blocks())

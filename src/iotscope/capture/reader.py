@@ -40,7 +40,11 @@ class RecordWalker(Protocol):
 
 
 class CaptureReader:
-    """An open capture file: iterate :meth:`blocks`, then look at :attr:`stats`. A context manager."""
+    """An open capture file: iterate :meth:`blocks` (once), then look at :attr:`stats`. A context manager.
+
+    ``stats.bytes_read`` counts bytes of the capture itself (after decompression); :attr:`position`
+    counts bytes of the file, for progress against its size.
+    """
 
     def __init__(self, path: str | os.PathLike[str], block_bytes: int = DEFAULT_BLOCK_BYTES) -> None:
         if block_bytes <= 0:
@@ -54,6 +58,7 @@ class CaptureReader:
         except OSError as exc:
             raise CaptureError(f"{self.name}: cannot read ({exc.strerror or exc})") from None
         self._head = b""  # the stream's first bytes, read to recognise the format; records start in it
+        self._started = False
         try:
             self._walker = self._recognise()
         except BaseException:
@@ -97,6 +102,9 @@ class CaptureReader:
 
     def blocks(self) -> Iterator[CaptureBlock]:
         """The capture's records, one block per buffer of about ``block_bytes``; empty blocks skipped."""
+        if self._started:
+            raise RuntimeError("a capture's blocks can be read once; open it again to re-read")
+        self._started = True
         stats, source, walker = self.stats, self._source, self._walker
         carry = np.frombuffer(self._head, dtype=np.uint8)
         self._head = b""
