@@ -1,0 +1,160 @@
+"""Real IoT daemons from Debian packages, started on loopback by the test: BusyBox telnetd, dropbear.
+
+A throwaway account exists only inside a private mount namespace (``unshare -m``) in which
+temporary copies of /etc/passwd and /etc/shadow, with the account added, are bind-mounted over
+the real ones: the daemons and the login programs they start see the account, the machine does
+not. A weak password (a Mirai pair) must be found with its credential id, a strong one not.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from iotscope.survey.credentials import load_builtin
+from iotscope.survey.probes import PROBES, ProbeLimits, identify_service
+
+from .probes.fake_devices import loopback_scope
+
+ACCOUNT = "tech"  # Mirai's pair tech/tech is mirai-61
+WEAK, STRONG = "tech", "v9#Lq-2xT!mZ-unlisted"
+TELNET_HOST, SSH_HOST = "127.0.0.71", "127.0.0.72"
+#: login(1) waits 3 s (pam_faildelay) after each wrong password: allow for it.
+LIMITS = ProbeLimits(connect_timeout=2.0, read_timeout=8.0, deadline=40.0, attempt_delay=0.0, prompt_settle=0.3)
+#: A user that does not exist on the device first (refused), then the account's Mirai pair.
+CREDENTIALS = [c for c in load_builtin() if c.id in ("mirai-16", "mirai-61")]
+
+
+def _missing_prerequisite() -> str | None:
+    if os.geteuid() != 0:
+        return "needs root (bind mounts in a private mount namespace)"
+    for tool in ("unshare", "busybox", "dropbear", "dropbearkey", "openssl"):
+        if shutil.which(tool) is None:
+            return f"{tool} is not installed"
+    probe = subprocess.run(["unshare", "-m", "true"], capture_output=True)
+    if probe.returncode != 0:
+        return f"unshare -m is not permitted here: {probe.stderr.decode().strip()}"
+    return None
+
+
+pytestmark = pytest.mark.skipif(_missing_prerequisite() is not None, reason=_missing_prerequisite() or "")
+
+
+def _free_port(host: str) -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+def _accounts(directory: Path, password: str) -> tuple[Path, Path]:
+    """Copies of passwd/shadow with the throwaway account (hash from openssl, SHA-512 crypt)."""
+    digest = subprocess.run(
+        ["openssl", "passwd", "-6", "-stdin"], input=password.encode(), capture_output=True, check=True
+    ).stdout.decode().strip()
+    home = directory / "home"
+    home.mkdir()
+    passwd, shadow = directory / "passwd", directory / "shadow"
+    uids = {int(line.split(":")[2]) for line in Path("/etc/passwd").read_text().splitlines() if line.count(":") >= 6}
+    uid = next(u for u in range(64100, 65000) if u not in uids)
+    os.chown(home, uid, uid)
+    passwd.write_text(Path("/etc/passwd").read_text() + f"{ACCOUNT}:x:{uid}:{uid}:throwaway:{home}:/bin/sh\n")
+    shadow.write_text(Path("/etc/shadow").read_text() + f"{ACCOUNT}:{digest}:19000:0:99999:7:::\n")
+    shadow.chmod(0o640)
+    return passwd, shadow
+
+
+@dataclass
+class Daemons:
+    telnet_port: int
+    ssh_port: int
+
+
+def _in_namespace(passwd: Path, shadow: Path, command: list[str]) -> subprocess.Popen:
+    script = 'mount --bind "$1" /etc/passwd && mount --bind "$2" /etc/shadow && shift 2 && exec "$@"'
+    return subprocess.Popen(
+        ["unshare", "-m", "--propagation", "private", "sh", "-c", script, "sh", str(passwd), str(shadow), *command],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,  # its own process group: the daemon and the sessions it forks
+    )
+
+
+def _wait_listening(host: str, port: int, process: subprocess.Popen) -> None:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"daemon exited: {process.stderr.read().decode()[-500:]}")
+        try:
+            socket.create_connection((host, port), timeout=0.5).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"daemon on {host}:{port} did not start")
+
+
+@pytest.fixture(scope="module")
+def host_keys(tmp_path_factory) -> list[str]:
+    """RSA and Ed25519, as devices ship (dropbear 2022.83 aborts the handshake with Ed25519 alone)."""
+    directory = tmp_path_factory.mktemp("dropbear")
+    keys = []
+    for kind in ("rsa", "ed25519"):
+        key = directory / f"dropbear_{kind}_host_key"
+        subprocess.run(["dropbearkey", "-t", kind, "-f", str(key)], capture_output=True, check=True)
+        keys += ["-r", str(key)]
+    return keys
+
+
+@pytest.fixture(params=[WEAK, STRONG], ids=["weak", "strong"])
+def daemons(request, tmp_path: Path, host_keys: list[str]) -> Iterator[tuple[str, Daemons]]:
+    passwd, shadow = _accounts(tmp_path, request.param)
+    telnet_port, ssh_port = _free_port(TELNET_HOST), _free_port(SSH_HOST)
+    telnetd = _in_namespace(
+        passwd, shadow, ["busybox", "telnetd", "-F", "-p", str(telnet_port), "-b", TELNET_HOST, "-l", "/bin/login"]
+    )
+    dropbear = _in_namespace(
+        passwd, shadow, ["dropbear", "-F", "-E", "-j", "-k", "-p", f"{SSH_HOST}:{ssh_port}", *host_keys]
+    )
+    try:
+        _wait_listening(TELNET_HOST, telnet_port, telnetd)
+        _wait_listening(SSH_HOST, ssh_port, dropbear)
+        yield request.param, Daemons(telnet_port, ssh_port)
+    finally:
+        for process in (telnetd, dropbear):
+            try:
+                os.killpg(process.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            process.wait(timeout=5)
+
+
+def test_busybox_telnetd_and_dropbear(daemons):
+    password, ports = daemons
+
+    async def survey():
+        scope = loopback_scope()
+        return await asyncio.gather(
+            identify_service(scope, TELNET_HOST, ports.telnet_port, LIMITS),
+            identify_service(scope, SSH_HOST, ports.ssh_port, LIMITS),
+            PROBES["telnet"](scope, TELNET_HOST, ports.telnet_port, CREDENTIALS, LIMITS),
+            PROBES["ssh"](scope, SSH_HOST, ports.ssh_port, CREDENTIALS, LIMITS),
+        )
+
+    telnet_service, ssh_service, telnet, ssh = asyncio.run(survey())
+    assert (telnet_service, ssh_service) == ("telnet", "ssh")
+    assert ssh.device and ssh.device.startswith("dropbear")
+    if password == WEAK:
+        assert (telnet.status, telnet.credential_id, telnet.attempts) == ("vulnerable", "mirai-61", 2), telnet
+        assert (ssh.status, ssh.credential_id, ssh.attempts) == ("vulnerable", "mirai-61", 2), ssh
+    else:
+        assert (telnet.status, telnet.credential_id, telnet.attempts) == ("not_vulnerable", None, 2), telnet
+        assert (ssh.status, ssh.credential_id, ssh.attempts) == ("not_vulnerable", None, 2), ssh
