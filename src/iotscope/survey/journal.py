@@ -144,12 +144,11 @@ class SurveyJournal:
     def probed(self, survey_id: str) -> set[tuple[str, int]]:
         return {(ip, port) for ip, port in self._db.execute("SELECT ip, port FROM probed WHERE survey_id = ?", (survey_id,))}
 
-    def commit_findings(self, survey_id: str, path: str | None, targets: list[tuple[str, int]]) -> None:
-        """A published findings file (relative path, or None when there was nothing to write) and the
-        targets whose results it holds: from this statement on both count."""
+    def commit_findings(self, survey_id: str, paths: list[str], targets: list[tuple[str, int]]) -> None:
+        """Published findings files (paths relative to the store) and the targets whose results
+        they hold: from this statement on both count."""
         with self._transaction():
-            if path is not None:
-                self._db.execute("INSERT INTO findings_files VALUES (?, ?)", (survey_id, path))
+            self._db.executemany("INSERT INTO findings_files VALUES (?, ?)", [(survey_id, p) for p in paths])
             self._db.executemany("INSERT OR IGNORE INTO probed VALUES (?, ?, ?)", [(survey_id, ip, port) for ip, port in targets])
 
     def findings_files(self, survey_id: str | None = None) -> list[str]:

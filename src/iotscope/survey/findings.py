@@ -1,0 +1,178 @@
+"""Evidence records of a survey and the ``findings/`` Parquet dataset that keeps them.
+
+One row per probed service: vulnerable, not vulnerable, or an error (timeouts and hostile
+devices are evidence too: the report lists them). A row carries what an ISP needs to act
+(time, target, protocol, which default credential by *id*, device guess, severity) and what
+shows the survey was legitimate (survey id, the scanner's source address, the owner and
+authorization reference of the range at the time). Never the plaintext of a credential.
+
+Layout, like ``packets/``: ``findings/date=YYYY-MM-DD/part-<survey id>-<random>.parquet``. A
+file is written in ``findings/.staging/``, renamed into its partition, and counts once the job
+journal commits it (together with the targets it covers); files of a survey that the journal
+does not name are remains of a killed run and are removed when the survey resumes.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import uuid
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from iotscope.survey.probes import ProbeResult
+from iotscope.survey.scope import AuthorizedRange
+
+FINDINGS_SCHEMA = pa.schema([
+    ("ts", pa.timestamp("us", tz="UTC")),
+    ("survey_id", pa.string()),
+    ("scanner", pa.string()),
+    ("ip", pa.string()),
+    ("port", pa.int32()),
+    ("protocol", pa.string()),
+    ("status", pa.string()),
+    ("severity", pa.string()),
+    ("tag", pa.string()),
+    ("credential_id", pa.string()),
+    ("banner", pa.string()),
+    ("device", pa.string()),
+    ("detail", pa.string()),
+    ("attempts", pa.int32()),
+    ("owner", pa.string()),
+    ("authorization", pa.string()),
+])
+
+#: Severities, most urgent first (the report sorts by this).
+SEVERITIES = ("critical", "high", "medium", "low", "info")
+BANNER_CHARS = 256
+_NON_PRINTABLE = re.compile(r"[^\x20-\x7e]+")
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    ts: datetime
+    survey_id: str
+    scanner: str | None
+    ip: str
+    port: int
+    protocol: str
+    status: str
+    severity: str
+    tag: str
+    credential_id: str | None
+    banner: str
+    device: str | None
+    detail: str
+    attempts: int
+    owner: str
+    authorization: str
+
+
+def classify(protocol: str, status: str, credential_id: str | None) -> tuple[str, str]:
+    """(severity, tag) of a probe outcome.
+
+    A login shell (telnet/SSH) is what Mirai needs: critical, with or without a password. An
+    admin web page or FTP account with a default password gives control of the device or its
+    files: high. Anonymous FTP is common by design and exposes files only: medium.
+    """
+    if status != "vulnerable":
+        return "info", "credentials-rejected" if status == "not_vulnerable" else "probe-error"
+    no_auth = credential_id is None
+    if protocol in ("telnet", "ssh"):
+        return "critical", "no-authentication" if no_auth else "default-credentials"
+    if protocol == "ftp" and no_auth:
+        return "medium", "anonymous-ftp"
+    return "high", "no-authentication" if no_auth else "default-credentials"
+
+
+def make_finding(
+    *, ts: datetime, survey_id: str, scanner: str | None, ip: str, port: int,
+    authorized: AuthorizedRange, result: ProbeResult | None,
+) -> Finding:
+    """The evidence row for one service; ``result`` None means no known service handshake."""
+    if result is None:
+        return Finding(
+            ts, survey_id, scanner, ip, port, "unknown", "error", "info", "unidentified-service",
+            None, "", None, "no telnet, SSH, HTTP or FTP handshake (silent, unknown or hostile service)",
+            0, authorized.owner, authorized.authorization,
+        )
+    severity, tag = classify(result.protocol, result.status, result.credential_id)
+    return Finding(
+        ts, survey_id, scanner, ip, port, result.protocol, result.status, severity, tag,
+        result.credential_id, sanitize(result.banner), result.device, sanitize(result.detail),
+        result.attempts, authorized.owner, authorized.authorization,
+    )
+
+
+def sanitize(text: str, limit: int = BANNER_CHARS) -> str:
+    """Printable ASCII on one line, at most ``limit`` characters (banners come from devices
+    that may be hostile, and end up in CSV files and terminals)."""
+    return _NON_PRINTABLE.sub(" ", text[: limit * 4]).strip()[:limit]
+
+
+def to_table(findings: list[Finding]) -> pa.Table:
+    rows = [asdict(f) for f in findings]
+    return pa.Table.from_pylist(rows, schema=FINDINGS_SCHEMA)
+
+
+class FindingsDataset:
+    """The ``findings/`` directory of a store."""
+
+    def __init__(self, store_root: Path) -> None:
+        self.root = store_root
+        self.directory = store_root / "findings"
+        self._staging = self.directory / ".staging"
+
+    def publish(self, survey_id: str, findings: list[Finding]) -> list[str]:
+        """Write ``findings`` (one file per date partition) and move them into place; returns the
+        paths relative to the store root, which the journal must then commit."""
+        by_date: dict[str, list[Finding]] = {}
+        for finding in findings:
+            by_date.setdefault(finding.ts.astimezone(timezone.utc).strftime("%Y-%m-%d"), []).append(finding)
+        self._staging.mkdir(parents=True, exist_ok=True)
+        published = []
+        for date, rows in sorted(by_date.items()):
+            name = f"part-{survey_id}-{uuid.uuid4().hex[:12]}.parquet"
+            staged = self._staging / name
+            pq.write_table(to_table(rows), staged, compression="zstd")
+            _fsync(staged)
+            relative = Path("findings") / f"date={date}" / name
+            target = self.root / relative
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(staged, target)
+            _fsync(target.parent)
+            published.append(relative.as_posix())
+        return published
+
+    def remove_uncommitted(self, survey_id: str, committed: list[str]) -> int:
+        """Delete files of ``survey_id`` the journal does not name (a killed run's remains)."""
+        keep = set(committed)
+        removed = 0
+        for path in self.directory.glob(f"date=*/part-{survey_id}-*.parquet"):
+            if path.relative_to(self.root).as_posix() not in keep:
+                path.unlink()
+                removed += 1
+        for path in self._staging.glob(f"part-{survey_id}-*.parquet"):
+            path.unlink()
+        return removed
+
+    def read(self, files: list[str]) -> pa.Table:
+        """The committed rows of ``files`` (journal paths), in one table."""
+        tables = [pq.read_table(self.root / f, schema=FINDINGS_SCHEMA) for f in files]
+        return pa.concat_tables(tables) if tables else FINDINGS_SCHEMA.empty_table()
+
+
+def now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,148 @@
+"""Open ports from a zmap or masscan run, instead of sweeping (the L4 phase done by a faster tool).
+
+Operators with a raw-socket scanner already tuned for their network can use it for the SYN
+phase and let iotscope do the service probes. The file is still judged against the scope, line
+by line: an address outside the authorized ranges means the file does not belong to this scope,
+and the whole import is refused; an address blocklisted since the scan ran is dropped (and
+counted), because opt-outs apply to every run.
+
+Formats (detected from the content):
+
+* zmap CSV with a header (``saddr`` plus ``sport``; rows with ``success`` = 0 or a
+  ``classification`` other than ``synack`` are ignored), or zmap's default one address per line,
+  which names no port: then exactly one port must be given;
+* masscan ``-oL`` (``open tcp 80 192.0.2.1 1700000000``);
+* masscan ``-oJ`` (a JSON array, or masscan's older line-per-object output with trailing commas).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from iotscope.survey.journal import OpenPort
+from iotscope.survey.scope import OutOfScopeError, Scope
+
+
+class L4ImportError(ValueError):
+    """The file is unreadable, not one of the formats, or names an out-of-scope target."""
+
+
+@dataclass
+class L4Import:
+    open_ports: list[OpenPort] = field(default_factory=list)
+    blocklisted: int = 0
+    #: Ports present in the file but not asked for.
+    other_ports: int = 0
+
+
+def read_l4_file(path: Path, scope: Scope, ports: list[int] | None = None) -> L4Import:
+    """The open (address, port) pairs of a zmap/masscan output file, checked against ``scope``.
+
+    ``ports``: keep only these (all when None). Duplicates are dropped.
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise L4ImportError(f"{path}: file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise L4ImportError(f"{path}: cannot read ({exc})") from None
+    stripped = text.lstrip()
+    if stripped.startswith(("[", "{")):
+        rows = _masscan_json(text, path)
+    elif any(line.startswith(("open ", "#masscan")) for line in text.splitlines()[:5]):
+        rows = _masscan_list(text, path)
+    else:
+        rows = _zmap_csv(text, path, ports)
+    result = L4Import()
+    seen: set[tuple[str, int]] = set()
+    for line, ip, port in rows:
+        if ports is not None and port not in ports:
+            result.other_ports += 1
+            continue
+        try:
+            scope.check(ip)
+        except OutOfScopeError as exc:
+            if exc.reason.startswith("blocklisted"):
+                result.blocklisted += 1
+                continue
+            raise L4ImportError(f"{path}:{line}: {exc}") from None
+        if (ip, port) not in seen:
+            seen.add((ip, port))
+            result.open_ports.append(OpenPort(ip, port))
+    return result
+
+
+Row = tuple[int, str, int]  # (line number, ip, port)
+
+
+def _port(value: str, path: Path, line: int) -> int:
+    try:
+        port = int(value)
+    except ValueError:
+        port = 0
+    if not 0 < port < 65536:
+        raise L4ImportError(f"{path}:{line}: bad port {value!r}")
+    return port
+
+
+def _masscan_list(text: str, path: Path) -> list[Row]:
+    rows = []
+    for number, line in enumerate(text.splitlines(), 1):
+        fields = line.split()
+        if not fields or fields[0].startswith("#"):
+            continue
+        if len(fields) < 4:
+            raise L4ImportError(f"{path}:{number}: not a masscan -oL line")
+        status, proto, port, ip = fields[:4]
+        if status == "open" and proto == "tcp":
+            rows.append((number, ip, _port(port, path, number)))
+    return rows
+
+
+def _masscan_json(text: str, path: Path) -> list[Row]:
+    try:
+        document = json.loads(text)
+        records = [(1, r) for r in (document if isinstance(document, list) else [document])]
+    except json.JSONDecodeError:
+        # masscan < 1.3 writes one object per line with trailing commas and a bare "[" / "]".
+        records = []
+        for number, line in enumerate(text.splitlines(), 1):
+            line = line.strip().rstrip(",")
+            if line in ("", "[", "]"):
+                continue
+            try:
+                records.append((number, json.loads(line)))
+            except json.JSONDecodeError:
+                raise L4ImportError(f"{path}:{number}: not masscan -oJ JSON") from None
+    rows = []
+    for number, record in records:
+        if not isinstance(record, dict) or "ip" not in record:
+            continue  # masscan's {"finished": 1} trailer
+        for entry in record.get("ports", []):
+            if entry.get("proto") == "tcp" and entry.get("status", "open") == "open":
+                rows.append((number, str(record["ip"]), _port(str(entry.get("port")), path, number)))
+    return rows
+
+
+def _zmap_csv(text: str, path: Path, ports: list[int] | None) -> list[Row]:
+    lines = text.splitlines()
+    first = next((line for line in lines if line.strip() and not line.startswith("#")), "")
+    if "saddr" not in first.split(","):
+        if ports is None or len(ports) != 1:
+            raise L4ImportError(f"{path}: zmap output without a port column needs exactly one --ports value")
+        return [(n, line.strip(), ports[0]) for n, line in enumerate(lines, 1) if line.strip() and not line.startswith("#")]
+    reader = csv.DictReader(io.StringIO(text))
+    if "sport" not in (reader.fieldnames or []):
+        if ports is None or len(ports) != 1:
+            raise L4ImportError(f"{path}: zmap CSV without a 'sport' column needs exactly one --ports value")
+    rows = []
+    for number, record in enumerate(reader, 2):
+        if record.get("success", "1") in ("0", "false") or record.get("classification", "synack") not in ("synack", ""):
+            continue
+        port = _port(record["sport"], path, number) if record.get("sport") else ports[0]  # type: ignore[index]
+        rows.append((number, record["saddr"], port))
+    return rows

@@ -1,0 +1,255 @@
+"""One survey run: sweep (or import) the L4 phase, identify each open service, probe it, keep evidence.
+
+The phases are checkpointed in the store's job journal, so ``resume=True`` continues the newest
+unfinished survey of the same job (same authorized ranges, ports and shard) where it stopped:
+the sweep from its permutation position, the probes with the open ports not yet probed. The
+blocklist is re-read on every run and applies to resumed work too.
+
+Each device is probed by one task at a time (its services one after another), so a device never
+sees parallel logins from the survey; ``probe_concurrency`` bounds the devices in progress.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import secrets
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from iotscope.survey.credentials import Credential
+from iotscope.survey.findings import Finding, FindingsDataset, make_finding, now
+from iotscope.survey.journal import OpenPort, SurveyJob, SurveyJournal
+from iotscope.survey.l4import import L4Import, L4ImportError, read_l4_file
+from iotscope.survey.permutation import CyclicPermutation, Shard
+from iotscope.survey.probes import PROBES, ProbeLimits, identify_service
+from iotscope.survey.scope import Scope
+from iotscope.survey.sweep import (
+    DEFAULT_CONCURRENCY,
+    DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_RATE,
+    SweepProgress,
+    SweepStats,
+    sweep,
+)
+
+DEFAULT_PORTS = (23, 2323, 22, 80, 8080, 21)
+DEFAULT_PROBE_CONCURRENCY = 64
+_FLUSH_ROWS = 256
+
+
+@dataclass
+class SurveyProgress:
+    """What a progress bar shows: ``phase`` is "sweep" or "probe"; done/total drive the ETA."""
+
+    phase: str
+    done: int
+    total: int
+    open_ports: int = 0
+    vulnerable: int = 0
+    errors: int = 0
+
+
+@dataclass
+class SurveySummary:
+    survey_id: str
+    resumed: bool
+    sweep: SweepStats | None = None
+    imported: L4Import | None = None
+    open_ports: int = 0
+    #: Services probed in this run (a resumed run does not count earlier ones).
+    probed: int = 0
+    #: Open ports skipped because the blocklist now covers them.
+    skipped: int = 0
+    findings: list[Finding] = field(default_factory=list)
+    seconds: float = 0.0
+    #: Unfinished surveys of the same job that this (non-resumed) run did not continue.
+    unfinished: list[str] = field(default_factory=list)
+
+    @property
+    def by_status(self) -> Counter[str]:
+        return Counter(f.status for f in self.findings)
+
+    @property
+    def vulnerable(self) -> list[Finding]:
+        return [f for f in self.findings if f.status == "vulnerable"]
+
+
+async def run_survey(
+    scope: Scope,
+    *,
+    store: Path,
+    credentials: list[Credential],
+    ports: list[int] | tuple[int, ...] = DEFAULT_PORTS,
+    rate: float = DEFAULT_RATE,
+    shard: Shard = Shard(),
+    resume: bool = False,
+    progress: Callable[[SurveyProgress], None] | None = None,
+    limits: ProbeLimits = ProbeLimits(),
+    concurrency: int = DEFAULT_CONCURRENCY,
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+    probe_concurrency: int = DEFAULT_PROBE_CONCURRENCY,
+    l4_file: Path | None = None,
+) -> SurveySummary:
+    """Survey ``scope`` x ``ports`` and store the evidence in ``store``; see the module doc."""
+    ports = _check_ports(ports)
+    started = time.monotonic()
+    findings_dataset = FindingsDataset(store)
+    with SurveyJournal(store) as journal:
+        key = _job_key(scope, ports, shard, l4_file)
+        job = journal.resumable(key) if resume else None
+        summary = SurveySummary(job.survey_id if job else _new_survey_id(), resumed=job is not None)
+        if job is None:
+            summary.unfinished = [j.survey_id for j in journal.jobs() if j.job_key == key and j.finished_at is None]
+            job = journal.create(summary.survey_id, key, secrets.randbits(64), str(shard), ports, scope.source)
+        else:
+            findings_dataset.remove_uncommitted(job.survey_id, journal.findings_files(job.survey_id))
+        if not job.sweep_finished:
+            if l4_file is not None:
+                summary.imported = read_l4_file(l4_file, scope, ports)
+                journal.add_open_ports(job.survey_id, summary.imported.open_ports)
+            else:
+                summary.sweep = await _sweep_phase(scope, ports, shard, job, journal, rate, concurrency, connect_timeout, progress)
+        open_ports = journal.open_ports(job.survey_id)
+        summary.open_ports = len(open_ports)
+        done = journal.probed(job.survey_id)
+        todo = [p for p in open_ports if (p.ip, p.port) not in done]
+        summary.skipped = sum(1 for p in todo if not scope.is_allowed(p.ip))
+        todo = [p for p in todo if scope.is_allowed(p.ip)]
+        prober = _Prober(scope, job.survey_id, credentials, limits, journal, findings_dataset, summary, progress)
+        await prober.run(todo, probe_concurrency, len(open_ports) - len(todo) - summary.skipped, len(open_ports))
+        journal.finish(job.survey_id)
+    summary.seconds = time.monotonic() - started
+    return summary
+
+
+async def _sweep_phase(
+    scope: Scope, ports: list[int], shard: Shard, job: SurveyJob, journal: SurveyJournal,
+    rate: float, concurrency: int, connect_timeout: float,
+    progress: Callable[[SurveyProgress], None] | None,
+) -> SweepStats:
+    permutation = CyclicPermutation(scope.authorized_count * len(ports), job.seed, shard)
+    found_before = len(journal.open_ports(job.survey_id))
+
+    def checkpoint(position: int, done_above: list[int], found: list[OpenPort], finished: bool) -> None:
+        journal.checkpoint_sweep(job.survey_id, position, done_above, found, finished=finished)
+
+    def on_progress(p: SweepProgress) -> None:
+        if progress is not None:
+            progress(SurveyProgress("sweep", p.positions_done, p.positions_total, found_before + p.open, 0, p.errors))
+
+    return await sweep(
+        scope, ports, permutation, rate=rate, concurrency=concurrency, timeout=connect_timeout,
+        start_position=job.sweep_position, done_above=job.sweep_done_above,
+        checkpoint=checkpoint, progress=on_progress,
+    )
+
+
+class _Prober:
+    """The probe phase: per device, identify and probe each open port; flush evidence in batches."""
+
+    def __init__(
+        self, scope: Scope, survey_id: str, credentials: list[Credential], limits: ProbeLimits,
+        journal: SurveyJournal, dataset: FindingsDataset, summary: SurveySummary,
+        progress: Callable[[SurveyProgress], None] | None,
+    ) -> None:
+        self.scope = scope
+        self.survey_id = survey_id
+        self.credentials = credentials
+        self.limits = limits
+        self.journal = journal
+        self.dataset = dataset
+        self.summary = summary
+        self.progress = progress
+        self._pending: list[tuple[Finding, tuple[str, int]]] = []
+        self._done = 0
+        self._total = 0
+        self._last_flush = time.monotonic()
+
+    async def run(self, todo: list[OpenPort], concurrency: int, already_done: int, total: int) -> None:
+        self._done, self._total = already_done, total
+        devices: dict[str, list[OpenPort]] = {}
+        for open_port in todo:
+            devices.setdefault(open_port.ip, []).append(open_port)
+        slots = asyncio.Semaphore(max(1, concurrency))
+
+        async def survey_device(services: list[OpenPort]) -> None:
+            async with slots:
+                for service in services:
+                    await self._probe(service)
+
+        self._report()
+        try:
+            await asyncio.gather(*(survey_device(services) for services in devices.values()))
+        finally:
+            # Also on cancel (Ctrl-C): what is finished is kept, the rest is probed on resume.
+            self._flush()
+        self._report()
+
+    async def _probe(self, service: OpenPort) -> None:
+        authorized = self.scope.check(service.ip)
+        started = now()
+        protocol = await identify_service(self.scope, service.ip, service.port, self.limits)
+        result = None
+        if protocol is not None:
+            result = await PROBES[protocol](self.scope, service.ip, service.port, self.credentials, self.limits)
+        finding = make_finding(
+            ts=started, survey_id=self.survey_id, scanner=service.scanner, ip=service.ip,
+            port=service.port, authorized=authorized, result=result,
+        )
+        self.summary.findings.append(finding)
+        self.summary.probed += 1
+        self._pending.append((finding, (service.ip, service.port)))
+        self._done += 1
+        if len(self._pending) >= _FLUSH_ROWS or time.monotonic() - self._last_flush > 1.0:
+            self._flush()
+        self._report()
+
+    def _flush(self) -> None:
+        self._last_flush = time.monotonic()
+        if not self._pending:
+            return
+        pending, self._pending = self._pending, []
+        paths = self.dataset.publish(self.survey_id, [finding for finding, _ in pending])
+        self.journal.commit_findings(self.survey_id, paths, [target for _, target in pending])
+
+    def _report(self) -> None:
+        if self.progress is None:
+            return
+        by_status = self.summary.by_status
+        self.progress(SurveyProgress(
+            "probe", self._done, self._total, self.summary.open_ports, by_status["vulnerable"], by_status["error"],
+        ))
+
+
+def _check_ports(ports: list[int] | tuple[int, ...]) -> list[int]:
+    checked = list(dict.fromkeys(ports))
+    if not checked:
+        raise ValueError("no ports to survey")
+    bad = [p for p in checked if not 0 < p < 65536]
+    if bad:
+        raise ValueError(f"not a TCP port: {bad[0]}")
+    return checked
+
+
+def _job_key(scope: Scope, ports: list[int], shard: Shard, l4_file: Path | None) -> str:
+    """What a resumed run must share with the interrupted one for its saved positions to mean the
+    same targets: the authorized ranges (not the blocklist, which may grow), ports and shard."""
+    ranges = sorted((str(e.network), e.special_purpose) for e in scope.authorized)
+    source = "sweep"
+    if l4_file is not None:
+        try:
+            source = hashlib.sha256(l4_file.read_bytes()).hexdigest()
+        except OSError as exc:
+            raise L4ImportError(f"{l4_file}: cannot read ({exc.strerror})") from None
+    text = json.dumps({"ranges": ranges, "ports": ports, "shard": str(shard), "l4": source})
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _new_survey_id() -> str:
+    return f"{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
