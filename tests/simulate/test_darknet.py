@@ -130,9 +130,10 @@ def test_every_packet_belongs_to_a_source_of_the_truth(packets: Packets, truth: 
     per_source = collections.Counter(packets.src.tolist())
     assert {s: n for s, n in zip(truth["src"], truth["packets"], strict=True)} == dict(per_source)
     first = {s: t.timestamp() for s, t in zip(truth["src"], truth["first_ts"], strict=True)}
-    order = np.argsort(packets.ts, kind="stable")
-    seen_first = dict(zip(packets.src[order][::-1].tolist(), packets.ts[order][::-1].tolist(), strict=True))
-    assert all(abs(seen_first[s] - first[s]) < 1e-5 for s in first)
+    last = {s: t.timestamp() for s, t in zip(truth["src"], truth["last_ts"], strict=True)}
+    seen_last = dict(zip(packets.src.tolist(), packets.ts.tolist(), strict=True))  # packets are in time order
+    seen_first = dict(zip(packets.src[::-1].tolist(), packets.ts[::-1].tolist(), strict=True))
+    assert all(abs(seen_first[s] - first[s]) < 1e-5 and abs(seen_last[s] - last[s]) < 1e-5 for s in first)
 
 
 def test_packets_by_kind_follow_the_mix(packets: Packets) -> None:

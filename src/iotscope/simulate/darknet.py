@@ -63,7 +63,8 @@ from iotscope.simulate.addresses import draw_reserved, draw_sources, prefix_boun
 from iotscope.simulate.capture_file import write_blocks
 from iotscope.simulate.frames import LAYOUT_CODE, UDP_PROBE_PAYLOADS, PacketFields, build_block
 
-#: Packets generated and written per time window (bounds memory: a window costs roughly 300 bytes per packet at its peak).
+#: Packets generated and written per time window. This bounds memory: a window costs a few hundred
+#: bytes per packet at its peak (5M or 10M packets peak at about 0.55 GB RSS).
 CHUNK_PACKETS = 1_000_000
 
 DEFAULT_DARKNET = "198.18.0.0/15"
@@ -472,7 +473,7 @@ def _window_edges(duration: int, packets: int) -> np.ndarray:
 
 
 @dataclass
-class _Extent:
+class SourceExtent:
     """First and last packet time per source, accumulated over windows (for the ground truth)."""
 
     first: np.ndarray
@@ -487,7 +488,8 @@ class _Extent:
         self.last[present] = np.maximum(self.last[present], np.maximum.reduceat(ts, starts))
 
 
-def generate_blocks(config: DarknetConfig, plan: SourcePlan, extent: _Extent | None = None) -> Iterator[CaptureBlock]:
+def generate_blocks(config: DarknetConfig, plan: SourcePlan,
+                    extent: SourceExtent | None = None) -> Iterator[CaptureBlock]:
     """The capture, window by window, as Ethernet blocks in timestamp order (at least one block)."""
     darknet = config.validate()
     rng = np.random.default_rng([config.seed, 1])
@@ -509,7 +511,7 @@ def truth_path(capture: Path) -> Path:
     return capture.with_name(capture.name + ".truth.parquet")
 
 
-def truth_table(config: DarknetConfig, plan: SourcePlan, extent: _Extent) -> pa.Table:
+def truth_table(config: DarknetConfig, plan: SourcePlan, extent: SourceExtent) -> pa.Table:
     """One row per source that sent at least one packet: what it is and what it did."""
     sent = plan.packets > 0
     kind = plan.kind[sent]
@@ -558,7 +560,7 @@ def simulate_darknet(config: DarknetConfig, out: Path | str,
     if not out.parent.is_dir():
         raise SimulationError(f"output directory does not exist: {out.parent}")
     plan = plan_sources(config)
-    extent = _Extent(first=np.full(len(plan), np.iinfo(np.int64).max), last=np.full(len(plan), -1))
+    extent = SourceExtent(first=np.full(len(plan), np.iinfo(np.int64).max), last=np.full(len(plan), -1))
     written = 0
 
     def counted() -> Iterator[CaptureBlock]:

@@ -78,7 +78,8 @@ UDP_PROBE_PAYLOADS: dict[int, bytes] = {
     5060: (b"OPTIONS sip:100@invalid SIP/2.0\r\nVia: SIP/2.0/UDP 0.0.0.0:5060;branch=z9hG4bK-1\r\n"
            b"Max-Forwards: 70\r\nTo: <sip:100@invalid>\r\nFrom: <sip:100@invalid>;tag=1\r\n"
            b"Call-ID: 1\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"),
-    137: bytes.fromhex("80f00010000100000000000020") + b"CKAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA" + bytes.fromhex("0000210001"),
+    137: (bytes.fromhex("80f00010000100000000000020") + b"CKAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+          + bytes.fromhex("0000210001")),  # NetBIOS NBSTAT query for "*"
     11211: bytes.fromhex("0001000000010000") + b"stats\r\n",  # memcached UDP frame header + stats
 }
 
