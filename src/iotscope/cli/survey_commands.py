@@ -1,9 +1,163 @@
-"""CLI commands of the survey half (filled in by its issue)."""
+"""Survey commands: ``iotscope survey run`` (sweep, probe, keep evidence) and ``survey report``."""
 
 from __future__ import annotations
 
+import asyncio
+import resource
+from pathlib import Path
+from typing import Annotated
+
 import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from iotscope.cli.common import console, fail
+from iotscope.survey.credentials import CredentialsError, load_builtin, load_credentials, merge
+from iotscope.survey.l4import import L4ImportError
+from iotscope.survey.permutation import Shard
+from iotscope.survey.report import FORMATS, ReportError, export_report
+from iotscope.survey.run import DEFAULT_PORTS, SurveyProgress, SurveySummary, run_survey
+from iotscope.survey.scope import OutOfScopeError, Scope, ScopeError
+from iotscope.survey.sweep import DEFAULT_CONCURRENCY, DEFAULT_CONNECT_TIMEOUT, DEFAULT_RATE
+
+survey_app = typer.Typer(
+    help="Survey authorized address space for IoT devices with default or no credentials.",
+    no_args_is_help=True,
+)
+
+StoreOption = Annotated[Path, typer.Option("--store", help="Store directory (created if missing).")]
+
+
+@survey_app.command("run")
+def run(
+    scope_file: Annotated[Path, typer.Option("--scope", help="Scope file (TOML): authorized ranges, owners, blocklist.")],
+    store: StoreOption,
+    ports: Annotated[str, typer.Option(help="Comma-separated TCP ports.")] = ",".join(map(str, DEFAULT_PORTS)),
+    rate: Annotated[float, typer.Option(help="Connection attempts per second, all targets together.")] = DEFAULT_RATE,
+    credentials: Annotated[Path | None, typer.Option(help="Extra credential file (TOML), tried after the built-in list.")] = None,
+    shard: Annotated[str, typer.Option(help="This machine's shard i/N of the scope (disjoint, together complete).")] = "1/1",
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the unfinished survey of the same job.")] = False,
+    import_file: Annotated[Path | None, typer.Option("--import", help="Open ports from zmap CSV or masscan -oL/-oJ instead of sweeping.")] = None,
+    concurrency: Annotated[int, typer.Option(help="Connection attempts in flight at most.")] = DEFAULT_CONCURRENCY,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for one TCP connect in the sweep.")] = DEFAULT_CONNECT_TIMEOUT,
+) -> None:
+    """Sweep the scope, identify services by handshake, try default credentials, store evidence."""
+    try:
+        scope = Scope.load(scope_file)
+        port_list = _parse_ports(ports)
+        shard_value = Shard.parse(shard)
+        if not rate > 0:
+            raise ValueError("--rate must be positive")
+        credential_list = merge(load_builtin(), load_credentials(credentials) if credentials else [])
+    except (ScopeError, CredentialsError, ValueError) as exc:
+        fail(str(exc))
+    for warning in scope.warnings:
+        console.print(f"[yellow]warning:[/] {warning}", highlight=False)
+    console.print(
+        f"scope {scope.source}: {scope.target_count:,} addresses of {len(scope.authorized)} authorized "
+        f"range(s), {len(scope.blocklist)} blocklist entr{'y' if len(scope.blocklist) == 1 else 'ies'}; "
+        f"ports {','.join(map(str, port_list))}; shard {shard_value}; {rate:,.0f} attempts/s",
+        highlight=False,
+    )
+    _raise_file_limit(concurrency)
+    with _progress() as progress:
+        bars: dict[str, TaskID] = {}
+
+        def on_progress(p: SurveyProgress) -> None:
+            if p.phase not in bars:
+                bars[p.phase] = progress.add_task(p.phase, total=p.total, note="")
+            note = f"{p.open_ports:,} open" if p.phase == "sweep" else f"{p.vulnerable:,} vulnerable, {p.errors:,} errors"
+            progress.update(bars[p.phase], completed=p.done, total=p.total, note=note)
+
+        try:
+            summary = asyncio.run(run_survey(
+                scope, store=store, credentials=credential_list, ports=port_list, rate=rate,
+                shard=shard_value, resume=resume, progress=on_progress, concurrency=concurrency,
+                connect_timeout=timeout, l4_file=import_file,
+            ))
+        except (L4ImportError, OutOfScopeError, ValueError) as exc:
+            fail(str(exc))
+        except KeyboardInterrupt:
+            console.print("interrupted: progress is saved; run the same command with --resume to continue")
+            raise typer.Exit(130) from None
+    _print_summary(summary)
+
+
+@survey_app.command("report")
+def report(
+    store: StoreOption,
+    out: Annotated[Path, typer.Option("--out", help="Directory for the per-owner files.")],
+    survey: Annotated[str | None, typer.Option("--survey", help="Survey id (default: latest state over all surveys).")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="csv or json.")] = "csv",
+) -> None:
+    """Shadowserver-style reports: one file per authorized owner, plus errors."""
+    if fmt not in FORMATS:
+        fail(f"--format must be one of {', '.join(FORMATS)}, not {fmt!r}")
+    try:
+        result = export_report(store, out, survey_id=survey, fmt=fmt)
+    except ReportError as exc:
+        fail(str(exc))
+    table = Table("owner", "file", "vulnerable services", title=f"report ({result.services:,} services)")
+    for owner, (path, rows) in result.owners.items():
+        table.add_row(owner, str(path), f"{rows:,}")
+    console.print(table)
+    severities = ", ".join(f"{k}={v:,}" for k, v in result.severities.items()) or "no vulnerable services"
+    console.print(f"{severities}; {result.errors:,} errors in {result.errors_file}", highlight=False)
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to the main app."""
+    """Add the ``survey`` command group to the main app."""
+    app.add_typer(survey_app, name="survey")
+
+
+def _parse_ports(text: str) -> list[int]:
+    try:
+        ports = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise ValueError(f"--ports {text!r}: expected comma-separated numbers, e.g. 23,2323,22") from None
+    if not ports or any(not 0 < p < 65536 for p in ports):
+        raise ValueError(f"--ports {text!r}: ports are 1..65535")
+    return ports
+
+
+def _raise_file_limit(concurrency: int) -> None:
+    """Let the sweep keep ``concurrency`` sockets open, as far as the hard limit allows."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = concurrency + 256
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        new_soft = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (new_soft, hard))
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description:>5}"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("{task.fields[note]}"), TimeRemainingColumn(), console=console,
+    )
+
+
+def _print_summary(summary: SurveySummary) -> None:
+    head = f"survey [bold]{summary.survey_id}[/]" + (" (resumed)" if summary.resumed else "")
+    if summary.sweep is not None:
+        s = summary.sweep
+        head += (
+            f": {s.attempted:,} connection attempts in {s.seconds:.1f} s ({s.attempts_per_second:,.0f}/s), "
+            f"{s.timeouts:,} timeouts, {s.errors:,} errors"
+        )
+    elif summary.imported is not None:
+        head += f": imported {len(summary.imported.open_ports):,} open ports ({summary.imported.blocklisted:,} blocklisted dropped)"
+    console.print(head, highlight=False)
+    table = Table("protocol", "vulnerable", "not vulnerable", "error", title=f"{summary.open_ports:,} open ports, {summary.probed:,} probed")
+    protocols = sorted({f.protocol for f in summary.findings})
+    for protocol in protocols:
+        rows = [f for f in summary.findings if f.protocol == protocol]
+        counts = {status: sum(1 for f in rows if f.status == status) for status in ("vulnerable", "not_vulnerable", "error")}
+        table.add_row(protocol, f"{counts['vulnerable']:,}", f"{counts['not_vulnerable']:,}", f"{counts['error']:,}")
+    console.print(table)
+    if summary.skipped:
+        console.print(f"{summary.skipped:,} open ports skipped: blocklisted since they were found", highlight=False)
+    if summary.unfinished:
+        console.print(
+            f"[yellow]note:[/] unfinished survey(s) of the same job left as they were: {', '.join(summary.unfinished)} "
+            "(use --resume to continue the newest)", highlight=False,
+        )

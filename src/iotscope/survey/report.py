@@ -1,0 +1,171 @@
+"""Shadowserver-style exports of survey findings: one CSV or JSON file per authorized owner.
+
+An ISP (step 2 of the framework) needs a file per network it is responsible for, with one line
+per vulnerable service, in a format its ticketing already reads; that is what Shadowserver's
+daily reports established. Each service appears once, in its latest observed state: a device
+fixed since an earlier survey of the same store is no longer reported. Errors (timeouts,
+hostile devices) go to ``errors.csv``/``errors.json``, so nothing observed is silently dropped.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import ipaddress
+import json
+import os
+import re
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from iotscope.survey.findings import SEVERITIES, FindingsDataset
+from iotscope.survey.journal import SurveyJournal
+
+REPORT_FIELDS = (
+    "timestamp", "ip", "port", "protocol", "hostname", "tag", "device", "severity",
+    "credential_id", "survey_id", "owner", "authorization",
+)
+ERROR_FIELDS = ("timestamp", "ip", "port", "protocol", "tag", "detail", "survey_id", "owner")
+FORMATS = ("csv", "json")
+
+
+class ReportError(ValueError):
+    """Nothing to report from (no store, unknown survey) or an unusable output directory."""
+
+
+@dataclass
+class ReportResult:
+    #: Owner -> (file written, rows in it).
+    owners: dict[str, tuple[Path, int]] = field(default_factory=dict)
+    #: Rows per severity over all owners.
+    severities: dict[str, int] = field(default_factory=dict)
+    errors_file: Path | None = None
+    errors: int = 0
+    services: int = 0
+
+
+def export_report(store: Path, out: Path, *, survey_id: str | None = None, fmt: str = "csv") -> ReportResult:
+    """Write the per-owner reports of ``store`` (one survey, or the latest state over all) to ``out``."""
+    if fmt not in FORMATS:
+        raise ReportError(f"unknown format {fmt!r} (use csv or json)")
+    latest = latest_findings(store, survey_id)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ReportError(f"{out}: cannot create output directory ({exc.strerror})") from None
+    result = ReportResult(services=latest.num_rows)
+    rows = latest.to_pylist()
+    vulnerable = [r for r in rows if r["status"] == "vulnerable"]
+    vulnerable.sort(key=lambda r: (r["owner"], SEVERITIES.index(r["severity"]), _ip_key(r["ip"]), r["port"]))
+    by_owner: dict[str, list[dict]] = {}
+    for row in vulnerable:
+        by_owner.setdefault(row["owner"], []).append(_report_row(row))
+        result.severities[row["severity"]] = result.severities.get(row["severity"], 0) + 1
+    names = _file_names(sorted(by_owner))
+    for owner, owner_rows in sorted(by_owner.items()):
+        path = out / f"{names[owner]}.{fmt}"
+        _write_atomic(path, _render(owner_rows, REPORT_FIELDS, fmt))
+        result.owners[owner] = (path, len(owner_rows))
+    errors = [r for r in rows if r["status"] == "error"]
+    errors.sort(key=lambda r: (r["owner"], _ip_key(r["ip"]), r["port"]))
+    # Written even when empty, so an errors file left by an earlier export cannot mislead.
+    result.errors_file = out / f"errors.{fmt}"
+    _write_atomic(result.errors_file, _render([_error_row(r) for r in errors], ERROR_FIELDS, fmt))
+    result.errors = len(errors)
+    return result
+
+
+def latest_findings(store: Path, survey_id: str | None = None) -> pa.Table:
+    """Findings of ``survey_id`` (or of every survey in the store), one row per (ip, port): the
+    most recent observation of that service."""
+    if not (store / SurveyJournal.FILENAME).is_file():
+        raise ReportError(f"{store}: no survey in this store (run `iotscope survey run ... --store {store}` first)")
+    with SurveyJournal(store) as journal:
+        if survey_id is not None and journal.job(survey_id) is None:
+            known = ", ".join(j.survey_id for j in journal.jobs()[-5:]) or "none"
+            raise ReportError(f"{store}: no survey {survey_id!r} (latest: {known})")
+        files = journal.findings_files(survey_id)
+    table = FindingsDataset(store).read(files)
+    connection = duckdb.connect()
+    connection.register("findings", table)
+    return connection.sql(
+        "SELECT * FROM findings QUALIFY row_number() OVER (PARTITION BY ip, port ORDER BY ts DESC) = 1"
+    ).to_arrow_table()
+
+
+def _report_row(row: dict) -> dict:
+    return {
+        "timestamp": _timestamp(row), "ip": row["ip"], "port": row["port"], "protocol": row["protocol"],
+        "hostname": None, "tag": row["tag"], "device": row["device"], "severity": row["severity"],
+        "credential_id": row["credential_id"], "survey_id": row["survey_id"], "owner": row["owner"],
+        "authorization": row["authorization"],
+    }
+
+
+def _error_row(row: dict) -> dict:
+    return {
+        "timestamp": _timestamp(row), "ip": row["ip"], "port": row["port"], "protocol": row["protocol"],
+        "tag": row["tag"], "detail": row["detail"], "survey_id": row["survey_id"], "owner": row["owner"],
+    }
+
+
+def _timestamp(row: dict) -> str:
+    return row["ts"].strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _render(rows: list[dict], fields: tuple[str, ...], fmt: str) -> str:
+    if fmt == "json":
+        return json.dumps(rows, indent=1, ensure_ascii=True) + "\n"
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=fields, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: _csv_safe(v) for k, v in row.items()})
+    return buffer.getvalue()
+
+
+def _csv_safe(value: object) -> object:
+    """Empty for null; text a spreadsheet would run as a formula gets a leading quote (OWASP)."""
+    if value is None:
+        return ""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
+
+
+def _file_names(owners: list[str]) -> dict[str, str]:
+    """A safe, distinct file name per owner ("Example ISP, Inc." -> "example-isp-inc")."""
+    names: dict[str, str] = {}
+    used: set[str] = set()
+    for owner in owners:
+        base = re.sub(r"[^a-z0-9]+", "-", owner.lower()).strip("-")[:60] or "owner"
+        if base == "errors":
+            base = "owner-errors"
+        name, n = base, 2
+        while name in used:
+            name, n = f"{base}-{n}", n + 1
+        used.add(name)
+        names[owner] = name
+    return names
+
+
+def _ip_key(ip: str) -> tuple[int, int]:
+    address = ipaddress.ip_address(ip)
+    return address.version, int(address)
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
