@@ -80,3 +80,17 @@ def test_digest_matches_rfc_2617_worked_example():
 def test_challenge_parsing_handles_several_schemes_in_one_header():
     challenges = parse_challenges(['Digest realm="a, b", nonce="n1", qop="auth", Basic realm="x"'])
     assert [(c.scheme, c.params.get("realm")) for c in challenges] == [("digest", "a, b"), ("basic", "x")]
+
+
+@pytest.mark.parametrize(
+    ("body", "open_admin"),
+    [
+        (b"<title>Router</title>System settings, firmware upgrade", True),
+        (b"<h1>Camera</h1>Change admin password <input type='password'> <a href=/logout>Logout</a>", True),
+        (b"<title>Login</title>Device login: User name <input name=u> Password <input type=password>", False),
+        (b"<title>Welcome</title>It works!", False),
+    ],
+    ids=["status-page", "settings-with-logout", "login-form", "plain-site"],
+)
+def test_open_admin_page_heuristic(body, open_admin):
+    assert http.looks_like_open_admin_page(http.Response(200, {}, body)) is open_admin

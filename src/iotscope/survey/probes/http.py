@@ -34,6 +34,8 @@ _ADMIN_WORDS = re.compile(
     re.IGNORECASE,
 )
 _PASSWORD_FIELD = re.compile(rb"type\s*=\s*[\"']?password", re.IGNORECASE)
+_LOGIN_WORDS = re.compile(rb"\blog ?in\b|sign ?in|user ?name", re.IGNORECASE)
+_LOGOUT = re.compile(rb"log ?out|log ?off|sign ?out", re.IGNORECASE)
 _TITLE = re.compile(rb"<title[^>]*>([^<]{0,120})", re.IGNORECASE)
 
 
@@ -189,13 +191,17 @@ def authorization_header(
 
 
 def looks_like_open_admin_page(response: Response) -> bool:
-    """A page that administers the device, served without asking for a password."""
+    """A page that administers the device, served without asking for a password.
+
+    A login form (a password field or login words, and no way to log out) is not: it is the
+    device asking for credentials in a form this probe does not fill in. A settings page may
+    well have a password field (to change it) but offers to log out, as sessions do.
+    """
     body = response.body
-    return (
-        200 <= response.status < 300
-        and not _PASSWORD_FIELD.search(body)
-        and _ADMIN_WORDS.search(body) is not None
-    )
+    if not 200 <= response.status < 300 or _ADMIN_WORDS.search(body) is None:
+        return False
+    asks_to_log_in = _PASSWORD_FIELD.search(body) or _LOGIN_WORDS.search(body)
+    return not asks_to_log_in or _LOGOUT.search(body) is not None
 
 
 def _note(record: ProbeRecord, response: Response) -> None:

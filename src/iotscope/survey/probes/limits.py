@@ -30,8 +30,9 @@ class ProbeLimits:
     attempt_delay: float = 0.1
     #: Telnet option commands accepted before negotiation is declared endless.
     max_negotiation_rounds: int = 64
-    #: Seconds of silence after a prompt-looking tail that confirm it is the prompt (devices stop
-    #: talking when they wait for input; text that goes on was only a line that looked like one).
+    #: Seconds of silence after a shell-prompt-looking tail ('#', '$', '>') that confirm it is the
+    #: prompt (a shell stops talking when it waits for input; text that goes on was only a line
+    #: of a banner or message of the day that looked like one).
     prompt_settle: float = 0.05
     #: Seconds to wait for a greeting when identifying a service (HTTP servers say nothing first).
     greeting_timeout: float = 1.5

@@ -166,7 +166,10 @@ class TelnetSession:
                 return Prompt.CLOSED
             await self._absorb(chunk, text)
             kind = classify_tail(text.decode("latin-1"))
+            if kind in (Prompt.LOGIN, Prompt.PASSWORD):
+                return kind  # unambiguous: "Last login:" is excluded, and prompts end in ':'
             while kind is not None:
+                # A line ending in '#', '$' or '>' may be message text: a shell falls silent.
                 more = await self._stream.quiet_for(self._limits.prompt_settle)
                 if self._stream.eof:
                     return Prompt.CLOSED
