@@ -1,0 +1,156 @@
+"""End to end: simulator capture -> `iotscope ingest` -> store, checked against tshark.
+
+These run the real CLI in a subprocess, on real pcap files written by the simulator.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from iotscope.store.packets import PacketStore
+from iotscope.store.query import connect
+from iotscope.telescope.ingest import file_sha256
+
+FLAG_BITS = {"fin": 1, "syn": 2, "rst": 4, "psh": 8, "ack": 16}
+
+
+def iotscope(*args: str, check: bool = True, **kwargs) -> subprocess.CompletedProcess:
+    result = subprocess.run([sys.executable, "-m", "iotscope", *args], capture_output=True, text=True, **kwargs)
+    if check and result.returncode != 0:
+        raise AssertionError(f"iotscope {args} exited {result.returncode}: {result.stderr}")
+    return result
+
+
+@pytest.fixture(scope="module")
+def capture(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("sim") / "darknet.pcap"
+    iotscope("simulate", "--out", str(path), "--packets", "30000", "--hours", "2", "--seed", "11")
+    return path
+
+
+def tshark_rows(path: Path) -> list[list[str]]:
+    fields = ["ip.proto", "tcp.dstport", "udp.dstport", "tcp.flags", "tcp.seq_raw", "ip.dst", "icmp.type"]
+    cmd = ["tshark", "-n", "-r", str(path), "-Y", "ip", "-T", "fields", "-E", "separator=/t"]
+    for f in fields:
+        cmd += ["-e", f]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    # ICMP errors quote the original IP/TCP header and tshark reports those fields as a second
+    # value ("1,6"); keep the outer header's only, and no transport fields for a non-TCP/UDP packet.
+    rows = []
+    for line in out.splitlines():
+        r = [v.split(",")[0] for v in line.split("\t")]
+        proto = r[0]
+        if proto != "6":
+            r[1] = r[3] = r[4] = ""
+        if proto != "17":
+            r[2] = ""
+        rows.append(r)
+    return rows
+
+
+def ip_to_int(text: str) -> int:
+    a, b, c, d = (int(x) for x in text.split("."))
+    return (a << 24) | (b << 16) | (c << 8) | d
+
+
+def test_ingest_agrees_with_tshark(capture: Path, tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    iotscope("ingest", str(capture), "--store", str(store))
+    rows = tshark_rows(capture)
+    by_proto = collections.Counter(int(r[0]) for r in rows)
+    dports = collections.Counter(int(r[1] or r[2]) for r in rows if r[1] or r[2])
+    flags = collections.Counter(int(r[3], 16) for r in rows if r[3])
+    mirai = sum(1 for r in rows if r[4] and int(r[3], 16) & 0x12 == 0x02 and int(r[4]) == ip_to_int(r[5]))
+    with PacketStore(store) as s:
+        con = connect(s)
+        assert con.execute("SELECT count(*) FROM packets").fetchone()[0] == len(rows)
+        assert dict(con.execute("SELECT proto, count(*) FROM packets GROUP BY 1").fetchall()) == dict(by_proto)
+        ours_ports = dict(con.execute("SELECT dport, count(*) FROM packets WHERE dport IS NOT NULL GROUP BY 1").fetchall())
+        assert ours_ports == dict(dports)
+        ours_flags = dict(con.execute("SELECT tcp_flags, count(*) FROM packets WHERE proto = 6 GROUP BY 1").fetchall())
+        assert ours_flags == dict(flags)
+        ours_mirai = con.execute(
+            "SELECT count(*) FROM packets WHERE proto = 6 AND tcp_flags & 18 = 2 AND seq = dst"
+        ).fetchone()[0]
+        assert ours_mirai == mirai > 0
+
+
+def test_flag_class_matches_tshark_flags(capture: Path, tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    iotscope("ingest", str(capture), "--store", str(store))
+    syn_only = sum(1 for r in tshark_rows(capture) if r[3] and int(r[3], 16) & 0x17 == 0x02)
+    stats = json.loads(iotscope("stats", "--store", str(store), "--json").stdout)
+    assert stats["flag_class"]["syn"] == syn_only
+    assert stats["packets"] == sum(stats["flag_class"].values()) == sum(stats["traffic_class"].values())
+
+
+def test_reingest_same_content_adds_nothing(capture: Path, tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    iotscope("ingest", str(capture), "--store", str(store))
+    copy = tmp_path / "renamed.pcap"
+    copy.write_bytes(capture.read_bytes())
+    again = iotscope("ingest", str(capture), str(copy), "--store", str(store))
+    assert "already" in again.stderr
+    stats = json.loads(iotscope("stats", "--store", str(store), "--json").stdout)
+    assert stats["packets"] == len(tshark_rows(capture)) and stats["captures"] == 1
+
+
+def test_not_a_capture_is_refused_and_store_untouched(capture: Path, tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    junk = tmp_path / "notes.txt"
+    junk.write_text("this is not a capture\n")
+    result = iotscope("ingest", str(capture), str(junk), "--store", str(store), check=False)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert "notes.txt" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert not store.exists()
+
+
+def test_torn_last_record_keeps_whole_records(capture: Path, tmp_path: Path) -> None:
+    torn = tmp_path / "torn.pcap"
+    data = capture.read_bytes()
+    torn.write_bytes(data[: len(data) - 7])  # cut inside the last record
+    store = tmp_path / "store"
+    result = iotscope("ingest", str(torn), "--store", str(store))
+    assert "torn" in result.stderr
+    stats = json.loads(iotscope("stats", "--store", str(store), "--json").stdout)
+    assert stats["packets"] == len(tshark_rows(capture)) - 1
+    assert stats["skipped"].get("torn_record") == 1
+
+
+def test_kill_9_during_ingest_then_rerun_counts_exactly_once(tmp_path: Path) -> None:
+    big = tmp_path / "big.pcap"
+    iotscope("simulate", "--out", str(big), "--packets", "1500000", "--hours", "3", "--seed", "5")
+    small = tmp_path / "small.pcap"
+    iotscope("simulate", "--out", str(small), "--packets", "20000", "--seed", "6")
+    clean, crashed = tmp_path / "clean", tmp_path / "crashed"
+    iotscope("ingest", str(small), str(big), "--store", str(clean))
+    expected = json.loads(iotscope("stats", "--store", str(clean), "--json").stdout)
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "iotscope", "ingest", str(small), str(big), "--store", str(crashed)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 60
+    big_staging = crashed / ".staging" / file_sha256(big)
+    # Kill once the big file is being written: the small one is committed, the big one is half-done.
+    while time.monotonic() < deadline and not big_staging.exists():
+        time.sleep(0.002)
+    time.sleep(0.2)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "ingest finished before it could be killed"
+    partial = json.loads(iotscope("stats", "--store", str(crashed), "--json").stdout)
+    assert partial["captures"] == 1 and partial["packets"] < expected["packets"]
+
+    iotscope("ingest", str(small), str(big), "--store", str(crashed))
+    assert json.loads(iotscope("stats", "--store", str(crashed), "--json").stdout) == expected
