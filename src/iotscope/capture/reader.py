@@ -7,14 +7,21 @@ before it touches any store. Once records have been handed out, trouble further 
 record, a corrupt header, a cut-off gzip stream) never raises: reading stops there, every whole
 record before it is kept, and :attr:`CaptureReader.stats` says what happened, so no data is lost.
 
-Memory stays near two buffers of ``block_bytes`` (the block being consumed and the next one being
-filled) whatever the size of the file; a record cut by a buffer's end is carried into the next one.
+For a gzip file a background thread decompresses the next buffer and walks its records while the
+caller works on the current block: ISA-L and the numba walkers release the GIL, so with two cores
+decompression costs the caller little. A plain file is read in the caller's thread: the operating
+system already reads ahead, and copying from its cache is cheap. Memory stays near two buffers of
+``block_bytes`` for a plain file and three for a gzip one (the caller's block, the one it asks for
+next, the one being filled) whatever the size of the file; a record cut by a buffer's end is
+carried into the next buffer.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Protocol
 
@@ -37,6 +44,17 @@ class RecordWalker(Protocol):
     start: int
 
     def walk(self, buf: np.ndarray, pos: int, end: int) -> Walk: ...
+
+
+@dataclass
+class _Buffer:
+    """One buffer of the stream and the records found in it."""
+
+    data: np.ndarray  # the buffer's valid bytes
+    walk: Walk
+    base: int  # stream offset of data[0], for messages
+    fresh: int  # bytes read from the stream into it (the rest was carried over)
+    last: bool  # the stream has ended, or walking found corruption: nothing follows
 
 
 class CaptureReader:
@@ -65,6 +83,8 @@ class CaptureReader:
             self._source.close()
             raise
         self.stats = CaptureStats(format=self._walker.format, compressed=self._source.compressed)
+        self._readahead = (ThreadPoolExecutor(max_workers=1, thread_name_prefix="capture-readahead")
+                           if self._source.compressed else None)
 
     @property
     def position(self) -> int:
@@ -105,34 +125,41 @@ class CaptureReader:
         if self._started:
             raise RuntimeError("a capture's blocks can be read once; open it again to re-read")
         self._started = True
-        stats, source, walker = self.stats, self._source, self._walker
-        carry = np.frombuffer(self._head, dtype=np.uint8)
+        stats = self.stats
+        head = np.frombuffer(self._head, dtype=np.uint8)
         self._head = b""
-        stats.bytes_read = len(carry)
-        pos = walker.start
-        base = 0  # stream offset of the buffer's first byte, for messages
+        stats.bytes_read = len(head)
+        buffer = self._fill(head, self._walker.start, 0)
         while True:
-            buf = np.empty(len(carry) + self.block_bytes, dtype=np.uint8)
-            buf[: len(carry)] = carry
-            end = len(carry) + source.readinto(buf[len(carry) :])
-            stats.bytes_read += end - len(carry)
-            walk = walker.walk(buf, pos, end)
+            walk = buffer.walk
+            following: Future[_Buffer] | None = None
+            if not buffer.last:
+                # Whatever follows the last whole record starts the next buffer.
+                carry = (buffer.data[walk.stop :].copy(), 0, buffer.base + walk.stop)
+                if self._readahead is not None:
+                    following = self._readahead.submit(self._fill, *carry)
+            stats.bytes_read += buffer.fresh
             if len(walk):
                 stats.records += len(walk)
-                yield CaptureBlock(buf[:end], walk.offset, walk.caplen, walk.wirelen, walk.ts_us, walk.linktype)
+                yield CaptureBlock(buffer.data, walk.offset, walk.caplen, walk.wirelen, walk.ts_us, walk.linktype)
             if walk.problem is not None:
                 stats.warnings.append(
-                    f"{self.name}: corrupt record at byte {base + walk.stop} after {stats.records} whole records"
-                    f" ({walk.problem}); stopped reading there")
+                    f"{self.name}: corrupt record at byte {buffer.base + walk.stop} after {stats.records}"
+                    f" whole records ({walk.problem}); stopped reading there")
                 return
-            if source.eof:
-                self._finish(end - walk.stop)
+            if buffer.last:
+                self._finish(len(buffer.data) - walk.stop)
                 return
-            # Whatever follows the last whole record starts the next buffer.
-            carry = buf[walk.stop : end].copy()
-            base += walk.stop
-            pos = 0
-            del buf
+            buffer = following.result() if following is not None else self._fill(*carry)
+
+    def _fill(self, carry: np.ndarray, pos: int, base: int) -> _Buffer:
+        """Read the next buffer after ``carry`` and find its records (on the readahead thread for gzip)."""
+        buf = np.empty(len(carry) + self.block_bytes, dtype=np.uint8)
+        buf[: len(carry)] = carry
+        end = len(carry) + self._source.readinto(buf[len(carry) :])
+        walk = self._walker.walk(buf, pos, end)
+        last = self._source.eof or walk.problem is not None
+        return _Buffer(buf[:end], walk, base, end - len(carry), last)
 
     def _finish(self, tail: int) -> None:
         """At the end of the stream: report a torn last record and a stream that ended early."""
@@ -147,6 +174,9 @@ class CaptureReader:
                 " kept every whole record before it")
 
     def close(self) -> None:
+        """Stop reading ahead (waiting for a read under way), then close the file."""
+        if self._readahead is not None:
+            self._readahead.shutdown(wait=True, cancel_futures=True)
         self._source.close()
 
     def __enter__(self) -> CaptureReader:
