@@ -49,7 +49,7 @@ FINDINGS_SCHEMA = pa.schema([
 #: Severities, most urgent first (the report sorts by this).
 SEVERITIES = ("critical", "high", "medium", "low", "info")
 BANNER_CHARS = 256
-_NON_PRINTABLE = re.compile(r"[^\x20-\x7e]+")
+_NON_PRINTABLE = re.compile(r"[^\x21-\x7e]+")  # controls and whitespace runs -> one space
 
 
 @dataclass(frozen=True, slots=True)

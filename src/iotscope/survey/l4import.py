@@ -131,18 +131,16 @@ def _masscan_json(text: str, path: Path) -> list[Row]:
 def _zmap_csv(text: str, path: Path, ports: list[int] | None) -> list[Row]:
     lines = text.splitlines()
     first = next((line for line in lines if line.strip() and not line.startswith("#")), "")
-    if "saddr" not in first.split(","):
-        if ports is None or len(ports) != 1:
-            raise L4ImportError(f"{path}: zmap output without a port column needs exactly one --ports value")
+    has_header = "saddr" in first.split(",")
+    has_port = has_header and "sport" in first.split(",")
+    if not has_port and (ports is None or len(ports) != 1):
+        raise L4ImportError(f"{path}: zmap output without a 'sport' column needs exactly one --ports value")
+    if not has_header:
         return [(n, line.strip(), ports[0]) for n, line in enumerate(lines, 1) if line.strip() and not line.startswith("#")]
-    reader = csv.DictReader(io.StringIO(text))
-    if "sport" not in (reader.fieldnames or []):
-        if ports is None or len(ports) != 1:
-            raise L4ImportError(f"{path}: zmap CSV without a 'sport' column needs exactly one --ports value")
     rows = []
-    for number, record in enumerate(reader, 2):
+    for number, record in enumerate(csv.DictReader(io.StringIO(text)), 2):
         if record.get("success", "1") in ("0", "false") or record.get("classification", "synack") not in ("synack", ""):
             continue
-        port = _port(record["sport"], path, number) if record.get("sport") else ports[0]  # type: ignore[index]
+        port = _port(record["sport"], path, number) if has_port else ports[0]
         rows.append((number, record["saddr"], port))
     return rows

@@ -1,0 +1,80 @@
+"""Findings: severity/tag rules, sanitizing, and the atomic Parquet dataset."""
+
+from __future__ import annotations
+
+import ipaddress
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from iotscope.survey.findings import FINDINGS_SCHEMA, FindingsDataset, classify, make_finding, sanitize
+from iotscope.survey.probes import ProbeResult
+from iotscope.survey.scope import AuthorizedRange
+
+RANGE = AuthorizedRange(ipaddress.ip_network("127.0.0.0/24"), "Loopback ISP", "ticket 7", True)
+
+
+@pytest.mark.parametrize(
+    ("protocol", "status", "credential", "expected"),
+    [
+        ("telnet", "vulnerable", "mirai-01", ("critical", "default-credentials")),
+        ("telnet", "vulnerable", None, ("critical", "no-authentication")),
+        ("ssh", "vulnerable", "vendor-x", ("critical", "default-credentials")),
+        ("http", "vulnerable", "mirai-02", ("high", "default-credentials")),
+        ("http", "vulnerable", None, ("high", "no-authentication")),
+        ("ftp", "vulnerable", None, ("medium", "anonymous-ftp")),
+        ("ftp", "vulnerable", "mirai-03", ("high", "default-credentials")),
+        ("ssh", "not_vulnerable", None, ("info", "credentials-rejected")),
+        ("telnet", "error", None, ("info", "probe-error")),
+    ],
+)
+def test_classify(protocol: str, status: str, credential: str | None, expected: tuple[str, str]) -> None:
+    assert classify(protocol, status, credential) == expected
+
+
+def test_sanitize_keeps_one_printable_line() -> None:
+    hostile = "\x1b[2J\x00login:\r\n" + "A" * 5000
+    clean = sanitize(hostile)
+    assert clean.isprintable() and "\n" not in clean and len(clean) == 256 and clean.startswith("[2J login:")
+
+
+def finding(ip: str, ts: datetime, status: str = "vulnerable", credential: str | None = "mirai-01"):
+    result = ProbeResult("telnet", status, credential, "BusyBox v1.19.4 \x07built-in shell", "BusyBox 1.19.4", "shell after login", 3)
+    return make_finding(ts=ts, survey_id="S1", scanner="127.0.0.1", ip=ip, port=23, authorized=RANGE, result=result)
+
+
+def test_finding_rows_carry_evidence_but_no_plaintext() -> None:
+    row = finding("127.0.0.9", datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc))
+    assert (row.severity, row.tag, row.credential_id) == ("critical", "default-credentials", "mirai-01")
+    assert row.banner == "BusyBox v1.19.4 built-in shell"
+    assert (row.owner, row.authorization, row.scanner) == ("Loopback ISP", "ticket 7", "127.0.0.1")
+    unknown = make_finding(ts=row.ts, survey_id="S1", scanner=None, ip="127.0.0.9", port=2323, authorized=RANGE, result=None)
+    assert (unknown.protocol, unknown.status, unknown.tag) == ("unknown", "error", "unidentified-service")
+
+
+def test_publish_partitions_by_date_and_reads_back(tmp_path: Path) -> None:
+    dataset = FindingsDataset(tmp_path)
+    rows = [
+        finding("127.0.0.9", datetime(2026, 1, 1, 23, 59, 59, tzinfo=timezone.utc)),
+        finding("127.0.0.10", datetime(2026, 1, 2, 0, 0, 1, tzinfo=timezone.utc)),
+    ]
+    paths = dataset.publish("S1", rows)
+    assert [p.split("/")[1] for p in paths] == ["date=2026-01-01", "date=2026-01-02"]
+    assert all((tmp_path / p).is_file() for p in paths)
+    assert not list((tmp_path / "findings" / ".staging").iterdir())
+    assert pq.read_schema(tmp_path / paths[0]).equals(FINDINGS_SCHEMA)
+    table = dataset.read(paths)
+    assert table.column("ip").to_pylist() == ["127.0.0.9", "127.0.0.10"]
+    assert str(table.schema.field("ts").type) == "timestamp[us, tz=UTC]"
+
+
+def test_remove_uncommitted_only_touches_that_survey(tmp_path: Path) -> None:
+    dataset = FindingsDataset(tmp_path)
+    ts = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    kept = dataset.publish("S1", [finding("127.0.0.9", ts)])
+    orphan = dataset.publish("S1", [finding("127.0.0.10", ts)])
+    other = dataset.publish("S2", [finding("127.0.0.11", ts)])
+    assert dataset.remove_uncommitted("S1", kept) == 1
+    assert (tmp_path / kept[0]).exists() and not (tmp_path / orphan[0]).exists() and (tmp_path / other[0]).exists()
