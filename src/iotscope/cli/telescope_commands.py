@@ -66,7 +66,7 @@ def sql(
     _require_store(store)
     try:
         with PacketStore(store) as packet_store:
-            result = connect(packet_store).execute(query).fetch_arrow_table()
+            result = connect(packet_store).sql(query).to_arrow_table()
     except duckdb.Error as exc:
         fail(f"SQL: {str(exc).splitlines()[0]}")
     except StoreError as exc:
