@@ -87,6 +87,13 @@ def test_bsd_loopback_in_either_byte_order(tmp_path: Path) -> None:
     ])
 
 
+def test_openbsd_loop(tmp_path: Path) -> None:
+    check_cases(tmp_path, 108, [
+        Case("AF_INET", struct.pack(">I", 2) + V4_SYN),
+        Case("AF_INET6", struct.pack(">I", 24) + V6_UDP),
+    ])
+
+
 def test_unsupported_link_type_is_counted() -> None:
     block = block_from_frames([ethernet(V4_SYN, ETH_IPV4), V4_SYN], [1, 2], [105, 101])  # 105: 802.11
     decoded = decode_block(block)
