@@ -9,7 +9,7 @@ produced in bounded pieces so memory does not grow with the capture.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import BinaryIO
 
 import numba
@@ -56,38 +56,43 @@ def _u32_fields(columns: Sequence[np.ndarray], big_endian: bool) -> np.ndarray:
     return rows.view(np.uint8).reshape(len(rows), 4 * len(columns))
 
 
-def _write_records(
-    out: BinaryIO,
-    block: CaptureBlock,
-    prefix: np.ndarray,
-    padded: np.ndarray,
-    suffix: np.ndarray,
-) -> None:
-    """Write every record as prefix + bytes (+ padding) + suffix, in pieces of bounded size."""
-    n = len(block)
-    if n == 0:
-        return
-    sizes = prefix.shape[1] + padded.astype(np.int64) + suffix.shape[1]
-    ends = np.cumsum(sizes)
-    offset = block.offset.astype(np.int64, copy=False)
-    caplen = block.caplen.astype(np.int64, copy=False)
-    padded = padded.astype(np.int64, copy=False)
+#: Records whose headers are built at once: bounds the header arrays' memory for huge blocks.
+RECORDS_PER_SLICE = 1 << 20
+
+#: Given a slice of the block's records: their header rows before and after the captured bytes.
+HeaderRows = Callable[[slice], tuple[np.ndarray, np.ndarray]]
+
+
+def _write_records(out: BinaryIO, block: CaptureBlock, headers: HeaderRows, align: int) -> None:
+    """Write every record as header + bytes + zero padding to ``align`` + trailer.
+
+    Headers are built a slice of records at a time and output is assembled in pieces of at most
+    OUTPUT_PIECE_BYTES (or one record), so memory stays bounded whatever the block's size.
+    """
     data = np.ascontiguousarray(block.data, dtype=np.uint8)
     # One buffer reused for every piece: fresh pages would cost a page fault per 4 KiB each time.
     buf = np.empty(0, dtype=np.uint8)
-    first = 0
-    while first < n:
-        base = int(ends[first - 1]) if first else 0
-        # At least one record per piece, then as many as fit in OUTPUT_PIECE_BYTES.
-        last = max(first + 1, int(np.searchsorted(ends, base + OUTPUT_PIECE_BYTES, side="right")))
-        piece = slice(first, last)
-        starts = ends[piece] - sizes[piece] - base
-        size = int(ends[last - 1]) - base
-        if size > len(buf):
-            buf = np.empty(max(size, min(int(ends[-1]), OUTPUT_PIECE_BYTES)), dtype=np.uint8)
-        _interleave(buf, starts, prefix[piece], data, offset[piece], caplen[piece], padded[piece], suffix[piece])
-        out.write(memoryview(buf)[:size])
-        first = last
+    for first in range(0, len(block), RECORDS_PER_SLICE):
+        records = slice(first, min(len(block), first + RECORDS_PER_SLICE))
+        prefix, suffix = headers(records)
+        caplen = block.caplen[records].astype(np.int64)
+        padded = (caplen + (align - 1)) & -align
+        offset = block.offset[records].astype(np.int64, copy=False)
+        sizes = prefix.shape[1] + padded + suffix.shape[1]
+        ends = np.cumsum(sizes)
+        done = 0
+        while done < len(sizes):
+            base = int(ends[done - 1]) if done else 0
+            # At least one record per piece, then as many as fit in OUTPUT_PIECE_BYTES.
+            upto = max(done + 1, int(np.searchsorted(ends, base + OUTPUT_PIECE_BYTES, side="right")))
+            piece = slice(done, upto)
+            size = int(ends[upto - 1]) - base
+            if size > len(buf):
+                buf = np.empty(max(size, min(int(ends[-1]), OUTPUT_PIECE_BYTES)), dtype=np.uint8)
+            _interleave(buf, ends[piece] - sizes[piece] - base, prefix[piece], data, offset[piece],
+                        caplen[piece], padded[piece], suffix[piece])
+            out.write(memoryview(buf)[:size])
+            done = upto
 
 
 def _open_output(path: str | os.PathLike[str], compress: bool | None, compresslevel: int) -> BinaryIO:
@@ -132,14 +137,16 @@ def write_pcap(
                       dtype=[("magic", order + "u4"), ("major", order + "u2"), ("minor", order + "u2"),
                              ("zone", order + "i4"), ("sigfigs", order + "u4"), ("snaplen", order + "u4"),
                              ("linktype", order + "u4")])
-    ts = block.ts_us.astype(np.int64, copy=False)
-    seconds, micros = np.divmod(ts, 1_000_000)
-    fraction = micros * 1000 if nanosecond else micros
-    prefix = _u32_fields([seconds, fraction, block.caplen, block.wirelen], big_endian)
-    empty = np.empty((len(block), 0), dtype=np.uint8)
+
+    def headers(records: slice) -> tuple[np.ndarray, np.ndarray]:
+        seconds, micros = np.divmod(block.ts_us[records].astype(np.int64, copy=False), 1_000_000)
+        fraction = micros * 1000 if nanosecond else micros
+        prefix = _u32_fields([seconds, fraction, block.caplen[records], block.wirelen[records]], big_endian)
+        return prefix, np.empty((len(prefix), 0), dtype=np.uint8)
+
     with _open_output(path, compress, compresslevel) as out:
         out.write(header.tobytes())
-        _write_records(out, block, prefix, block.caplen, empty)
+        _write_records(out, block, headers, align=1)
 
 
 def _tsresol_units(ts_us: np.ndarray, tsresol_exp10: int, tsresol_exp2: int | None) -> np.ndarray:
@@ -193,7 +200,7 @@ def write_pcapng(
     given (both forms of ``if_tsresol`` exist in the wild, so both must round-trip through readers).
     """
     order = ">" if big_endian else "<"
-    linktypes, interface = np.unique(block.linktype, return_inverse=True)
+    linktypes = np.unique(block.linktype)
     _check_snaplen(block, snaplen)
     if tsresol_exp2 is not None:
         tsresol: int | None = 0x80 | tsresol_exp2
@@ -206,17 +213,18 @@ def write_pcapng(
     for linktype in linktypes.tolist():
         head += _pcapng_block(PCAPNG_IDB, _idb_body(linktype, snaplen, tsresol, order), order)
 
-    units = _tsresol_units(block.ts_us, tsresol_exp10, tsresol_exp2)
-    caplen = block.caplen.astype(np.int64)
-    padded = (caplen + 3) & ~3
-    total = 32 + padded
-    prefix = _u32_fields([np.full(len(block), PCAPNG_EPB), total, interface.reshape(-1),
-                          units >> np.uint64(32), units & np.uint64(0xFFFFFFFF), block.caplen, block.wirelen],
-                         big_endian)
-    suffix = _u32_fields([total], big_endian)
+    def headers(records: slice) -> tuple[np.ndarray, np.ndarray]:
+        caplen = block.caplen[records]
+        total = 32 + ((caplen.astype(np.int64) + 3) & ~3)
+        units = _tsresol_units(block.ts_us[records], tsresol_exp10, tsresol_exp2)
+        interface = np.searchsorted(linktypes, block.linktype[records])
+        prefix = _u32_fields([np.full(len(total), PCAPNG_EPB), total, interface, units >> np.uint64(32),
+                              units & np.uint64(0xFFFFFFFF), caplen, block.wirelen[records]], big_endian)
+        return prefix, _u32_fields([total], big_endian)
+
     with _open_output(path, compress, compresslevel) as out:
         out.write(head)
-        _write_records(out, block, prefix, padded, suffix)
+        _write_records(out, block, headers, align=4)
 
 
 def block_from_frames(
