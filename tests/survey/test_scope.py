@@ -119,7 +119,7 @@ def test_refusal_messages(loopback_scope: Scope) -> None:
         loopback_scope.check("8.8.8.8")
     with pytest.raises(OutOfScopeError, match=r"^refusing 127\.0\.0\.200: blocklisted by 127\.0\.0\.128/25 in .*optout\.txt$"):
         loopback_scope.check("127.0.0.200")
-    with pytest.raises(OutOfScopeError, match="needs an \\[\\[authorized\\]\\] entry"):
+    with pytest.raises(OutOfScopeError, match=r"^refusing 127\.0\.1\.1: not in any authorized range"):
         loopback_scope.check("127.0.1.1")
 
 

@@ -126,7 +126,7 @@ class Scope:
         if blocked is not None:
             return f"blocklisted by {blocked} in {self.blocklist_source}"
         special = next((net for net in SPECIAL_PURPOSE if address in net), None)
-        if special is not None:
+        if special is not None and any(address in entry.network for entry in self.authorized):
             return (
                 f"special-purpose range {special} (RFC 6890) needs an [[authorized]] entry "
                 f"with special_purpose = true in {self.source}"

@@ -1,0 +1,88 @@
+"""``iotscope survey run`` / ``survey report`` as a user runs them (loopback only)."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from iotscope.cli import app
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def scope_file(tmp_path: Path) -> Path:
+    (tmp_path / "optout.txt").write_text("# nobody yet\n")
+    path = tmp_path / "scope.toml"
+    path.write_text(
+        'blocklist = "optout.txt"\n[[authorized]]\ncidr = "127.0.8.0/29"\nowner = "Loopback Lab"\n'
+        'authorization = "CLI test"\nspecial_purpose = true\n'
+    )
+    return path
+
+
+@pytest.fixture
+def mute_device():
+    """A service on 127.0.8.3 that accepts and hangs up at once: open, but not telnet/SSH/HTTP/FTP."""
+    server = socket.create_server(("127.0.8.3", 0))
+    server.settimeout(0.1)
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except TimeoutError:
+                continue
+            conn.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield server.getsockname()[1]
+    stop.set()
+    thread.join()
+    server.close()
+
+
+def test_run_then_report(tmp_path: Path, scope_file: Path, mute_device: int) -> None:
+    store, out = tmp_path / "store", tmp_path / "out"
+    result = runner.invoke(app, ["survey", "run", "--scope", str(scope_file), "--store", str(store),
+                                 "--ports", str(mute_device), "--rate", "5000"])
+    assert result.exit_code == 0, result.output
+    assert "1 open ports, 1 probed" in result.output
+    report = runner.invoke(app, ["survey", "report", "--store", str(store), "--out", str(out)])
+    assert report.exit_code == 0, report.output
+    errors = (out / "errors.csv").read_text().splitlines()
+    assert len(errors) == 2 and f"127.0.8.3,{mute_device},unknown,unidentified-service" in errors[1]
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    (["--shard", "5/4"], "shard '5/4': i must be between 1 and N"),
+    (["--ports", "23,http"], "expected comma-separated numbers"),
+    (["--ports", "0"], "ports are 1..65535"),
+    (["--rate", "0"], "--rate must be positive"),
+    (["--credentials", "missing.toml"], "credential file not found"),
+])
+def test_bad_options_fail_with_one_line(tmp_path: Path, scope_file: Path, extra: list[str], message: str) -> None:
+    result = runner.invoke(app, ["survey", "run", "--scope", str(scope_file), "--store", str(tmp_path / "s"), *extra])
+    assert result.exit_code == 2
+    assert message in result.output and "Traceback" not in result.output
+
+
+def test_bad_scope_and_out_of_scope_import_are_refused(tmp_path: Path, scope_file: Path) -> None:
+    result = runner.invoke(app, ["survey", "run", "--scope", str(tmp_path / "nope.toml"), "--store", str(tmp_path / "s")])
+    assert result.exit_code == 2 and "nope.toml: scope file not found" in result.output
+    (tmp_path / "scan.txt").write_text("open tcp 23 127.0.9.1 1\n")
+    result = runner.invoke(app, ["survey", "run", "--scope", str(scope_file), "--store", str(tmp_path / "s"),
+                                 "--import", str(tmp_path / "scan.txt")])
+    assert result.exit_code == 2
+    assert "scan.txt:1: refusing 127.0.9.1: not in any authorized range" in result.output
+
+
+def test_report_of_missing_store(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["survey", "report", "--store", str(tmp_path / "none"), "--out", str(tmp_path / "o")])
+    assert result.exit_code == 2 and "no survey in this store" in result.output
