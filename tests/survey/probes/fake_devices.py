@@ -90,11 +90,14 @@ def telnet_device(
     shell: bytes = BUSYBOX_SHELL,
     no_login: bool = False,
     tries_per_connection: int = 3,
+    wait_for_key: bool = False,
 ) -> Handler:
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         log.connections += 1
         if negotiate:
             writer.write(bytes((IAC, WILL, 1, IAC, WILL, 3, IAC, DO, 24, IAC, DO, 31)))
+        if wait_for_key:  # some firmwares show nothing until a key is pressed
+            log.received.append(b"KEY:" + await read_line(reader))
         if no_login:
             writer.write(shell)
             log.received.append(await read_line(reader))

@@ -55,6 +55,17 @@ def test_plain_website_is_not_an_admin_page():
     assert result.status == "not_vulnerable"
 
 
+def test_response_without_length_on_a_kept_open_connection_is_judged():
+    async def handler(reader, writer):
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.0 200 OK\r\nServer: Boa/0.94.14rc21\r\n\r\n<title>Router</title>Wireless settings")
+        await asyncio.sleep(30)  # neither Content-Length nor close
+
+    result = run_probe(handler, "127.0.0.46")
+    assert (result.status, result.credential_id) == ("vulnerable", None)
+    assert result.device == "Boa 0.94.14rc21"
+
+
 @pytest.mark.parametrize(
     "handler", [tarpit(b"HTTP/1.1 200 OK\r\n"), huge_banner(b"HTTP/1.1 200 OK\r\nX: "), garbage(), silent()],
     ids=["tarpit", "huge", "garbage", "silent"],

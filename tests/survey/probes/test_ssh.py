@@ -49,13 +49,29 @@ class Device(asyncssh.SSHServer):
         return False
 
 
-def run_probe(accounts, host, credentials=CREDENTIALS, limits=FAST, max_auth_tries=6):
+class KeyboardInteractiveDevice(Device):
+    """Password asked through keyboard-interactive only, as OpenSSH with PAM does."""
+
+    def password_auth_supported(self) -> bool:
+        return False
+
+    def kbdint_auth_supported(self) -> bool:
+        return True
+
+    def get_kbdint_challenge(self, username, lang, submethods):
+        return "", "", "", [("Password: ", False)]
+
+    def validate_kbdint_response(self, username, responses):
+        return self.validate_password(username, responses[0]) if len(responses) == 1 else False
+
+
+def run_probe(accounts, host, credentials=CREDENTIALS, limits=FAST, max_auth_tries=6, device=Device):
     log: list[tuple[str, str]] = []
 
     async def main():
         key = asyncssh.generate_private_key("ssh-ed25519")
         server = await asyncssh.create_server(
-            lambda: Device(accounts, log, max_auth_tries),
+            lambda: device(accounts, log, max_auth_tries),
             host,
             0,
             server_host_keys=[key],
@@ -78,6 +94,12 @@ def test_default_password_found_and_connection_closed_without_session():
     assert log[-1] == ("admin", "admin")
     assert ("SESSION", "") not in log
     assert result.device == "dropbear 2022.83"
+
+
+def test_keyboard_interactive_password_prompt_is_answered():
+    result, log = run_probe({"support": "support"}, "127.0.0.36", device=KeyboardInteractiveDevice)
+    assert (result.status, result.credential_id) == ("vulnerable", "mirai-11")
+    assert log[-1] == ("support", "support")
 
 
 def test_server_limit_on_tries_is_survived_by_reconnecting():

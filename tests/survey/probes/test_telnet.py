@@ -88,6 +88,13 @@ def test_vendor_prompts_without_negotiation():
     assert (result.status, result.credential_id) == ("vulnerable", "mirai-02")
 
 
+def test_silent_device_gets_one_key_press_then_shows_its_prompt():
+    log = Log()
+    result = run_probe(telnet_device({"root": "xc3511"}, log, wait_for_key=True), "127.0.0.27")
+    assert (result.status, result.credential_id) == ("vulnerable", "mirai-01")
+    assert log.received[0] == b"KEY:"
+
+
 @pytest.mark.parametrize(
     ("name", "handler"),
     [
@@ -124,6 +131,9 @@ def test_prompt_classification():
     assert classify_tail("\r\nPassword: ") is Prompt.PASSWORD
     assert classify_tail("BusyBox v1.35.0 built-in shell (ash)\r\n~ # ") is Prompt.SHELL
     assert classify_tail("[admin@MikroTik] > ") is Prompt.SHELL
+    assert classify_tail("login as: ") is Prompt.LOGIN
+    assert classify_tail("Password for admin:") is Prompt.PASSWORD
+    assert classify_tail("Login incorrect\r\n") is None
     assert classify_tail("Last login: Sun Nov 22 03:40:28 on pts/0") is None
     assert classify_tail("Welcome to the device\r\n") is None
 

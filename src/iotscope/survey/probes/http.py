@@ -111,7 +111,9 @@ async def request(
         lines.append(f"Authorization: {authorization}")
     async with open_device(scope, ip, port, limits, record) as stream:
         await stream.send(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
-        data = await stream.read_until(_response_complete, "HTTP response")
+        data = await stream.read_until(
+            _response_complete, "HTTP response", usable=lambda d: _head_end(d) >= 0
+        )
     return parse_response(data)
 
 

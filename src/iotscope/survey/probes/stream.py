@@ -45,12 +45,27 @@ class DeviceStream:
             self.eof = True
         return data
 
-    async def read_until(self, complete: Callable[[bytes], bool], what: str) -> bytes:
-        """Read until ``complete(data)`` holds or the device closes; bounded by read_timeout and max_bytes."""
+    async def read_until(
+        self,
+        complete: Callable[[bytes], bool],
+        what: str,
+        *,
+        usable: Callable[[bytes], bool] | None = None,
+    ) -> bytes:
+        """Read until ``complete(data)`` holds or the device closes; bounded by read_timeout and max_bytes.
+
+        When time runs out on data that is ``usable`` (e.g. HTTP headers of a response whose
+        server keeps the connection open without saying how long the body is), return it.
+        """
         until = self.step_deadline()
         data = bytearray()
         while not complete(bytes(data)):
-            chunk = await self.read_chunk(until, what)
+            try:
+                chunk = await self.read_chunk(until, what)
+            except ProbeFailure:
+                if usable is not None and usable(bytes(data)):
+                    break
+                raise
             if not chunk:
                 break
             data += chunk

@@ -123,8 +123,9 @@ class Prompt(enum.Enum):
     CLOSED = "closed"
 
 
-_LOGIN = re.compile(r"(?:login|user ?name|user|account)\s*:\s*$", re.IGNORECASE)
-_PASSWORD = re.compile(r"pass(?:word|code|wd)?\s*:\s*$", re.IGNORECASE)
+# A short tail is allowed before the colon: "Password for admin:", "login as:", "User ID:".
+_LOGIN = re.compile(r"(?:login|user ?name|user|account)[^\r\n:]{0,20}:\s*$", re.IGNORECASE)
+_PASSWORD = re.compile(r"pass(?:word|code|wd)?[^\r\n:]{0,30}:\s*$", re.IGNORECASE)
 _SHELL = re.compile(r"^[\x20-\x7e]{0,80}[#$%>]\s?$")
 _LAST_LOGIN = re.compile(r"last login", re.IGNORECASE)
 
@@ -154,31 +155,46 @@ class TelnetSession:
         self._stream = stream
         self._limits = limits
         self._negotiator = TelnetNegotiator(limits.max_negotiation_rounds)
-        self.seen = bytearray()  # everything said since connecting, bounded by the step size cap
 
-    async def next_prompt(self, what: str) -> Prompt:
-        """Read until the device shows a prompt and falls silent, or closes."""
+    async def next_prompt(self, what: str, *, nudge: bool = False) -> Prompt:
+        """Read until the device shows a prompt (a shell prompt: and falls silent), or closes.
+
+        With ``nudge``, a device that has said nothing readable by half the step timeout gets
+        one empty line: some firmwares print their login prompt only after a key press.
+        """
+        loop = asyncio.get_running_loop()
         until = self._stream.step_deadline()
+        nudge_at = loop.time() + self._limits.read_timeout / 2 if nudge else None
         text = bytearray()
         while True:
-            chunk = await self._stream.read_chunk(until, what)
+            try:
+                chunk = await self._stream.read_chunk(nudge_at or until, what)
+            except ProbeFailure:
+                if nudge_at is None:
+                    raise
+                nudge_at = None
+                if not text.strip():
+                    await self.send_line("")
+                continue
             if not chunk:
                 return Prompt.CLOSED
             await self._absorb(chunk, text)
             kind = classify_tail(text.decode("latin-1"))
             if kind in (Prompt.LOGIN, Prompt.PASSWORD):
                 return kind  # unambiguous: "Last login:" is excluded, and prompts end in ':'
-            while kind is not None:
+            while kind is Prompt.SHELL:
                 # A line ending in '#', '$' or '>' may be message text: a shell falls silent.
                 more = await self._stream.quiet_for(self._limits.prompt_settle)
                 if self._stream.eof:
                     return Prompt.CLOSED
                 if not more:
-                    if kind is Prompt.SHELL and not _mostly_text(bytes(text)):
+                    if not _mostly_text(bytes(text)):
                         raise ProbeFailure("garbage instead of a telnet session")
                     return kind
                 await self._absorb(more, text)
                 kind = classify_tail(text.decode("latin-1"))
+            if kind is not None:
+                return kind
 
     async def _absorb(self, chunk: bytes, text: bytearray) -> None:
         data, replies = self._negotiator.feed(chunk)
@@ -187,9 +203,7 @@ class TelnetSession:
         text += data
         if len(text) > self._limits.max_bytes:
             raise ProbeFailure(f"no prompt within {self._limits.max_bytes} bytes")
-        if len(self.seen) < 1024:
-            self.seen += data[: 1024 - len(self.seen)]
-            self._stream.record.saw(data)
+        self._stream.record.saw(data)
 
     async def send_line(self, line: str) -> None:
         await self._stream.send(line.encode("ascii") + b"\r\n")
@@ -222,7 +236,7 @@ async def _login(
         attempts_before = record.attempts
         async with open_device(scope, ip, port, limits, record) as stream:
             session = TelnetSession(stream, limits)
-            prompt = await session.next_prompt("login prompt")
+            prompt = await session.next_prompt("login prompt", nudge=True)
             if prompt is Prompt.SHELL:
                 await session.leave()
                 return record.result("vulnerable", "shell without login")
