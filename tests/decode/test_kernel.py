@@ -11,7 +11,9 @@ import pytest
 from iotscope.capture import CaptureBlock
 from iotscope.capture.writer import block_from_frames
 from iotscope.decode import COLUMN_DTYPES, decode_block
-from tests.decode.pcaps import ETH_IPV4, ETH_IPV6, Case, check_cases, ethernet, icmp, ipv4, ipv6, tcp, udp
+from tests.decode.pcaps import (
+    ETH_IPV4, ETH_IPV6, Case, check_cases, ethernet, icmp, ipv4, ipv6, random_frames, tcp, udp,
+)
 
 MSS_SACK_WSCALE = b"\x02\x04\x05\xb4\x04\x02\x01\x03\x03\x07"  # 10 bytes of options + 2 NOPs below
 ROUTER_ALERT = b"\x94\x04\x00\x00"
@@ -119,3 +121,35 @@ def test_random_bytes_never_crash_and_every_record_is_accounted_for(linktype: in
     assert len(decoded) + sum(decoded.skipped.values()) == n
     assert decoded.skipped["unsupported_linktype"] == 0
     assert set(np.unique(decoded.columns["ip_version"])) <= {4, 6}
+
+
+def test_every_cut_of_valid_frames_agrees_with_the_whole_frame() -> None:
+    """Cut 150 random valid frames at every length: a prefix either is dropped as ``truncated`` or
+    gives exactly the whole frame's IP fields, and its transport fields too whenever ``l4`` is set;
+    and keeping (and ``l4``) never flips back as the cut grows."""
+    frames = random_frames(11, 150)
+    whole = decode_block(block_from_frames(frames, np.arange(len(frames)), 1))
+    cuts = [(i, n) for i, f in enumerate(frames) for n in range(len(f) + 1)]
+    block = block_from_frames([frames[i][:n] for i, n in cuts], np.array([i for i, _ in cuts]), 1)
+    decoded = decode_block(block)
+    assert decoded.skipped["non_ip"] == decoded.skipped["bad_ip_header"] == 0
+    assert len(decoded) + decoded.skipped["truncated"] == len(cuts)
+
+    ip_fields = ("ip_version", "src", "dst", "src6", "dst6", "proto", "ip_id", "ttl", "ip_len")
+    transport = ("sport", "dport", "icmp_type", "icmp_code", "tcp_flags", "seq", "win")
+    frame_of_row = decoded.columns["ts"]  # the ts of each cut is the index of its frame
+    for name in ip_fields:
+        np.testing.assert_array_equal(decoded.columns[name], whole.columns[name][frame_of_row], err_msg=name)
+    l4 = decoded.columns["l4"]
+    for name in transport:
+        np.testing.assert_array_equal(decoded.columns[name][l4], whole.columns[name][frame_of_row[l4]], err_msg=name)
+        assert not decoded.columns[name][~l4].any(), name
+    # Per frame, the cuts with l4 are the longest ones (a suffix of its kept rows, in length order).
+    kept_per_frame = np.bincount(frame_of_row, minlength=len(frames))
+    l4_per_frame = np.bincount(frame_of_row[l4], minlength=len(frames))
+    assert (l4_per_frame > 0).all()
+    for i in range(len(frames)):
+        rows, without_l4 = l4[frame_of_row == i], kept_per_frame[i] - l4_per_frame[i]
+        assert rows[without_l4:].all() and not rows[:without_l4].any()
+    # Every frame is TCP, UDP or ICMP, so every kept row without l4 had its transport header cut.
+    assert decoded.l4_truncated == int(np.count_nonzero(~l4))

@@ -71,7 +71,9 @@ CASES = [
 
 
 def _classify(rows: list[tuple[int, int, int, bool]]) -> tuple[list[str], list[str]]:
-    proto, flags, icmp_type, l4 = (np.array(col, dtype=dt) for col, dt in zip(zip(*rows), (np.uint8, np.uint8, np.uint8, bool)))
+    columns = list(zip(*rows, strict=True))
+    proto, flags, icmp_type = (np.array(col, dtype=np.uint8) for col in columns[:3])
+    l4 = np.array(columns[3], dtype=bool)
     flag_codes = flag_class(proto, flags, icmp_type, l4)
     traffic_codes = traffic_class(proto, flags, icmp_type, l4)
     assert flag_codes.dtype == np.int8 and traffic_codes.dtype == np.int8
