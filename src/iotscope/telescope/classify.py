@@ -40,6 +40,8 @@ traffic_class (codes index ``TRAFFIC_CLASSES``):
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from iotscope.store.schema import FLAG_CLASSES, TRAFFIC_CLASSES
@@ -62,18 +64,17 @@ ICMP_TYPES: dict[int, dict[str, tuple[int, ...]]] = {
 
 def _tcp_flag_class(bits: int) -> str:
     """The flag_class of a TCP segment with these flag bits (the table in the module docstring)."""
-    has = lambda flag: bool(bits & flag)  # noqa: E731 - reads as the rule table
-    if has(URG) and not has(ACK):
+    if bits & URG and not bits & ACK:
         return "tcp_other"
-    if has(SYN) and has(ACK) and not (has(FIN) or has(RST)):
+    if bits & SYN and bits & ACK and not bits & (FIN | RST):
         return "synack"
-    if has(SYN) and not (has(ACK) or has(FIN) or has(RST)):
+    if bits & SYN and not bits & (ACK | FIN | RST):
         return "syn"
-    if has(RST) and not (has(SYN) or has(FIN)):
+    if bits & RST and not bits & (SYN | FIN):
         return "rst"
-    if has(FIN) and not (has(SYN) or has(RST)):
+    if bits & FIN and not bits & (SYN | RST):
         return "fin"
-    if has(PSH) and not (has(SYN) or has(FIN) or has(RST)):
+    if bits & PSH and not bits & (SYN | FIN | RST):
         return "push"
     if bits == ACK:
         return "ack"
@@ -89,7 +90,7 @@ def _tcp_traffic_class(bits: int) -> str:
     return "other"
 
 
-def _table(rule, names: dict[str, np.int8], size: int) -> np.ndarray:
+def _table(rule: Callable[[int], str], names: dict[str, np.int8], size: int) -> np.ndarray:
     return np.array([names[rule(i)] for i in range(size)], dtype=np.int8)
 
 
