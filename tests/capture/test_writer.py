@@ -9,7 +9,14 @@ import dpkt
 import numpy as np
 import pytest
 
-from iotscope.capture.writer import block_from_frames, write_pcap, write_pcapng
+from iotscope.capture import open_capture
+from iotscope.capture.writer import (
+    block_from_frames,
+    open_pcap_writer,
+    open_pcapng_writer,
+    write_pcap,
+    write_pcapng,
+)
 
 from .tools import WTAP_ENCAP, frames_of, random_block, tshark_records
 
@@ -101,3 +108,39 @@ def test_block_from_frames_lays_frames_end_to_end() -> None:
     assert block.caplen.tolist() == [2, 0, 3] and block.wirelen.tolist() == [2, 0, 9]
     assert block.linktype.tolist() == [101, 101, 101]
     assert frames_of(block) == [b"ab", b"", b"cde"]
+
+
+def concatenated(blocks: list) -> list[bytes]:
+    return [frame for block in blocks for frame in frames_of(block)]
+
+
+@pytest.mark.parametrize("name", ["s.pcap", "s.pcap.gz"])
+def test_pcap_writer_streams_many_blocks_into_one_file(tmp_path: Path, name: str) -> None:
+    blocks = [random_block(30, seed=s) for s in (20, 21, 22)]
+    with open_pcap_writer(tmp_path / name, nanosecond=True) as writer:
+        for block in blocks:
+            writer.write(block)
+        assert writer.records == 90
+    read = tshark_records(tmp_path / name)
+    assert [r[0] for r in read] == [t for b in blocks for t in b.ts_us.tolist()]
+    with open_capture(tmp_path / name) as reader:
+        assert [f for b in reader.blocks() for f in frames_of(b)] == concatenated(blocks)
+
+
+def test_pcapng_writer_declares_interfaces_up_front(tmp_path: Path) -> None:
+    blocks = [random_block(20, seed=23, linktypes=(1,)), random_block(20, seed=24, linktypes=(101, 1))]
+    path = tmp_path / "s.pcapng"
+    with open_pcapng_writer(path, linktypes=[113, 101, 1], tsresol_exp10=9) as writer:
+        for block in blocks:
+            writer.write(block)
+        with pytest.raises(ValueError, match=r"link types \[228\] have no interface"):
+            writer.write(random_block(3, linktypes=(228,)))
+    expected = [(t, w, c, WTAP_ENCAP[int(k)]) for b in blocks
+                for t, w, c, k in zip(b.ts_us.tolist(), b.wirelen.tolist(), b.caplen.tolist(), b.linktype)]
+    assert tshark_records(path) == expected
+
+
+def test_pcap_writer_refuses_a_second_link_type(tmp_path: Path) -> None:
+    with open_pcap_writer(tmp_path / "one.pcap", linktype=101) as writer:
+        with pytest.raises(ValueError, match=r"one link type \(101\), the block also has \[1\]"):
+            writer.write(random_block(5, linktypes=(1, 101)))

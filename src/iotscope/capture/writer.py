@@ -1,9 +1,13 @@
-"""Write a :class:`CaptureBlock` as a classic pcap or pcapng file, optionally gzip-compressed.
+"""Write capture blocks as a classic pcap or pcapng file, optionally gzip-compressed.
 
 The simulator writes millions of packets through here, so there is no Python loop per packet:
-numpy builds every record header at once (in the file's byte order), prefix sums give each record's
-place in the output, and one compiled kernel interleaves headers with the packets' bytes. Output is
-produced in bounded pieces so memory does not grow with the capture.
+numpy builds the record headers of many records at once (in the file's byte order), prefix sums
+give each record's place in the output, and one compiled kernel interleaves headers with the
+packets' bytes. Output is produced in bounded pieces so memory does not grow with the capture.
+
+:func:`open_pcap_writer` / :func:`open_pcapng_writer` stream any number of blocks into one file
+(a capture bigger than memory is written block by block); :func:`write_pcap` / :func:`write_pcapng`
+write a single block.
 """
 
 from __future__ import annotations
@@ -96,7 +100,12 @@ def _write_records(out: BinaryIO, block: CaptureBlock, headers: HeaderRows, alig
 
 
 def _open_output(path: str | os.PathLike[str], compress: bool | None, compresslevel: int) -> BinaryIO:
-    """A binary sink: gzip when asked to, or by default when the name ends in ``.gz``."""
+    """A binary sink: gzip when asked to, or by default when the name ends in ``.gz``.
+
+    gzip output is made by ISA-L (any gzip reader reads it); ``compresslevel`` is on ISA-L's 0-3
+    scale: level 1 compresses captures about as well as zlib's level 1, six times faster, and the
+    simulator's throughput matters more than the last percent of size.
+    """
     if compress is None:
         compress = str(path).endswith(".gz")
     if compress:
@@ -104,49 +113,68 @@ def _open_output(path: str | os.PathLike[str], compress: bool | None, compressle
     return open(path, "wb")
 
 
-def _check_snaplen(block: CaptureBlock, snaplen: int) -> None:
-    if len(block) and int(block.caplen.max()) > snaplen:
-        raise ValueError(f"a record's caplen ({int(block.caplen.max())}) exceeds snaplen {snaplen}")
+class CaptureWriter:
+    """One capture file being written: a file header, then the records of every block given to
+    :meth:`write`, in order. A context manager; the file is complete once it is closed."""
+
+    align = 1  # record bytes are padded to a multiple of this
+
+    def __init__(self, out: BinaryIO, header: bytes, snaplen: int) -> None:
+        self._out = out
+        self.snaplen = snaplen
+        self.records = 0
+        out.write(header)
+
+    def write(self, block: CaptureBlock) -> None:
+        """Append ``block``'s records; ValueError if the file cannot hold one of them."""
+        self._check(block)
+        _write_records(self._out, block, lambda records: self._header_rows(block, records), self.align)
+        self.records += len(block)
+
+    def _check(self, block: CaptureBlock) -> None:
+        if len(block) and int(block.caplen.max()) > self.snaplen:
+            raise ValueError(f"a record's caplen ({int(block.caplen.max())}) exceeds snaplen {self.snaplen}")
+
+    def _header_rows(self, block: CaptureBlock, records: slice) -> tuple[np.ndarray, np.ndarray]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        self._out.close()
+
+    def __enter__(self) -> CaptureWriter:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
 
-def write_pcap(
-    path: str | os.PathLike[str],
-    block: CaptureBlock,
-    *,
-    nanosecond: bool = False,
-    big_endian: bool = False,
-    snaplen: int = 262144,
-    compress: bool | None = None,
-    compresslevel: int = 1,
-) -> None:
-    """Write ``block`` as a classic pcap file (one link type for the whole file, as the format has).
+class PcapWriter(CaptureWriter):
+    """Classic pcap: one link type for the whole file, as the format has."""
 
-    ``nanosecond`` selects the 0xa1b23c4d magic with nanosecond fractions (from µs, so the last three
-    digits are 0). gzip output is made by ISA-L (any gzip reader reads it), ``compresslevel`` 0-3 on
-    ISA-L's scale: level 1 compresses captures about as well as zlib's level 1, six times faster,
-    and the simulator's throughput matters more than the last percent of size.
-    """
-    linktypes = np.unique(block.linktype)
-    if len(linktypes) > 1:
-        raise ValueError(f"classic pcap holds one link type, the block has {len(linktypes)}: {linktypes.tolist()}")
-    linktype = int(linktypes[0]) if len(linktypes) else 1
-    _check_snaplen(block, snaplen)
-    order = ">" if big_endian else "<"
-    magic = PCAP_MAGIC_NS if nanosecond else PCAP_MAGIC_US
-    header = np.array([(magic, 2, 4, 0, 0, snaplen, linktype)],
-                      dtype=[("magic", order + "u4"), ("major", order + "u2"), ("minor", order + "u2"),
-                             ("zone", order + "i4"), ("sigfigs", order + "u4"), ("snaplen", order + "u4"),
-                             ("linktype", order + "u4")])
+    def __init__(self, out: BinaryIO, *, linktype: int, nanosecond: bool, big_endian: bool, snaplen: int) -> None:
+        order = ">" if big_endian else "<"
+        magic = PCAP_MAGIC_NS if nanosecond else PCAP_MAGIC_US
+        header = np.array([(magic, 2, 4, 0, 0, snaplen, linktype)],
+                          dtype=[("magic", order + "u4"), ("major", order + "u2"), ("minor", order + "u2"),
+                                 ("zone", order + "i4"), ("sigfigs", order + "u4"), ("snaplen", order + "u4"),
+                                 ("linktype", order + "u4")])
+        self.linktype = linktype
+        self.nanosecond = nanosecond
+        self.big_endian = big_endian
+        super().__init__(out, header.tobytes(), snaplen)
 
-    def headers(records: slice) -> tuple[np.ndarray, np.ndarray]:
+    def _check(self, block: CaptureBlock) -> None:
+        super()._check(block)
+        others = np.unique(block.linktype[block.linktype != self.linktype])
+        if len(others):
+            raise ValueError(f"classic pcap holds one link type ({self.linktype}), the block also has "
+                             f"{others.tolist()}")
+
+    def _header_rows(self, block: CaptureBlock, records: slice) -> tuple[np.ndarray, np.ndarray]:
         seconds, micros = np.divmod(block.ts_us[records].astype(np.int64, copy=False), 1_000_000)
-        fraction = micros * 1000 if nanosecond else micros
-        prefix = _u32_fields([seconds, fraction, block.caplen[records], block.wirelen[records]], big_endian)
+        fraction = micros * 1000 if self.nanosecond else micros
+        prefix = _u32_fields([seconds, fraction, block.caplen[records], block.wirelen[records]], self.big_endian)
         return prefix, np.empty((len(prefix), 0), dtype=np.uint8)
-
-    with _open_output(path, compress, compresslevel) as out:
-        out.write(header.tobytes())
-        _write_records(out, block, headers, align=1)
 
 
 def _tsresol_units(ts_us: np.ndarray, tsresol_exp10: int, tsresol_exp2: int | None) -> np.ndarray:
@@ -181,6 +209,107 @@ def _idb_body(linktype: int, snaplen: int, tsresol: int | None, order: str) -> b
     return body
 
 
+class PcapngWriter(CaptureWriter):
+    """pcapng: one section, one interface per link type (numbered in increasing link-type order), EPBs."""
+
+    align = 4
+
+    def __init__(self, out: BinaryIO, *, linktypes: Sequence[int], tsresol_exp10: int, tsresol_exp2: int | None,
+                 big_endian: bool, snaplen: int) -> None:
+        order = ">" if big_endian else "<"
+        self.linktypes = np.unique(np.asarray(linktypes, dtype=np.int64))
+        self.tsresol_exp10 = tsresol_exp10
+        self.tsresol_exp2 = tsresol_exp2
+        self.big_endian = big_endian
+        if tsresol_exp2 is not None:
+            tsresol: int | None = 0x80 | tsresol_exp2
+        else:
+            tsresol = None if tsresol_exp10 == 6 else tsresol_exp10
+        shb_body = np.array([(PCAPNG_BYTE_ORDER_MAGIC, 1, 0, -1)],
+                            dtype=[("bom", order + "u4"), ("major", order + "u2"), ("minor", order + "u2"),
+                                   ("section_length", order + "i8")]).tobytes()
+        header = _pcapng_block(PCAPNG_SHB, shb_body, order)
+        for linktype in self.linktypes.tolist():
+            header += _pcapng_block(PCAPNG_IDB, _idb_body(linktype, snaplen, tsresol, order), order)
+        super().__init__(out, header, snaplen)
+
+    def _check(self, block: CaptureBlock) -> None:
+        super()._check(block)
+        unknown = np.setdiff1d(block.linktype, self.linktypes)
+        if len(unknown):
+            raise ValueError(
+                f"link types {unknown.tolist()} have no interface (the file has {self.linktypes.tolist()})")
+
+    def _header_rows(self, block: CaptureBlock, records: slice) -> tuple[np.ndarray, np.ndarray]:
+        caplen = block.caplen[records]
+        total = 32 + ((caplen.astype(np.int64) + 3) & ~3)
+        units = _tsresol_units(block.ts_us[records], self.tsresol_exp10, self.tsresol_exp2)
+        interface = np.searchsorted(self.linktypes, block.linktype[records])
+        prefix = _u32_fields([np.full(len(total), PCAPNG_EPB), total, interface, units >> np.uint64(32),
+                              units & np.uint64(0xFFFFFFFF), caplen, block.wirelen[records]], self.big_endian)
+        return prefix, _u32_fields([total], self.big_endian)
+
+
+def open_pcap_writer(
+    path: str | os.PathLike[str],
+    *,
+    linktype: int = 1,
+    nanosecond: bool = False,
+    big_endian: bool = False,
+    snaplen: int = 262144,
+    compress: bool | None = None,
+    compresslevel: int = 1,
+) -> PcapWriter:
+    """A classic pcap file to :meth:`~CaptureWriter.write` blocks into (gzip by ``compress`` or ``.gz``).
+
+    ``nanosecond`` selects the 0xa1b23c4d magic with nanosecond fractions (from µs, so the last three
+    digits are 0).
+    """
+    out = _open_output(path, compress, compresslevel)
+    return PcapWriter(out, linktype=linktype, nanosecond=nanosecond, big_endian=big_endian, snaplen=snaplen)
+
+
+def open_pcapng_writer(
+    path: str | os.PathLike[str],
+    *,
+    linktypes: Sequence[int] = (1,),
+    tsresol_exp10: int = 6,
+    tsresol_exp2: int | None = None,
+    big_endian: bool = False,
+    snaplen: int = 262144,
+    compress: bool | None = None,
+    compresslevel: int = 1,
+) -> PcapngWriter:
+    """A pcapng file with one interface per link type, to :meth:`~CaptureWriter.write` blocks into.
+
+    Timestamps are stored in units of 10^-``tsresol_exp10`` s, or 2^-``tsresol_exp2`` s when that is
+    given (both forms of ``if_tsresol`` exist in the wild, so both must round-trip through readers).
+    """
+    out = _open_output(path, compress, compresslevel)
+    return PcapngWriter(out, linktypes=linktypes, tsresol_exp10=tsresol_exp10, tsresol_exp2=tsresol_exp2,
+                        big_endian=big_endian, snaplen=snaplen)
+
+
+def write_pcap(
+    path: str | os.PathLike[str],
+    block: CaptureBlock,
+    *,
+    nanosecond: bool = False,
+    big_endian: bool = False,
+    snaplen: int = 262144,
+    compress: bool | None = None,
+    compresslevel: int = 1,
+) -> None:
+    """Write ``block`` as a classic pcap file; its records must share one link type (ValueError)."""
+    linktypes = np.unique(block.linktype)
+    if len(linktypes) > 1:
+        raise ValueError(f"classic pcap holds one link type, the block has {len(linktypes)}: {linktypes.tolist()}")
+    with open_pcap_writer(path, linktype=int(linktypes[0]) if len(linktypes) else 1, nanosecond=nanosecond,
+                          big_endian=big_endian, snaplen=snaplen, compress=compress,
+                          compresslevel=compresslevel) as writer:
+        writer.write(block)
+
+
 def write_pcapng(
     path: str | os.PathLike[str],
     block: CaptureBlock,
@@ -192,39 +321,11 @@ def write_pcapng(
     compress: bool | None = None,
     compresslevel: int = 1,
 ) -> None:
-    """Write ``block`` as one pcapng section: SHB, one IDB per distinct link type, then EPBs.
-
-    Interfaces are numbered in increasing link-type order. Other arguments as for :func:`write_pcap`.
-
-    Timestamps are stored in units of 10^-``tsresol_exp10`` s, or 2^-``tsresol_exp2`` s when that is
-    given (both forms of ``if_tsresol`` exist in the wild, so both must round-trip through readers).
-    """
-    order = ">" if big_endian else "<"
-    linktypes = np.unique(block.linktype)
-    _check_snaplen(block, snaplen)
-    if tsresol_exp2 is not None:
-        tsresol: int | None = 0x80 | tsresol_exp2
-    else:
-        tsresol = None if tsresol_exp10 == 6 else tsresol_exp10
-    shb_body = np.array([(PCAPNG_BYTE_ORDER_MAGIC, 1, 0, -1)],
-                        dtype=[("bom", order + "u4"), ("major", order + "u2"), ("minor", order + "u2"),
-                               ("section_length", order + "i8")]).tobytes()
-    head = _pcapng_block(PCAPNG_SHB, shb_body, order)
-    for linktype in linktypes.tolist():
-        head += _pcapng_block(PCAPNG_IDB, _idb_body(linktype, snaplen, tsresol, order), order)
-
-    def headers(records: slice) -> tuple[np.ndarray, np.ndarray]:
-        caplen = block.caplen[records]
-        total = 32 + ((caplen.astype(np.int64) + 3) & ~3)
-        units = _tsresol_units(block.ts_us[records], tsresol_exp10, tsresol_exp2)
-        interface = np.searchsorted(linktypes, block.linktype[records])
-        prefix = _u32_fields([np.full(len(total), PCAPNG_EPB), total, interface, units >> np.uint64(32),
-                              units & np.uint64(0xFFFFFFFF), caplen, block.wirelen[records]], big_endian)
-        return prefix, _u32_fields([total], big_endian)
-
-    with _open_output(path, compress, compresslevel) as out:
-        out.write(head)
-        _write_records(out, block, headers, align=4)
+    """Write ``block`` as one pcapng section: SHB, one IDB per distinct link type, then EPBs."""
+    with open_pcapng_writer(path, linktypes=np.unique(block.linktype).tolist(), tsresol_exp10=tsresol_exp10,
+                            tsresol_exp2=tsresol_exp2, big_endian=big_endian, snaplen=snaplen, compress=compress,
+                            compresslevel=compresslevel) as writer:
+        writer.write(block)
 
 
 def block_from_frames(
@@ -254,4 +355,4 @@ def block_from_frames(
     )
 
 
-__all__ = ["block_from_frames", "write_pcap", "write_pcapng"]
+__all__ = ["CaptureWriter", "block_from_frames", "open_pcap_writer", "open_pcapng_writer", "write_pcap", "write_pcapng"]
