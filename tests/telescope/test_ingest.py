@@ -18,7 +18,7 @@ import pytest
 
 from iotscope.store.packets import PacketStore
 from iotscope.store.query import connect
-from iotscope.telescope.ingest import file_sha256
+from iotscope.telescope.ingest import content_hash
 
 FLAG_BITS = {"fin": 1, "syn": 2, "rst": 4, "psh": 8, "ack": 16}
 
@@ -141,7 +141,7 @@ def test_kill_9_during_ingest_then_rerun_counts_exactly_once(tmp_path: Path) -> 
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 60
-    big_staging = crashed / ".staging" / file_sha256(big)
+    big_staging = crashed / ".staging" / content_hash(big)
     # Kill once the big file is being written: the small one is committed, the big one is half-done.
     while time.monotonic() < deadline and not big_staging.exists():
         time.sleep(0.002)

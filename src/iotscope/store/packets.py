@@ -2,7 +2,7 @@
 
 Layout of a store directory::
 
-    packets/date=YYYY-MM-DD/hour=HH/part-<sha256 of the capture>.parquet
+    packets/date=YYYY-MM-DD/hour=HH/part-<content hash of the capture>.parquet
     state.sqlite       committed captures (see ``iotscope.store.state``)
     .staging/          files being written; never read
 
@@ -64,12 +64,12 @@ class PacketStore:
         """Every Parquet file of the dataset that belongs to a committed capture."""
         return [self.root / f for entry in self.state.all_ingested() for f in entry.files]
 
-    def ingested(self, sha256: str) -> IngestedFile | None:
-        return self.state.ingested(sha256)
+    def ingested(self, content_hash: str) -> IngestedFile | None:
+        return self.state.ingested(content_hash)
 
-    def writer(self, sha256: str) -> PartitionWriter:
+    def writer(self, content_hash: str) -> PartitionWriter:
         """A writer for the packets of one capture, identified by its content hash."""
-        return PartitionWriter(self, sha256)
+        return PartitionWriter(self, content_hash)
 
     def _recover(self) -> None:
         """Remove what a killed ingest left: the staging area and files no committed row names."""
@@ -83,10 +83,10 @@ class PacketStore:
 class PartitionWriter:
     """Splits batches by hour into per-partition Parquet files in staging; ``commit`` publishes them."""
 
-    def __init__(self, store: PacketStore, sha256: str) -> None:
+    def __init__(self, store: PacketStore, content_hash: str) -> None:
         self._store = store
-        self._sha = sha256
-        self._staging = store.root / ".staging" / sha256
+        self._hash = content_hash
+        self._staging = store.root / ".staging" / content_hash
         self._staging.mkdir(parents=True, exist_ok=True)
         self._writers: dict[int, pq.ParquetWriter] = {}
         self._pending: dict[int, list[pa.RecordBatch]] = {}
@@ -125,7 +125,7 @@ class PartitionWriter:
             return
         writer = self._writers.get(hour)
         if writer is None:
-            path = self._staging / _partition_path(hour, self._sha)
+            path = self._staging / _partition_path(hour, self._hash)
             path.parent.mkdir(parents=True, exist_ok=True)
             writer = pq.ParquetWriter(
                 path, PACKET_SCHEMA, compression="zstd", compression_level=1,
@@ -142,17 +142,17 @@ class PartitionWriter:
             writer.close()
         published = []
         for hour in sorted(self._writers):
-            relative = Path("packets") / _partition_path(hour, self._sha)
+            relative = Path("packets") / _partition_path(hour, self._hash)
             target = self._store.root / relative
             target.parent.mkdir(parents=True, exist_ok=True)
-            staged = self._staging / _partition_path(hour, self._sha)
+            staged = self._staging / _partition_path(hour, self._hash)
             _fsync(staged)
             os.replace(staged, target)
             _fsync(target.parent)
             published.append(str(relative))
-        self._store.state.record_ingest(self._sha, source, size, self.rows, records, skipped, published)
+        self._store.state.record_ingest(self._hash, source, size, self.rows, records, skipped, published)
         shutil.rmtree(self._staging, ignore_errors=True)
-        entry = self._store.ingested(self._sha)
+        entry = self._store.ingested(self._hash)
         assert entry is not None
         return entry
 
@@ -163,9 +163,9 @@ class PartitionWriter:
         shutil.rmtree(self._staging, ignore_errors=True)
 
 
-def _partition_path(hour: int, sha256: str) -> Path:
+def _partition_path(hour: int, content_hash: str) -> Path:
     stamp = np.datetime64(hour * _US_PER_HOUR, "us").astype("datetime64[h]").item()
-    return Path(f"date={stamp:%Y-%m-%d}") / f"hour={stamp:%H}" / f"part-{sha256}.parquet"
+    return Path(f"date={stamp:%Y-%m-%d}") / f"hour={stamp:%H}" / f"part-{content_hash}.parquet"
 
 
 def _fsync(path: Path) -> None:

@@ -1,7 +1,7 @@
 """Small operational state of a store, in SQLite: which capture files are committed, and how.
 
 The Parquet files hold the packets; this table is what makes ingest idempotent and crash-safe:
-a capture counts only once its row is committed here, keyed by the SHA-256 of its content.
+a capture counts only once its row is committed here, keyed by the XXH3-128 hash of its content.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS ingested_files (
-    sha256      TEXT PRIMARY KEY,
+    content_hash      TEXT PRIMARY KEY,
     source      TEXT NOT NULL,
     size        INTEGER NOT NULL,
     packets     INTEGER NOT NULL,
@@ -30,7 +30,7 @@ CREATE TABLE IF NOT EXISTS ingested_files (
 class IngestedFile:
     """One committed capture: where it came from and what it added to the store."""
 
-    sha256: str
+    content_hash: str
     source: str
     size: int
     packets: int
@@ -52,8 +52,8 @@ class StoreState:
     def close(self) -> None:
         self._db.close()
 
-    def ingested(self, sha256: str) -> IngestedFile | None:
-        row = self._db.execute("SELECT * FROM ingested_files WHERE sha256 = ?", (sha256,)).fetchone()
+    def ingested(self, content_hash: str) -> IngestedFile | None:
+        row = self._db.execute("SELECT * FROM ingested_files WHERE content_hash = ?", (content_hash,)).fetchone()
         return _row_to_file(row) if row else None
 
     def all_ingested(self) -> list[IngestedFile]:
@@ -61,14 +61,14 @@ class StoreState:
         return [_row_to_file(r) for r in rows]
 
     def record_ingest(
-        self, sha256: str, source: str, size: int, packets: int, records: int,
+        self, content_hash: str, source: str, size: int, packets: int, records: int,
         skipped: dict[str, int], files: list[str],
     ) -> None:
         """Commit one capture: from this statement on, its Parquet files are part of the store."""
         now = datetime.now(timezone.utc).isoformat(timespec="seconds")
         self._db.execute(
             "INSERT INTO ingested_files VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (sha256, source, size, packets, records, json.dumps(skipped), json.dumps(files), now),
+            (content_hash, source, size, packets, records, json.dumps(skipped), json.dumps(files), now),
         )
 
 

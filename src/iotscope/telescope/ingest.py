@@ -7,16 +7,20 @@ runs once per block (tens of MB), never once per packet.
 
 from __future__ import annotations
 
-import hashlib
 import os
+import queue
+import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pyarrow as pa
+import xxhash
+
 from iotscope.capture import CaptureError, open_capture
 from iotscope.decode import decode_block
-from iotscope.store.packets import PacketStore
+from iotscope.store.packets import PacketStore, PartitionWriter
 from iotscope.store.schema import packet_record_batch
 from iotscope.telescope.classify import flag_class, traffic_class
 
@@ -29,7 +33,7 @@ class FileReport:
     """What ingesting one capture did: the numbers the CLI summary prints."""
 
     path: Path
-    sha256: str
+    content_hash: str
     status: str  # "ingested", or "already" when the same content was committed before
     records: int = 0  # records in the capture
     packets: int = 0  # rows stored
@@ -55,9 +59,13 @@ def check_captures(paths: Iterable[Path]) -> None:
             pass
 
 
-def file_sha256(path: Path) -> str:
-    """Content hash that identifies a capture for idempotent ingest (same bytes, same capture)."""
-    digest = hashlib.sha256()
+def content_hash(path: Path) -> str:
+    """The identity of a capture for idempotent ingest: same bytes, same capture, whatever its name.
+
+    XXH3-128 rather than SHA-256: it runs at memory speed, so checking a directory of captures that
+    were ingested before costs a read, not a second ingest; it guards against accidents, not forgers.
+    """
+    digest = xxhash.xxh3_128()
     with open(path, "rb") as f:
         while chunk := f.read(8 << 20):
             digest.update(chunk)
@@ -67,20 +75,20 @@ def file_sha256(path: Path) -> str:
 def ingest_file(path: Path, store: PacketStore, progress: ProgressCallback | None = None) -> FileReport:
     """Ingest one capture into ``store``, or skip it if the same content is already committed."""
     started = time.perf_counter()
-    sha = file_sha256(path)
-    done = store.ingested(sha)
+    digest = content_hash(path)
+    done = store.ingested(digest)
     if done is not None:
-        return FileReport(path, sha, "already", done.records, done.packets, skipped=done.skipped)
-    report = FileReport(path, sha, "ingested")
-    writer = store.writer(sha)
+        return FileReport(path, digest, "already", done.records, done.packets, skipped=done.skipped)
+    report = FileReport(path, digest, "ingested")
+    writer = store.writer(digest)
     try:
-        with open_capture(path) as reader:
+        with open_capture(path) as reader, _BackgroundWriter(writer) as background:
             for block in reader.blocks():
                 decoded = decode_block(block)
                 cols = decoded.columns
                 flags = flag_class(cols["proto"], cols["tcp_flags"], cols["icmp_type"], cols["l4"])
                 traffic = traffic_class(cols["proto"], cols["tcp_flags"], cols["icmp_type"], cols["l4"])
-                writer.write(packet_record_batch(cols, flags, traffic))
+                background.put(packet_record_batch(cols, flags, traffic))
                 for reason, n in decoded.skipped.items():
                     report.skipped[reason] = report.skipped.get(reason, 0) + n
                 if progress is not None:
@@ -99,6 +107,43 @@ def ingest_file(path: Path, store: PacketStore, progress: ProgressCallback | Non
     report.packets = entry.packets
     report.seconds = time.perf_counter() - started
     return report
+
+
+class _BackgroundWriter:
+    """Runs Parquet encoding on a second thread while the main thread reads and decodes.
+
+    Parquet encoding is the most expensive step and pyarrow releases the GIL while it runs, so the
+    two halves overlap on two cores. The queue is short, which keeps memory bounded.
+    """
+
+    def __init__(self, writer: PartitionWriter, depth: int = 2) -> None:
+        self._writer = writer
+        self._queue: queue.Queue[pa.RecordBatch | None] = queue.Queue(maxsize=depth)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="parquet-writer", daemon=True)
+
+    def __enter__(self) -> _BackgroundWriter:
+        self._thread.start()
+        return self
+
+    def put(self, batch: pa.RecordBatch) -> None:
+        if self._error is not None:
+            raise self._error
+        self._queue.put(batch)
+
+    def _run(self) -> None:
+        while (batch := self._queue.get()) is not None:
+            if self._error is None:
+                try:
+                    self._writer.write(batch)
+                except BaseException as exc:  # handed to the main thread, which re-raises it
+                    self._error = exc
+
+    def __exit__(self, *exc: object) -> None:
+        self._queue.put(None)
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
 
 
 def ingest(paths: list[Path], store_dir: Path, progress: ProgressCallback | None = None) -> list[FileReport]:
