@@ -9,7 +9,6 @@ a misbehaving *client* can stall or balloon.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import socket
 import struct
 from collections.abc import Awaitable, Callable
@@ -19,6 +18,9 @@ Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]
 #: How long a device waits for the client to say something before hanging up (real firmware
 #: uses 60 s login timeouts; tests shorten it through the spec).
 DEFAULT_IDLE_TIMEOUT = 60.0
+
+#: Seconds a finished connection may take to flush before it is aborted.
+_CLOSE_GRACE = 2.0
 
 #: The errors that just mean "the client went away"; a handler ends quietly on them.
 CLIENT_GONE = (ConnectionError, TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError)
@@ -38,17 +40,18 @@ class ConnectionTracker:
             task = asyncio.current_task()
             assert task is not None
             self._tasks.add(task)
+            stopping = False
             try:
                 await handler(reader, writer)
-            except (*CLIENT_GONE, asyncio.CancelledError):
+            except CLIENT_GONE:
+                pass
+            except asyncio.CancelledError:
                 # Cancelled only by close_all (the fleet stopping): ending quietly is the point,
                 # and asyncio 3.11 would log a cancelled connection task as an error.
-                pass
+                stopping = True
             finally:
+                await _close(writer, abort=stopping)
                 self._tasks.discard(task)
-                writer.close()
-                with contextlib.suppress(*CLIENT_GONE, asyncio.CancelledError):
-                    await writer.wait_closed()
 
         return tracked
 
@@ -57,6 +60,19 @@ class ConnectionTracker:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def _close(writer: asyncio.StreamWriter, *, abort: bool) -> None:
+    """Close the connection; a client that does not read what is still buffered (a huge banner)
+    must not keep it open, so after a short grace period (or at once when stopping) it is aborted."""
+    if abort:
+        writer.transport.abort()
+        return
+    writer.close()
+    try:
+        await asyncio.wait_for(writer.wait_closed(), _CLOSE_GRACE)
+    except (*CLIENT_GONE, asyncio.CancelledError):
+        writer.transport.abort()
 
 
 async def read_line(
