@@ -14,13 +14,14 @@ from iotscope.survey.probes import PROBES, identify_service
 
 from .fake_devices import FAST, loopback_scope
 
-#: Hardened devices lock after 10 failures within 1 s here; 0.12 s between attempts stays under.
-LIMITS = dataclasses.replace(FAST, attempt_delay=0.12, deadline=20.0)
+#: Hardened devices lock after 10 failures within 0.3 s here; 0.04 s between attempts stays under
+#: (nine gaps of at least 0.04 s), which is the pacing rule: attempt_delay > window / (lockouts - 1).
+LIMITS = dataclasses.replace(FAST, attempt_delay=0.04, deadline=20.0)
 
 
 def test_probes_find_exactly_the_vulnerable_services_of_the_fleet():
     spec = default_fleet(
-        "127.0.90.0/24", count=20, seed=3, drip_interval=0.3, idle_timeout=5.0, lockout_window=1.0
+        "127.0.90.0/24", count=20, seed=3, drip_interval=0.3, idle_timeout=5.0, lockout_window=0.3
     )
     credentials = load_builtin()
     scope = loopback_scope()
