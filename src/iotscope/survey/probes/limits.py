@@ -26,7 +26,9 @@ class ProbeLimits:
     #: Login attempts (credential pairs tried) per service on one device; the default covers the
     #: built-in list once. Lower it for device populations with lockout after few failures.
     max_attempts: int = 100
-    #: Seconds between two login attempts on one device.
+    #: Seconds between two login attempts on one service. A device that locks its account after
+    #: N failures within W seconds stays unlocked when attempt_delay > W / (N - 1); the default
+    #: only spreads load. Raise it (or lower max_attempts) for populations known to lock.
     attempt_delay: float = 0.1
     #: Telnet option commands accepted before negotiation is declared endless.
     max_negotiation_rounds: int = 64
