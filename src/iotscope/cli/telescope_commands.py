@@ -104,13 +104,16 @@ def _progress() -> Progress:
 
 
 def _print_ingest_summary(reports: list[FileReport]) -> None:
-    table = Table("capture", "status", "records", "stored", "skipped", "seconds", "packets/s", title="ingest")
     for r in reports:
-        skipped = ", ".join(f"{k}={v}" for k, v in sorted(r.skipped.items())) or "-"
-        rate = f"{r.packets_per_second:,.0f}" if r.status == "ingested" else "-"
-        table.add_row(str(r.path), r.status, f"{r.records:,}", f"{r.packets:,}", skipped, f"{r.seconds:.2f}", rate)
-    console.print(table)
-    for r in reports:
+        anomalies = ", ".join(f"{k}={v:,}" for k, v in sorted(r.skipped.items())) or "none"
+        if r.status == "already":
+            console.print(f"{r.path}: already ingested ({r.packets:,} rows), nothing added", highlight=False)
+            continue
+        console.print(
+            f"{r.path}: {r.records:,} records ({r.bytes_read / 1e6:,.1f} MB) -> {r.packets:,} rows "
+            f"in {r.seconds:.2f} s ({r.packets_per_second:,.0f} packets/s); skipped/anomalies: {anomalies}",
+            highlight=False,
+        )
         for warning in r.warnings:
             console.print(f"[yellow]warning:[/] {warning}", highlight=False)
 

@@ -38,6 +38,7 @@ class FileReport:
     records: int = 0  # records in the capture
     packets: int = 0  # rows stored
     bytes_read: int = 0
+    #: records dropped by reason, plus ``l4_truncated``: rows stored without their cut transport header
     skipped: dict[str, int] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     seconds: float = 0.0
@@ -89,7 +90,7 @@ def ingest_file(path: Path, store: PacketStore, progress: ProgressCallback | Non
                 flags = flag_class(cols["proto"], cols["tcp_flags"], cols["icmp_type"], cols["l4"])
                 traffic = traffic_class(cols["proto"], cols["tcp_flags"], cols["icmp_type"], cols["l4"])
                 background.put(packet_record_batch(cols, flags, traffic))
-                for reason, n in decoded.skipped.items():
+                for reason, n in [*decoded.skipped.items(), ("l4_truncated", decoded.l4_truncated)]:
                     report.skipped[reason] = report.skipped.get(reason, 0) + n
                 if progress is not None:
                     progress(path, reader.position)
