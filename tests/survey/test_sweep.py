@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from iotscope.survey.journal import OpenPort
 from iotscope.survey.permutation import CyclicPermutation, Shard, is_probable_prime, safe_prime_above
-from iotscope.survey.scope import Scope
+from iotscope.survey.scope import AuthorizedRange, Scope
 from iotscope.survey.sweep import SweepProgress, TokenBucket, sweep
 from tests.survey.socket_audit import socket_audit
 
@@ -227,3 +227,31 @@ def test_interrupted_sweep_resumes_without_reprobing(scope: Scope, listeners: Li
     assert 126 <= progress[-1].attempted + stats.attempted <= 126 + 4
     counts = listeners.count()
     assert all(counts[h] == 1 for h in ("127.0.0.2", "127.0.0.17", "127.0.0.33")), counts
+
+
+def test_unanswered_connects_time_out() -> None:
+    """A listener whose accept queue is full drops SYNs: the attempt must end at the timeout."""
+    server = socket.socket()
+    server.bind(("127.0.0.40", 0))
+    server.listen(0)
+    port = server.getsockname()[1]
+    fillers = []
+    for _ in range(3):  # fill the accept queue (backlog 0 still queues one or two)
+        filler = socket.socket()
+        filler.setblocking(False)
+        filler.connect_ex(("127.0.0.40", port))
+        fillers.append(filler)
+    time.sleep(0.05)
+    try:
+        one = Scope("scope.toml", (AuthorizedRange(ipaddress.ip_network("127.0.0.40/32"), "lab", "test", True),))
+        assert [one.target_at(i) for i in range(one.target_count)] == ["127.0.0.40"]
+        permutation = CyclicPermutation(one.authorized_count, 1)
+        start = time.monotonic()
+        stats = asyncio.run(sweep(one, [port], permutation, rate=100, timeout=0.3))
+        elapsed = time.monotonic() - start
+    finally:
+        for filler in fillers:
+            filler.close()
+        server.close()
+    assert (stats.attempted, stats.timeouts, stats.open) == (1, 1, 0)
+    assert 0.3 <= elapsed < 1.0

@@ -15,16 +15,19 @@ restartable:
 from __future__ import annotations
 
 import asyncio
+import errno
 import resource
+import select
 import socket
 import struct
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from iotscope.survey.journal import OpenPort
 from iotscope.survey.permutation import CyclicPermutation
-from iotscope.survey.scope import Scope, open_guarded_socket
+from iotscope.survey.scope import IPAddress, Scope, start_guarded_connect
 
 #: Conservative default: ZMap's guidance is to scan at the slowest rate that finishes in time.
 DEFAULT_RATE = 1000.0
@@ -73,8 +76,10 @@ Checkpoint = Callable[[int, list[int], list[OpenPort], bool], None]
 class TokenBucket:
     """At most ``rate`` takes per second on average, with bursts of at most ``capacity``.
 
-    The capacity is 10 ms worth of tokens: enough to absorb event-loop jitter at high rates,
-    too little to matter to any target network.
+    Implemented as GCRA (virtual scheduling): each take reserves the next slot on a shared
+    timeline and sleeps until it, so hundreds of concurrent takers stay exactly on the rate
+    instead of waking together. The capacity is 10 ms worth of tokens: enough to absorb
+    event-loop jitter at high rates, too little to matter to any target network.
     """
 
     def __init__(self, rate: float, capacity: float | None = None) -> None:
@@ -82,19 +87,16 @@ class TokenBucket:
             raise ValueError("rate must be positive")
         self.rate = rate
         self.capacity = capacity if capacity is not None else max(1.0, rate / 100)
-        self._tokens = 1.0
-        self._last = time.monotonic()
+        self._interval = 1.0 / rate
+        self._burst = (self.capacity - 1) * self._interval
+        self._next = time.monotonic() - self._burst
 
     async def take(self) -> None:
         now = time.monotonic()
-        self._tokens = min(self.capacity, self._tokens + (now - self._last) * self.rate)
-        self._last = now
-        if self._tokens < 1:
-            await asyncio.sleep((1 - self._tokens) / self.rate)
-            now = time.monotonic()
-            self._tokens = min(self.capacity, self._tokens + (now - self._last) * self.rate)
-            self._last = now
-        self._tokens -= 1
+        slot = max(self._next, now - self._burst)
+        self._next = slot + self._interval
+        if slot > now:
+            await asyncio.sleep(slot - now)
 
 
 def usable_concurrency(requested: int) -> int:
@@ -128,9 +130,8 @@ async def sweep(
     if permutation.size != scope.authorized_count * len(ports):
         raise ValueError("permutation size does not match scope x ports")
     limit = usable_concurrency(concurrency)
-    run = _SweepRun(scope, ports, permutation, timeout, start_position, set(done_above or ()), limit)
+    run = _SweepRun(scope, permutation, start_position, set(done_above or ()), limit)
     bucket = TokenBucket(rate)
-    slots = asyncio.Semaphore(limit)
     started = time.monotonic()
 
     def report(finished: bool = False) -> None:
@@ -139,100 +140,98 @@ async def sweep(
         if progress is not None:
             progress(run.progress())
 
-    async def ticker() -> None:
-        while True:
-            await asyncio.sleep(checkpoint_interval)
-            report()
+    engine = _ConnectEngine(run, timeout)
 
-    ticking = asyncio.create_task(ticker())
+    async def housekeeping() -> None:
+        last_report = time.monotonic()
+        while True:
+            await asyncio.sleep(min(0.05, timeout / 4))
+            engine.expire()
+            if time.monotonic() - last_report >= checkpoint_interval:
+                last_report = time.monotonic()
+                report()
+
+    chores = asyncio.create_task(housekeeping())
     try:
-        for position, index in permutation.walk(start_position):
-            if position in run.done_before_resume:
-                continue
-            ip = scope.authorized_at(index // len(ports))
-            port = ports[index % len(ports)]
-            if not scope.is_allowed(ip):
-                run.stats.skipped += 1
-                run.finish(position)
-                continue
-            await bucket.take()
-            await slots.acquire()
-            run.launch(position, ip, port, slots)
-        await run.drain()
+        await _dispatch(run, engine, bucket, ports, start_position, limit)
+        run.walked_all()
     except asyncio.CancelledError:
-        await run.abort()
         report()
         raise
     finally:
-        ticking.cancel()
+        chores.cancel()
+        engine.close()
     run.stats.seconds = time.monotonic() - started
     report(finished=True)
     return run.stats
 
 
+async def _dispatch(
+    run: _SweepRun, engine: _ConnectEngine, bucket: TokenBucket, ports: list[int], start: int, limit: int
+) -> None:
+    """Start a connect per target as tokens and room allow; return when none is in flight."""
+    scope, nports, since_yield = run.scope, len(ports), 0
+    for position, index in run.permutation.walk(start):
+        if position in run.done_before_resume:
+            continue
+        address = scope.authorized_at(index // nports)
+        if not scope.is_allowed(address):
+            run.skip(position)
+            continue
+        while len(engine) >= limit:
+            await engine.wait_for_room()
+        await bucket.take()
+        run.start(position)
+        engine.start(position, address, ports[index % nports])
+        since_yield += 1
+        if since_yield == 256:  # let completions, checkpoints and Ctrl-C in
+            since_yield = 0
+            await asyncio.sleep(0)
+    while len(engine):
+        await engine.wait_for_room()
+
+
 class _SweepRun:
-    """The moving parts of one sweep: tasks in flight, the watermark, counters."""
+    """The bookkeeping of one sweep: positions in flight, the watermark, counters, open ports."""
 
     def __init__(
-        self, scope: Scope, ports: list[int], permutation: CyclicPermutation, timeout: float,
-        start: int, done_before_resume: set[int], concurrency: int,
+        self, scope: Scope, permutation: CyclicPermutation, start: int, done_before_resume: set[int], concurrency: int,
     ) -> None:
         self.scope = scope
-        self.timeout = timeout
         self.permutation = permutation
         self.done_before_resume = done_before_resume
         self.stats = SweepStats(concurrency=concurrency)
         self.stats.skipped = len(done_before_resume)
-        self._start = start
         self._next = start  # one past the highest position dispatched or skipped
         self._in_flight: set[int] = set()
         self._finished_ahead: set[int] = set(done_before_resume)
         self._unsaved: list[OpenPort] = []
-        self._tasks: set[asyncio.Task[None]] = set()
 
-    def launch(self, position: int, ip: str, port: int, slots: asyncio.Semaphore) -> None:
+    def start(self, position: int) -> None:
         self._next = position + 1
         self._in_flight.add(position)
         self.stats.attempted += 1
-        task = asyncio.create_task(self._attempt(position, ip, port))
-        self._tasks.add(task)
-        task.add_done_callback(lambda t: (self._tasks.discard(t), slots.release()))
 
-    def finish(self, position: int) -> None:
+    def skip(self, position: int) -> None:
+        self.stats.skipped += 1
         self._next = position + 1
+        self._finished_ahead.add(position)
+
+    def done(self, position: int, outcome: str) -> None:
+        """``outcome``: "closed", "timeouts" or "errors" (a counter of :class:`SweepStats`)."""
+        setattr(self.stats, outcome, getattr(self.stats, outcome) + 1)
         self._in_flight.discard(position)
         self._finished_ahead.add(position)
 
-    async def _attempt(self, position: int, ip: str, port: int) -> None:
-        try:
-            sock = await open_guarded_socket(self.scope, ip, port, timeout=self.timeout)
-        except ConnectionRefusedError:
-            self.stats.closed += 1
-        except TimeoutError:
-            self.stats.timeouts += 1
-        except OSError:
-            self.stats.errors += 1
-        else:
-            found = OpenPort(ip, port, sock.getsockname()[0])
-            # Reset instead of FIN: the device frees the connection at once, we keep no TIME_WAIT.
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RESET)
-            sock.close()
-            self.stats.open += 1
-            self.stats.open_ports.append(found)
-            self._unsaved.append(found)
-        self.finish(position)
+    def found(self, position: int, open_port: OpenPort) -> None:
+        self.stats.open += 1
+        self.stats.open_ports.append(open_port)
+        self._unsaved.append(open_port)
+        self._in_flight.discard(position)
+        self._finished_ahead.add(position)
 
-    async def drain(self) -> None:
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks))
+    def walked_all(self) -> None:
         self._next = self.permutation.positions
-
-    async def abort(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        for task in list(self._tasks):
-            self._tasks.discard(task)
 
     def watermark(self) -> int:
         return min(self._in_flight) if self._in_flight else self._next
@@ -249,3 +248,79 @@ class _SweepRun:
             self.watermark(), self.permutation.positions, s.attempted, s.open, s.closed,
             s.timeouts, s.errors, s.skipped,
         )
+
+
+class _ConnectEngine:
+    """Connects in flight, watched by one epoll that the event loop polls as a single reader.
+
+    Why not one ``sock_connect`` future per attempt: asyncio's per-socket machinery costs several
+    times the connect itself, and the sweep must keep up with ``nmap -sT``. Every socket still
+    comes from the scope's guard (:func:`start_guarded_connect`). All attempts share one timeout,
+    so insertion order is deadline order and expiry only ever looks at the oldest.
+    """
+
+    def __init__(self, run: _SweepRun, timeout: float) -> None:
+        self._run = run
+        self._timeout = timeout
+        self._epoll = select.epoll()
+        self._pending: OrderedDict[int, tuple[socket.socket, int, IPAddress, int, float]] = OrderedDict()
+        self._room = asyncio.Event()
+        self._loop = asyncio.get_running_loop()
+        self._loop.add_reader(self._epoll.fileno(), self._on_ready)
+
+    def __len__(self) -> int:
+        return len(self._pending)
+
+    async def wait_for_room(self) -> None:
+        self._room.clear()
+        await self._room.wait()
+
+    def start(self, position: int, address: IPAddress, port: int) -> None:
+        try:
+            sock, error = start_guarded_connect(self._run.scope, address, port)
+        except OSError:  # no file descriptor or buffer left: an error of ours, counted
+            self._run.done(position, "errors")
+            return
+        if error != errno.EINPROGRESS:
+            self._conclude(sock, position, address, port, error)
+            return
+        self._pending[sock.fileno()] = (sock, position, address, port, time.monotonic() + self._timeout)
+        self._epoll.register(sock.fileno(), select.EPOLLOUT)
+
+    def _on_ready(self) -> None:
+        for fd, _ in self._epoll.poll(0):
+            sock, position, address, port, _ = self._pending.pop(fd)
+            self._epoll.unregister(fd)
+            self._conclude(sock, position, address, port, sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR))
+        self._room.set()
+
+    def expire(self) -> None:
+        now = time.monotonic()
+        while self._pending:
+            fd, (sock, position, _, _, deadline) = next(iter(self._pending.items()))
+            if deadline > now:
+                break
+            del self._pending[fd]
+            self._epoll.unregister(fd)
+            sock.close()
+            self._run.done(position, "timeouts")
+        self._room.set()
+
+    def _conclude(self, sock: socket.socket, position: int, address: IPAddress, port: int, error: int) -> None:
+        if error:
+            sock.close()
+            self._run.done(position, "closed" if error == errno.ECONNREFUSED else "errors")
+            return
+        scanner = sock.getsockname()[0]
+        # Reset instead of FIN: the device frees the connection at once, we keep no TIME_WAIT.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RESET)
+        sock.close()
+        self._run.found(position, OpenPort(str(address), port, scanner))
+
+    def close(self) -> None:
+        """Drop whatever is still in flight (cancelled sweep): those positions stay undone."""
+        self._loop.remove_reader(self._epoll.fileno())
+        for sock, *_ in self._pending.values():
+            sock.close()
+        self._pending.clear()
+        self._epoll.close()
