@@ -8,7 +8,13 @@ from dataclasses import dataclass
 
 import pytest
 
-from iotscope.simulate.devices import DeviceSpec, FleetError, FleetSpec, FleetThread, ServiceSpec
+from iotscope.simulate.devices import (
+    DeviceSpec,
+    FleetError,
+    FleetSpec,
+    FleetThread,
+    ServiceSpec,
+)
 
 STRONG = "Vq3!x9@LmZ#72pRt"
 

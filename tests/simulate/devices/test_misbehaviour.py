@@ -88,9 +88,11 @@ def test_endless_negotiation_has_no_data_byte(behaviours):
 
 def test_reset_after_a_few_bytes(behaviours):
     received = bytearray()
-    with socket.create_connection((behaviours.ip(14), 22), timeout=3) as sock:
-        with pytest.raises(ConnectionResetError):
-            while chunk := sock.recv(4096):
-                received += chunk
-            pytest.fail("closed with FIN instead of RST")
+    with (
+        socket.create_connection((behaviours.ip(14), 22), timeout=3) as sock,
+        pytest.raises(ConnectionResetError),
+    ):
+        while chunk := sock.recv(4096):
+            received += chunk
+        pytest.fail("closed with FIN instead of RST")
     assert b"SSH-2.0-".startswith(bytes(received))

@@ -267,7 +267,7 @@ def _service(
 ) -> ServiceSpec:
     http_auth = "digest" if profile.vendor == "Hikvision" or nth_of_kind % 2 else "basic"
     base = ServiceSpec(port=port, protocol=protocol, http_auth=http_auth)
-    strong = dict(username=profile.admin_user, password=_strong_password(rng, pool))
+    strong = {"username": profile.admin_user, "password": _strong_password(rng, pool)}
     if kind == "tarpit":
         return replace(base, behaviour=rng.choice(TARPIT_BEHAVIOURS), **strong)
     if kind == "hostile":

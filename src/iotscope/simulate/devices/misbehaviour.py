@@ -15,7 +15,14 @@ import random
 from collections.abc import Iterator
 
 from iotscope.simulate.devices.connections import Handler, reset, wait_for_close
-from iotscope.simulate.devices.telnet_device import BUSYBOX_NEGOTIATION, DO, IAC, SB, SE, WILL
+from iotscope.simulate.devices.telnet_device import (
+    BUSYBOX_NEGOTIATION,
+    DO,
+    IAC,
+    SB,
+    SE,
+    WILL,
+)
 
 TARPIT_BEHAVIOURS = ("drip", "stall")
 HOSTILE_BEHAVIOURS: dict[str, tuple[str, ...]] = {

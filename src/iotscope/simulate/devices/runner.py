@@ -15,17 +15,27 @@ import signal
 import threading
 import zlib
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import Any, Self
 
 import asyncssh
 
 from iotscope.simulate.devices.accounts import Account
 from iotscope.simulate.devices.connections import ConnectionTracker
-from iotscope.simulate.devices.fleet import LOGIN, DeviceSpec, FleetError, FleetSpec, ServiceSpec
+from iotscope.simulate.devices.fleet import (
+    LOGIN,
+    DeviceSpec,
+    FleetError,
+    FleetSpec,
+    ServiceSpec,
+)
 from iotscope.simulate.devices.ftp_device import ftp_handler
 from iotscope.simulate.devices.http_device import http_handler
 from iotscope.simulate.devices.misbehaviour import misbehaviour_handler
-from iotscope.simulate.devices.ssh_device import SSHConnections, generate_host_key, start_ssh_service
+from iotscope.simulate.devices.ssh_device import (
+    SSHConnections,
+    generate_host_key,
+    start_ssh_service,
+)
 from iotscope.simulate.devices.telnet_device import telnet_handler
 
 _START_TIMEOUT = 60.0
@@ -153,7 +163,7 @@ class FleetThread:
             target=self._loop.run_forever, name="iotscope-fleet", daemon=True
         )
 
-    def start(self) -> FleetThread:
+    def start(self) -> Self:
         self._thread.start()
         try:
             self._call(self.fleet.start())
@@ -181,7 +191,7 @@ class FleetThread:
 
         return self._call(read())
 
-    def __enter__(self) -> FleetThread:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc_info: object) -> None:

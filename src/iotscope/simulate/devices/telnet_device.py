@@ -96,9 +96,8 @@ class TelnetChannel:
                 if option is None:
                     return None
                 await self._answer(command, option)
-            elif command == SB:
-                if not await self._skip_subnegotiation():
-                    return None
+            elif command == SB and not await self._skip_subnegotiation():
+                return None
 
     async def _read_byte(self) -> int | None:
         if not self._pending:
