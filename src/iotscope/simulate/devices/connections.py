@@ -76,20 +76,16 @@ async def _close(writer: asyncio.StreamWriter, *, abort: bool) -> None:
 
 
 async def read_line(
-    reader: asyncio.StreamReader, *, limit: int = 4096, timeout: float = DEFAULT_IDLE_TIMEOUT
+    reader: asyncio.StreamReader, *, timeout: float = DEFAULT_IDLE_TIMEOUT
 ) -> bytes | None:
     """One LF-terminated line without its line ending, or ``None`` at end of stream. A line longer
-    than ``limit`` is an error (:class:`asyncio.LimitOverrunError`): no device buffers megabytes."""
-    line = bytearray()
-    while True:
-        byte = await asyncio.wait_for(reader.read(1), timeout)
-        if not byte:
-            return None if not line else bytes(line).rstrip(b"\r")
-        if byte == b"\n":
-            return bytes(line).rstrip(b"\r")
-        line += byte
-        if len(line) > limit:
-            raise asyncio.LimitOverrunError("line too long", len(line))
+    than the stream's limit (asyncio's 64 KiB) is an error (:class:`asyncio.LimitOverrunError`):
+    no device buffers megabytes for a client."""
+    try:
+        line = await asyncio.wait_for(reader.readuntil(b"\n"), timeout)
+    except asyncio.IncompleteReadError as exc:
+        return exc.partial.rstrip(b"\r") or None
+    return line[:-1].rstrip(b"\r")
 
 
 async def wait_for_close(reader: asyncio.StreamReader, *, limit: int = 1 << 20) -> None:

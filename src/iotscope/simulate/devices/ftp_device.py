@@ -40,7 +40,7 @@ def ftp_handler(
         logged_in = False
         failures = 0
         for _ in range(_MAX_COMMANDS):
-            line = await read_line(reader, limit=1024, timeout=idle_timeout)
+            line = await read_line(reader, timeout=idle_timeout)
             if line is None:
                 return
             verb, _, argument = line.decode("latin-1").partition(" ")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import signal
 import threading
 import zlib
@@ -60,7 +61,10 @@ class Fleet:
                     await self._start_service(device, service)
         except OSError as exc:
             await self.stop()
-            raise FleetError(f"cannot listen on {device.ip}:{service.port}: {exc.strerror}") from None
+            hint = " (ports below 1024 need root or CAP_NET_BIND_SERVICE)" if exc.errno == errno.EACCES else ""
+            raise FleetError(
+                f"cannot listen on {device.ip}:{service.port}: {exc.strerror}{hint}"
+            ) from None
         except BaseException:
             await self.stop()
             raise
