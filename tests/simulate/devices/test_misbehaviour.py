@@ -52,6 +52,7 @@ def test_ssh_drip_tarpit_never_sends_a_version_line(behaviours):
 def test_stall_tarpit_never_finishes_negotiation(behaviours):
     with socket.create_connection((behaviours.ip(13), 2323), timeout=3) as sock:
         assert _read_for(sock, 0.5) == BUSYBOX_NEGOTIATION[:3]
+    assert behaviours.stats(13, 2323)["connections"] == 1  # tarpits count contacts too
 
 
 def test_huge_banner_is_over_ten_megabytes_without_a_prompt(behaviours):

@@ -13,6 +13,8 @@ import socket
 import struct
 from collections.abc import Awaitable, Callable
 
+from iotscope.simulate.devices.accounts import ServiceStats
+
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
 #: How long a device waits for the client to say something before hanging up (real firmware
@@ -32,11 +34,13 @@ class ConnectionTracker:
     def __init__(self) -> None:
         self._tasks: set[asyncio.Task[None]] = set()
 
-    def serve(self, handler: Handler) -> Handler:
-        """Wrap ``handler`` for ``asyncio.start_server``: tracked, quiet on client errors, and the
-        socket always closed afterwards."""
+    def serve(self, handler: Handler, stats: ServiceStats) -> Handler:
+        """Wrap ``handler`` for ``asyncio.start_server``: tracked, counted in ``stats`` (tarpits and
+        hostile services too, so a test can tell that a device was never contacted), quiet on
+        client errors, and the socket always closed afterwards."""
 
         async def tracked(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            stats.connections += 1
             task = asyncio.current_task()
             assert task is not None
             self._tasks.add(task)

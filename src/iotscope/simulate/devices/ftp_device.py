@@ -29,7 +29,6 @@ def ftp_handler(
     with any password, ``account`` is the device's named user."""
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        account.stats.connections += 1
 
         async def reply(line: str) -> None:
             writer.write(f"{line}\r\n".encode("latin-1"))

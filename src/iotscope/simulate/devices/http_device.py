@@ -92,7 +92,6 @@ def http_handler(
     digest = _DigestRealm(profile.http_realm)
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        account.stats.connections += 1
         request = await _read_request(reader, idle_timeout)
         if request is None:
             return

@@ -139,7 +139,7 @@ class Fleet:
             )
         self._servers.append(
             await asyncio.start_server(
-                self._connections.serve(handler), host=device.ip, port=service.port,
+                self._connections.serve(handler, account.stats), host=device.ip, port=service.port,
                 reuse_address=True,
             )
         )

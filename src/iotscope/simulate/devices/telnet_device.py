@@ -144,7 +144,6 @@ def telnet_handler(
     """A connection handler for ``asyncio.start_server`` that behaves like ``profile``'s telnet."""
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        account.stats.connections += 1
         channel = TelnetChannel(reader, writer, idle_timeout)
         await channel.send_raw(BUSYBOX_NEGOTIATION)
         if account.open:
