@@ -23,6 +23,7 @@ from iotscope.survey.scope import (
     ScopeError,
     open_guarded_connection,
     open_guarded_socket,
+    start_guarded_connect,
 )
 from tests.survey.socket_audit import socket_audit
 
@@ -263,14 +264,17 @@ def out_of_scope_targets(draw: st.DrawFn) -> str:
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(target=out_of_scope_targets(), port=st.integers(1, 65535), use_socket=st.booleans())
-def test_guard_refuses_before_any_socket_is_created(loopback_scope: Scope, loop, target: str, port: int, use_socket: bool) -> None:
+@given(target=out_of_scope_targets(), port=st.integers(1, 65535), opener=st.sampled_from(["socket", "connection", "start"]))
+def test_guard_refuses_before_any_socket_is_created(loopback_scope: Scope, loop, target: str, port: int, opener: str) -> None:
     if loopback_scope.is_allowed(target):
         return  # the rare random draw inside 127.0.0.0/25 or 198.51.100.0/24
-    opener = open_guarded_socket if use_socket else open_guarded_connection
     with socket_audit(forbid_sockets=True) as audit:
         with pytest.raises(OutOfScopeError):
-            loop.run_until_complete(opener(loopback_scope, target, port, timeout=1.0))
+            if opener == "start":
+                start_guarded_connect(loopback_scope, target, port)
+            else:
+                connect = open_guarded_socket if opener == "socket" else open_guarded_connection
+                loop.run_until_complete(connect(loopback_scope, target, port, timeout=1.0))
     assert audit.created == 0 and audit.connects == []
 
 
