@@ -325,3 +325,42 @@ def test_guard_connection_errors_are_os_errors_not_refusals(loopback_scope: Scop
     with pytest.raises(ConnectionRefusedError):
         loop.run_until_complete(closed_port())
     assert not issubclass(OutOfScopeError, OSError)
+
+
+# -- no sender around the gate ----------------------------------------------------------------------
+
+_SURVEY_SOURCES = sorted((Path(__file__).parents[2] / "src" / "iotscope" / "survey").rglob("*.py"))
+_SOCKET_OPENERS = {"create_connection", "open_connection", "sock_connect", "connect_ex", "connect_accepted_socket"}
+_DATABASE_MODULES = {"sqlite3", "duckdb"}
+
+
+def _unguarded_calls(path: Path) -> list[str]:
+    """Calls in ``path`` that could open a connection without the scope's guard."""
+    import ast
+
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if not isinstance(node, ast.Call) or not isinstance(node.func, ast.Attribute):
+            continue
+        name = node.func.attr
+        owner = node.func.value.id if isinstance(node.func.value, ast.Name) else None
+        keywords = {k.arg for k in node.keywords}
+        if name in _SOCKET_OPENERS and "sock" not in keywords:
+            found.append(f"{path.name}:{node.lineno}: {name}()")
+        elif name == "socket" and owner == "socket":
+            found.append(f"{path.name}:{node.lineno}: socket.socket()")
+        elif name.startswith("connect") and owner not in _DATABASE_MODULES and "sock" not in keywords:
+            found.append(f"{path.name}:{node.lineno}: {owner}.{name}()")
+    return found
+
+
+def test_no_survey_module_opens_a_socket_around_the_guard() -> None:
+    assert len(_SURVEY_SOURCES) > 5
+    offenders = [c for path in _SURVEY_SOURCES if path.name != "scope.py" for c in _unguarded_calls(path)]
+    assert offenders == []
+
+
+def test_the_static_check_can_fail(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.py"
+    bad.write_text("import socket, asyncio, asyncssh\nsocket.socket()\nasyncio.open_connection('h', 1)\nasyncssh.connect('h')\ns.connect(('h', 1))\n")
+    assert len(_unguarded_calls(bad)) == 4
