@@ -63,3 +63,23 @@ def test_greetings():
     assert service_from_greeting(b"220 (vsFTPd 3.0.3)\r\n") == "ftp"
     assert service_from_greeting(b"SSH-2.0-dropbear_2022.83\r\n") == "ssh"
     assert service_from_greeting(b"\r\n\r\nBusyBox v1.35.0 built-in shell (ash)\r\n# ") == "telnet"
+
+
+def test_a_late_greeting_still_names_the_service():
+    async def slow_ftp(reader, writer):
+        await asyncio.sleep(FAST.greeting_timeout + 0.2)
+        writer.write(b"220 (vsFTPd 3.0.3)\r\n")
+        await asyncio.sleep(5)
+
+    assert identify(slow_ftp) == "ftp"
+
+
+def test_a_banner_in_pieces_is_read_to_its_prompt():
+    async def chatty_telnet(reader, writer):
+        writer.write(b"\r\n\r\n")
+        await writer.drain()
+        await asyncio.sleep(0.05)
+        writer.write(b"Welcome to the DVR\r\nUsername:")
+        await asyncio.sleep(5)
+
+    assert identify(chatty_telnet) == "telnet"

@@ -12,7 +12,7 @@ import re
 
 from iotscope.survey.probes.limits import ProbeLimits
 from iotscope.survey.probes.outcome import ProbeRecord
-from iotscope.survey.probes.stream import open_device
+from iotscope.survey.probes.stream import DeviceStream, open_device
 from iotscope.survey.probes.telnet import IAC, Prompt, classify_tail
 from iotscope.survey.scope import OutOfScopeError, Scope
 
@@ -52,12 +52,28 @@ async def identify_service(scope: Scope, ip: str, port: int, limits: ProbeLimits
         return None
 
 
+_GREETING_BYTES = 4096
+_GREETING_PAUSE = 0.1
+
+
+async def _greeting(stream: DeviceStream, timeout: float) -> bytes:
+    """What the peer says first: everything until it pauses (a banner may come in pieces)."""
+    data = await stream.quiet_for(timeout)
+    while data and not stream.eof and len(data) < _GREETING_BYTES:
+        more = await stream.quiet_for(_GREETING_PAUSE)
+        if not more:
+            break
+        data += more
+    return data[:_GREETING_BYTES]
+
+
 async def _identify(scope: Scope, ip: str, port: int, limits: ProbeLimits) -> str | None:
     async with open_device(scope, ip, port, limits, ProbeRecord("identify")) as stream:
-        greeting = await stream.quiet_for(limits.greeting_timeout)
+        greeting = await _greeting(stream, limits.greeting_timeout)
         if greeting or stream.eof:
             return service_from_greeting(greeting) if greeting else None
         host = f"[{ip}]" if ":" in ip else ip
         await stream.send(f"HEAD / HTTP/1.0\r\nHost: {host}:{port}\r\n\r\n".encode("latin-1"))
-        reply = await stream.quiet_for(limits.read_timeout)
-        return "http" if reply.startswith(b"HTTP/") else None
+        reply = await _greeting(stream, limits.read_timeout)
+        # A greeting that was merely late (a loaded device) still names its service.
+        return service_from_greeting(reply) if reply else None
