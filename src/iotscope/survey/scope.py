@@ -192,9 +192,9 @@ def start_guarded_connect(scope: Scope, ip: str | IPAddress, port: int) -> tuple
     address, _ = scope._admit(ip)
     if not 0 < port < 65536:
         raise ValueError(f"port {port} is not a TCP port")
-    sock = socket.socket(socket.AF_INET if address.version == 4 else socket.AF_INET6, socket.SOCK_STREAM)
+    family = socket.AF_INET if address.version == 4 else socket.AF_INET6
+    sock = socket.socket(family, socket.SOCK_STREAM | socket.SOCK_NONBLOCK)  # one syscall, not two
     try:
-        sock.setblocking(False)
         return sock, sock.connect_ex((str(address), port))
     except BaseException:
         sock.close()
