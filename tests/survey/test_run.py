@@ -145,6 +145,7 @@ def test_import_from_masscan_list_skips_the_sweep(tmp_path: Path, fleet: FleetTh
     summary = survey(scope, tmp_path / "store", fleet, l4_file=tmp_path / "scan.txt")
     assert summary.sweep is None and summary.imported is not None
     assert {(f.ip, f.port, f.protocol) for f in summary.findings} == {(r["ip"], r["port"], "ftp") for r in truth}
+    assert {f.scanner for f in summary.findings} == {"127.0.0.1"}  # from the routing table
 
 
 def test_import_refuses_out_of_scope_lines(tmp_path: Path, fleet: FleetThread) -> None:

@@ -22,6 +22,7 @@ from iotscope.survey.scope import (
     Scope,
     ScopeError,
     open_guarded_connection,
+    guarded_source_address,
     open_guarded_socket,
     start_guarded_connect,
 )
@@ -312,6 +313,15 @@ def test_guard_connects_in_scope_and_never_to_blocklisted_listener(loopback_scop
         allowed_peers, blocked_peers = loop.run_until_complete(scenario())
     assert len(allowed_peers) == 2 and blocked_peers == []
     assert {host for host, _ in audit.connects} == {"127.0.0.3"}
+
+
+def test_source_address_is_guarded_and_sends_nothing(loopback_scope: Scope) -> None:
+    with socket_audit() as audit:
+        assert guarded_source_address(loopback_scope, "127.0.0.7") == "127.0.0.1"
+    assert audit.connects == [("127.0.0.7", 9)]
+    with socket_audit(forbid_sockets=True) as audit, pytest.raises(OutOfScopeError):
+        guarded_source_address(loopback_scope, "8.8.8.8")
+    assert audit.created == 0
 
 
 def test_guard_connection_errors_are_os_errors_not_refusals(loopback_scope: Scope, loop) -> None:

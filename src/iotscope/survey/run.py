@@ -28,7 +28,7 @@ from iotscope.survey.journal import OpenPort, SurveyJob, SurveyJournal
 from iotscope.survey.l4import import L4Import, L4ImportError, read_l4_file
 from iotscope.survey.permutation import CyclicPermutation, Shard
 from iotscope.survey.probes import PROBES, ProbeLimits, identify_service
-from iotscope.survey.scope import Scope
+from iotscope.survey.scope import Scope, guarded_source_address
 from iotscope.survey.sweep import (
     DEFAULT_CONCURRENCY,
     DEFAULT_CONNECT_TIMEOUT,
@@ -198,8 +198,9 @@ class _Prober:
         result = None
         if protocol is not None:
             result = await PROBES[protocol](self.scope, service.ip, service.port, self.credentials, self.limits)
+        scanner = service.scanner or guarded_source_address(self.scope, service.ip)
         finding = make_finding(
-            ts=started, survey_id=self.survey_id, scanner=service.scanner, ip=service.ip,
+            ts=started, survey_id=self.survey_id, scanner=scanner, ip=service.ip,
             port=service.port, authorized=authorized, result=result,
         )
         self.summary.findings.append(finding)

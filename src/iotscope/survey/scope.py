@@ -201,6 +201,20 @@ def start_guarded_connect(scope: Scope, ip: str | IPAddress, port: int) -> tuple
         raise
 
 
+def guarded_source_address(scope: Scope, ip: str | IPAddress) -> str:
+    """The local address the kernel would use to reach ``ip`` (the ``scanner`` field of evidence
+    for targets this process did not connect to itself, e.g. imported from masscan).
+
+    A connected UDP socket only consults the routing table: nothing is sent. The target is still
+    checked first, like every socket of the survey.
+    """
+    address, _ = scope._admit(ip)
+    family = socket.AF_INET if address.version == 4 else socket.AF_INET6
+    with socket.socket(family, socket.SOCK_DGRAM) as probe:
+        probe.connect((str(address), 9))  # discard port; UDP connect sends no packet
+        return probe.getsockname()[0]
+
+
 async def open_guarded_socket(
     scope: Scope, ip: str | IPAddress, port: int, *, timeout: float
 ) -> socket.socket:
