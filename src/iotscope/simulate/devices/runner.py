@@ -3,8 +3,7 @@
 Tests start and stop fleets many times on a shared machine, so stopping must leave nothing behind
 (listening sockets, open connections, tasks), and a failed start (port already taken) must undo
 what it started and say which address failed. :class:`FleetThread` runs the same fleet on its own
-event loop in a background thread, for synchronous callers such as pytest fixtures and the
-subprocess-free benchmark.
+event loop in a background thread, for synchronous callers such as pytest fixtures.
 """
 
 from __future__ import annotations
@@ -12,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import os
 import signal
 import threading
 import zlib
@@ -61,10 +61,10 @@ class Fleet:
                     await self._start_service(device, service)
         except OSError as exc:
             await self.stop()
-            hint = " (ports below 1024 need root or CAP_NET_BIND_SERVICE)" if exc.errno == errno.EACCES else ""
-            raise FleetError(
-                f"cannot listen on {device.ip}:{service.port}: {exc.strerror}{hint}"
-            ) from None
+            reason = os.strerror(exc.errno) if exc.errno else str(exc)
+            if exc.errno == errno.EACCES:
+                reason += " (ports below 1024 need root or CAP_NET_BIND_SERVICE)"
+            raise FleetError(f"cannot listen on {device.ip}:{service.port}: {reason}") from None
         except BaseException:
             await self.stop()
             raise
