@@ -133,7 +133,7 @@ def test_resume_continues_the_unfinished_survey(tmp_path: Path, fleet: FleetThre
     assert summary.sweep is not None and summary.sweep.attempted < 256 * len(ports) * 0.9
     with SurveyJournal(store) as journal:
         stored = FindingsDataset(store).read(journal.findings_files(job.survey_id))
-    targets = list(zip(stored.column("ip").to_pylist(), stored.column("port").to_pylist()))
+    targets = list(zip(stored.column("ip").to_pylist(), stored.column("port").to_pylist(), strict=True))
     assert len(targets) == len(set(targets)) == len(fleet.ground_truth())
 
 
