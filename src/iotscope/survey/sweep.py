@@ -1,8 +1,9 @@
 """The L4 phase: which (address, port) pairs of the scope accept a TCP connection.
 
-An asyncio connect scan, because it needs no raw sockets or privileges and every attempt goes
-through the scope's guarded opener like any other sender. Three things keep it polite and
-restartable:
+A TCP connect scan, because it needs no raw sockets or privileges and every attempt goes
+through the scope's guard (:func:`~iotscope.survey.scope.start_guarded_connect`) like any other
+sender; the connects in flight are watched by one epoll inside the asyncio loop, which keeps
+pace with ``nmap -sT``. Three things keep it polite and restartable:
 
 * a global token bucket (default 1,000 connection attempts per second) plus a bound on
   connections in flight;
