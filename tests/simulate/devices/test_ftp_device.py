@@ -25,3 +25,13 @@ def test_anonymous_login_refused_and_named_account_strong(behaviours):
         with pytest.raises(ftplib.error_perm, match="530"):
             ftp.pwd()  # not logged in
         assert ftp.login("admin", STRONG).startswith("230")
+
+
+def test_three_failed_logins_hang_up(behaviours):
+    with ftplib.FTP() as ftp:
+        ftp.connect(behaviours.ip(11), 21, timeout=3)
+        for _ in range(3):
+            with pytest.raises(ftplib.error_perm, match="530"):
+                ftp.login("admin", "admin")
+        with pytest.raises((EOFError, ConnectionError)):
+            ftp.voidcmd("NOOP")

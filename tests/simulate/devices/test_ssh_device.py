@@ -50,3 +50,23 @@ def test_no_password_device_needs_no_authentication(behaviours):
             return prompt
 
     assert asyncio.run(session()).endswith("root@OpenWrt:~# ")
+
+
+def test_connection_dropped_after_dropbear_max_auth_tries(behaviours):
+    from iotscope.simulate.devices.ssh_device import MAX_AUTH_TRIES
+
+    class Guesser(asyncssh.SSHClient):
+        def password_auth_requested(self) -> str:
+            return "guess"  # wrong every time: the server must hang up, not the client give up
+
+    async def attempt() -> None:
+        conn, _ = await asyncssh.create_connection(
+            Guesser, behaviours.ip(11), 22, username="root", known_hosts=None, agent_path=None,
+            client_keys=None, config=None, preferred_auth="password", login_timeout=5,
+        )
+        conn.close()
+
+    before = behaviours.stats(11, 22)["attempts"]
+    with pytest.raises((asyncssh.Error, ConnectionError)):
+        asyncio.run(attempt())
+    assert behaviours.stats(11, 22)["attempts"] - before == MAX_AUTH_TRIES
