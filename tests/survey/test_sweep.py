@@ -256,3 +256,15 @@ def test_unanswered_connects_time_out() -> None:
         server.close()
     assert (stats.attempted, stats.timeouts, stats.open) == (1, 1, 0)
     assert 0.3 <= elapsed < 1.0
+
+
+def test_ipv6_loopback_sweep() -> None:
+    server = socket.create_server(("::1", 0), family=socket.AF_INET6)
+    try:
+        v6 = Scope("scope.toml", (AuthorizedRange(ipaddress.ip_network("::1/128"), "lab", "test", True),))
+        ports = [server.getsockname()[1], closed_port()]
+        stats = asyncio.run(sweep(v6, ports, CyclicPermutation(2, 1), rate=1000, timeout=1))
+    finally:
+        server.close()
+    assert [(p.ip, p.port, p.scanner) for p in stats.open_ports] == [("::1", ports[0], "::1")]
+    assert (stats.attempted, stats.closed) == (2, 1)
