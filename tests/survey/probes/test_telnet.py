@@ -137,3 +137,27 @@ def test_prompt_classification():
     assert classify_tail("Last login: Sun Nov 22 03:40:28 on pts/0") is None
     assert classify_tail("Welcome to the device\r\n") is None
 
+
+
+def test_password_only_device_and_an_echoed_password_never_reaches_the_banner():
+    log = Log()
+
+    async def handler(reader, writer):
+        log.connections += 1
+        writer.write(b"\r\nRouter console\r\nPassword: ")
+        while True:
+            password = await reader.readuntil(b"\n")
+            writer.write(password)  # bad firmware: echoes what was typed
+            if password.strip() == b"juantech":
+                writer.write(b"\r\nRouter> ")
+                log.received.append(b"SHELL:" + (await reader.readuntil(b"\n")).strip())
+                return
+            writer.write(b"\r\nBad password\r\nPassword: ")
+
+    result = run_probe(handler, "127.0.0.28")
+    assert (result.status, result.credential_id) == ("vulnerable", "mirai-08")
+    # Each distinct password once: xc3511 vizxv admin (admin/admin skipped) 888888 xmhdipc default juantech.
+    assert result.attempts == 7
+    assert "juantech" not in result.banner and "xc3511" not in result.banner
+    assert "***" in result.banner
+    assert log.received == [b"SHELL:exit"]

@@ -74,6 +74,7 @@ async def _login(
                 credential = pending.pop(0)
                 if record.attempts:
                     await asyncio.sleep(limits.attempt_delay)
+                record.conceal(credential.password)
                 code = await _try(stream, credential)
                 if code is None:  # the server hung up (e.g. vsftpd after 3 failures): reconnect
                     if on_this_connection == 0:

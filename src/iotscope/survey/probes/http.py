@@ -291,6 +291,7 @@ async def _authenticate(
         if record.attempts:
             await asyncio.sleep(limits.attempt_delay)
         record.attempts += 1
+        record.conceal(credential.password)
         response = await request(scope, ip, port, path, limits, record, authorization=header)
         if 200 <= response.status < 400:
             return record.result("vulnerable", f"{challenge.scheme} auth accepted on {path}", credential.id)

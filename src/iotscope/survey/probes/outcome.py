@@ -56,6 +56,12 @@ class ProbeRecord:
         self._said = bytearray()  # what the device said that may identify it (bounded)
         self.attempts = 0  # credentials sent
         self.rejected = 0  # attempts the device answered with a clear "no"
+        self._secrets: set[str] = set()
+
+    def conceal(self, password: str) -> None:
+        """Keep ``password`` out of the banner, should the device echo it back (some do)."""
+        if password:
+            self._secrets.add(password)
 
     def saw(self, data: bytes) -> None:
         room = 4 * BANNER_CHARS - len(self._said)
@@ -64,7 +70,12 @@ class ProbeRecord:
 
     @property
     def banner(self) -> str:
-        return sanitize_banner(bytes(self._said))
+        """What the device said, sanitized, with every password sent to it masked: findings
+        carry credential ids, never plaintext (a device's own words may contain an echo)."""
+        text = bytes(self._said).decode("latin-1")
+        for secret in sorted(self._secrets, key=len, reverse=True):
+            text = text.replace(secret, "***")
+        return sanitize_banner(text)
 
     def result(
         self, status: ProbeStatus, detail: str = "", credential_id: str | None = None

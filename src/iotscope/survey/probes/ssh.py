@@ -57,6 +57,7 @@ class _PasswordFeeder(asyncssh.SSHClient):
         self.current = self._run.popleft()
         self.handed += 1
         self._record.attempts += 1
+        self._record.conceal(self.current.password)
         return self.current.password
 
 

@@ -259,6 +259,7 @@ async def _login(
                         continue
                 else:
                     tried_passwords.add(credential.password)
+                record.conceal(credential.password)
                 await session.send_line(credential.password)
                 prompt = await session.next_prompt("login result")
                 if prompt is Prompt.SHELL:
