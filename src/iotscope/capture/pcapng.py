@@ -65,7 +65,9 @@ def _units_to_us(units, pow2, exp, scale):  # pragma: no cover - compiled
         seconds = units >> exp
         fraction = units - (seconds << exp)
         return seconds * 1_000_000 + ((fraction * 1_000_000) >> exp)
-    if exp >= 6:
+    if exp == 6:  # the default: spare the division (by a divisor unknown at compile time, so slow)
+        return units
+    if exp > 6:
         return units // scale
     return units * scale
 
