@@ -143,11 +143,9 @@ class Scope:
         return f"not in any authorized range of {self.source}"
 
     def is_allowed(self, ip: str | IPAddress) -> bool:
-        try:
-            self.check(ip)
-        except OutOfScopeError:
-            return False
-        return True
+        """Whether :meth:`check` would pass, without building a refusal (cheap on the sweep's path)."""
+        address = _parse_address(ip)
+        return address is not None and self._targets.contains(address)
 
     def owner_of(self, ip: str | IPAddress) -> str:
         """The owner of the most specific authorized range covering ``ip`` (raises if out of scope)."""

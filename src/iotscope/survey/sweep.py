@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 
 from iotscope.survey.journal import OpenPort
 from iotscope.survey.permutation import CyclicPermutation
-from iotscope.survey.scope import IPAddress, OutOfScopeError, Scope, start_guarded_connect
+from iotscope.survey.scope import IPAddress, Scope, start_guarded_connect
 
 #: Conservative default: ZMap's guidance is to scan at the slowest rate that finishes in time.
 DEFAULT_RATE = 1000.0
@@ -176,6 +176,9 @@ async def _dispatch(
         if position in run.done_before_resume:
             continue
         address = scope.authorized_at(index // nports)
+        if not scope.is_allowed(address):  # blocklisted: skipped without spending a token
+            run.skip(position)
+            continue
         while len(engine) >= limit:
             await engine.wait_for_room()
         await bucket.take()
@@ -211,9 +214,8 @@ class _SweepRun:
         self.stats.attempted += 1
 
     def skip(self, position: int) -> None:
-        self.stats.attempted -= 1
         self.stats.skipped += 1
-        self._in_flight.discard(position)
+        self._next = position + 1
         self._finished_ahead.add(position)
 
     def done(self, position: int, outcome: str) -> None:
@@ -277,9 +279,6 @@ class _ConnectEngine:
     def start(self, position: int, address: IPAddress, port: int) -> None:
         try:
             sock, error = start_guarded_connect(self._run.scope, address, port)
-        except OutOfScopeError:  # blocklisted since the permutation was fixed: skipped, never contacted
-            self._run.skip(position)
-            return
         except OSError:  # no file descriptor or buffer left: an error of ours, counted
             self._run.done(position, "errors")
             return
