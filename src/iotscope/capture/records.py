@@ -4,6 +4,9 @@ A walker (:mod:`.pcap`, :mod:`.pcapng`) scans a buffer of capture bytes for whol
 returns their places and metadata as arrays; the reader turns them into a :class:`CaptureBlock`.
 Kernels run twice per buffer: once to count records, once to fill arrays of exactly that size, so
 memory stays proportional to the buffer and never to an over-estimate of the record count.
+
+numba's on-disk cache is keyed on the file of the kernel itself, not of the helpers it inlines:
+after changing a helper here, touch ``pcap.py`` and ``pcapng.py`` so their kernels recompile.
 """
 
 from __future__ import annotations
