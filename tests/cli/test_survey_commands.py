@@ -83,6 +83,12 @@ def test_bad_scope_and_out_of_scope_import_are_refused(tmp_path: Path, scope_fil
     assert "scan.txt:1: refusing 127.0.9.1: not in any authorized range" in result.output
 
 
+def test_store_that_is_a_file(tmp_path: Path, scope_file: Path) -> None:
+    (tmp_path / "store").write_text("not a directory")
+    result = runner.invoke(app, ["survey", "run", "--scope", str(scope_file), "--store", str(tmp_path / "store"), "--ports", "1"])
+    assert result.exit_code == 2 and "cannot open the survey store" in result.output
+
+
 def test_report_of_missing_store(tmp_path: Path) -> None:
     result = runner.invoke(app, ["survey", "report", "--store", str(tmp_path / "none"), "--out", str(tmp_path / "o")])
     assert result.exit_code == 2 and "no survey in this store" in result.output

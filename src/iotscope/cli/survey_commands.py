@@ -13,6 +13,7 @@ from rich.table import Table
 
 from iotscope.cli.common import console, fail
 from iotscope.survey.credentials import CredentialsError, load_builtin, load_credentials, merge
+from iotscope.survey.journal import JournalError
 from iotscope.survey.l4import import L4ImportError
 from iotscope.survey.permutation import Shard
 from iotscope.survey.report import FORMATS, ReportError, export_report
@@ -75,8 +76,10 @@ def run(
                 shard=shard_value, resume=resume, progress=on_progress, concurrency=concurrency,
                 connect_timeout=timeout, l4_file=import_file,
             ))
-        except (L4ImportError, OutOfScopeError, ValueError) as exc:
+        except (L4ImportError, OutOfScopeError, JournalError, ValueError) as exc:
             fail(str(exc))
+        except OSError as exc:  # e.g. the disk filled up while writing findings
+            fail(f"{store}: {exc.strerror or exc}; progress up to the last checkpoint is saved, fix it and use --resume")
         except KeyboardInterrupt:
             console.print("interrupted: progress is saved; run the same command with --resume to continue")
             raise typer.Exit(130) from None

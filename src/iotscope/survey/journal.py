@@ -50,6 +50,10 @@ CREATE TABLE IF NOT EXISTS findings_files (
 """
 
 
+class JournalError(ValueError):
+    """The store directory cannot hold survey state (not a directory, not writable, corrupt)."""
+
+
 @dataclass(frozen=True, slots=True)
 class OpenPort:
     ip: str
@@ -78,11 +82,14 @@ class SurveyJournal:
     FILENAME = "survey_state.sqlite"
 
     def __init__(self, store_root: Path) -> None:
-        store_root.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(store_root / self.FILENAME, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(_SCHEMA)
+        try:
+            store_root.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(store_root / self.FILENAME, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.executescript(_SCHEMA)
+        except (OSError, sqlite3.Error) as exc:
+            raise JournalError(f"{store_root}: cannot open the survey store ({exc})") from None
 
     def close(self) -> None:
         self._db.close()
