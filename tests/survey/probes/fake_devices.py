@@ -67,6 +67,7 @@ async def serving(handler: Handler, host: str = "127.0.0.1"):
         yield server.sockets[0].getsockname()[1]
     finally:
         server.close()
+        await asyncio.sleep(0.05)  # let handlers log what the probe sent last (its "exit")
         for task in list(tasks):
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
