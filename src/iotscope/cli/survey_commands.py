@@ -83,6 +83,8 @@ def run(
         except KeyboardInterrupt:
             console.print("interrupted: progress is saved; run the same command with --resume to continue")
             raise typer.Exit(130) from None
+    if resume and not summary.resumed:
+        console.print("[yellow]note:[/] no unfinished survey of this job to resume; this was a new survey", highlight=False)
     _print_summary(summary)
 
 
