@@ -4,64 +4,54 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
 
-from iotscope.simulate.devices import FleetThread, default_fleet
 from iotscope.survey.credentials import load_builtin
 from iotscope.survey.findings import FindingsDataset
 from iotscope.survey.journal import SurveyJournal
 from iotscope.survey.l4import import L4ImportError
 from iotscope.survey.probes import ProbeLimits
-from iotscope.survey.run import SurveyProgress, run_survey
+from iotscope.survey.run import SurveyProgress, SurveySummary, run_survey
 from iotscope.survey.scope import Scope
+from tests.survey.conftest import RunningFleet, start_fleet, write_scope
 from tests.survey.socket_audit import socket_audit
 
-NETWORK = "127.0.9.0/24"
 FAST_LIMITS = ProbeLimits(
     connect_timeout=1.0, read_timeout=1.0, deadline=4.0, greeting_timeout=0.5,
     attempt_delay=0.0, prompt_settle=0.02,
 )
 
 
-def write_scope(directory: Path, blocklist: str = "") -> Scope:
-    (directory / "optout.txt").write_text(blocklist)
-    (directory / "scope.toml").write_text(f"""
-blocklist = "optout.txt"
-[[authorized]]
-cidr = "{NETWORK}"
-owner = "Loopback ISP"
-authorization = "test fixture, tests/survey/test_run.py"
-special_purpose = true
-""")
-    return Scope.load(directory / "scope.toml")
-
-
 @pytest.fixture(scope="module")
-def fleet():
-    spec = default_fleet(NETWORK, count=12, seed=4, idle_timeout=5.0, drip_interval=0.5)
-    with FleetThread(spec) as running:
+def fleet() -> Iterator[RunningFleet]:
+    """A 12-device fleet (all kinds and protocols) on a random loopback /24, for this module."""
+    running = start_fleet(count=12, seed=4)
+    try:
         yield running
+    finally:
+        running.thread.stop()
 
 
-def fleet_ports(fleet: FleetThread) -> list[int]:
-    return sorted({row["port"] for row in fleet.ground_truth()})
+def load_scope(directory: Path, fleet: RunningFleet, blocklist: Sequence[str] = ()) -> Scope:
+    return Scope.load(write_scope(directory / "scope.toml", [fleet.network], owner="Loopback ISP", blocklist=blocklist))
 
 
-def survey(scope: Scope, store: Path, fleet: FleetThread, **options) -> object:
-    options.setdefault("ports", fleet_ports(fleet))
+def survey(scope: Scope, store: Path, fleet: RunningFleet, **options) -> SurveySummary:
+    options.setdefault("ports", fleet.ports())
     return asyncio.run(run_survey(
         scope, store=store, credentials=load_builtin(), rate=20000, limits=FAST_LIMITS, **options,
     ))
 
 
-def test_survey_finds_every_vulnerable_service_and_nothing_else(tmp_path: Path, fleet: FleetThread) -> None:
-    scope = write_scope(tmp_path)
+def test_survey_finds_every_vulnerable_service_and_nothing_else(tmp_path: Path, fleet: RunningFleet) -> None:
+    scope = load_scope(tmp_path, fleet)
     progress: list[SurveyProgress] = []
     with socket_audit() as audit:
         summary = survey(scope, tmp_path / "store", fleet, progress=progress.append)
-    truth = fleet.ground_truth()
+    truth = fleet.truth
     by_target = {(f.ip, f.port): f for f in summary.findings}
     assert set(by_target) == {(row["ip"], row["port"]) for row in truth}, "every open service probed once"
     assert len(summary.findings) == len(truth)
@@ -77,7 +67,7 @@ def test_survey_finds_every_vulnerable_service_and_nothing_else(tmp_path: Path, 
             assert finding.status != "vulnerable", where
         if row["expected"] == "error":
             assert finding.status == "error", where
-    assert {ipaddress.ip_address(h) for h, _ in audit.connects} <= set(ipaddress.ip_network(NETWORK))
+    assert {ipaddress.ip_address(h) for h, _ in audit.connects} <= set(ipaddress.ip_network(fleet.network))
     phases = {p.phase for p in progress}
     assert phases == {"sweep", "probe"} and progress[-1].done == progress[-1].total == len(truth)
 
@@ -97,11 +87,11 @@ def test_survey_finds_every_vulnerable_service_and_nothing_else(tmp_path: Path, 
     assert banners  # evidence kept
 
 
-def test_blocklisted_device_is_never_contacted(tmp_path: Path, fleet: FleetThread) -> None:
-    truth = fleet.ground_truth()
+def test_blocklisted_device_is_never_contacted(tmp_path: Path, fleet: RunningFleet) -> None:
+    truth = fleet.truth
     target = next(row for row in truth if row["expected"] == "finding")
     before = {(s["ip"], s["port"]): s["connections"] for s in fleet.stats()}
-    scope = write_scope(tmp_path, f"{target['ip']}  # opted out\n")
+    scope = load_scope(tmp_path, fleet, [target["ip"]])
     with socket_audit() as audit:
         summary = survey(scope, tmp_path / "store", fleet, ports=[target["port"]])
     after = {(s["ip"], s["port"]): s["connections"] for s in fleet.stats()}
@@ -110,10 +100,10 @@ def test_blocklisted_device_is_never_contacted(tmp_path: Path, fleet: FleetThrea
     assert target["ip"] not in {h for h, _ in audit.connects}
 
 
-def test_resume_continues_the_unfinished_survey(tmp_path: Path, fleet: FleetThread) -> None:
-    scope = write_scope(tmp_path)
+def test_resume_continues_the_unfinished_survey(tmp_path: Path, fleet: RunningFleet) -> None:
+    scope = load_scope(tmp_path, fleet)
     store = tmp_path / "store"
-    ports = fleet_ports(fleet)
+    ports = fleet.ports()
 
     async def interrupted() -> None:
         task = asyncio.create_task(run_survey(
@@ -134,22 +124,22 @@ def test_resume_continues_the_unfinished_survey(tmp_path: Path, fleet: FleetThre
     with SurveyJournal(store) as journal:
         stored = FindingsDataset(store).read(journal.findings_files(job.survey_id))
     targets = list(zip(stored.column("ip").to_pylist(), stored.column("port").to_pylist(), strict=True))
-    assert len(targets) == len(set(targets)) == len(fleet.ground_truth())
+    assert len(targets) == len(set(targets)) == len(fleet.truth)
 
 
-def test_import_from_masscan_list_skips_the_sweep(tmp_path: Path, fleet: FleetThread) -> None:
-    truth = [row for row in fleet.ground_truth() if row["protocol"] == "ftp"][:2]
+def test_import_from_masscan_list_skips_the_sweep(tmp_path: Path, fleet: RunningFleet) -> None:
+    truth = [row for row in fleet.truth if row["protocol"] == "ftp"][:2]
     lines = ["#masscan"] + [f"open tcp {row['port']} {row['ip']} 1763780000" for row in truth] + ["# end"]
     (tmp_path / "scan.txt").write_text("\n".join(lines) + "\n")
-    scope = write_scope(tmp_path)
+    scope = load_scope(tmp_path, fleet)
     summary = survey(scope, tmp_path / "store", fleet, l4_file=tmp_path / "scan.txt")
     assert summary.sweep is None and summary.imported is not None
     assert {(f.ip, f.port, f.protocol) for f in summary.findings} == {(r["ip"], r["port"], "ftp") for r in truth}
     assert {f.scanner for f in summary.findings} == {"127.0.0.1"}  # from the routing table
 
 
-def test_import_refuses_out_of_scope_lines(tmp_path: Path, fleet: FleetThread) -> None:
-    (tmp_path / "scan.txt").write_text("open tcp 23 127.0.10.5 1763780000\n")
-    scope = write_scope(tmp_path)
-    with pytest.raises(L4ImportError, match=r"scan\.txt:1: refusing 127\.0\.10\.5"):
+def test_import_refuses_out_of_scope_lines(tmp_path: Path, fleet: RunningFleet) -> None:
+    (tmp_path / "scan.txt").write_text("open tcp 23 127.0.0.5 1763780000\n")
+    scope = load_scope(tmp_path, fleet)
+    with pytest.raises(L4ImportError, match=r"scan\.txt:1: refusing 127\.0\.0\.5: not in any authorized range"):
         survey(scope, tmp_path / "store", fleet, l4_file=tmp_path / "scan.txt")
