@@ -120,6 +120,19 @@ def test_hardened_server_is_not_reported_and_cap_is_respected():
     assert (capped.status, capped.attempts, len(log)) == ("not_vulnerable", 3, 3)
 
 
+def test_public_key_only_server_is_not_hammered():
+    class KeysOnly(Device):
+        def password_auth_supported(self) -> bool:
+            return False
+
+        def public_key_auth_supported(self) -> bool:
+            return True
+
+    result, log = run_probe({"root": "x"}, "127.0.0.37", device=KeysOnly)
+    assert (result.status, result.attempts) == ("not_vulnerable", 0)
+    assert result.detail == "no password authentication offered"
+
+
 def test_server_without_authentication_is_vulnerable_without_credential():
     result, log = run_probe(None, "127.0.0.34", credentials=[Credential("x", "root", "x", "test")])
     assert (result.status, result.credential_id) == ("vulnerable", None)

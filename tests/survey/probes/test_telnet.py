@@ -131,6 +131,7 @@ def test_prompt_classification():
     assert classify_tail("\r\nPassword: ") is Prompt.PASSWORD
     assert classify_tail("BusyBox v1.35.0 built-in shell (ash)\r\n~ # ") is Prompt.SHELL
     assert classify_tail("[admin@MikroTik] > ") is Prompt.SHELL
+    assert classify_tail("\x1b[1;32mroot@OpenWrt\x1b[0m:~# ") is Prompt.SHELL
     assert classify_tail("login as: ") is Prompt.LOGIN
     assert classify_tail("Password for admin:") is Prompt.PASSWORD
     assert classify_tail("Login incorrect\r\n") is None

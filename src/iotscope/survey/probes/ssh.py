@@ -161,6 +161,8 @@ async def _login(
             except TimeoutError:
                 raise ProbeFailure(f"SSH handshake or login took over {budget:g}s") from None
             except asyncssh.PermissionDenied:
+                if client.handed == 0:  # public keys only: no password will ever be asked
+                    return record.result("not_vulnerable", "no password authentication offered")
                 if client.current is not None:
                     record.rejected += 1  # the last password handed out was refused too
                     client.current = None

@@ -130,8 +130,12 @@ _SHELL = re.compile(r"^[\x20-\x7e]{0,80}[#$%>]\s?$")
 _LAST_LOGIN = re.compile(r"last login", re.IGNORECASE)
 
 
+_ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[@-_]")
+
+
 def classify_tail(text: str) -> Prompt | None:
-    """The prompt the device shows at the end of ``text`` (its last line), if any."""
+    """The prompt the device shows at the end of ``text`` (its last line, colours removed), if any."""
+    text = _ANSI_ESCAPE.sub("", text[-512:])
     tail = re.split(r"[\r\n]", text.rstrip("\x00"))[-1].lstrip("\x00 ")
     if not tail or _LAST_LOGIN.search(tail):
         return None
@@ -146,7 +150,7 @@ def classify_tail(text: str) -> Prompt | None:
 
 def _mostly_text(data: bytes) -> bool:
     """Garbage that happens to end in '#' is not a shell: a real session is printable text."""
-    printable = sum(1 for b in data if 32 <= b < 127 or b in (9, 10, 13, 0))
+    printable = sum(1 for b in data if 32 <= b < 127 or b in (0, 8, 9, 10, 13, 27))
     return printable >= 0.9 * len(data)
 
 
