@@ -17,7 +17,7 @@ from iotscope.survey.journal import JournalError
 from iotscope.survey.l4import import L4ImportError
 from iotscope.survey.permutation import Shard
 from iotscope.survey.report import FORMATS, ReportError, export_report
-from iotscope.survey.run import DEFAULT_PORTS, SurveyProgress, SurveySummary, run_survey
+from iotscope.survey.run import DEFAULT_PORTS, DEFAULT_PROBE_CONCURRENCY, SurveyProgress, SurveySummary, run_survey
 from iotscope.survey.scope import OutOfScopeError, Scope, ScopeError
 from iotscope.survey.sweep import DEFAULT_CONCURRENCY, DEFAULT_CONNECT_TIMEOUT, DEFAULT_RATE
 
@@ -41,6 +41,7 @@ def run(
     import_file: Annotated[Path | None, typer.Option("--import", help="Open ports from zmap CSV or masscan -oL/-oJ instead of sweeping.")] = None,
     concurrency: Annotated[int, typer.Option(help="Connection attempts in flight at most.")] = DEFAULT_CONCURRENCY,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for one TCP connect in the sweep.")] = DEFAULT_CONNECT_TIMEOUT,
+    probe_concurrency: Annotated[int, typer.Option(help="Devices probed at the same time (each one service at a time).")] = DEFAULT_PROBE_CONCURRENCY,
 ) -> None:
     """Sweep the scope, identify services by handshake, try default credentials, store evidence."""
     try:
@@ -49,6 +50,8 @@ def run(
         shard_value = Shard.parse(shard)
         if not rate > 0:
             raise ValueError("--rate must be positive")
+        if concurrency < 1 or probe_concurrency < 1 or not timeout > 0:
+            raise ValueError("--concurrency and --probe-concurrency must be at least 1, --timeout positive")
         credential_list = merge(load_builtin(), load_credentials(credentials) if credentials else [])
     except (ScopeError, CredentialsError, ValueError) as exc:
         fail(str(exc))
@@ -74,7 +77,7 @@ def run(
             summary = asyncio.run(run_survey(
                 scope, store=store, credentials=credential_list, ports=port_list, rate=rate,
                 shard=shard_value, resume=resume, progress=on_progress, concurrency=concurrency,
-                connect_timeout=timeout, l4_file=import_file,
+                connect_timeout=timeout, probe_concurrency=probe_concurrency, l4_file=import_file,
             ))
         except (L4ImportError, OutOfScopeError, JournalError, ValueError) as exc:
             fail(str(exc))
