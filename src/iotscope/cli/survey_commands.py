@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import resource
+import signal
+from collections.abc import Coroutine
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
@@ -74,18 +76,18 @@ def run(
             progress.update(bars[p.phase], completed=p.done, total=p.total, note=note)
 
         try:
-            summary = asyncio.run(run_survey(
+            summary = asyncio.run(_stoppable(run_survey(
                 scope, store=store, credentials=credential_list, ports=port_list, rate=rate,
                 shard=shard_value, resume=resume, progress=on_progress, concurrency=concurrency,
                 connect_timeout=timeout, probe_concurrency=probe_concurrency, l4_file=import_file,
-            ))
+            )))
         except (L4ImportError, OutOfScopeError, JournalError, ValueError) as exc:
             fail(str(exc))
         except OSError as exc:  # e.g. the disk filled up while writing findings
             fail(f"{store}: {exc.strerror or exc}; progress up to the last checkpoint is saved, fix it and use --resume")
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, asyncio.CancelledError) as exc:
             console.print("interrupted: progress is saved; run the same command with --resume to continue")
-            raise typer.Exit(130) from None
+            raise typer.Exit(130 if isinstance(exc, KeyboardInterrupt) else 143) from None
     if resume and not summary.resumed:
         console.print("[yellow]note:[/] no unfinished survey of this job to resume; this was a new survey", highlight=False)
     _print_summary(summary)
@@ -116,6 +118,13 @@ def report(
 def register(app: typer.Typer) -> None:
     """Add the ``survey`` command group to the main app."""
     app.add_typer(survey_app, name="survey")
+
+
+async def _stoppable(survey: Coroutine[Any, Any, SurveySummary]) -> SurveySummary:
+    """Run ``survey`` so that SIGTERM (``systemctl stop``, ``kill``) stops it like Ctrl-C does:
+    cancelled, with a last checkpoint, ready for ``--resume``."""
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, asyncio.current_task().cancel)
+    return await survey
 
 
 def _parse_ports(text: str) -> list[int]:
