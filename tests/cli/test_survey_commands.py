@@ -92,3 +92,38 @@ def test_store_that_is_a_file(tmp_path: Path, scope_file: Path) -> None:
 def test_report_of_missing_store(tmp_path: Path) -> None:
     result = runner.invoke(app, ["survey", "report", "--store", str(tmp_path / "none"), "--out", str(tmp_path / "o")])
     assert result.exit_code == 2 and "no survey in this store" in result.output
+
+
+def test_sigterm_saves_progress_and_resume_continues(tmp_path: Path, scope_file: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from iotscope.survey.journal import SurveyJournal
+
+    store = tmp_path / "store"
+    args = ["survey", "run", "--scope", str(scope_file), "--store", str(store), "--ports", "1,2,3,4,5,6,7,8", "--rate", "20"]
+    process = subprocess.Popen([sys.executable, "-m", "iotscope", *args], stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 20
+        position = 0
+        while position == 0 and time.monotonic() < deadline:  # 64 attempts at 20/s: ~3 s of sweep
+            time.sleep(0.2)
+            if (store / SurveyJournal.FILENAME).exists():
+                with SurveyJournal(store) as journal:
+                    jobs = journal.jobs()
+                    position = jobs[0].sweep_position if jobs else 0
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=10)
+    finally:
+        process.kill()
+    assert process.returncode == 143, stderr
+    assert "run the same command with --resume" in stderr
+    result = runner.invoke(app, [*args[:-1], "1000", "--resume"])
+    assert result.exit_code == 0, result.output
+    assert "(resumed)" in result.output
+    import re
+
+    attempts = int(re.search(r"([\d,]+) connection attempts", result.output).group(1).replace(",", ""))
+    assert attempts < 64  # 8 addresses x 8 ports; the part swept before SIGTERM is not redone
