@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import re
+import signal
 import socket
+import subprocess
+import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from iotscope.cli import app
+from iotscope.survey.journal import SurveyJournal
 
 runner = CliRunner()
 
@@ -95,13 +101,6 @@ def test_report_of_missing_store(tmp_path: Path) -> None:
 
 
 def test_sigterm_saves_progress_and_resume_continues(tmp_path: Path, scope_file: Path) -> None:
-    import signal
-    import subprocess
-    import sys
-    import time
-
-    from iotscope.survey.journal import SurveyJournal
-
     store = tmp_path / "store"
     args = ["survey", "run", "--scope", str(scope_file), "--store", str(store), "--ports", "1,2,3,4,5,6,7,8", "--rate", "20"]
     process = subprocess.Popen([sys.executable, "-m", "iotscope", *args], stderr=subprocess.PIPE, text=True)
@@ -123,7 +122,5 @@ def test_sigterm_saves_progress_and_resume_continues(tmp_path: Path, scope_file:
     result = runner.invoke(app, [*args[:-1], "1000", "--resume"])
     assert result.exit_code == 0, result.output
     assert "(resumed)" in result.output
-    import re
-
     attempts = int(re.search(r"([\d,]+) connection attempts", result.output).group(1).replace(",", ""))
     assert attempts < 64  # 8 addresses x 8 ports; the part swept before SIGTERM is not redone
