@@ -59,7 +59,7 @@ def test_batches_split_by_hour_into_hive_partitions(tmp_path: Path) -> None:
         entry = writer.commit("x.pcap", 1, 4, {})
         assert entry.packets == 4
         assert sorted(entry.files) == [
-            f"packets/date=2016-09-01/hour={h}/part-{'a' * 64}.parquet" for h in ("00", "01", "02")
+            f"packets/date=2016-09-01/hour={h}/part-{'a' * 64}-{i}.parquet" for i, h in enumerate(("00", "01", "02"))
         ]
         assert pq.read_table(tmp_path / entry.files[0]).num_rows == 2
         rows = connect(store).execute("SELECT hour, count(*) FROM packets GROUP BY 1 ORDER BY 1").fetchall()
@@ -70,7 +70,7 @@ def test_uncommitted_files_are_invisible_and_removed_on_reopen(tmp_path: Path) -
     store = PacketStore(tmp_path)
     writer = store.writer("b" * 64)
     writer.write(make_batch(np.array([T0])))
-    writer._flush(T0 // HOUR_US)  # data reached staging, as in a kill -9 mid-ingest
+    writer._flush(T0 // HOUR_US)  # data reaches staging, as in a kill -9 mid-ingest
     # A crash between "move into packets/" and "commit": an orphan file in the dataset.
     orphan = tmp_path / "packets/date=2016-09-01/hour=00/part-" f"{'c' * 64}.parquet"
     orphan.parent.mkdir(parents=True)

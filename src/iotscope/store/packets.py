@@ -2,7 +2,7 @@
 
 Layout of a store directory::
 
-    packets/date=YYYY-MM-DD/hour=HH/part-<content hash of the capture>.parquet
+    packets/date=YYYY-MM-DD/hour=HH/part-<content hash of the capture>-<n>.parquet
     state.sqlite       committed captures (see ``iotscope.store.state``)
     .staging/          files being written; never read
 
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -29,8 +30,15 @@ _US_PER_HOUR = 3_600_000_000
 #: Rows buffered per partition before a row group is written: big enough for good compression,
 #: small enough that memory stays bounded whatever the capture size.
 _ROW_GROUP_ROWS = 1 << 20
-#: Low-cardinality columns get dictionary pages; the rest (addresses, seq) would only waste time.
-_DICTIONARY_COLUMNS = ["ip_version", "proto", "flag_class", "traffic_class", "ttl", "dport", "sport"]
+#: Columns whose values repeat enough for dictionary pages to pay (measured: ``src`` halves in size);
+#: ts, dst, seq and ip_id are near-unique in darknet traffic and are stored plain.
+_DICTIONARY_COLUMNS = [
+    "ip_version", "src", "proto", "sport", "dport", "icmp_type", "icmp_code", "tcp_flags", "ttl",
+    "ip_len", "win", "flag_class", "traffic_class",
+]
+#: Parquet encoding is the most expensive step of ingest; pyarrow releases the GIL while it runs,
+#: so row groups are encoded on worker threads while the caller decodes the next block.
+_ENCODER_THREADS = 2
 
 
 class StoreError(Exception):
@@ -81,16 +89,23 @@ class PacketStore:
 
 
 class PartitionWriter:
-    """Splits batches by hour into per-partition Parquet files in staging; ``commit`` publishes them."""
+    """Splits batches by hour into Parquet files in staging; ``commit`` publishes them.
+
+    Each flush of an hour's buffered rows becomes one file (one row group of up to
+    ``_ROW_GROUP_ROWS`` rows), encoded on a worker thread; at most ``_ENCODER_THREADS`` flushes are
+    in flight, which keeps memory bounded whatever the capture size.
+    """
 
     def __init__(self, store: PacketStore, content_hash: str) -> None:
         self._store = store
         self._hash = content_hash
         self._staging = store.root / ".staging" / content_hash
         self._staging.mkdir(parents=True, exist_ok=True)
-        self._writers: dict[int, pq.ParquetWriter] = {}
         self._pending: dict[int, list[pa.RecordBatch]] = {}
         self._pending_rows: dict[int, int] = {}
+        self._encoders = ThreadPoolExecutor(_ENCODER_THREADS, thread_name_prefix="parquet")
+        self._in_flight: list[Future[None]] = []
+        self._files: list[Path] = []  # relative to the staging directory
         self.rows = 0
 
     def write(self, batch: pa.RecordBatch) -> None:
@@ -102,7 +117,14 @@ class PartitionWriter:
         hours = ts // _US_PER_HOUR
         if hours.min() == hours.max():
             self._buffer(int(hours[0]), batch)
-            return
+        else:
+            self._split(batch, hours)
+        # Captures are (nearly) in time order: an hour older than this batch is complete, so
+        # encode it now, while the caller decodes the next block, rather than all at commit.
+        for hour in [h for h in self._pending if h < hours.min()]:
+            self._flush(hour)
+
+    def _split(self, batch: pa.RecordBatch, hours: np.ndarray) -> None:
         order = np.argsort(hours, kind="stable")
         sorted_hours = hours[order]
         bounds = np.flatnonzero(np.diff(sorted_hours)) + 1
@@ -123,33 +145,32 @@ class PartitionWriter:
         self._pending_rows.pop(hour, None)
         if not batches:
             return
-        writer = self._writers.get(hour)
-        if writer is None:
-            path = self._staging / _partition_path(hour, self._hash)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            writer = pq.ParquetWriter(
-                path, PACKET_SCHEMA, compression="zstd", compression_level=1,
-                use_dictionary=_DICTIONARY_COLUMNS, write_statistics=["ts", "src", "dport"],
-            )
-            self._writers[hour] = writer
-        writer.write_table(pa.Table.from_batches(batches, schema=PACKET_SCHEMA))
+        while len(self._in_flight) >= _ENCODER_THREADS:
+            self._in_flight.pop(0).result()
+        relative = _partition_path(hour, self._hash, len(self._files))
+        self._files.append(relative)
+        table = pa.Table.from_batches(batches, schema=PACKET_SCHEMA)
+        self._in_flight.append(self._encoders.submit(_write_parquet, table, self._staging / relative))
 
-    def commit(self, source: str, size: int, records: int, skipped: dict[str, int]) -> IngestedFile:
-        """Close the files, move them into ``packets/`` and record the capture as committed."""
+    def _drain(self) -> None:
         for hour in list(self._pending):
             self._flush(hour)
-        for writer in self._writers.values():
-            writer.close()
+        for future in self._in_flight:
+            future.result()
+        self._in_flight.clear()
+        self._encoders.shutdown()
+
+    def commit(self, source: str, size: int, records: int, skipped: dict[str, int]) -> IngestedFile:
+        """Finish the files, move them into ``packets/`` and record the capture as committed."""
+        self._drain()
         published = []
-        for hour in sorted(self._writers):
-            relative = Path("packets") / _partition_path(hour, self._hash)
-            target = self._store.root / relative
+        for relative in self._files:
+            staged, target = self._staging / relative, self._store.root / "packets" / relative
             target.parent.mkdir(parents=True, exist_ok=True)
-            staged = self._staging / _partition_path(hour, self._hash)
             _fsync(staged)
             os.replace(staged, target)
             _fsync(target.parent)
-            published.append(str(relative))
+            published.append(str(Path("packets") / relative))
         self._store.state.record_ingest(self._hash, source, size, self.rows, records, skipped, published)
         shutil.rmtree(self._staging, ignore_errors=True)
         entry = self._store.ingested(self._hash)
@@ -158,14 +179,24 @@ class PartitionWriter:
 
     def abort(self) -> None:
         """Drop everything written so far (bad input found mid-file is reported, not half-stored)."""
-        for writer in self._writers.values():
-            writer.close()
-        shutil.rmtree(self._staging, ignore_errors=True)
+        self._pending.clear()
+        try:
+            self._drain()
+        finally:
+            shutil.rmtree(self._staging, ignore_errors=True)
 
 
-def _partition_path(hour: int, content_hash: str) -> Path:
+def _write_parquet(table: pa.Table, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(
+        table, path, row_group_size=_ROW_GROUP_ROWS * 2, compression="zstd", compression_level=1,
+        use_dictionary=_DICTIONARY_COLUMNS, write_statistics=["ts", "src", "dport"],
+    )
+
+
+def _partition_path(hour: int, content_hash: str, sequence: int) -> Path:
     stamp = np.datetime64(hour * _US_PER_HOUR, "us").astype("datetime64[h]").item()
-    return Path(f"date={stamp:%Y-%m-%d}") / f"hour={stamp:%H}" / f"part-{content_hash}.parquet"
+    return Path(f"date={stamp:%Y-%m-%d}") / f"hour={stamp:%H}" / f"part-{content_hash}-{sequence}.parquet"
 
 
 def _fsync(path: Path) -> None:

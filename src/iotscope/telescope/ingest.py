@@ -8,19 +8,16 @@ runs once per block (tens of MB), never once per packet.
 from __future__ import annotations
 
 import os
-import queue
-import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pyarrow as pa
 import xxhash
 
 from iotscope.capture import CaptureError, open_capture
 from iotscope.decode import decode_block
-from iotscope.store.packets import PacketStore, PartitionWriter
+from iotscope.store.packets import PacketStore
 from iotscope.store.schema import packet_record_batch
 from iotscope.telescope.classify import flag_class, traffic_class
 
@@ -83,13 +80,13 @@ def ingest_file(path: Path, store: PacketStore, progress: ProgressCallback | Non
     report = FileReport(path, digest, "ingested")
     writer = store.writer(digest)
     try:
-        with open_capture(path) as reader, _BackgroundWriter(writer) as background:
+        with open_capture(path) as reader:
             for block in reader.blocks():
                 decoded = decode_block(block)
                 cols = decoded.columns
                 flags = flag_class(cols["proto"], cols["tcp_flags"], cols["icmp_type"], cols["l4"])
                 traffic = traffic_class(cols["proto"], cols["tcp_flags"], cols["icmp_type"], cols["l4"])
-                background.put(packet_record_batch(cols, flags, traffic))
+                writer.write(packet_record_batch(cols, flags, traffic))
                 for reason, n in [*decoded.skipped.items(), ("l4_truncated", decoded.l4_truncated)]:
                     report.skipped[reason] = report.skipped.get(reason, 0) + n
                 if progress is not None:
@@ -108,43 +105,6 @@ def ingest_file(path: Path, store: PacketStore, progress: ProgressCallback | Non
     report.packets = entry.packets
     report.seconds = time.perf_counter() - started
     return report
-
-
-class _BackgroundWriter:
-    """Runs Parquet encoding on a second thread while the main thread reads and decodes.
-
-    Parquet encoding is the most expensive step and pyarrow releases the GIL while it runs, so the
-    two halves overlap on two cores. The queue is short, which keeps memory bounded.
-    """
-
-    def __init__(self, writer: PartitionWriter, depth: int = 2) -> None:
-        self._writer = writer
-        self._queue: queue.Queue[pa.RecordBatch | None] = queue.Queue(maxsize=depth)
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="parquet-writer", daemon=True)
-
-    def __enter__(self) -> _BackgroundWriter:
-        self._thread.start()
-        return self
-
-    def put(self, batch: pa.RecordBatch) -> None:
-        if self._error is not None:
-            raise self._error
-        self._queue.put(batch)
-
-    def _run(self) -> None:
-        while (batch := self._queue.get()) is not None:
-            if self._error is None:
-                try:
-                    self._writer.write(batch)
-                except BaseException as exc:  # handed to the main thread, which re-raises it
-                    self._error = exc
-
-    def __exit__(self, *exc: object) -> None:
-        self._queue.put(None)
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
 
 
 def ingest(paths: list[Path], store_dir: Path, progress: ProgressCallback | None = None) -> list[FileReport]:
