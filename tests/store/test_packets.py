@@ -109,3 +109,15 @@ def test_store_path_that_is_a_file_is_refused(tmp_path: Path) -> None:
     target.write_text("x")
     with pytest.raises(StoreError, match="not a directory"):
         PacketStore(target)
+
+
+def test_out_of_order_hours_are_all_kept(tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    ts = T0 + rng.integers(0, 48 * HOUR_US, 20_000)  # two days, shuffled
+    with PacketStore(tmp_path) as store:
+        writer = store.writer("f" * 64)
+        for chunk in np.array_split(ts, 10):
+            writer.write(make_batch(chunk))
+        entry = writer.commit("z.pcap", 1, len(ts), {})
+        hours = connect(store).execute("SELECT count(DISTINCT (date, hour)), count(*) FROM packets").fetchone()
+    assert entry.packets == len(ts) and hours == (48, len(ts))

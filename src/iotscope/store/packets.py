@@ -30,6 +30,7 @@ _US_PER_HOUR = 3_600_000_000
 #: Rows buffered per partition before a row group is written: big enough for good compression,
 #: small enough that memory stays bounded whatever the capture size.
 _ROW_GROUP_ROWS = 1 << 20
+_MAX_PENDING_ROWS = 2 * _ROW_GROUP_ROWS
 #: Columns whose values repeat enough for dictionary pages to pay (measured: ``src`` halves in size);
 #: ts, dst, seq and ip_id are near-unique in darknet traffic and are stored plain.
 _DICTIONARY_COLUMNS = [
@@ -123,6 +124,9 @@ class PartitionWriter:
         # encode it now, while the caller decodes the next block, rather than all at commit.
         for hour in [h for h in self._pending if h < hours.min()]:
             self._flush(hour)
+        # A capture out of time order could keep many hours half-full: cap what waits in memory.
+        while sum(self._pending_rows.values()) > _MAX_PENDING_ROWS:
+            self._flush(max(self._pending_rows, key=self._pending_rows.__getitem__))
 
     def _split(self, batch: pa.RecordBatch, hours: np.ndarray) -> None:
         order = np.argsort(hours, kind="stable")
