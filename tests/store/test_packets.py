@@ -121,3 +121,13 @@ def test_out_of_order_hours_are_all_kept(tmp_path: Path) -> None:
         entry = writer.commit("z.pcap", 1, len(ts), {})
         hours = connect(store).execute("SELECT count(DISTINCT (date, hour)), count(*) FROM packets").fetchone()
     assert entry.packets == len(ts) and hours == (48, len(ts))
+
+
+def test_store_of_another_format_is_refused(tmp_path: Path) -> None:
+    import sqlite3
+
+    PacketStore(tmp_path).close()
+    with sqlite3.connect(tmp_path / "state.sqlite") as db:
+        db.execute("PRAGMA user_version = 99")
+    with pytest.raises(StoreError, match="format 99"):
+        PacketStore(tmp_path)

@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from iotscope.store.schema import PACKET_SCHEMA
-from iotscope.store.state import IngestedFile, StoreState
+from iotscope.store.state import IngestedFile, StoreError, StoreState
 
 _US_PER_HOUR = 3_600_000_000
 #: Rows buffered per partition before a row group is written: big enough for good compression,
@@ -40,10 +40,6 @@ _DICTIONARY_COLUMNS = [
 #: Parquet encoding is the most expensive step of ingest; pyarrow releases the GIL while it runs,
 #: so row groups are encoded on worker threads while the caller decodes the next block.
 _ENCODER_THREADS = 2
-
-
-class StoreError(Exception):
-    """The store directory is unusable (not a directory, not writable); one-line message."""
 
 
 class PacketStore:

@@ -12,6 +12,9 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+#: Bumped whenever the layout of the store changes; a store of another version is refused, not guessed at.
+STORE_FORMAT = 1
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS ingested_files (
     content_hash      TEXT PRIMARY KEY,
@@ -40,14 +43,30 @@ class IngestedFile:
     ingested_at: str
 
 
+class StoreError(Exception):
+    """The store directory is unusable (not a directory, not writable, another format); one line."""
+
+
 class StoreState:
     """The SQLite file ``state.sqlite`` at the root of a store."""
 
     def __init__(self, path: Path) -> None:
-        self._db = sqlite3.connect(path, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
+        try:
+            self._db = sqlite3.connect(path, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            version = self._db.execute("PRAGMA user_version").fetchone()[0]
+            tables = self._db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{path}: not a usable store state file ({exc})") from None
+        if tables and version != STORE_FORMAT:
+            self._db.close()
+            raise StoreError(
+                f"{path.parent}: store format {version}, this iotscope reads format {STORE_FORMAT}; "
+                "ingest into a new store directory"
+            )
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(_SCHEMA)
+        self._db.execute(f"PRAGMA user_version = {STORE_FORMAT}")
 
     def close(self) -> None:
         self._db.close()
