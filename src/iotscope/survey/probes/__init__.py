@@ -12,16 +12,10 @@ socket exists), connects only through the scope's guarded openers, and always re
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-
-from iotscope.survey.credentials import Credential
 from iotscope.survey.probes import ftp, http, ssh, telnet
 from iotscope.survey.probes.identify import identify_service
 from iotscope.survey.probes.limits import ProbeLimits
-from iotscope.survey.probes.outcome import ProbeResult, ProbeStatus
-from iotscope.survey.scope import Scope
-
-Probe = Callable[[Scope, str, int, list[Credential], ProbeLimits], Awaitable[ProbeResult]]
+from iotscope.survey.probes.outcome import Probe, ProbeResult, ProbeStatus
 
 PROBES: dict[str, Probe] = {
     "telnet": telnet.probe,

@@ -12,7 +12,7 @@ import re
 
 from iotscope.survey.credentials import Credential, attempt_order
 from iotscope.survey.probes.limits import ProbeLimits
-from iotscope.survey.probes.outcome import ProbeFailure, ProbeRecord, ProbeResult, run_probe
+from iotscope.survey.probes.outcome import ProbeFailure, ProbeRecord, ProbeResult, service_probe
 from iotscope.survey.probes.stream import DeviceStream, open_device
 from iotscope.survey.scope import Scope
 
@@ -44,23 +44,10 @@ async def read_reply(stream: DeviceStream, what: str) -> int | None:
     return int(match.group(1))
 
 
-async def probe(
-    scope: Scope, ip: str, port: int, credentials: list[Credential], limits: ProbeLimits
+async def _login(
+    scope: Scope, ip: str, port: int, credentials: list[Credential], limits: ProbeLimits, record: ProbeRecord
 ) -> ProbeResult:
     """Anonymous login first, then ``credentials``, on the FTP service at ``ip:port``."""
-    scope.check(ip)
-    record = ProbeRecord("ftp")
-    return await run_probe(record, limits, _login(scope, ip, port, credentials, limits, record))
-
-
-async def _login(
-    scope: Scope,
-    ip: str,
-    port: int,
-    credentials: list[Credential],
-    limits: ProbeLimits,
-    record: ProbeRecord,
-) -> ProbeResult:
     anonymous = Credential("anonymous", "anonymous", ANONYMOUS_PASSWORD, "RFC 1635")
     pending = [anonymous, *attempt_order(credentials)][: limits.max_attempts]
     while pending:
@@ -92,6 +79,9 @@ async def _login(
             else:
                 await _quit(stream)
     return record.result("not_vulnerable", f"{record.attempts} logins refused")
+
+
+probe = service_probe("ftp", _login)
 
 
 async def _try(stream: DeviceStream, credential: Credential) -> int | None:

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 from iotscope.survey.credentials import Credential, attempt_order
 from iotscope.survey.probes.limits import ProbeLimits
-from iotscope.survey.probes.outcome import ProbeFailure, ProbeRecord, ProbeResult, run_probe
+from iotscope.survey.probes.outcome import ProbeFailure, ProbeRecord, ProbeResult, service_probe
 from iotscope.survey.probes.stream import open_device
 from iotscope.survey.scope import Scope
 
@@ -232,23 +232,10 @@ def _same_host_path(location: str, ip: str, port: int) -> str | None:
     return path + (f"?{parts.query}" if parts.query else "")
 
 
-async def probe(
-    scope: Scope, ip: str, port: int, credentials: list[Credential], limits: ProbeLimits
+async def _survey(
+    scope: Scope, ip: str, port: int, credentials: list[Credential], limits: ProbeLimits, record: ProbeRecord
 ) -> ProbeResult:
     """Open admin pages, then Basic/Digest default credentials, on the HTTP service at ``ip:port``."""
-    scope.check(ip)
-    record = ProbeRecord("http")
-    return await run_probe(record, limits, _survey(scope, ip, port, credentials, limits, record))
-
-
-async def _survey(
-    scope: Scope,
-    ip: str,
-    port: int,
-    credentials: list[Credential],
-    limits: ProbeLimits,
-    record: ProbeRecord,
-) -> ProbeResult:
     queue = list(ADMIN_PATHS)
     asked: set[str] = set()
     while queue and len(asked) < _MAX_REQUESTS_BEFORE_AUTH:
@@ -270,6 +257,9 @@ async def _survey(
             if target is not None:
                 queue.insert(0, target)
     return record.result("not_vulnerable", "no open admin page and no Basic/Digest challenge")
+
+
+probe = service_probe("http", _survey)
 
 
 async def _authenticate(

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Literal
 
+from iotscope.survey.credentials import Credential
 from iotscope.survey.probes.fingerprint import guess_device
 from iotscope.survey.probes.limits import ProbeLimits
-from iotscope.survey.scope import OutOfScopeError
+from iotscope.survey.scope import OutOfScopeError, Scope
 
 ProbeStatus = Literal["vulnerable", "not_vulnerable", "error"]
 
@@ -90,6 +91,32 @@ class ProbeRecord:
             detail=sanitize_banner(detail, 200),
             attempts=self.attempts,
         )
+
+
+#: What the survey calls: probe the service at ``ip:port`` with ``credentials`` -> one result.
+Probe = Callable[[Scope, str, int, list[Credential], ProbeLimits], Awaitable[ProbeResult]]
+#: What a protocol module implements: log in on ``ip:port`` with ``credentials``, noting what the
+#: device says and how many attempts were made in the record it is given.
+ProbeBody = Callable[[Scope, str, int, list[Credential], ProbeLimits, ProbeRecord], Awaitable[ProbeResult]]
+
+
+def service_probe(protocol: str, body: ProbeBody) -> Probe:
+    """The probe for ``protocol``: its ``body`` run the way every probe must be run.
+
+    The scope is checked before any socket exists, and the body runs under :func:`run_probe`, so
+    whatever the device does the survey gets a result (with the banner and attempts seen so far)
+    within ``limits.deadline``. One wrapper keeps these guarantees from drifting apart per protocol.
+    """
+
+    async def probe(
+        scope: Scope, ip: str, port: int, credentials: list[Credential], limits: ProbeLimits
+    ) -> ProbeResult:
+        scope.check(ip)
+        record = ProbeRecord(protocol)
+        return await run_probe(record, limits, body(scope, ip, port, credentials, limits, record))
+
+    probe.__qualname__ = probe.__name__ = f"{protocol}_probe"
+    return probe
 
 
 async def run_probe(

@@ -18,7 +18,7 @@ from asyncssh import encryption, kex, mac, public_key
 
 from iotscope.survey.credentials import Credential, attempt_order
 from iotscope.survey.probes.limits import ProbeLimits
-from iotscope.survey.probes.outcome import ProbeFailure, ProbeRecord, ProbeResult, run_probe
+from iotscope.survey.probes.outcome import ProbeFailure, ProbeRecord, ProbeResult, service_probe
 from iotscope.survey.scope import Scope, open_guarded_socket
 
 
@@ -115,23 +115,10 @@ def _options(limits: ProbeLimits) -> dict[str, object]:
     }
 
 
-async def probe(
-    scope: Scope, ip: str, port: int, credentials: list[Credential], limits: ProbeLimits
+async def _login(
+    scope: Scope, ip: str, port: int, credentials: list[Credential], limits: ProbeLimits, record: ProbeRecord
 ) -> ProbeResult:
     """Try ``credentials`` (at most ``limits.max_attempts``) by password on the SSH server at ``ip:port``."""
-    scope.check(ip)
-    record = ProbeRecord("ssh")
-    return await run_probe(record, limits, _login(scope, ip, port, credentials, limits, record))
-
-
-async def _login(
-    scope: Scope,
-    ip: str,
-    port: int,
-    credentials: list[Credential],
-    limits: ProbeLimits,
-    record: ProbeRecord,
-) -> ProbeResult:
     pending = deque(attempt_order(credentials)[: limits.max_attempts])
     options = _options(limits)
     while pending:
@@ -185,3 +172,6 @@ async def _login(
             finally:
                 sock.close()
     return record.result("not_vulnerable", f"{record.attempts} passwords rejected")
+
+
+probe = service_probe("ssh", _login)

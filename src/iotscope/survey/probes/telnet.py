@@ -15,7 +15,7 @@ from collections import deque
 
 from iotscope.survey.credentials import Credential, attempt_order
 from iotscope.survey.probes.limits import ProbeLimits
-from iotscope.survey.probes.outcome import ProbeFailure, ProbeRecord, ProbeResult, run_probe
+from iotscope.survey.probes.outcome import ProbeFailure, ProbeRecord, ProbeResult, service_probe
 from iotscope.survey.probes.stream import DeviceStream, open_device
 from iotscope.survey.scope import Scope
 
@@ -216,23 +216,10 @@ class TelnetSession:
         await self.send_line("exit")
 
 
-async def probe(
-    scope: Scope, ip: str, port: int, credentials: list[Credential], limits: ProbeLimits
+async def _login(
+    scope: Scope, ip: str, port: int, credentials: list[Credential], limits: ProbeLimits, record: ProbeRecord
 ) -> ProbeResult:
     """Try ``credentials`` (at most ``limits.max_attempts``) on the telnet service at ``ip:port``."""
-    scope.check(ip)
-    record = ProbeRecord("telnet")
-    return await run_probe(record, limits, _login(scope, ip, port, credentials, limits, record))
-
-
-async def _login(
-    scope: Scope,
-    ip: str,
-    port: int,
-    credentials: list[Credential],
-    limits: ProbeLimits,
-    record: ProbeRecord,
-) -> ProbeResult:
     ordered = attempt_order(credentials)
     pending = deque(ordered[: limits.max_attempts])
     tried_passwords: set[str] = set()  # for devices that ask only for a password
@@ -275,6 +262,9 @@ async def _login(
             if record.attempts == attempts_before:
                 raise ProbeFailure("connection closed before a login prompt")
         # The device hung up after failures (as login(1) does after a few); reconnect, go on.
+
+
+probe = service_probe("telnet", _login)
 
 
 def _empty_password_id(ordered: list[Credential], credential: Credential) -> str:
