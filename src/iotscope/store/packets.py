@@ -29,7 +29,7 @@ from iotscope.store.state import IngestedFile, StoreError, StoreState
 _US_PER_HOUR = 3_600_000_000
 #: Rows buffered per partition before a row group is written: big enough for good compression,
 #: small enough that memory stays bounded whatever the capture size.
-_ROW_GROUP_ROWS = 1 << 20
+_ROW_GROUP_ROWS = 1 << 19
 _MAX_PENDING_ROWS = 2 * _ROW_GROUP_ROWS
 #: Columns whose values repeat enough for dictionary pages to pay (measured: ``src`` halves in size);
 #: ts, dst, seq and ip_id are near-unique in darknet traffic and are stored plain.
