@@ -24,7 +24,7 @@ import struct
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 from iotscope.survey.journal import OpenPort
 from iotscope.survey.permutation import CyclicPermutation
@@ -39,21 +39,9 @@ _LINGER_RESET = struct.pack("ii", 1, 0)
 
 
 @dataclass
-class SweepProgress:
-    """Counters a progress bar shows; ``positions_*`` drive the bar and its ETA."""
+class SweepCounts:
+    """What became of the connection attempts so far: the counters progress and totals share."""
 
-    positions_done: int
-    positions_total: int
-    attempted: int = 0
-    open: int = 0
-    closed: int = 0
-    timeouts: int = 0
-    errors: int = 0
-    skipped: int = 0
-
-
-@dataclass
-class SweepStats:
     attempted: int = 0
     open: int = 0
     closed: int = 0
@@ -61,6 +49,18 @@ class SweepStats:
     errors: int = 0
     #: Blocklisted since the permutation was fixed (or already done before a resume).
     skipped: int = 0
+
+
+@dataclass(kw_only=True)
+class SweepProgress(SweepCounts):
+    """Counters a progress bar shows; ``positions_*`` drive the bar and its ETA."""
+
+    positions_done: int
+    positions_total: int
+
+
+@dataclass
+class SweepStats(SweepCounts):
     seconds: float = 0.0
     concurrency: int = 0
     open_ports: list[OpenPort] = field(default_factory=list)
@@ -244,10 +244,9 @@ class _SweepRun:
         return mark, sorted(self._finished_ahead), found
 
     def progress(self) -> SweepProgress:
-        s = self.stats
+        counts = {f.name: getattr(self.stats, f.name) for f in fields(SweepCounts)}
         return SweepProgress(
-            self.watermark(), self.permutation.positions, s.attempted, s.open, s.closed,
-            s.timeouts, s.errors, s.skipped,
+            positions_done=self.watermark(), positions_total=self.permutation.positions, **counts
         )
 
 
