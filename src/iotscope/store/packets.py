@@ -23,6 +23,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from iotscope.store.durable import move_into_place
 from iotscope.store.schema import PACKET_SCHEMA
 from iotscope.store.state import IngestedFile, StoreError, StoreState
 
@@ -166,10 +167,7 @@ class PartitionWriter:
         published = []
         for relative in self._files:
             staged, target = self._staging / relative, self._store.root / "packets" / relative
-            target.parent.mkdir(parents=True, exist_ok=True)
-            _fsync(staged)
-            os.replace(staged, target)
-            _fsync(target.parent)
+            move_into_place(staged, target)
             published.append(str(Path("packets") / relative))
         self._store.state.record_ingest(self._hash, source, size, self.rows, records, skipped, published)
         shutil.rmtree(self._staging, ignore_errors=True)
@@ -197,12 +195,3 @@ def _write_parquet(table: pa.Table, path: Path) -> None:
 def _partition_path(hour: int, content_hash: str, sequence: int) -> Path:
     stamp = np.datetime64(hour * _US_PER_HOUR, "us").astype("datetime64[h]").item()
     return Path(f"date={stamp:%Y-%m-%d}") / f"hour={stamp:%H}" / f"part-{content_hash}-{sequence}.parquet"
-
-
-def _fsync(path: Path) -> None:
-    """Flush a file or directory to disk, so a crash right after a rename cannot lose it."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -14,7 +14,6 @@ does not name are remains of a killed run and are removed when the survey resume
 
 from __future__ import annotations
 
-import os
 import re
 import uuid
 from dataclasses import asdict, dataclass
@@ -24,6 +23,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from iotscope.store.durable import move_into_place
 from iotscope.survey.probes import ProbeResult
 from iotscope.survey.scope import AuthorizedRange
 
@@ -139,12 +139,8 @@ class FindingsDataset:
             name = f"part-{survey_id}-{uuid.uuid4().hex[:12]}.parquet"
             staged = self._staging / name
             pq.write_table(to_table(rows), staged, compression="zstd")
-            _fsync(staged)
             relative = Path("findings") / f"date={date}" / name
-            target = self.root / relative
-            target.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(staged, target)
-            _fsync(target.parent)
+            move_into_place(staged, self.root / relative)
             published.append(relative.as_posix())
         return published
 
@@ -168,11 +164,3 @@ class FindingsDataset:
 
 def now() -> datetime:
     return datetime.now(timezone.utc)
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
