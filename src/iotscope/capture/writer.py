@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from typing import BinaryIO
+from typing import BinaryIO, TypedDict, Unpack
 
 import numba
 import numpy as np
@@ -250,6 +250,28 @@ class PcapngWriter(CaptureWriter):
         return prefix, _u32_fields([total], self.big_endian)
 
 
+class _FileOptions(TypedDict, total=False):
+    """Options both file formats take."""
+
+    big_endian: bool
+    snaplen: int
+    compress: bool | None
+    compresslevel: int
+
+
+class PcapOptions(_FileOptions, total=False):
+    """Options of :func:`open_pcap_writer` that :func:`write_pcap` passes through."""
+
+    nanosecond: bool
+
+
+class PcapngOptions(_FileOptions, total=False):
+    """Options of :func:`open_pcapng_writer` that :func:`write_pcapng` passes through."""
+
+    tsresol_exp10: int
+    tsresol_exp2: int | None
+
+
 def open_pcap_writer(
     path: str | os.PathLike[str],
     *,
@@ -290,41 +312,24 @@ def open_pcapng_writer(
                         big_endian=big_endian, snaplen=snaplen)
 
 
-def write_pcap(
-    path: str | os.PathLike[str],
-    block: CaptureBlock,
-    *,
-    nanosecond: bool = False,
-    big_endian: bool = False,
-    snaplen: int = 262144,
-    compress: bool | None = None,
-    compresslevel: int = 1,
-) -> None:
-    """Write ``block`` as a classic pcap file; its records must share one link type (ValueError)."""
+def write_pcap(path: str | os.PathLike[str], block: CaptureBlock, **options: Unpack[PcapOptions]) -> None:
+    """Write ``block`` as a classic pcap file; its records must share one link type (ValueError).
+
+    ``options`` are those of :func:`open_pcap_writer` (defaults there), the link type excepted.
+    """
     linktypes = np.unique(block.linktype)
     if len(linktypes) > 1:
         raise ValueError(f"classic pcap holds one link type, the block has {len(linktypes)}: {linktypes.tolist()}")
-    with open_pcap_writer(path, linktype=int(linktypes[0]) if len(linktypes) else 1, nanosecond=nanosecond,
-                          big_endian=big_endian, snaplen=snaplen, compress=compress,
-                          compresslevel=compresslevel) as writer:
+    with open_pcap_writer(path, linktype=int(linktypes[0]) if len(linktypes) else 1, **options) as writer:
         writer.write(block)
 
 
-def write_pcapng(
-    path: str | os.PathLike[str],
-    block: CaptureBlock,
-    *,
-    tsresol_exp10: int = 6,
-    tsresol_exp2: int | None = None,
-    big_endian: bool = False,
-    snaplen: int = 262144,
-    compress: bool | None = None,
-    compresslevel: int = 1,
-) -> None:
-    """Write ``block`` as one pcapng section: SHB, one IDB per distinct link type, then EPBs."""
-    with open_pcapng_writer(path, linktypes=np.unique(block.linktype).tolist(), tsresol_exp10=tsresol_exp10,
-                            tsresol_exp2=tsresol_exp2, big_endian=big_endian, snaplen=snaplen, compress=compress,
-                            compresslevel=compresslevel) as writer:
+def write_pcapng(path: str | os.PathLike[str], block: CaptureBlock, **options: Unpack[PcapngOptions]) -> None:
+    """Write ``block`` as one pcapng section: SHB, one IDB per distinct link type, then EPBs.
+
+    ``options`` are those of :func:`open_pcapng_writer` (defaults there), the link types excepted.
+    """
+    with open_pcapng_writer(path, linktypes=np.unique(block.linktype).tolist(), **options) as writer:
         writer.write(block)
 
 
