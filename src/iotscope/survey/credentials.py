@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from iotscope.survey.textfile import read_text_file
+
 _ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 #: Printable ASCII only: a CR/LF inside a username would let a credential file inject commands
 #: into a telnet session, and non-ASCII has no agreed wire encoding on these devices.
@@ -45,13 +47,7 @@ def load_builtin() -> list[Credential]:
 def load_credentials(path: str | Path) -> list[Credential]:
     """A user credential file in the built-in format; ``source`` may be omitted (defaults to the file)."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise CredentialsError(f"{path}: credential file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise CredentialsError(f"{path}: cannot read credential file ({exc})") from None
-    return _parse(text, str(path))
+    return _parse(read_text_file(path, "credential file", CredentialsError), str(path))
 
 
 def merge(*lists: list[Credential]) -> list[Credential]:

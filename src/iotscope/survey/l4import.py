@@ -25,6 +25,7 @@ from pathlib import Path
 
 from iotscope.survey.journal import OpenPort
 from iotscope.survey.scope import OutOfScopeError, Scope
+from iotscope.survey.textfile import read_text_file
 
 
 class L4ImportError(ValueError):
@@ -44,12 +45,7 @@ def read_l4_file(path: Path, scope: Scope, ports: list[int] | None = None) -> L4
 
     ``ports``: keep only these (all when None). Duplicates are dropped.
     """
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise L4ImportError(f"{path}: file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise L4ImportError(f"{path}: cannot read ({exc})") from None
+    text = read_text_file(path, "file", L4ImportError)
     stripped = text.lstrip()
     if stripped.startswith(("[", "{")):
         rows = _masscan_json(text, path)

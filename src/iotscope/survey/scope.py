@@ -39,6 +39,8 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from iotscope.survey.textfile import read_text_file
+
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -260,12 +262,9 @@ async def open_guarded_connection(
 
 def _load(path: Path) -> Scope:
     origin = str(path)
+    text = read_text_file(path, "scope file", ScopeError)
     try:
-        document = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ScopeError(f"{origin}: scope file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ScopeError(f"{origin}: cannot read scope file ({exc})") from None
+        document = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ScopeError(f"{origin}: not valid TOML ({exc})") from None
     unknown = set(document) - _TOP_LEVEL_KEYS
@@ -325,12 +324,7 @@ def _entry(entry: object, index: int, origin: str) -> AuthorizedRange:
 
 
 def _read_blocklist(path: Path, origin: str) -> tuple[IPNetwork, ...]:
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
-        raise ScopeError(f"{origin}: blocklist file {path} not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ScopeError(f"{origin}: cannot read blocklist {path} ({exc})") from None
+    lines = read_text_file(path, f"blocklist file {path}", ScopeError, origin).splitlines()
     networks = []
     for number, line in enumerate(lines, 1):
         text = line.split("#", 1)[0].strip()
