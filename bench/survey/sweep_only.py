@@ -1,0 +1,48 @@
+"""iotscope's L4 phase alone (the same ``sweep`` that ``iotscope survey run`` calls), as its own process.
+
+``survey run`` always goes on to probe what it found; the benchmark compares only the connect
+sweep with ``nmap -sT``, so this script runs the sweep engine on the scope and prints one JSON
+object: the open (ip, port) pairs and the engine's counters.
+
+    python bench/survey/sweep_only.py --scope scope.toml --ports 22,23,80 --rate 1e9
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import resource
+import secrets
+
+from iotscope.survey.permutation import CyclicPermutation
+from iotscope.survey.scope import Scope
+from iotscope.survey.sweep import DEFAULT_CONCURRENCY, DEFAULT_CONNECT_TIMEOUT, DEFAULT_RATE, sweep
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scope", required=True)
+    parser.add_argument("--ports", required=True, help="comma-separated TCP ports")
+    parser.add_argument("--rate", type=float, default=DEFAULT_RATE)
+    parser.add_argument("--concurrency", type=int, default=DEFAULT_CONCURRENCY)
+    parser.add_argument("--timeout", type=float, default=DEFAULT_CONNECT_TIMEOUT)
+    args = parser.parse_args()
+    scope = Scope.load(args.scope)
+    ports = [int(p) for p in args.ports.split(",")]
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)  # as the CLI does (_raise_file_limit)
+    wanted = args.concurrency + 256
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(wanted, hard) if hard != resource.RLIM_INFINITY else wanted, hard))
+    permutation = CyclicPermutation(scope.authorized_count * len(ports), secrets.randbits(64))
+    stats = asyncio.run(sweep(scope, ports, permutation, rate=args.rate, concurrency=args.concurrency,
+                              timeout=args.timeout))
+    print(json.dumps({
+        "open": sorted([p.ip, p.port] for p in stats.open_ports),
+        "attempted": stats.attempted, "closed": stats.closed, "timeouts": stats.timeouts,
+        "errors": stats.errors, "seconds": stats.seconds, "concurrency": stats.concurrency,
+    }))
+
+
+if __name__ == "__main__":
+    main()
