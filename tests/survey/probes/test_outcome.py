@@ -56,3 +56,21 @@ def test_limits_are_validated():
         ProbeLimits(deadline=0)
     with pytest.raises(ValueError, match="max_attempts"):
         ProbeLimits(max_attempts=0)
+
+
+def test_pace_waits_attempt_delay_between_attempts_not_before_the_first():
+    limits = ProbeLimits(attempt_delay=0.2)
+    record = ProbeRecord("telnet")
+
+    async def two_attempts() -> tuple[float, float]:
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        await record.pace(limits)
+        first = loop.time() - start
+        record.attempts += 1
+        await record.pace(limits)
+        return first, loop.time() - start - first
+
+    first, second = asyncio.run(two_attempts())
+    assert first < 0.05
+    assert second >= 0.2

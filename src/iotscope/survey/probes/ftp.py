@@ -7,7 +7,6 @@ line starting with the same code and a space (RFC 959).
 
 from __future__ import annotations
 
-import asyncio
 import re
 
 from iotscope.survey.credentials import Credential, attempt_order
@@ -59,8 +58,7 @@ async def _login(
             on_this_connection = 0
             while pending:
                 credential = pending.pop(0)
-                if record.attempts:
-                    await asyncio.sleep(limits.attempt_delay)
+                await record.pace(limits)
                 record.conceal(credential.password)
                 code = await _try(stream, credential)
                 if code is None:  # the server hung up (e.g. vsftpd after 3 failures): reconnect

@@ -9,7 +9,6 @@ connection (``Connection: close``), each read bounded by the step timeout and si
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import os
@@ -278,8 +277,7 @@ async def _authenticate(
         header = authorization_header(challenge, credential, "GET", path)
         if header is None:
             return record.result("not_vulnerable", f"unsupported {challenge.scheme} challenge")
-        if record.attempts:
-            await asyncio.sleep(limits.attempt_delay)
+        await record.pace(limits)
         record.attempts += 1
         record.conceal(credential.password)
         response = await request(scope, ip, port, path, limits, record, authorization=header)

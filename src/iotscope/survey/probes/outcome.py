@@ -64,6 +64,12 @@ class ProbeRecord:
         if password:
             self._secrets.add(password)
 
+    async def pace(self, limits: ProbeLimits) -> None:
+        """Wait ``limits.attempt_delay`` before any login attempt but the first: a device that
+        locks an account after quick failures would lock its owner out, so probes go slowly."""
+        if self.attempts:
+            await asyncio.sleep(limits.attempt_delay)
+
     def saw(self, data: bytes) -> None:
         room = 4 * BANNER_CHARS - len(self._said)
         if room > 0:

@@ -52,8 +52,7 @@ class _PasswordFeeder(asyncssh.SSHClient):
         if not self._run:
             self.current = None
             return None
-        if self._record.attempts:
-            await asyncio.sleep(self._limits.attempt_delay)
+        await self._record.pace(self._limits)
         self.current = self._run.popleft()
         self.handed += 1
         self._record.attempts += 1

@@ -235,8 +235,7 @@ async def _login(
                 credential = pending.popleft()
                 if prompt is Prompt.PASSWORD and credential.password in tried_passwords:
                     continue
-                if record.attempts:
-                    await asyncio.sleep(limits.attempt_delay)
+                await record.pace(limits)
                 record.attempts += 1
                 if prompt is Prompt.LOGIN:
                     await session.send_line(credential.username)
