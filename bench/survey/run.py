@@ -6,7 +6,7 @@ own thread, so its per-service counters tell how many login attempts really reac
 attempts per second are counted by the devices, the same way for every tool. Only 127.0.0.0/8 is
 ever contacted.
 
-* Sweep: the /22 x the fleet's ports plus ports nobody listens on (a closed loopback port answers
+* Sweep: the /20 around the fleet's /22 x the fleet's ports plus ports nobody listens on (a closed loopback port answers
   with a RST at once). Correct = the open (ip, port) set equals the kernel's listening table.
 * Credentials: the fleet's telnet, HTTP (Basic and Digest) and SSH services that have a login
   (default-credential and hardened devices), iotscope's built-in list exported to hydra's
@@ -14,7 +14,7 @@ ever contacted.
   service and tries one login at a time per device, so hydra gets ``-f`` and ``-t``/``-T`` of the
   same order. Correct = the (ip, port, credential id) found equals the fleet's ground truth.
 
-    .venv/bin/python bench/survey/run.py            # ~2-3 minutes
+    .venv/bin/python bench/survey/run.py            # about 2 minutes; writes bench/out/survey.json
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ import json
 import os
 import random
 import re
+import shlex
 import signal
 import socket
 import struct
@@ -66,6 +67,8 @@ def main() -> None:
                         help="also sweep at iotscope's default 1,000/s (as many seconds as pairs / 1,000)")
     parser.add_argument("--out", type=Path, default=Path("bench/out"))
     args = parser.parse_args()
+    if not 16 <= args.sweep_prefix <= 22:
+        parser.error("--sweep-prefix must be 16..22 (the sweep range holds the fleet's /22, inside one 127.X/16)")
     args.out.mkdir(parents=True, exist_ok=True)
     signal.signal(signal.SIGTERM, _exit_on_signal)
     fleet = None
@@ -141,11 +144,20 @@ def bench_sweep(network: str, spec: FleetSpec, scope: Path, args: argparse.Names
     probes = ipaddress.ip_network(network).num_addresses * len(ports)
     print(f"sweep: {probes:,} (address, port) pairs, {len(truth)} open", file=sys.stderr)
 
-    def iotscope_sweep(rate: float) -> tuple[Run, set[tuple[str, int]], dict[str, Any]]:
-        run = _measure([sys.executable, str(HERE / "sweep_only.py"), "--scope", str(scope),
-                        "--ports", port_text, "--rate", str(rate)])
-        result = json.loads(run.stdout)
-        return run, {(ip, port) for ip, port in result.pop("open")}, result
+    def iotscope_sweep(rate: float, shards: int = 1) -> tuple[Run, set[tuple[str, int]], dict[str, Any]]:
+        """``shards`` processes at once (``--shard i/N``, one permutation seed), as on N cores."""
+        seed = str(random.SystemRandom().getrandbits(63))
+        commands = [shlex.join(_limited([sys.executable, str(HERE / "sweep_only.py"), "--scope", str(scope),
+                                         "--ports", port_text, "--rate", str(rate), "--seed", seed,
+                                         "--shard", f"{i}/{shards}"]))
+                    for i in range(1, shards + 1)]
+        run = _measure(["sh", "-c", " & ".join(commands) + "; wait"], limited=False)
+        results = [json.loads(line) for line in run.stdout.splitlines()]
+        found = {(ip, port) for result in results for ip, port in result.pop("open")}
+        engine = {"seconds": max(r["seconds"] for r in results), "attempted": sum(r["attempted"] for r in results),
+                  "closed": sum(r["closed"] for r in results), "timeouts": sum(r["timeouts"] for r in results),
+                  "errors": sum(r["errors"] for r in results), "processes": shards}
+        return run, found, engine
 
     rows = []
     nmap_cmd = ["nmap", "-sT", "-n", "-Pn", "-p", port_text, "--max-retries", "0", "-T4", "-oG", "-", network]
@@ -153,6 +165,9 @@ def bench_sweep(network: str, spec: FleetSpec, scope: Path, args: argparse.Names
     rows.append(_sweep_row("nmap -sT -T4 --max-retries 0", " ".join(nmap_cmd), probes, nmap, parse_grepable(nmap.stdout), truth))
     run, found, engine = iotscope_sweep(1e9)
     rows.append(_sweep_row("iotscope sweep, rate unlimited", "--rate 1e9 (concurrency 1000, timeout 2 s)",
+                           probes, run, found, truth, engine))
+    run, found, engine = iotscope_sweep(1e9, shards=2)
+    rows.append(_sweep_row("iotscope sweep, rate unlimited, --shard 1/2 + 2/2 at once", "two processes, one per core",
                            probes, run, found, truth, engine))
     if args.default_rate_sweep:
         run, found, engine = iotscope_sweep(1000)
@@ -274,7 +289,7 @@ def _credential_row(protocol: str, tool: str, services: int, run: Run, attempts:
         "protocol": protocol, "tool": tool, "services": services, "seconds": run.seconds,
         "attempts": attempts, "attempts_per_second": attempts / run.seconds, "peak_rss_mb": run.peak_rss_mb,
         "found": len(found), "missed": sorted(truth - found), "extra": sorted(found - truth, key=str),
-        "correct": found == truth and failure is None, "failure": failure,
+        "correct": found == truth, "failure": failure,
     }
 
 
@@ -310,22 +325,28 @@ def _measure(cmd: list[str], *, limited: bool = True, **kwargs: Any) -> Run:
 
 
 def _end_children() -> None:
-    """Terminate whatever this process started and is still running (a failure mid-measure)."""
-    me = os.getpid()
+    """Terminate whatever this process started and is still running (a failure or a signal
+    mid-measure): every descendant, each ``timeout`` together with its process group."""
+    parents: dict[int, tuple[int, int]] = {}  # pid -> (ppid, pgid)
     for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        fields = stat.rsplit(")", 1)[1].split()
-        if int(fields[1]) == me:  # ppid
-            pid = int(entry.name)
+        if entry.name.isdigit():
             try:
-                os.killpg(pid, signal.SIGTERM) if int(fields[2]) == pid else os.kill(pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            parents[int(entry.name)] = (int(fields[1]), int(fields[2]))
+    mine, frontier = set(), {os.getpid()}
+    while frontier:
+        frontier = {pid for pid, (ppid, _) in parents.items() if ppid in frontier} - mine
+        mine |= frontier
+    for pid in mine:
+        try:
+            if parents[pid][1] == pid:
+                os.killpg(pid, signal.SIGTERM)
+            else:
+                os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
 
 
 def _exit_on_signal(signum: int, _frame: object) -> None:
@@ -380,13 +401,10 @@ def report(sweep_network: str, network: str, args: argparse.Namespace, sweep_row
 
 
 def _correct(row: dict[str, Any]) -> str:
-    if row.get("failure"):
-        return f"no: {row['failure'][:80]}"
-    if row["correct"]:
-        return "yes"
     missed = row.get("missed_count", len(row["missed"]))
     extra = row.get("extra_count", len(row["extra"]))
-    return f"no: {missed} missed, {extra} extra"
+    verdict = "yes" if row["correct"] else f"no: {missed} missed, {extra} extra"
+    return f"{verdict} ({row['failure']})" if row.get("failure") else verdict
 
 
 if __name__ == "__main__":

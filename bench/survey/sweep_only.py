@@ -15,7 +15,7 @@ import json
 import resource
 import secrets
 
-from iotscope.survey.permutation import CyclicPermutation
+from iotscope.survey.permutation import CyclicPermutation, Shard
 from iotscope.survey.scope import Scope
 from iotscope.survey.sweep import DEFAULT_CONCURRENCY, DEFAULT_CONNECT_TIMEOUT, DEFAULT_RATE, sweep
 
@@ -27,6 +27,8 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=DEFAULT_RATE)
     parser.add_argument("--concurrency", type=int, default=DEFAULT_CONCURRENCY)
     parser.add_argument("--timeout", type=float, default=DEFAULT_CONNECT_TIMEOUT)
+    parser.add_argument("--shard", default="1/1", help="i/N: this process's part (same --seed in every shard)")
+    parser.add_argument("--seed", type=int, default=None, help="permutation seed (default random)")
     args = parser.parse_args()
     scope = Scope.load(args.scope)
     ports = [int(p) for p in args.ports.split(",")]
@@ -34,7 +36,8 @@ def main() -> None:
     wanted = args.concurrency + 256
     if soft != resource.RLIM_INFINITY and soft < wanted:
         resource.setrlimit(resource.RLIMIT_NOFILE, (min(wanted, hard) if hard != resource.RLIM_INFINITY else wanted, hard))
-    permutation = CyclicPermutation(scope.authorized_count * len(ports), secrets.randbits(64))
+    seed = args.seed if args.seed is not None else secrets.randbits(64)
+    permutation = CyclicPermutation(scope.authorized_count * len(ports), seed, Shard.parse(args.shard))
     stats = asyncio.run(sweep(scope, ports, permutation, rate=args.rate, concurrency=args.concurrency,
                               timeout=args.timeout))
     print(json.dumps({
