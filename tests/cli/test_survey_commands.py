@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 import signal
 import socket
@@ -72,11 +73,59 @@ def test_run_then_report(tmp_path: Path, scope_file: Path, mute_device: int) -> 
     (["--ports", "0"], "ports are 1..65535"),
     (["--rate", "0"], "--rate must be positive"),
     (["--credentials", "missing.toml"], "credential file not found"),
+    (["--max-attempts", "0"], "--max-attempts must be at least 1, not 0"),
+    (["--attempt-delay", "-0.5"], "--attempt-delay must be 0 or more seconds, not -0.5"),
+    (["--attempt-delay", "nan"], "--attempt-delay must be 0 or more seconds"),
 ])
 def test_bad_options_fail_with_one_line(tmp_path: Path, scope_file: Path, extra: list[str], message: str) -> None:
     result = runner.invoke(app, ["survey", "run", "--scope", str(scope_file), "--store", str(tmp_path / "s"), *extra])
     assert result.exit_code == 2
     assert message in result.output and "Traceback" not in result.output
+
+
+@pytest.fixture
+def ftp_device():
+    """An FTP server on 127.0.8.5 that refuses every login; yields (port, times each PASS arrived)."""
+    server = socket.create_server(("127.0.8.5", 0))
+    server.settimeout(0.1)
+    passwords: list[float] = []
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except TimeoutError:
+                continue
+            with conn, conn.makefile("rwb", buffering=0) as stream, contextlib.suppress(OSError):
+                stream.write(b"220 (vsFTPd 3.0.3)\r\n")  # the sweep's connect resets: OSError, next
+                for line in stream:
+                    if line.startswith(b"USER"):
+                        stream.write(b"331 Please specify the password.\r\n")
+                    elif line.startswith(b"PASS"):
+                        passwords.append(time.monotonic())
+                        stream.write(b"530 Login incorrect.\r\n")
+                    else:
+                        stream.write(b"221 Goodbye.\r\n")
+                        break
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield server.getsockname()[1], passwords
+    stop.set()
+    thread.join()
+    server.close()
+
+
+def test_max_attempts_and_attempt_delay_reach_the_probes(tmp_path: Path, scope_file: Path, ftp_device) -> None:
+    port, passwords = ftp_device
+    result = runner.invoke(app, ["survey", "run", "--scope", str(scope_file), "--store", str(tmp_path / "s"),
+                                 "--ports", str(port), "--max-attempts", "3", "--attempt-delay", "0.3"])
+    assert result.exit_code == 0, result.output
+    assert "at most 3 logins per service, 0.3 s apart" in result.output
+    assert len(passwords) == 3  # anonymous, then two listed credentials; the cap stops the rest
+    gaps = [later - earlier for earlier, later in zip(passwords, passwords[1:])]
+    assert min(gaps) >= 0.3, gaps
 
 
 def test_bad_scope_and_out_of_scope_import_are_refused(tmp_path: Path, scope_file: Path) -> None:

@@ -18,6 +18,7 @@ from iotscope.survey.credentials import CredentialsError, load_builtin, load_cre
 from iotscope.survey.journal import JournalError
 from iotscope.survey.l4import import L4ImportError
 from iotscope.survey.permutation import Shard
+from iotscope.survey.probes.limits import ProbeLimits
 from iotscope.survey.report import FORMATS, ReportError, export_report
 from iotscope.survey.run import DEFAULT_PORTS, DEFAULT_PROBE_CONCURRENCY, SurveyProgress, SurveySummary, run_survey
 from iotscope.survey.scope import OutOfScopeError, Scope, ScopeError
@@ -27,6 +28,8 @@ survey_app = typer.Typer(
     help="Survey authorized address space for IoT devices with default or no credentials.",
     no_args_is_help=True,
 )
+
+_DEFAULT_LIMITS = ProbeLimits()
 
 StoreOption = Annotated[Path, typer.Option("--store", help="Store directory (created if missing).")]
 
@@ -44,6 +47,8 @@ def run(
     concurrency: Annotated[int, typer.Option(help="Connection attempts in flight at most.")] = DEFAULT_CONCURRENCY,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for one TCP connect in the sweep.")] = DEFAULT_CONNECT_TIMEOUT,
     probe_concurrency: Annotated[int, typer.Option(help="Devices probed at the same time (each one service at a time).")] = DEFAULT_PROBE_CONCURRENCY,
+    max_attempts: Annotated[int, typer.Option(help="Login attempts per service on one device at most; lower it where devices lock accounts.")] = _DEFAULT_LIMITS.max_attempts,
+    attempt_delay: Annotated[float, typer.Option(help="Seconds between two login attempts on one service; raise it where devices lock accounts after quick failures.")] = _DEFAULT_LIMITS.attempt_delay,
 ) -> None:
     """Sweep the scope, identify services by handshake, try default credentials, store evidence."""
     try:
@@ -54,6 +59,11 @@ def run(
             raise ValueError("--rate must be positive")
         if concurrency < 1 or probe_concurrency < 1 or not timeout > 0:
             raise ValueError("--concurrency and --probe-concurrency must be at least 1, --timeout positive")
+        if max_attempts < 1:
+            raise ValueError(f"--max-attempts must be at least 1, not {max_attempts}")
+        if not attempt_delay >= 0:  # NaN included
+            raise ValueError(f"--attempt-delay must be 0 or more seconds, not {attempt_delay:g}")
+        limits = ProbeLimits(max_attempts=max_attempts, attempt_delay=attempt_delay)
         credential_list = merge(load_builtin(), load_credentials(credentials) if credentials else [])
     except (ScopeError, CredentialsError, ValueError) as exc:
         fail(str(exc))
@@ -62,7 +72,8 @@ def run(
     console.print(
         f"scope {scope.source}: {scope.target_count:,} addresses of {len(scope.authorized)} authorized "
         f"range(s), {len(scope.blocklist)} blocklist entr{'y' if len(scope.blocklist) == 1 else 'ies'}; "
-        f"ports {','.join(map(str, port_list))}; shard {shard_value}; {rate:,.0f} attempts/s",
+        f"ports {','.join(map(str, port_list))}; shard {shard_value}; {rate:,.0f} attempts/s; "
+        f"at most {max_attempts} logins per service, {attempt_delay:g} s apart",
         highlight=False,
     )
     _raise_file_limit(concurrency)
@@ -79,7 +90,7 @@ def run(
             summary = asyncio.run(_stoppable(run_survey(
                 scope, store=store, credentials=credential_list, ports=port_list, rate=rate,
                 shard=shard_value, resume=resume, progress=on_progress, concurrency=concurrency,
-                connect_timeout=timeout, probe_concurrency=probe_concurrency, l4_file=import_file,
+                connect_timeout=timeout, probe_concurrency=probe_concurrency, l4_file=import_file, limits=limits,
             )))
         except (L4ImportError, OutOfScopeError, JournalError, ValueError) as exc:
             fail(str(exc))
