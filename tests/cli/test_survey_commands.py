@@ -173,3 +173,11 @@ def test_sigterm_saves_progress_and_resume_continues(tmp_path: Path, scope_file:
     assert "(resumed)" in result.output
     attempts = int(re.search(r"([\d,]+) connection attempts", result.output).group(1).replace(",", ""))
     assert attempts < 64  # 8 addresses x 8 ports; the part swept before SIGTERM is not redone
+
+
+def test_cli_starts_without_the_survey_engine() -> None:
+    """Every command (and --help) pays for what the CLI imports at start-up: not asyncssh, not the
+    survey engine or report; ``survey run``/``survey report`` import them when they run."""
+    code = "import sys, iotscope.cli; print(sorted(m for m in ('asyncssh', 'iotscope.survey.run', 'iotscope.survey.report') if m in sys.modules))"
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert loaded == "[]"

@@ -7,22 +7,21 @@ import resource
 import signal
 from collections.abc import Coroutine
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from iotscope.cli.common import console, fail
-from iotscope.survey.credentials import CredentialsError, load_builtin, load_credentials, merge
-from iotscope.survey.journal import JournalError
-from iotscope.survey.l4import import L4ImportError
-from iotscope.survey.permutation import Shard
-from iotscope.survey.probes.limits import ProbeLimits
-from iotscope.survey.report import FORMATS, ReportError, export_report
-from iotscope.survey.run import DEFAULT_PORTS, DEFAULT_PROBE_CONCURRENCY, SurveyProgress, SurveySummary, run_survey
-from iotscope.survey.scope import OutOfScopeError, Scope, ScopeError
-from iotscope.survey.sweep import DEFAULT_CONCURRENCY, DEFAULT_CONNECT_TIMEOUT, DEFAULT_RATE
+from iotscope.survey.probes.limits import DEFAULT_PROBE_CONCURRENCY, ProbeLimits
+from iotscope.survey.sweep import DEFAULT_CONCURRENCY, DEFAULT_CONNECT_TIMEOUT, DEFAULT_PORTS, DEFAULT_RATE
+
+if TYPE_CHECKING:
+    from iotscope.survey.run import SurveyProgress, SurveySummary
+
+# The survey engine and the report (asyncssh, DuckDB, Arrow) are imported by the commands that
+# use them: every other ``iotscope`` command, and ``--help``, starts without paying for them.
 
 survey_app = typer.Typer(
     help="Survey authorized address space for IoT devices with default or no credentials.",
@@ -51,6 +50,13 @@ def run(
     attempt_delay: Annotated[float, typer.Option(help="Seconds between two login attempts on one service; raise it where devices lock accounts after quick failures.")] = _DEFAULT_LIMITS.attempt_delay,
 ) -> None:
     """Sweep the scope, identify services by handshake, try default credentials, store evidence."""
+    from iotscope.survey.credentials import CredentialsError, load_builtin, load_credentials, merge
+    from iotscope.survey.journal import JournalError
+    from iotscope.survey.l4import import L4ImportError
+    from iotscope.survey.permutation import Shard
+    from iotscope.survey.run import run_survey
+    from iotscope.survey.scope import OutOfScopeError, Scope, ScopeError
+
     try:
         scope = Scope.load(scope_file)
         port_list = _parse_ports(ports)
@@ -112,6 +118,8 @@ def report(
     fmt: Annotated[str, typer.Option("--format", help="csv or json.")] = "csv",
 ) -> None:
     """Shadowserver-style reports: one file per authorized owner, plus errors."""
+    from iotscope.survey.report import FORMATS, ReportError, export_report
+
     if fmt not in FORMATS:
         fail(f"--format must be one of {', '.join(FORMATS)}, not {fmt!r}")
     try:

@@ -28,18 +28,18 @@ from iotscope.survey.journal import OpenPort, SurveyJob, SurveyJournal
 from iotscope.survey.l4import import L4Import, L4ImportError, read_l4_file
 from iotscope.survey.permutation import CyclicPermutation, Shard
 from iotscope.survey.probes import PROBES, ProbeLimits, identify_service
+from iotscope.survey.probes.limits import DEFAULT_PROBE_CONCURRENCY
 from iotscope.survey.scope import Scope, guarded_source_address
 from iotscope.survey.sweep import (
     DEFAULT_CONCURRENCY,
     DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_PORTS,
     DEFAULT_RATE,
     SweepProgress,
     SweepStats,
     sweep,
 )
 
-DEFAULT_PORTS = (23, 2323, 22, 80, 8080, 21)
-DEFAULT_PROBE_CONCURRENCY = 64
 _FLUSH_ROWS = 256
 
 

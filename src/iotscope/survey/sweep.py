@@ -30,6 +30,8 @@ from iotscope.survey.journal import OpenPort
 from iotscope.survey.permutation import CyclicPermutation
 from iotscope.survey.scope import IPAddress, Scope, start_guarded_connect
 
+#: Where IoT devices take logins: telnet (23, Mirai's 2323), SSH, HTTP (80, 8080), FTP.
+DEFAULT_PORTS = (23, 2323, 22, 80, 8080, 21)
 #: Conservative default: ZMap's guidance is to scan at the slowest rate that finishes in time.
 DEFAULT_RATE = 1000.0
 DEFAULT_CONCURRENCY = 1000

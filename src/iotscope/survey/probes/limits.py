@@ -11,6 +11,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+#: Devices probed at the same time (each by one task, its services one after another, so that a
+#: device never sees parallel logins from the survey).
+DEFAULT_PROBE_CONCURRENCY = 64
+
 
 @dataclass(frozen=True, slots=True)
 class ProbeLimits:
