@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -32,10 +33,10 @@ def scope_file(tmp_path: Path) -> Path:
     return path
 
 
-@pytest.fixture
-def mute_device():
-    """A service on 127.0.8.3 that accepts and hangs up at once: open, but not telnet/SSH/HTTP/FTP."""
-    server = socket.create_server(("127.0.8.3", 0))
+@contextlib.contextmanager
+def serving(host: str, handle: Callable[[socket.socket], None]) -> Iterator[int]:
+    """A TCP service on ``host`` (loopback) run by a thread, one connection at a time; yields its port."""
+    server = socket.create_server((host, 0))
     server.settimeout(0.1)
     stop = threading.Event()
 
@@ -45,14 +46,24 @@ def mute_device():
                 conn, _ = server.accept()
             except TimeoutError:
                 continue
-            conn.close()
+            with conn, contextlib.suppress(OSError):  # e.g. the sweep's connect resets at once
+                handle(conn)
 
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
-    yield server.getsockname()[1]
-    stop.set()
-    thread.join()
-    server.close()
+    try:
+        yield server.getsockname()[1]
+    finally:
+        stop.set()
+        thread.join()
+        server.close()
+
+
+@pytest.fixture
+def mute_device():
+    """A service on 127.0.8.3 that accepts and hangs up at once: open, but not telnet/SSH/HTTP/FTP."""
+    with serving("127.0.8.3", lambda conn: None) as port:
+        yield port
 
 
 def test_run_then_report(tmp_path: Path, scope_file: Path, mute_device: int) -> None:
@@ -86,35 +97,23 @@ def test_bad_options_fail_with_one_line(tmp_path: Path, scope_file: Path, extra:
 @pytest.fixture
 def ftp_device():
     """An FTP server on 127.0.8.5 that refuses every login; yields (port, times each PASS arrived)."""
-    server = socket.create_server(("127.0.8.5", 0))
-    server.settimeout(0.1)
     passwords: list[float] = []
-    stop = threading.Event()
 
-    def serve() -> None:
-        while not stop.is_set():
-            try:
-                conn, _ = server.accept()
-            except TimeoutError:
-                continue
-            with conn, conn.makefile("rwb", buffering=0) as stream, contextlib.suppress(OSError):
-                stream.write(b"220 (vsFTPd 3.0.3)\r\n")  # the sweep's connect resets: OSError, next
-                for line in stream:
-                    if line.startswith(b"USER"):
-                        stream.write(b"331 Please specify the password.\r\n")
-                    elif line.startswith(b"PASS"):
-                        passwords.append(time.monotonic())
-                        stream.write(b"530 Login incorrect.\r\n")
-                    else:
-                        stream.write(b"221 Goodbye.\r\n")
-                        break
+    def handle(conn: socket.socket) -> None:
+        with conn.makefile("rwb", buffering=0) as stream:
+            stream.write(b"220 (vsFTPd 3.0.3)\r\n")
+            for line in stream:
+                if line.startswith(b"USER"):
+                    stream.write(b"331 Please specify the password.\r\n")
+                elif line.startswith(b"PASS"):
+                    passwords.append(time.monotonic())
+                    stream.write(b"530 Login incorrect.\r\n")
+                else:
+                    stream.write(b"221 Goodbye.\r\n")
+                    break
 
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    yield server.getsockname()[1], passwords
-    stop.set()
-    thread.join()
-    server.close()
+    with serving("127.0.8.5", handle) as port:
+        yield port, passwords
 
 
 def test_max_attempts_and_attempt_delay_reach_the_probes(tmp_path: Path, scope_file: Path, ftp_device) -> None:
