@@ -1,23 +1,26 @@
-"""Telescope commands: ``ingest`` captures into a store, ``stats`` about it, ad-hoc ``sql``."""
+"""Telescope commands: ``ingest`` captures into a store, ``stats`` about it, ad-hoc ``sql``.
+
+The engine (numba kernels, pyarrow, DuckDB) is imported inside the commands, so that every other
+command, and ``--help``, starts without paying for it.
+"""
 
 from __future__ import annotations
 
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import duckdb
 import typer
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
 from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
 from rich.table import Table
 
-from iotscope.capture import CaptureError
 from iotscope.cli.common import console, fail
-from iotscope.store.packets import PacketStore, StoreError
-from iotscope.store.query import connect, store_stats
-from iotscope.telescope.ingest import FileReport, check_captures, ingest_file
+from iotscope.store.state import StoreError
+
+if TYPE_CHECKING:
+    from iotscope.telescope.ingest import FileReport
 
 StoreOption = Annotated[Path, typer.Option("--store", help="Store directory (created if missing).")]
 
@@ -27,6 +30,10 @@ def ingest(
     store: StoreOption,
 ) -> None:
     """Decode darknet captures into the store's Parquet dataset (idempotent, crash-safe)."""
+    from iotscope.capture import CaptureError
+    from iotscope.store.packets import PacketStore
+    from iotscope.telescope.ingest import check_captures, ingest_file
+
     try:
         check_captures(paths)
         with PacketStore(store) as packet_store, _progress() as progress:
@@ -44,6 +51,9 @@ def ingest(
 
 def stats(store: StoreOption, as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False) -> None:
     """Totals, time range, distinct sources, counts by class and top destination ports."""
+    from iotscope.store.packets import PacketStore
+    from iotscope.store.query import store_stats
+
     _require_store(store)
     try:
         with PacketStore(store) as packet_store:
@@ -63,6 +73,11 @@ def sql(
     as_json: Annotated[bool, typer.Option("--json", help="JSON records on stdout.")] = False,
 ) -> None:
     """Run a SQL query over the store (view `packets`, with Hive columns `date` and `hour`)."""
+    import duckdb
+
+    from iotscope.store.packets import PacketStore
+    from iotscope.store.query import connect
+
     _require_store(store)
     try:
         with PacketStore(store) as packet_store:
