@@ -5,8 +5,9 @@ PY    := $(VENV)/bin/python
 BIN   := $(VENV)/bin
 DEMO  ?= demo-out
 # Debian packages the tests and benchmarks drive as real peers (tshark, tcpdump, nmap, hydra),
-# real IoT daemons (busybox telnetd, dropbear) and namespaces (iproute2).
-APT_PKGS := tshark tcpdump nmap hydra busybox-static dropbear-bin iproute2 libpcap-dev
+# real IoT daemons (busybox telnetd, dropbear; openssl and login for their throwaway account)
+# and namespaces (iproute2).
+APT_PKGS := tshark tcpdump nmap hydra busybox-static dropbear-bin openssl login iproute2 libpcap-dev
 
 .PHONY: help setup system-deps demo test bench clean
 
