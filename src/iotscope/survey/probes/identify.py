@@ -1,8 +1,12 @@
 """Which service listens on a port, from its handshake, never from the port number.
 
 Telnet devices open with option negotiation (IAC, 0xFF) or a login prompt, SSH servers with
-"SSH-", FTP servers with a 220 greeting; HTTP servers say nothing until asked, so a silent port
-gets one HEAD request. Anything else (SMTP's 220 ESMTP, garbage, silence) is None: not probed.
+"SSH-", FTP servers with a 220 greeting; HTTP servers say nothing until asked, so a port that
+stays silent for a short first window gets one HEAD request. Waiting the whole greeting_timeout
+before asking would cost every HTTP service that long; asking early is safe because a slow
+server-first device still opens with its greeting whatever it was sent (telnetd negotiates,
+sshd and ftpd send their banner before they read a line), so the reply is classified the same
+way as a greeting. Anything else (SMTP's 220 ESMTP, garbage, silence) is None: not probed.
 """
 
 from __future__ import annotations
@@ -54,13 +58,25 @@ async def identify_service(scope: Scope, ip: str, port: int, limits: ProbeLimits
 
 _GREETING_BYTES = 4096
 _GREETING_PAUSE = 0.1
+#: Seconds a port may stay silent before it is asked an HTTP question: a server-first device on
+#: loopback or a LAN greets within milliseconds; slower ones are still recognised in the reply.
+_FIRST_WINDOW = 0.25
 
 
-async def _greeting(stream: DeviceStream, timeout: float) -> bytes:
-    """What the peer says first: everything until it pauses (a banner may come in pieces)."""
-    data = await stream.quiet_for(timeout)
+async def _greeting(stream: DeviceStream, first_within: float) -> bytes:
+    """What the peer says first: everything until it pauses (a banner may come in pieces).
+
+    The first bytes must come within ``first_within`` seconds, the rest within read_timeout of
+    them and ``_GREETING_BYTES``; a peer that resets right after speaking has still spoken.
+    """
+    data = await stream.quiet_for(first_within)
+    until = asyncio.get_running_loop().time() + stream.limits.read_timeout
     while data and not stream.eof and len(data) < _GREETING_BYTES:
-        more = await stream.quiet_for(_GREETING_PAUSE)
+        remaining = until - asyncio.get_running_loop().time()
+        try:
+            more = await stream.quiet_for(min(_GREETING_PAUSE, remaining))
+        except ConnectionError:
+            break
         if not more:
             break
         data += more
@@ -69,11 +85,13 @@ async def _greeting(stream: DeviceStream, timeout: float) -> bytes:
 
 async def _identify(scope: Scope, ip: str, port: int, limits: ProbeLimits) -> str | None:
     async with open_device(scope, ip, port, limits, ProbeRecord("identify")) as stream:
-        greeting = await _greeting(stream, limits.greeting_timeout)
+        first_window = min(_FIRST_WINDOW, limits.greeting_timeout)
+        greeting = await _greeting(stream, first_window)
         if greeting or stream.eof:
             return service_from_greeting(greeting) if greeting else None
         host = f"[{ip}]" if ":" in ip else ip
         await stream.send(f"HEAD / HTTP/1.0\r\nHost: {host}:{port}\r\n\r\n".encode("latin-1"))
-        reply = await _greeting(stream, limits.read_timeout)
-        # A greeting that was merely late (a loaded device) still names its service.
+        # A greeting that is merely late (a loaded device) arrives here instead of an HTTP status
+        # line and still names its service, as late as greeting_timeout or read_timeout allows.
+        reply = await _greeting(stream, max(limits.read_timeout, limits.greeting_timeout - first_window))
         return service_from_greeting(reply) if reply else None
