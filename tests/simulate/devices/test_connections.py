@@ -1,4 +1,5 @@
-"""Raw-socket device plumbing: a device that resets a connection must not crash when the client reset first."""
+"""Raw-socket device plumbing: a device that resets a connection must not fail when the client
+reset it first."""
 
 from __future__ import annotations
 

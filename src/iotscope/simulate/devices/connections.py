@@ -105,8 +105,8 @@ async def wait_for_close(reader: asyncio.StreamReader, *, limit: int = 1 << 20) 
 def reset(writer: asyncio.StreamWriter) -> None:
     """Close with a TCP RST instead of a FIN (SO_LINGER 0), as crashing firmware does.
 
-    A client that reset the connection first has already closed the transport, and with it the socket
-    (setting an option on it would fail with EBADF): there is nothing left to reset then.
+    A client that reset the connection first has already closed the transport, and with it the
+    socket (setting an option on it would fail with EBADF): there is nothing left to reset then.
     """
     sock = writer.get_extra_info("socket")
     if sock is not None and not writer.transport.is_closing():
