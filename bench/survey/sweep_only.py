@@ -4,7 +4,7 @@
 sweep with ``nmap -sT``, so this script runs the sweep engine on the scope and prints one JSON
 object: the open (ip, port) pairs and the engine's counters.
 
-    python bench/survey/sweep_only.py --scope scope.toml --ports 22,23,80 --rate 1e9
+    python bench/survey/sweep_only.py --scope scope.toml --ports 22,23,80 --rate 1e9 --workers 2
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=DEFAULT_CONNECT_TIMEOUT)
     parser.add_argument("--shard", default="1/1", help="i/N: this process's part (same --seed in every shard)")
     parser.add_argument("--seed", type=int, default=None, help="permutation seed (default random)")
+    parser.add_argument("--workers", type=int, default=1, help="sweep processes (survey run's --workers)")
     args = parser.parse_args()
     scope = Scope.load(args.scope)
     ports = [int(p) for p in args.ports.split(",")]
@@ -39,7 +40,7 @@ def main() -> None:
     seed = args.seed if args.seed is not None else secrets.randbits(64)
     permutation = CyclicPermutation(scope.authorized_count * len(ports), seed, Shard.parse(args.shard))
     stats = asyncio.run(sweep(scope, ports, permutation, rate=args.rate, concurrency=args.concurrency,
-                              timeout=args.timeout))
+                              timeout=args.timeout, workers=args.workers))
     print(json.dumps({
         "open": sorted([p.ip, p.port] for p in stats.open_ports),
         "attempted": stats.attempted, "closed": stats.closed, "timeouts": stats.timeouts,

@@ -117,19 +117,36 @@ class Scope:
 
     def check(self, ip: str | IPAddress) -> AuthorizedRange:
         """The authorized range that covers ``ip``, or :class:`OutOfScopeError` saying why not."""
-        return self._admit(ip)[1]
+        address = self._admit(ip)
+        special = _SPECIAL.contains(address)
+        return next(e for e in self._most_specific_first if address in e.network and (e.special_purpose or not special))
 
-    def _admit(self, ip: str | IPAddress) -> tuple[IPAddress, AuthorizedRange]:
-        """The parsed address and its most specific eligible range; the one implementation of
-        the rule (the guarded openers connect to exactly the address returned here)."""
+    def _admit(self, ip: str | IPAddress) -> IPAddress:
+        """The parsed address, or :class:`OutOfScopeError`; the one implementation of the rule
+        (the guarded openers connect to exactly the address returned here)."""
         address = _parse_address(ip)
         if address is None:
             raise OutOfScopeError(str(ip), "not an IP address (host names are never resolved)")
         if not self._targets.contains(address):
             raise OutOfScopeError(str(address), self._refusal_reason(address))
-        special = _SPECIAL.contains(address)
-        entry = next(e for e in self._most_specific_first if address in e.network and (e.special_purpose or not special))
-        return address, entry
+        return address
+
+    def _admit_host(self, ip: str | IPAddress) -> tuple[socket.AddressFamily, str]:
+        """:meth:`_admit` as (family, canonical text to connect to), with a fast lane for dotted
+        quads: the sweep's path, where ``ipaddress`` objects would cost more than the connect.
+
+        ``inet_pton`` accepts only strict dotted quads, and the text connected to is re-made
+        from the checked 32-bit value, so no other parser can read it as another host.
+        """
+        if type(ip) is str:
+            try:
+                packed = socket.inet_pton(socket.AF_INET, ip)
+            except OSError:
+                packed = None
+            if packed is not None and self._targets.contains_value(4, int.from_bytes(packed, "big")):
+                return socket.AF_INET, socket.inet_ntoa(packed)
+        address = self._admit(ip)  # everything else, and refusals with their reason
+        return (socket.AF_INET if address.version == 4 else socket.AF_INET6), str(address)
 
     def _refusal_reason(self, address: IPAddress) -> str:
         """Why ``address`` is out of scope (the slow path, only taken on refusal)."""
@@ -175,9 +192,19 @@ class Scope:
         return self._candidates.total
 
     def authorized_at(self, index: int) -> IPAddress:
-        """The ``index``-th address of :attr:`authorized_count`'s index space, as an address
-        object (the sweep hands it to the guard without another round of parsing)."""
+        """The ``index``-th address of :attr:`authorized_count`'s index space."""
         return self._candidates.address_object_at(index)
+
+    def authorized_target_at(self, index: int) -> str | None:
+        """The ``index``-th address of :attr:`authorized_count`'s index space as text, or None if
+        it is blocklisted: the sweep skips those without spending a token (the guard would
+        refuse them anyway). Integer work only, no ``ipaddress`` objects (the sweep's hot path)."""
+        version, value = self._candidates.value_at(index)
+        if not self._targets.contains_value(version, value):
+            return None
+        if version == 4:
+            return socket.inet_ntoa(value.to_bytes(4, "big"))
+        return str(ipaddress.IPv6Address(value))
 
 
 def start_guarded_connect(scope: Scope, ip: str | IPAddress, port: int) -> tuple[socket.socket, int]:
@@ -189,13 +216,12 @@ def start_guarded_connect(scope: Scope, ip: str | IPAddress, port: int) -> tuple
     before the socket exists; the socket connects to the canonical form of the checked address,
     so no other parser (``inet_aton`` accepting ``127.1``, a resolver) can reinterpret it.
     """
-    address, _ = scope._admit(ip)
+    family, host = scope._admit_host(ip)
     if not 0 < port < 65536:
         raise ValueError(f"port {port} is not a TCP port")
-    family = socket.AF_INET if address.version == 4 else socket.AF_INET6
     sock = socket.socket(family, socket.SOCK_STREAM | socket.SOCK_NONBLOCK)  # one syscall, not two
     try:
-        return sock, sock.connect_ex((str(address), port))
+        return sock, sock.connect_ex((host, port))
     except BaseException:
         sock.close()
         raise
@@ -208,10 +234,9 @@ def guarded_source_address(scope: Scope, ip: str | IPAddress) -> str:
     A connected UDP socket only consults the routing table: nothing is sent. The target is still
     checked first, like every socket of the survey.
     """
-    address, _ = scope._admit(ip)
-    family = socket.AF_INET if address.version == 4 else socket.AF_INET6
+    family, host = scope._admit_host(ip)
     with socket.socket(family, socket.SOCK_DGRAM) as probe:
-        probe.connect((str(address), 9))  # discard port; UDP connect sends no packet
+        probe.connect((host, 9))  # discard port; UDP connect sends no packet
         return probe.getsockname()[0]
 
 
@@ -389,7 +414,6 @@ def _parse_address(ip: str | IPAddress) -> IPAddress | None:
 # -- the in-scope address set as disjoint integer intervals ---------------------------------------
 
 Interval = tuple[int, int, int]  # (version, first, last) inclusive
-_AFTER_ANY = 1 << 129  # sorts after every ``last``, so bisect finds the interval starting at or before
 
 
 @dataclass(frozen=True)
@@ -400,31 +424,42 @@ class _IntervalIndex:
     intervals: tuple[Interval, ...]
     starts: tuple[int, ...]  # cumulative count before each interval
     total: int
+    #: Per IP version, the sorted firsts and lasts as plain ints: a membership test is one bisect.
+    firsts: dict[int, list[int]] = field(default_factory=dict)
+    lasts: dict[int, list[int]] = field(default_factory=dict)
 
     @classmethod
     def build(cls, allowed: list[Interval]) -> _IntervalIndex:
         starts, total = [], 0
-        for _, first, last in allowed:
+        firsts: dict[int, list[int]] = {4: [], 6: []}
+        lasts: dict[int, list[int]] = {4: [], 6: []}
+        for version, first, last in allowed:
             starts.append(total)
             total += last - first + 1
-        return cls(tuple(allowed), tuple(starts), total)
+            firsts[version].append(first)
+            lasts[version].append(last)
+        return cls(tuple(allowed), tuple(starts), total, firsts, lasts)
 
     def contains(self, address: IPAddress) -> bool:
-        slot = bisect.bisect_right(self.intervals, (address.version, int(address), _AFTER_ANY)) - 1
-        if slot < 0:
-            return False
-        version, first, last = self.intervals[slot]
-        return version == address.version and first <= int(address) <= last
+        return self.contains_value(address.version, int(address))
+
+    def contains_value(self, version: int, value: int) -> bool:
+        slot = bisect.bisect_right(self.firsts[version], value) - 1
+        return slot >= 0 and value <= self.lasts[version][slot]
+
+    def value_at(self, index: int) -> tuple[int, int]:
+        """(IP version, address as an int) of the ``index``-th address."""
+        if not 0 <= index < self.total:
+            raise IndexError(f"target index {index} outside 0..{self.total - 1}")
+        slot = bisect.bisect_right(self.starts, index) - 1
+        version, first, _ = self.intervals[slot]
+        return version, first + index - self.starts[slot]
 
     def address_at(self, index: int) -> str:
         return str(self.address_object_at(index))
 
     def address_object_at(self, index: int) -> IPAddress:
-        if not 0 <= index < self.total:
-            raise IndexError(f"target index {index} outside 0..{self.total - 1}")
-        slot = bisect.bisect_right(self.starts, index) - 1
-        version, first, _ = self.intervals[slot]
-        value = first + index - self.starts[slot]
+        version, value = self.value_at(index)
         return ipaddress.IPv4Address(value) if version == 4 else ipaddress.IPv6Address(value)
 
 

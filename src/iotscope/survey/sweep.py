@@ -17,18 +17,22 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import multiprocessing
 import resource
 import select
+import signal
 import socket
 import struct
 import time
-from collections import OrderedDict
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, fields
+from functools import partial
+from multiprocessing.connection import Connection
 
 from iotscope.survey.journal import OpenPort
-from iotscope.survey.permutation import CyclicPermutation
-from iotscope.survey.scope import IPAddress, Scope, start_guarded_connect
+from iotscope.survey.permutation import CyclicPermutation, Shard
+from iotscope.survey.scope import Scope, start_guarded_connect
 
 #: Where IoT devices take logins: telnet (23, Mirai's 2323), SSH, HTTP (80, 8080), FTP.
 DEFAULT_PORTS = (23, 2323, 22, 80, 8080, 21)
@@ -94,12 +98,20 @@ class TokenBucket:
         self._burst = (self.capacity - 1) * self._interval
         self._next = time.monotonic() - self._burst
 
-    async def take(self) -> None:
+    def reserve(self) -> float:
+        """Take a token now: the seconds to wait before using it (0.0 if it may be used at once).
+
+        The sweep calls this instead of :meth:`take` on its hot path, so an unlimited rate costs
+        no coroutine per attempt."""
         now = time.monotonic()
         slot = max(self._next, now - self._burst)
         self._next = slot + self._interval
-        if slot > now:
-            await asyncio.sleep(slot - now)
+        return slot - now if slot > now else 0.0
+
+    async def take(self) -> None:
+        delay = self.reserve()
+        if delay:
+            await asyncio.sleep(delay)
 
 
 def usable_concurrency(requested: int) -> int:
@@ -123,17 +135,57 @@ async def sweep(
     checkpoint: Checkpoint | None = None,
     checkpoint_interval: float = 1.0,
     progress: Callable[[SweepProgress], None] | None = None,
+    workers: int = 1,
 ) -> SweepStats:
     """Connect to every (address, port) of ``permutation``'s shard, from ``start_position`` on.
 
     The index space is ``scope.authorized_count * len(ports)``, index ``i`` meaning address
     ``scope.authorized_at(i // len(ports))`` and port ``ports[i % len(ports)]``. Cancelling the
     task (Ctrl-C) saves a final checkpoint before the ``CancelledError`` propagates.
+
+    ``workers`` > 1 sweeps in that many forked processes, because one event loop is bound to
+    one core: worker ``j`` takes the positions ``p`` with ``p % workers == j`` (disjoint, together
+    complete) at ``rate / workers`` with ``concurrency / workers`` in flight, so the totals hold.
+    Their checkpoints are merged into one (the lowest watermark plus everything done above it),
+    so a resumed sweep needs no per-worker state and may use another number of workers.
     """
     if permutation.size != scope.authorized_count * len(ports):
         raise ValueError("permutation size does not match scope x ports")
+    if workers < 1:
+        raise ValueError(f"workers must be at least 1, not {workers}")
+    lane_sweep = partial(
+        _sweep_lane, scope, ports, permutation, timeout=timeout, start_position=start_position,
+        checkpoint_interval=checkpoint_interval,
+    )
+    if workers == 1:
+        return await lane_sweep(
+            Shard(), rate=rate, concurrency=concurrency, done_above=done_above,
+            checkpoint=checkpoint, progress=progress,
+        )
+    return await _sweep_in_processes(
+        lane_sweep, permutation.positions, workers, rate=rate, concurrency=concurrency,
+        start_position=start_position, done_above=done_above, checkpoint=checkpoint, progress=progress,
+    )
+
+
+async def _sweep_lane(
+    scope: Scope,
+    ports: list[int],
+    permutation: CyclicPermutation,
+    lane: Shard,
+    *,
+    rate: float,
+    concurrency: int,
+    timeout: float,
+    start_position: int,
+    done_above: list[int] | None,
+    checkpoint: Checkpoint | None,
+    checkpoint_interval: float,
+    progress: Callable[[SweepProgress], None] | None,
+) -> SweepStats:
+    """The sweep in this process, over the positions of ``lane`` (all of them for ``Shard()``)."""
     limit = usable_concurrency(concurrency)
-    run = _SweepRun(scope, permutation, start_position, set(done_above or ()), limit)
+    run = _SweepRun(scope, permutation, lane, start_position, set(done_above or ()), limit)
     bucket = TokenBucket(rate)
     started = time.monotonic()
 
@@ -169,23 +221,207 @@ async def sweep(
     return run.stats
 
 
+# -- several processes --------------------------------------------------------------------------------
+
+#: Seconds a stopped worker gets to send its last checkpoint and exit before it is terminated.
+_WORKER_STOP_GRACE = 5.0
+
+
+async def _sweep_in_processes(
+    lane_sweep: Callable[..., Awaitable[SweepStats]],
+    positions: int,
+    workers: int,
+    *,
+    rate: float,
+    concurrency: int,
+    start_position: int,
+    done_above: list[int] | None,
+    checkpoint: Checkpoint | None,
+    progress: Callable[[SweepProgress], None] | None,
+) -> SweepStats:
+    """Run ``lane_sweep`` for lanes 0..workers-1 in forked processes, merging what they report.
+
+    Fork, not spawn: a worker needs the loaded scope and starts in milliseconds instead of
+    re-importing everything. Workers ignore SIGINT; the parent stops them (on Ctrl-C or SIGTERM,
+    as a cancellation), and they send a last checkpoint before exiting.
+    """
+    started = time.monotonic()
+    context = multiprocessing.get_context("fork")
+    loop = asyncio.get_running_loop()
+    merged = _MergedLanes(positions, workers, start_position, done_above or [])
+    ended = loop.create_future()
+    results: dict[int, SweepStats] = {}
+    connections, processes = [], []
+
+    def receive(lane: int) -> None:
+        try:
+            message = connections[lane].recv()
+        except (EOFError, OSError):
+            loop.remove_reader(connections[lane].fileno())
+            merged.ended.add(lane)
+            if len(merged.ended) == workers and not ended.done():
+                ended.set_result(None)
+            return
+        kind, *body = message
+        if kind == "checkpoint":
+            merged.update(lane, *body)
+            if checkpoint is not None:
+                checkpoint(*merged.checkpoint(), merged.finished())
+        elif kind == "progress":
+            merged.progress[lane] = body[0]
+            if progress is not None:
+                progress(merged.merged_progress())
+        else:
+            results[lane] = body[0]
+
+    try:
+        for lane in range(workers):
+            parent_end, child_end = context.Pipe()
+            job = partial(
+                lane_sweep, Shard(lane, workers), rate=rate / workers, concurrency=max(1, concurrency // workers),
+                done_above=merged.ahead[lane],
+            )
+            process = context.Process(target=_worker_main, args=(child_end, job), daemon=True)
+            process.start()
+            child_end.close()  # so the parent sees EOF when the worker exits
+            connections.append(parent_end)
+            processes.append(process)
+            loop.add_reader(parent_end.fileno(), receive, lane)
+        try:
+            await ended
+        except asyncio.CancelledError:
+            _stop_workers(connections, merged.ended, receive)
+            raise
+    finally:
+        for connection in connections:
+            if not connection.closed:
+                loop.remove_reader(connection.fileno())
+                connection.close()
+        for process in processes:
+            process.join(_WORKER_STOP_GRACE)
+            if process.is_alive():
+                process.terminate()
+                process.join()
+    failed = [lane for lane in range(workers) if lane not in results]
+    if failed:
+        lane = failed[0]
+        raise ChildProcessError(
+            f"sweep worker {lane + 1}/{workers} ended with exit status {processes[lane].exitcode} before finishing; "
+            "progress up to its last checkpoint is saved"
+        )
+    stats = SweepStats(seconds=time.monotonic() - started, open_ports=merged.found)
+    for result in results.values():
+        for counter in fields(SweepCounts):
+            setattr(stats, counter.name, getattr(stats, counter.name) + getattr(result, counter.name))
+        stats.concurrency += result.concurrency
+    return stats
+
+
+def _stop_workers(connections: list[Connection], ended: set[int], receive: Callable[[int], None]) -> None:
+    """Ask every worker to stop and take their last messages (blocking: the sweep is ending)."""
+    for connection in connections:
+        try:
+            connection.send(None)
+        except OSError:
+            pass  # that worker has exited already
+    deadline = time.monotonic() + _WORKER_STOP_GRACE
+    for lane, connection in enumerate(connections):
+        while lane not in ended and connection.poll(max(0.0, deadline - time.monotonic())):
+            receive(lane)
+        if lane not in ended:
+            break  # out of time; the rest is terminated
+
+
+def _worker_main(connection: Connection, job: Callable[..., Awaitable[SweepStats]]) -> None:
+    """A worker process: run ``job`` on a new event loop, talking to the parent over ``connection``."""
+    signal.set_wakeup_fd(-1)  # the fd inherited from the parent's event loop is not ours
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    asyncio.run(_worker(connection, job))
+
+
+async def _worker(connection: Connection, job: Callable[..., Awaitable[SweepStats]]) -> None:
+    loop, task = asyncio.get_running_loop(), asyncio.current_task()
+
+    def stop() -> None:  # a message from the parent, or its end of the pipe closing
+        loop.remove_reader(connection.fileno())
+        task.cancel()
+
+    loop.add_reader(connection.fileno(), stop)
+    try:
+        stats = await job(
+            checkpoint=lambda *state: connection.send(("checkpoint", *state)),
+            progress=lambda p: connection.send(("progress", p)),
+        )
+    except asyncio.CancelledError:
+        return  # the sweep sent its last checkpoint
+    stats.open_ports = []  # sent with the checkpoints already
+    connection.send(("stats", stats))
+
+
+class _MergedLanes:
+    """The workers' checkpoints and progress as one sweep's: what the journal and the bar see."""
+
+    def __init__(self, positions: int, lanes: int, start: int, done_above: list[int]) -> None:
+        self.lanes = lanes
+        self.marks = [start] * lanes  # per lane: every position of the lane below is done
+        self.ahead = [[p for p in done_above if p % lanes == lane] for lane in range(lanes)]
+        self.done = [False] * lanes
+        self.progress: dict[int, SweepProgress] = {}
+        self.found: list[OpenPort] = []
+        self.ended: set[int] = set()
+        self._positions = positions
+        self._start = start
+        self._unsaved: list[OpenPort] = []
+
+    def update(self, lane: int, mark: int, ahead: list[int], found: list[OpenPort], finished: bool) -> None:
+        self.marks[lane], self.ahead[lane], self.done[lane] = mark, ahead, finished
+        self.found += found
+        self._unsaved += found
+
+    def finished(self) -> bool:
+        return all(self.done)
+
+    def checkpoint(self) -> tuple[int, list[int], list[OpenPort]]:
+        """The lowest watermark, and above it each lane's positions below its own watermark
+        plus those it finished ahead; the open ports not handed out yet."""
+        low = min(self.marks)
+        done_above: list[int] = []
+        for lane, (mark, ahead) in enumerate(zip(self.marks, self.ahead)):
+            done_above += range(low + (lane - low) % self.lanes, mark, self.lanes)
+            done_above += ahead
+        found, self._unsaved = self._unsaved, []
+        return low, sorted(done_above), found
+
+    def merged_progress(self) -> SweepProgress:
+        counts = {f.name: sum(getattr(p, f.name) for p in self.progress.values()) for f in fields(SweepCounts)}
+        done = min((p.positions_done for p in self.progress.values()), default=self._start)
+        if len(self.progress) < self.lanes:
+            done = min(done, self._start)
+        return SweepProgress(positions_done=done, positions_total=self._positions, **counts)
+
+
 async def _dispatch(
     run: _SweepRun, engine: _ConnectEngine, bucket: TokenBucket, ports: list[int], start: int, limit: int
 ) -> None:
     """Start a connect per target as tokens and room allow; return when none is in flight."""
-    scope, nports, since_yield = run.scope, len(ports), 0
+    nports, since_yield, done_before = len(ports), 0, run.done_before_resume
+    target_at = run.scope.authorized_target_at
+    lane, lanes = run.lane.index, run.lane.count
     for position, index in run.permutation.walk(start):
-        if position in run.done_before_resume:
+        if (lanes > 1 and position % lanes != lane) or position in done_before:
             continue
-        address = scope.authorized_at(index // nports)
-        if not scope.is_allowed(address):  # blocklisted: skipped without spending a token
+        host = target_at(index // nports)
+        if host is None:  # blocklisted: skipped without spending a token
             run.skip(position)
             continue
         while len(engine) >= limit:
             await engine.wait_for_room()
-        await bucket.take()
+        delay = bucket.reserve()
+        if delay:
+            await asyncio.sleep(delay)
         run.start(position)
-        engine.start(position, address, ports[index % nports])
+        engine.start(position, host, ports[index % nports])
         since_yield += 1
         if since_yield == 256:  # let completions, checkpoints and Ctrl-C in
             since_yield = 0
@@ -198,10 +434,12 @@ class _SweepRun:
     """The bookkeeping of one sweep: positions in flight, the watermark, counters, open ports."""
 
     def __init__(
-        self, scope: Scope, permutation: CyclicPermutation, start: int, done_before_resume: set[int], concurrency: int,
+        self, scope: Scope, permutation: CyclicPermutation, lane: Shard, start: int, done_before_resume: set[int],
+        concurrency: int,
     ) -> None:
         self.scope = scope
         self.permutation = permutation
+        self.lane = lane
         self.done_before_resume = done_before_resume
         self.stats = SweepStats(concurrency=concurrency)
         self.stats.skipped = len(done_before_resume)
@@ -257,15 +495,19 @@ class _ConnectEngine:
 
     Why not one ``sock_connect`` future per attempt: asyncio's per-socket machinery costs several
     times the connect itself, and the sweep must keep up with ``nmap -sT``. Every socket still
-    comes from the scope's guard (:func:`start_guarded_connect`). All attempts share one timeout,
-    so insertion order is deadline order and expiry only ever looks at the oldest.
+    comes from the scope's guard (:func:`start_guarded_connect`). Per attempt the engine makes
+    as few system calls as it can: closing a socket also removes it from the epoll (no
+    unregister), and the event itself tells an accepted connect (writable, no error) from a
+    failed one, so ``SO_ERROR`` is read only to tell a refusal from other errors. All attempts
+    share one timeout, so start order is deadline order and expiry only looks at the oldest.
     """
 
     def __init__(self, run: _SweepRun, timeout: float) -> None:
         self._run = run
         self._timeout = timeout
         self._epoll = select.epoll()
-        self._pending: OrderedDict[int, tuple[socket.socket, int, IPAddress, int, float]] = OrderedDict()
+        self._pending: dict[int, tuple[socket.socket, int, str, int]] = {}  # fd -> (sock, position, host, port)
+        self._deadlines: deque[tuple[float, int, int]] = deque()  # (deadline, fd, position), oldest first
         self._room = asyncio.Event()
         self._loop = asyncio.get_running_loop()
         self._loop.add_reader(self._epoll.fileno(), self._on_ready)
@@ -277,38 +519,47 @@ class _ConnectEngine:
         self._room.clear()
         await self._room.wait()
 
-    def start(self, position: int, address: IPAddress, port: int) -> None:
+    def start(self, position: int, host: str, port: int) -> None:
         try:
-            sock, error = start_guarded_connect(self._run.scope, address, port)
+            sock, error = start_guarded_connect(self._run.scope, host, port)
         except OSError:  # no file descriptor or buffer left: an error of ours, counted
             self._run.done(position, "errors")
             return
+        if error == errno.EINPROGRESS:
+            # A refusal may be in already (a local RST, loopback): one getsockopt is cheaper than
+            # watching the socket. 0 means pending or connected, and epoll tells which.
+            error = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) or errno.EINPROGRESS
         if error != errno.EINPROGRESS:
-            self._conclude(sock, position, address, port, error)
+            self._conclude(sock, position, host, port, error)
             return
-        self._pending[sock.fileno()] = (sock, position, address, port, time.monotonic() + self._timeout)
-        self._epoll.register(sock.fileno(), select.EPOLLOUT)
+        fd = sock.fileno()
+        self._pending[fd] = (sock, position, host, port)
+        self._deadlines.append((time.monotonic() + self._timeout, fd, position))
+        self._epoll.register(fd, select.EPOLLOUT)
 
     def _on_ready(self) -> None:
-        for fd, _ in self._epoll.poll(0):
-            sock, position, address, port, _ = self._pending.pop(fd)
-            self._epoll.unregister(fd)
-            self._conclude(sock, position, address, port, sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR))
+        pending, conclude = self._pending, self._conclude
+        for fd, events in self._epoll.poll(0):
+            sock, position, host, port = pending.pop(fd)
+            error = 0
+            if events & select.EPOLLERR:
+                error = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) or errno.EIO
+            conclude(sock, position, host, port, error)
         self._room.set()
 
     def expire(self) -> None:
-        now = time.monotonic()
-        while self._pending:
-            fd, (sock, position, _, _, deadline) = next(iter(self._pending.items()))
-            if deadline > now:
-                break
-            del self._pending[fd]
-            self._epoll.unregister(fd)
-            sock.close()
+        now, pending, deadlines = time.monotonic(), self._pending, self._deadlines
+        while deadlines and deadlines[0][0] <= now:
+            _, fd, position = deadlines.popleft()
+            entry = pending.get(fd)
+            if entry is None or entry[1] != position:
+                continue  # finished already (the fd may be another attempt's by now)
+            del pending[fd]
+            entry[0].close()
             self._run.done(position, "timeouts")
         self._room.set()
 
-    def _conclude(self, sock: socket.socket, position: int, address: IPAddress, port: int, error: int) -> None:
+    def _conclude(self, sock: socket.socket, position: int, host: str, port: int, error: int) -> None:
         if error:
             sock.close()
             self._run.done(position, "closed" if error == errno.ECONNREFUSED else "errors")
@@ -317,7 +568,7 @@ class _ConnectEngine:
         # Reset instead of FIN: the device frees the connection at once, we keep no TIME_WAIT.
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RESET)
         sock.close()
-        self._run.found(position, OpenPort(str(address), port, scanner))
+        self._run.found(position, OpenPort(host, port, scanner))
 
     def close(self) -> None:
         """Drop whatever is still in flight (cancelled sweep): those positions stay undone."""
@@ -325,4 +576,5 @@ class _ConnectEngine:
         for sock, *_ in self._pending.values():
             sock.close()
         self._pending.clear()
+        self._deadlines.clear()
         self._epoll.close()
