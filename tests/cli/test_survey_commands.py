@@ -83,6 +83,7 @@ def test_run_then_report(tmp_path: Path, scope_file: Path, mute_device: int) -> 
     (["--ports", "23,http"], "expected comma-separated numbers"),
     (["--ports", "0"], "ports are 1..65535"),
     (["--rate", "0"], "--rate must be positive"),
+    (["--workers", "0"], "--workers must be at least 1, not 0"),
     (["--credentials", "missing.toml"], "credential file not found"),
     (["--max-attempts", "0"], "--max-attempts must be at least 1, not 0"),
     (["--attempt-delay", "-0.5"], "--attempt-delay must be 0 or more seconds, not -0.5"),
@@ -148,9 +149,12 @@ def test_report_of_missing_store(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "no survey in this store" in result.output
 
 
-def test_sigterm_saves_progress_and_resume_continues(tmp_path: Path, scope_file: Path) -> None:
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_sigterm_saves_progress_and_resume_continues(tmp_path: Path, scope_file: Path, workers: str) -> None:
+    """With sweep worker processes too: the parent stops them and merges their last checkpoints."""
     store = tmp_path / "store"
-    args = ["survey", "run", "--scope", str(scope_file), "--store", str(store), "--ports", "1,2,3,4,5,6,7,8", "--rate", "20"]
+    args = ["survey", "run", "--scope", str(scope_file), "--store", str(store), "--workers", workers,
+            "--ports", "1,2,3,4,5,6,7,8", "--rate", "20"]
     process = subprocess.Popen([sys.executable, "-m", "iotscope", *args], stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 20

@@ -268,3 +268,72 @@ def test_ipv6_loopback_sweep() -> None:
         server.close()
     assert [(p.ip, p.port, p.scanner) for p in stats.open_ports] == [("::1", ports[0], "::1")]
     assert (stats.attempted, stats.closed) == (2, 1)
+
+
+# -- several worker processes -----------------------------------------------------------------------
+
+
+def test_workers_find_what_one_process_finds(scope: Scope, listeners: Listeners) -> None:
+    ports = [listeners.port, closed_port()]
+    permutation = CyclicPermutation(scope.authorized_count * len(ports), 13)
+    one = asyncio.run(sweep(scope, ports, permutation, rate=5000, concurrency=32, timeout=2))
+    two = asyncio.run(sweep(scope, ports, permutation, rate=5000, concurrency=32, timeout=2, workers=2))
+    expected = {(h, listeners.port) for h in ("127.0.0.2", "127.0.0.17", "127.0.0.33")}
+    assert {(p.ip, p.port) for p in one.open_ports} == expected
+    assert sorted((p.ip, p.port, p.scanner) for p in two.open_ports) == sorted((p.ip, p.port, p.scanner) for p in one.open_ports)
+    assert (two.attempted, two.closed, two.skipped, two.concurrency) == (126, 123, 2, 32)
+    assert listeners.count() == {h: 2 for h in ("127.0.0.2", "127.0.0.17", "127.0.0.33")}  # once per sweep
+
+
+def test_workers_share_the_rate_limit(scope: Scope) -> None:
+    """Attempts over time, as the merged progress counts them, stay on the total rate."""
+    ports = [closed_port(), closed_port() + 1, closed_port() + 2, closed_port() + 3]
+    permutation = CyclicPermutation(scope.authorized_count * len(ports), 4)
+    rate = 500.0
+    curve: list[tuple[float, int]] = []
+    started = time.monotonic()
+    stats = asyncio.run(sweep(
+        scope, ports, permutation, rate=rate, concurrency=64, timeout=2, workers=2, checkpoint_interval=0.05,
+        progress=lambda p: curve.append((time.monotonic() - started, p.attempted)),
+    ))
+    assert stats.attempted == 63 * 4
+    assert 252 / rate - 0.05 <= stats.seconds < 252 / rate + 0.6, stats.seconds  # one rate, not one per worker
+    assert len(curve) >= 5
+    assert all(attempted <= rate * seconds + 10 for seconds, attempted in curve), curve
+
+
+def test_interrupted_workers_resume_without_reprobing(scope: Scope, listeners: Listeners) -> None:
+    ports = [listeners.port, closed_port()]
+    permutation = CyclicPermutation(scope.authorized_count * len(ports), 9)
+    saved: list[tuple[int, list[int], list[OpenPort], bool]] = []
+    progress: list[SweepProgress] = []
+
+    async def interrupted() -> None:
+        task = asyncio.create_task(sweep(
+            scope, ports, permutation, rate=200, concurrency=4, timeout=2, workers=2,
+            checkpoint=lambda *state: saved.append(state), checkpoint_interval=0.05, progress=progress.append,
+        ))
+        await asyncio.sleep(0.4)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(interrupted())
+    position, done_above, _, finished = saved[-1]
+    assert not finished and 0 < position < permutation.positions
+    assert all(p >= position for p in done_above)
+    first_open = [p for state in saved for p in state[2]]
+    stats = asyncio.run(sweep(
+        scope, ports, permutation, rate=5000, concurrency=4, timeout=2, workers=2,
+        start_position=position, done_above=done_above,
+    ))
+    found = {(p.ip, p.port) for p in first_open + stats.open_ports}
+    assert found == {(h, listeners.port) for h in ("127.0.0.2", "127.0.0.17", "127.0.0.33")}
+    assert 126 <= progress[-1].attempted + stats.attempted <= 126 + 4
+    counts = listeners.count()
+    assert all(counts[h] == 1 for h in ("127.0.0.2", "127.0.0.17", "127.0.0.33")), counts
+
+
+def test_workers_must_be_positive(scope: Scope) -> None:
+    with pytest.raises(ValueError, match="workers must be at least 1"):
+        asyncio.run(sweep(scope, [1], CyclicPermutation(scope.authorized_count, 1), workers=0))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import resource
 import signal
 from collections.abc import Coroutine
@@ -44,6 +45,7 @@ def run(
     resume: Annotated[bool, typer.Option("--resume", help="Continue the unfinished survey of the same job.")] = False,
     import_file: Annotated[Path | None, typer.Option("--import", help="Open ports from zmap CSV or masscan -oL/-oJ instead of sweeping.")] = None,
     concurrency: Annotated[int, typer.Option(help="Connection attempts in flight at most.")] = DEFAULT_CONCURRENCY,
+    workers: Annotated[int, typer.Option(help="Sweep processes sharing --rate and --concurrency (default: one per CPU core).")] = os.cpu_count() or 1,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for one TCP connect in the sweep.")] = DEFAULT_CONNECT_TIMEOUT,
     probe_concurrency: Annotated[int, typer.Option(help="Devices probed at the same time (each one service at a time).")] = DEFAULT_PROBE_CONCURRENCY,
     max_attempts: Annotated[int, typer.Option(help="Login attempts per service on one device at most; lower it where devices lock accounts.")] = _DEFAULT_LIMITS.max_attempts,
@@ -65,6 +67,8 @@ def run(
             raise ValueError("--rate must be positive")
         if concurrency < 1 or probe_concurrency < 1 or not timeout > 0:
             raise ValueError("--concurrency and --probe-concurrency must be at least 1, --timeout positive")
+        if workers < 1:
+            raise ValueError(f"--workers must be at least 1, not {workers}")
         if max_attempts < 1:
             raise ValueError(f"--max-attempts must be at least 1, not {max_attempts}")
         if not attempt_delay >= 0:  # NaN included
@@ -97,6 +101,7 @@ def run(
                 scope, store=store, credentials=credential_list, ports=port_list, rate=rate,
                 shard=shard_value, resume=resume, progress=on_progress, concurrency=concurrency,
                 connect_timeout=timeout, probe_concurrency=probe_concurrency, l4_file=import_file, limits=limits,
+                workers=workers,
             )))
         except (L4ImportError, OutOfScopeError, JournalError, ValueError) as exc:
             fail(str(exc))

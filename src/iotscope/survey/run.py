@@ -95,8 +95,12 @@ async def run_survey(
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
     probe_concurrency: int = DEFAULT_PROBE_CONCURRENCY,
     l4_file: Path | None = None,
+    workers: int = 1,
 ) -> SurveySummary:
-    """Survey ``scope`` x ``ports`` and store the evidence in ``store``; see the module doc."""
+    """Survey ``scope`` x ``ports`` and store the evidence in ``store``; see the module doc.
+
+    ``workers`` processes share the sweep (see :func:`~iotscope.survey.sweep.sweep`); a resumed
+    run may use another number than the interrupted one."""
     ports = _check_ports(ports)
     started = time.monotonic()
     findings_dataset = FindingsDataset(store)
@@ -114,7 +118,9 @@ async def run_survey(
                 summary.imported = read_l4_file(l4_file, scope, ports)
                 journal.add_open_ports(job.survey_id, summary.imported.open_ports)
             else:
-                summary.sweep = await _sweep_phase(scope, ports, shard, job, journal, rate, concurrency, connect_timeout, progress)
+                summary.sweep = await _sweep_phase(
+                    scope, ports, shard, job, journal, rate, concurrency, connect_timeout, workers, progress,
+                )
         open_ports = journal.open_ports(job.survey_id)
         summary.open_ports = len(open_ports)
         done = journal.probed(job.survey_id)
@@ -130,7 +136,7 @@ async def run_survey(
 
 async def _sweep_phase(
     scope: Scope, ports: list[int], shard: Shard, job: SurveyJob, journal: SurveyJournal,
-    rate: float, concurrency: int, connect_timeout: float,
+    rate: float, concurrency: int, connect_timeout: float, workers: int,
     progress: Callable[[SurveyProgress], None] | None,
 ) -> SweepStats:
     permutation = CyclicPermutation(scope.authorized_count * len(ports), job.seed, shard)
@@ -146,7 +152,7 @@ async def _sweep_phase(
     return await sweep(
         scope, ports, permutation, rate=rate, concurrency=concurrency, timeout=connect_timeout,
         start_position=job.sweep_position, done_above=job.sweep_done_above,
-        checkpoint=checkpoint, progress=on_progress,
+        checkpoint=checkpoint, progress=on_progress, workers=workers,
     )
 
 

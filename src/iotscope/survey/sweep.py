@@ -242,8 +242,9 @@ async def _sweep_in_processes(
     """Run ``lane_sweep`` for lanes 0..workers-1 in forked processes, merging what they report.
 
     Fork, not spawn: a worker needs the loaded scope and starts in milliseconds instead of
-    re-importing everything. Workers ignore SIGINT; the parent stops them (on Ctrl-C or SIGTERM,
-    as a cancellation), and they send a last checkpoint before exiting.
+    re-importing everything. Workers ignore SIGINT and SIGTERM (a terminal or ``systemctl stop``
+    signals the whole group): the parent stops them when it is cancelled, and they send a last
+    checkpoint before exiting; a worker whose parent is gone stops by itself.
     """
     started = time.monotonic()
     context = multiprocessing.get_context("fork")
@@ -300,7 +301,7 @@ async def _sweep_in_processes(
         for process in processes:
             process.join(_WORKER_STOP_GRACE)
             if process.is_alive():
-                process.terminate()
+                process.kill()  # it ignores SIGTERM
                 process.join()
     failed = [lane for lane in range(workers) if lane not in results]
     if failed:
@@ -336,7 +337,7 @@ def _worker_main(connection: Connection, job: Callable[..., Awaitable[SweepStats
     """A worker process: run ``job`` on a new event loop, talking to the parent over ``connection``."""
     signal.set_wakeup_fd(-1)  # the fd inherited from the parent's event loop is not ours
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     asyncio.run(_worker(connection, job))
 
 
