@@ -146,19 +146,20 @@ def bench_sweep(network: str, spec: FleetSpec, scope: Path, args: argparse.Names
     probes = ipaddress.ip_network(network).num_addresses * len(ports)
     print(f"sweep: {probes:,} (address, port) pairs, {len(truth)} open", file=sys.stderr)
 
-    def iotscope_sweep(rate: float, shards: int = 1) -> tuple[Run, set[tuple[str, int]], dict[str, Any]]:
-        """``shards`` processes at once (``--shard i/N``, one permutation seed), as on N cores."""
+    def iotscope_sweep(rate: float, shards: int = 1, workers: int = 1) -> tuple[Run, set[tuple[str, int]], dict[str, Any]]:
+        """``shards`` processes at once (``--shard i/N``, one permutation seed), as on N cores, each
+        sweeping with ``workers`` processes of its own (``survey run --workers``)."""
         seed = str(random.SystemRandom().getrandbits(63))
         commands = [shlex.join(_limited([sys.executable, str(HERE / "sweep_only.py"), "--scope", str(scope),
                                          "--ports", port_text, "--rate", str(rate), "--seed", seed,
-                                         "--shard", f"{i}/{shards}"]))
+                                         "--shard", f"{i}/{shards}", "--workers", str(workers)]))
                     for i in range(1, shards + 1)]
         run = _measure(["sh", "-c", " & ".join(commands) + "; wait"], limited=False)
         results = [json.loads(line) for line in run.stdout.splitlines()]
         found = {(ip, port) for result in results for ip, port in result.pop("open")}
         engine = {"seconds": max(r["seconds"] for r in results), "attempted": sum(r["attempted"] for r in results),
                   "closed": sum(r["closed"] for r in results), "timeouts": sum(r["timeouts"] for r in results),
-                  "errors": sum(r["errors"] for r in results), "processes": shards}
+                  "errors": sum(r["errors"] for r in results), "processes": shards * workers}
         return run, found, engine
 
     rows = []
@@ -166,7 +167,10 @@ def bench_sweep(network: str, spec: FleetSpec, scope: Path, args: argparse.Names
     nmap = _measure(nmap_cmd)
     rows.append(_sweep_row("nmap -sT -T4 --max-retries 0", " ".join(nmap_cmd), probes, nmap, parse_grepable(nmap.stdout), truth))
     run, found, engine = iotscope_sweep(1e9)
-    rows.append(_sweep_row("iotscope sweep, rate unlimited", "--rate 1e9 (concurrency 1000, timeout 2 s)",
+    rows.append(_sweep_row("iotscope sweep, rate unlimited, --workers 1", "--rate 1e9 (concurrency 1000, timeout 2 s)",
+                           probes, run, found, truth, engine))
+    run, found, engine = iotscope_sweep(1e9, workers=2)
+    rows.append(_sweep_row("iotscope sweep, rate unlimited, --workers 2", "one command, two sweep processes",
                            probes, run, found, truth, engine))
     run, found, engine = iotscope_sweep(1e9, shards=2)
     rows.append(_sweep_row("iotscope sweep, rate unlimited, --shard 1/2 + 2/2 at once", "two processes, one per core",
