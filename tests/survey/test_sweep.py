@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import multiprocessing
 import socket
 import time
 from collections import Counter
@@ -337,3 +338,18 @@ def test_interrupted_workers_resume_without_reprobing(scope: Scope, listeners: L
 def test_workers_must_be_positive(scope: Scope) -> None:
     with pytest.raises(ValueError, match="workers must be at least 1"):
         asyncio.run(sweep(scope, [1], CyclicPermutation(scope.authorized_count, 1), workers=0))
+
+
+def test_a_failing_checkpoint_ends_the_sweep_and_its_workers(scope: Scope) -> None:
+    """As in one process, an error saving progress (disk full) ends the sweep; no worker lingers."""
+    def disk_full(*state: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    started = time.monotonic()
+    with pytest.raises(OSError, match="No space left"):
+        asyncio.run(sweep(
+            scope, [closed_port()], CyclicPermutation(scope.authorized_count, 2), rate=50, workers=2,
+            checkpoint=disk_full, checkpoint_interval=0.05,
+        ))
+    assert time.monotonic() - started < 1.0  # 63 attempts at 50/s would take 1.3 s
+    assert multiprocessing.active_children() == []

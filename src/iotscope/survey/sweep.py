@@ -264,16 +264,22 @@ async def _sweep_in_processes(
                 ended.set_result(None)
             return
         kind, *body = message
-        if kind == "checkpoint":
-            merged.update(lane, *body)
-            if checkpoint is not None:
-                checkpoint(*merged.checkpoint(), merged.finished())
-        elif kind == "progress":
-            merged.progress[lane] = body[0]
-            if progress is not None:
-                progress(merged.merged_progress())
-        else:
-            results[lane] = body[0]
+        try:
+            if kind == "checkpoint":
+                merged.update(lane, *body)
+                if checkpoint is not None:
+                    checkpoint(*merged.checkpoint(), merged.finished())
+            elif kind == "progress":
+                merged.progress[lane] = body[0]
+                if progress is not None:
+                    progress(merged.merged_progress())
+            elif kind == "failed":
+                raise ChildProcessError(f"sweep worker {lane + 1}/{workers} failed: {body[0]}")
+            else:
+                results[lane] = body[0]
+        except Exception as exc:  # e.g. the journal's disk is full: the sweep ends with it, as in one process
+            if not ended.done():
+                ended.set_exception(exc)
 
     try:
         for lane in range(workers):
@@ -290,7 +296,7 @@ async def _sweep_in_processes(
             loop.add_reader(parent_end.fileno(), receive, lane)
         try:
             await ended
-        except asyncio.CancelledError:
+        except BaseException:  # cancelled (Ctrl-C, SIGTERM), or a failure above
             _stop_workers(connections, merged.ended, receive)
             raise
     finally:
@@ -356,6 +362,9 @@ async def _worker(connection: Connection, job: Callable[..., Awaitable[SweepStat
         )
     except asyncio.CancelledError:
         return  # the sweep sent its last checkpoint
+    except Exception as exc:  # reported by the parent as one line, not a worker's traceback
+        connection.send(("failed", f"{type(exc).__name__}: {exc}"))
+        return
     stats.open_ports = []  # sent with the checkpoints already
     connection.send(("stats", stats))
 
