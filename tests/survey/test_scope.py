@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import socket
 from pathlib import Path
 
 import pytest
@@ -236,6 +237,28 @@ def test_enumeration_is_exactly_the_allowed_set(data: st.DataObject, version: in
         scope.target_at(scope.target_count)
     candidates = {scope.authorized_at(i) for i in range(scope.authorized_count)}
     assert candidates == {a for a in universe if oracle_allows(scope.__class__(scope.source, scope.authorized), a)}
+
+
+def test_sweep_targets_are_the_authorized_space_minus_the_blocklist(loopback_scope: Scope) -> None:
+    """The sweep's integer fast lane gives the same addresses as the ``ipaddress`` path, and None
+    exactly where the guard refuses (the blocklisted half of 127.0.0.0/24)."""
+    for index in range(loopback_scope.authorized_count):
+        address = loopback_scope.authorized_at(index)
+        target = loopback_scope.authorized_target_at(index)
+        if loopback_scope.is_allowed(address):
+            assert target == str(address)
+            family, host = loopback_scope._admit_host(target)
+            assert (family, host) == (socket.AF_INET, target)
+        else:
+            assert target is None and str(address).startswith("127.0.0.")
+            with pytest.raises(OutOfScopeError, match="blocklisted"):
+                loopback_scope._admit_host(str(address))
+
+
+@pytest.mark.parametrize("text", ["127.000.000.001", "127.0.0.01", "0x7f.0.0.1", "127.1", "127.0.0.1 ", " 127.0.0.1"])
+def test_fast_lane_accepts_only_canonical_dotted_quads(loopback_scope: Scope, text: str) -> None:
+    with socket_audit(forbid_sockets=True), pytest.raises(OutOfScopeError):
+        start_guarded_connect(loopback_scope, text, 80)
 
 
 def test_enumeration_of_huge_ranges_is_lazy(tmp_path: Path) -> None:
