@@ -3,7 +3,8 @@
 A TCP connect scan, because it needs no raw sockets or privileges and every attempt goes
 through the scope's guard (:func:`~iotscope.survey.scope.start_guarded_connect`) like any other
 sender; the connects in flight are watched by one epoll inside the asyncio loop, which keeps
-pace with ``nmap -sT``. Three things keep it polite and restartable:
+pace with ``nmap -sT`` in one process, and ``workers`` processes (one per core) outpace it.
+Three things keep it polite and restartable, however many processes share it:
 
 * a global token bucket (default 1,000 connection attempts per second) plus a bound on
   connections in flight;
@@ -225,7 +226,7 @@ async def _sweep_lane(
 
 # -- several processes --------------------------------------------------------------------------------
 
-#: Seconds a stopped worker gets to send its last checkpoint and exit before it is terminated.
+#: Seconds a stopped worker gets to send its last checkpoint and exit before it is killed.
 _WORKER_STOP_GRACE = 5.0
 
 
@@ -254,7 +255,7 @@ async def _sweep_in_processes(
     context = multiprocessing.get_context("fork")
     loop = asyncio.get_running_loop()
     merged = _MergedLanes(positions, workers, start_position, done_above or [])
-    ended = loop.create_future()
+    all_ended = loop.create_future()
     results: dict[int, SweepStats] = {}
     connections, processes = [], []
 
@@ -264,8 +265,8 @@ async def _sweep_in_processes(
         except (EOFError, OSError):
             loop.remove_reader(connections[lane].fileno())
             merged.ended.add(lane)
-            if len(merged.ended) == workers and not ended.done():
-                ended.set_result(None)
+            if len(merged.ended) == workers and not all_ended.done():
+                all_ended.set_result(None)
             return
         kind, *body = message
         try:
@@ -282,8 +283,8 @@ async def _sweep_in_processes(
             else:
                 results[lane] = body[0]
         except Exception as exc:  # e.g. the journal's disk is full: the sweep ends with it, as in one process
-            if not ended.done():
-                ended.set_exception(exc)
+            if not all_ended.done():
+                all_ended.set_exception(exc)
 
     try:
         for lane in range(workers):
@@ -298,11 +299,10 @@ async def _sweep_in_processes(
             connections.append(parent_end)
             processes.append(process)
             loop.add_reader(parent_end.fileno(), receive, lane)
-        try:
-            await ended
-        except BaseException:  # cancelled (Ctrl-C, SIGTERM), or a failure above
-            _stop_workers(connections, merged.ended, receive)
-            raise
+        await all_ended
+    except BaseException:  # cancelled (Ctrl-C, SIGTERM), or a failure above
+        _stop_workers(connections, merged.ended, receive)
+        raise
     finally:
         for connection in connections:
             if not connection.closed:
