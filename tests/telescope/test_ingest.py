@@ -154,3 +154,19 @@ def test_kill_9_during_ingest_then_rerun_counts_exactly_once(tmp_path: Path) -> 
 
     iotscope("ingest", str(small), str(big), "--store", str(crashed))
     assert json.loads(iotscope("stats", "--store", str(crashed), "--json").stdout) == expected
+
+
+def test_directory_of_captures_is_ingested_in_name_order(capture: Path, tmp_path: Path) -> None:
+    sensor = tmp_path / "sensor"
+    (sensor / "day2").mkdir(parents=True)
+    (sensor / "README.txt").write_text("captures from the darknet sensor\n")
+    (sensor / "day2" / "b.pcap").write_bytes(capture.read_bytes())
+    iotscope("simulate", "--out", str(sensor / "a.pcapng.gz"), "--packets", "2000", "--seed", "3")
+    result = iotscope("ingest", str(sensor), "--store", str(tmp_path / "store"))
+    assert result.stderr.index("a.pcapng.gz") < result.stderr.index("b.pcap")
+    stats = json.loads(iotscope("stats", "--store", str(tmp_path / "store"), "--json").stdout)
+    assert stats["captures"] == 2 and stats["packets"] == len(tshark_rows(capture)) + 2000
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    refused = iotscope("ingest", str(empty), "--store", str(tmp_path / "store2"), check=False)
+    assert refused.returncode == 2 and "no capture files" in refused.stderr

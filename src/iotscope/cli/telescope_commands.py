@@ -26,15 +26,20 @@ StoreOption = Annotated[Path, typer.Option("--store", help="Store directory (cre
 
 
 def ingest(
-    paths: Annotated[list[Path], typer.Argument(help="pcap / pcapng files, optionally gzip-compressed.")],
+    paths: Annotated[
+        list[Path], typer.Argument(help="pcap / pcapng files (optionally gzip-compressed), or directories of them.")
+    ],
     store: StoreOption,
 ) -> None:
     """Decode darknet captures into the store's Parquet dataset (idempotent, crash-safe)."""
     from iotscope.capture import CaptureError
     from iotscope.store.packets import PacketStore
-    from iotscope.telescope.ingest import check_captures, ingest_file
+    from iotscope.telescope.ingest import capture_files, check_captures, ingest_file
 
     try:
+        paths = capture_files(paths)
+        if not paths:
+            fail("no capture files found (a directory is searched for *.pcap, *.pcapng, *.cap, optionally .gz)")
         check_captures(paths)
         with PacketStore(store) as packet_store, _progress() as progress:
             tasks = {p: progress.add_task(p.name, total=p.stat().st_size) for p in paths}

@@ -45,6 +45,26 @@ class FileReport:
         return self.records / self.seconds if self.seconds > 0 else 0.0
 
 
+#: File names taken from a directory given to ingest (explicitly named files may be called anything).
+CAPTURE_SUFFIXES = (".pcap", ".pcapng", ".cap", ".pcap.gz", ".pcapng.gz", ".cap.gz")
+
+
+def capture_files(paths: Iterable[Path]) -> list[Path]:
+    """The files to ingest: named files as given, directories expanded to the captures inside them.
+
+    A sensor drops a file per interval into a directory, so ``ingest DIR`` takes every file below
+    it whose name ends in one of ``CAPTURE_SUFFIXES``, in name order (oldest first for the usual
+    time-stamped names).
+    """
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            files.extend(sorted(p for p in path.rglob("*") if p.is_file() and p.name.endswith(CAPTURE_SUFFIXES)))
+        else:
+            files.append(path)
+    return files
+
+
 def check_captures(paths: Iterable[Path]) -> None:
     """Open every path's header before anything is written: a bad file refuses the whole run.
 
@@ -110,8 +130,10 @@ def ingest_file(path: Path, store: PacketStore, progress: ProgressCallback | Non
 def ingest(paths: list[Path], store_dir: Path, progress: ProgressCallback | None = None) -> list[FileReport]:
     """Ingest captures into the store at ``store_dir``; each file commits on its own.
 
-    Every file's header is checked first, so a wrong file refuses the run before the store changes.
+    Directories are expanded (:func:`capture_files`). Every file's header is checked first, so a
+    wrong file refuses the run before the store changes.
     """
+    paths = capture_files(paths)
     check_captures(paths)
     with PacketStore(store_dir) as store:
         return [ingest_file(p, store, progress) for p in paths]
