@@ -197,30 +197,32 @@ def test_shards_together_find_what_one_sweep_finds(scope: Scope, listeners: List
     assert sum(listeners.count().values()) == 3
 
 
-def test_interrupted_sweep_resumes_without_reprobing(scope: Scope, listeners: Listeners) -> None:
+@pytest.mark.parametrize(("workers", "run_for"), [(1, 0.3), (2, 0.4)])
+def test_interrupted_sweep_resumes_without_reprobing(
+    scope: Scope, listeners: Listeners, workers: int, run_for: float
+) -> None:
     ports = [listeners.port, closed_port()]
     permutation = CyclicPermutation(scope.authorized_count * len(ports), 9)
     saved: list[tuple[int, list[int], list[OpenPort], bool]] = []
     progress: list[SweepProgress] = []
 
-    async def interrupted() -> int:
+    async def interrupted() -> None:
         task = asyncio.create_task(sweep(
-            scope, ports, permutation, rate=200, concurrency=4, timeout=2,
-            checkpoint=lambda *state: saved.append(state), checkpoint_interval=0.05,
-            progress=progress.append,
+            scope, ports, permutation, rate=200, concurrency=4, timeout=2, workers=workers,
+            checkpoint=lambda *state: saved.append(state), checkpoint_interval=0.05, progress=progress.append,
         ))
-        await asyncio.sleep(0.3)
+        await asyncio.sleep(run_for)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
-        return 0
 
     asyncio.run(interrupted())
     position, done_above, _, finished = saved[-1]
     assert not finished and 0 < position < permutation.positions
+    assert all(p >= position for p in done_above)
     first_open = [p for state in saved for p in state[2]]
     stats = asyncio.run(sweep(
-        scope, ports, permutation, rate=5000, concurrency=4, timeout=2,
+        scope, ports, permutation, rate=5000, concurrency=4, timeout=2, workers=workers,
         start_position=position, done_above=done_above,
     ))
     found = {(p.ip, p.port) for p in first_open + stats.open_ports}
@@ -301,38 +303,6 @@ def test_workers_share_the_rate_limit(scope: Scope) -> None:
     assert 252 / rate - 0.05 <= stats.seconds < 252 / rate + 0.6, stats.seconds  # one rate, not one per worker
     assert len(curve) >= 5
     assert all(attempted <= rate * seconds + 10 for seconds, attempted in curve), curve
-
-
-def test_interrupted_workers_resume_without_reprobing(scope: Scope, listeners: Listeners) -> None:
-    ports = [listeners.port, closed_port()]
-    permutation = CyclicPermutation(scope.authorized_count * len(ports), 9)
-    saved: list[tuple[int, list[int], list[OpenPort], bool]] = []
-    progress: list[SweepProgress] = []
-
-    async def interrupted() -> None:
-        task = asyncio.create_task(sweep(
-            scope, ports, permutation, rate=200, concurrency=4, timeout=2, workers=2,
-            checkpoint=lambda *state: saved.append(state), checkpoint_interval=0.05, progress=progress.append,
-        ))
-        await asyncio.sleep(0.4)
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
-
-    asyncio.run(interrupted())
-    position, done_above, _, finished = saved[-1]
-    assert not finished and 0 < position < permutation.positions
-    assert all(p >= position for p in done_above)
-    first_open = [p for state in saved for p in state[2]]
-    stats = asyncio.run(sweep(
-        scope, ports, permutation, rate=5000, concurrency=4, timeout=2, workers=2,
-        start_position=position, done_above=done_above,
-    ))
-    found = {(p.ip, p.port) for p in first_open + stats.open_ports}
-    assert found == {(h, listeners.port) for h in ("127.0.0.2", "127.0.0.17", "127.0.0.33")}
-    assert 126 <= progress[-1].attempted + stats.attempted <= 126 + 4
-    counts = listeners.count()
-    assert all(counts[h] == 1 for h in ("127.0.0.2", "127.0.0.17", "127.0.0.33")), counts
 
 
 def test_workers_must_be_positive(scope: Scope) -> None:
