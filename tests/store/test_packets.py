@@ -131,3 +131,18 @@ def test_store_of_another_format_is_refused(tmp_path: Path) -> None:
         db.execute("PRAGMA user_version = 99")
     with pytest.raises(StoreError, match="format 99"):
         PacketStore(tmp_path)
+
+
+def test_opening_the_store_during_an_ingest_leaves_its_work_alone(tmp_path: Path) -> None:
+    with PacketStore(tmp_path) as ingesting:
+        writer = ingesting.writer("9" * 64)
+        writer.write(make_batch(np.array([T0, T0 + 1])))
+        writer._flush(T0 // HOUR_US)
+        with PacketStore(tmp_path) as reader:  # e.g. `iotscope stats` in another terminal
+            assert (tmp_path / ".staging" / ("9" * 64)).exists()
+            assert store_stats(reader)["packets"] == 0
+            with pytest.raises(StoreError, match="another ingest"):
+                reader.writer("8" * 64)
+        assert writer.commit("w.pcap", 1, 2, {}).packets == 2
+    with PacketStore(tmp_path) as after:
+        assert store_stats(after)["packets"] == 2

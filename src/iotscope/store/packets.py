@@ -10,10 +10,16 @@ Why it is crash-safe: an ingest writes into ``.staging/``, moves its finished fi
 ``packets/`` and only then commits a row in ``state.sqlite``. Readers use the committed file
 list, and opening a store deletes any file in ``packets/`` that no committed row names (the
 remains of a killed ingest), so a re-run after ``kill -9`` counts every packet exactly once.
+
+An ingest holds an exclusive ``flock`` on ``.ingest.lock`` while it writes. The clean-up on open
+runs only when that lock is free, so ``stats`` or ``sql`` while an ingest runs never deletes the
+ingest's work; the kernel releases the lock of a killed process, so its remains are cleaned next
+time. A second concurrent ingest into the same store is refused.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -55,9 +61,13 @@ class PacketStore:
         except OSError as exc:
             raise StoreError(f"{self.root}: cannot create store ({exc.strerror})") from None
         self.state = StoreState(self.root / "state.sqlite")
+        self._ingest_lock: int | None = None  # file descriptor holding the flock while writing
         self._recover()
 
     def close(self) -> None:
+        if self._ingest_lock is not None:
+            os.close(self._ingest_lock)  # releases the flock
+            self._ingest_lock = None
         self.state.close()
 
     def __enter__(self) -> PacketStore:
@@ -74,16 +84,42 @@ class PacketStore:
         return self.state.ingested(content_hash)
 
     def writer(self, content_hash: str) -> PartitionWriter:
-        """A writer for the packets of one capture, identified by its content hash."""
+        """A writer for the packets of one capture, identified by its content hash.
+
+        Takes the store's ingest lock (kept until :meth:`close`); raises ``StoreError`` when another
+        process is ingesting into this store.
+        """
+        if self._ingest_lock is None:
+            self._ingest_lock = self._try_ingest_lock()
+            if self._ingest_lock is None:
+                raise StoreError(f"{self.root}: another ingest is writing to this store; try again when it ends")
         return PartitionWriter(self, content_hash)
 
+    def _try_ingest_lock(self) -> int | None:
+        fd = os.open(self.root / ".ingest.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return None
+        return fd
+
     def _recover(self) -> None:
-        """Remove what a killed ingest left: the staging area and files no committed row names."""
-        shutil.rmtree(self.root / ".staging", ignore_errors=True)
-        committed = {str(p) for p in self.committed_files()}
-        for path in (self.root / "packets").glob("date=*/hour=*/*.parquet"):
-            if str(path) not in committed:
-                path.unlink()
+        """Remove what a killed ingest left: the staging area and files no committed row names.
+
+        Skipped while another process holds the ingest lock: then those files are its work.
+        """
+        lock = self._try_ingest_lock()
+        if lock is None:
+            return
+        try:
+            shutil.rmtree(self.root / ".staging", ignore_errors=True)
+            committed = {str(p) for p in self.committed_files()}
+            for path in (self.root / "packets").glob("date=*/hour=*/*.parquet"):
+                if str(path) not in committed:
+                    path.unlink()
+        finally:
+            os.close(lock)
 
 
 class PartitionWriter:
