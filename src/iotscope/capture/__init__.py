@@ -7,12 +7,14 @@ The decode stage turns a block into columns; nothing downstream sees the file fo
 
 from __future__ import annotations
 
+from iotscope.errors import IotscopeError
+
 from dataclasses import dataclass, field
 
 import numpy as np
 
 
-class CaptureError(Exception):
+class CaptureError(IotscopeError):
     """The input is not a readable capture (wrong magic, unsupported version, corrupt header).
 
     The message is one line meant for the user; the CLI prints it and exits with code 2.

@@ -11,6 +11,7 @@ import typer
 
 from iotscope.cli import simulate_commands, survey_commands, telescope_commands
 from iotscope.cli.common import fail
+from iotscope.errors import IotscopeError
 
 app = typer.Typer(
     name="iotscope",
@@ -26,8 +27,18 @@ survey_commands.register(app)
 
 
 def main() -> None:
-    """Entry point of the console script."""
-    app()
+    """Entry point of the console script.
+
+    Commands catch :class:`IotscopeError` where they can say more; this is the last net, so that
+    a user's mistake never ends in a traceback even where a command forgot to catch it.
+    """
+    try:
+        app()
+    except IotscopeError as exc:
+        try:
+            fail(str(exc))
+        except typer.Exit as exit_:
+            raise SystemExit(exit_.exit_code) from None
 
 
 __all__ = ["app", "fail", "main"]

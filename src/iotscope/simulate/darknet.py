@@ -48,6 +48,8 @@ bounded whatever the packet count; within a window all work is numpy array code.
 
 from __future__ import annotations
 
+from iotscope.errors import IotscopeError
+
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -130,7 +132,7 @@ _UDP_SERVICES = (53, 123, 27015, 3074)  # services whose floods are UDP, answere
 TCP_FIN, TCP_SYN, TCP_RST, TCP_PSH, TCP_ACK, TCP_URG = 0x01, 0x02, 0x04, 0x08, 0x10, 0x20
 
 
-class SimulationError(ValueError):
+class SimulationError(IotscopeError, ValueError):
     """A simulation was asked for with impossible settings; the message is one line for the user."""
 
 

@@ -6,6 +6,8 @@ a capture counts only once its row is committed here, keyed by the XXH3-128 hash
 
 from __future__ import annotations
 
+from iotscope.errors import IotscopeError
+
 import json
 import sqlite3
 from dataclasses import dataclass
@@ -43,7 +45,7 @@ class IngestedFile:
     ingested_at: str
 
 
-class StoreError(Exception):
+class StoreError(IotscopeError):
     """The store directory is unusable (not a directory, not writable, another format); one line."""
 
 

@@ -7,6 +7,8 @@ scanner's own store. The built-in list (``data/credentials.toml``) cites the sou
 
 from __future__ import annotations
 
+from iotscope.errors import IotscopeError
+
 import re
 import tomllib
 from dataclasses import dataclass
@@ -22,7 +24,7 @@ _PRINTABLE = re.compile(r"[\x20-\x7e]*")
 _MAX_FIELD = 128
 
 
-class CredentialsError(ValueError):
+class CredentialsError(IotscopeError, ValueError):
     """A credential file is missing or malformed; the message is one line naming the file and entry."""
 
 

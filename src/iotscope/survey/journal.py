@@ -9,6 +9,8 @@ so an interrupted run neither loses nor duplicates evidence (see ``iotscope.surv
 
 from __future__ import annotations
 
+from iotscope.errors import IotscopeError
+
 import json
 import sqlite3
 from dataclasses import dataclass
@@ -50,7 +52,7 @@ CREATE TABLE IF NOT EXISTS findings_files (
 """
 
 
-class JournalError(ValueError):
+class JournalError(IotscopeError, ValueError):
     """The store directory cannot hold survey state (not a directory, not writable, corrupt)."""
 
 

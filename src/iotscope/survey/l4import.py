@@ -17,6 +17,8 @@ Formats (detected from the content):
 
 from __future__ import annotations
 
+from iotscope.errors import IotscopeError
+
 import csv
 import io
 import json
@@ -28,7 +30,7 @@ from iotscope.survey.scope import OutOfScopeError, Scope
 from iotscope.survey.textfile import read_text_file
 
 
-class L4ImportError(ValueError):
+class L4ImportError(IotscopeError, ValueError):
     """The file is unreadable, not one of the formats, or names an out-of-scope target."""
 
 

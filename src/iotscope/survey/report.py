@@ -9,6 +9,8 @@ hostile devices) go to ``errors.csv``/``errors.json``, so nothing observed is si
 
 from __future__ import annotations
 
+from iotscope.errors import IotscopeError
+
 import csv
 import io
 import ipaddress
@@ -33,7 +35,7 @@ ERROR_FIELDS = ("timestamp", "ip", "port", "protocol", "tag", "detail", "survey_
 FORMATS = ("csv", "json")
 
 
-class ReportError(ValueError):
+class ReportError(IotscopeError, ValueError):
     """Nothing to report from (no store, unknown survey) or an unusable output directory."""
 
 

@@ -29,6 +29,8 @@ the flag cannot be set on a range that is mostly public either (that is a load e
 
 from __future__ import annotations
 
+from iotscope.errors import IotscopeError
+
 import asyncio
 import bisect
 import errno
@@ -62,11 +64,11 @@ _ENTRY_KEYS = {"cidr", "owner", "authorization", "special_purpose"}
 _TOP_LEVEL_KEYS = {"authorized", "blocklist"}
 
 
-class ScopeError(ValueError):
+class ScopeError(IotscopeError, ValueError):
     """The scope file or its blocklist is unusable; one line naming the file and the entry."""
 
 
-class OutOfScopeError(Exception):
+class OutOfScopeError(IotscopeError):
     """A target the survey must not contact. Deliberately not an ``OSError``: a probe that
     handles connection failures must not swallow a refusal as if the device were just down."""
 

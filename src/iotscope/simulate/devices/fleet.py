@@ -9,6 +9,8 @@ routable address would be a set of default-password devices exposed to the netwo
 
 from __future__ import annotations
 
+from iotscope.errors import IotscopeError
+
 import ipaddress
 import json
 import random
@@ -57,7 +59,7 @@ _PORTS = {
 _STRONG_ALPHABET = string.ascii_letters + string.digits + "!#%+-.=?@^_~"
 
 
-class FleetError(ValueError):
+class FleetError(IotscopeError, ValueError):
     """A fleet that must not or cannot run (address outside 127/8, port clash); one line."""
 
 
