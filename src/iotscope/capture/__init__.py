@@ -7,11 +7,11 @@ The decode stage turns a block into columns; nothing downstream sees the file fo
 
 from __future__ import annotations
 
-from iotscope.errors import IotscopeError
-
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from iotscope.errors import IotscopeError
 
 
 class CaptureError(IotscopeError):

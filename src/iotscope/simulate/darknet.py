@@ -48,8 +48,6 @@ bounded whatever the packet count; within a window all work is numpy array code.
 
 from __future__ import annotations
 
-from iotscope.errors import IotscopeError
-
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -61,6 +59,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from iotscope.capture import CaptureBlock
+from iotscope.errors import IotscopeError
 from iotscope.simulate.addresses import draw_reserved, draw_sources, prefix_bounds
 from iotscope.simulate.capture_file import write_blocks
 from iotscope.simulate.frames import LAYOUT_CODE, UDP_PROBE_PAYLOADS, PacketFields, build_block

@@ -6,13 +6,13 @@ a capture counts only once its row is committed here, keyed by the XXH3-128 hash
 
 from __future__ import annotations
 
-from iotscope.errors import IotscopeError
-
 import json
 import sqlite3
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+
+from iotscope.errors import IotscopeError
 
 #: Bumped whenever the layout of the store changes; a store of another version is refused, not guessed at.
 STORE_FORMAT = 1

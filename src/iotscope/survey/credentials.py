@@ -7,14 +7,13 @@ scanner's own store. The built-in list (``data/credentials.toml``) cites the sou
 
 from __future__ import annotations
 
-from iotscope.errors import IotscopeError
-
 import re
 import tomllib
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from iotscope.errors import IotscopeError
 from iotscope.survey.textfile import read_text_file
 
 _ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")

@@ -9,13 +9,13 @@ so an interrupted run neither loses nor duplicates evidence (see ``iotscope.surv
 
 from __future__ import annotations
 
-from iotscope.errors import IotscopeError
-
 import json
 import sqlite3
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+
+from iotscope.errors import IotscopeError
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS surveys (

@@ -17,14 +17,13 @@ Formats (detected from the content):
 
 from __future__ import annotations
 
-from iotscope.errors import IotscopeError
-
 import csv
 import io
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from iotscope.errors import IotscopeError
 from iotscope.survey.journal import OpenPort
 from iotscope.survey.scope import OutOfScopeError, Scope
 from iotscope.survey.textfile import read_text_file

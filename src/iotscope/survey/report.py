@@ -9,8 +9,6 @@ hostile devices) go to ``errors.csv``/``errors.json``, so nothing observed is si
 
 from __future__ import annotations
 
-from iotscope.errors import IotscopeError
-
 import csv
 import io
 import ipaddress
@@ -24,6 +22,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
+from iotscope.errors import IotscopeError
 from iotscope.survey.findings import SEVERITIES, FindingsDataset
 from iotscope.survey.journal import SurveyJournal
 

@@ -29,8 +29,6 @@ the flag cannot be set on a range that is mostly public either (that is a load e
 
 from __future__ import annotations
 
-from iotscope.errors import IotscopeError
-
 import asyncio
 import bisect
 import errno
@@ -41,6 +39,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from iotscope.errors import IotscopeError
 from iotscope.survey.textfile import read_text_file
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address

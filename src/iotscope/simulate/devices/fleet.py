@@ -9,8 +9,6 @@ routable address would be a set of default-password devices exposed to the netwo
 
 from __future__ import annotations
 
-from iotscope.errors import IotscopeError
-
 import ipaddress
 import json
 import random
@@ -19,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from iotscope.errors import IotscopeError
 from iotscope.simulate.devices.banners import PROFILES, PROFILES_BY_NAME, Profile
 from iotscope.simulate.devices.http_device import HTTP_AUTH_SCHEMES
 from iotscope.simulate.devices.misbehaviour import HOSTILE_BEHAVIOURS, TARPIT_BEHAVIOURS
