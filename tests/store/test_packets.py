@@ -40,7 +40,7 @@ def make_batch(ts: np.ndarray, proto: int = 6, flags: int = 2):
         "win": np.full(n, 14600, np.uint16),
         "l4": np.ones(n, bool),
     }
-    return packet_record_batch(cols, np.zeros(n, np.int8), np.zeros(n, np.int8))
+    return packet_record_batch(cols, np.zeros(n, np.int8), np.zeros(n, np.int8), np.full(n, -1, np.int8))
 
 
 def test_record_batch_nulls_follow_protocol() -> None:

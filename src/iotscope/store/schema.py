@@ -16,6 +16,8 @@ FLAG_CLASSES: tuple[str, ...] = (
 )
 #: What unsolicited darknet traffic is, by the rule in ``iotscope.telescope.classify``.
 TRAFFIC_CLASSES: tuple[str, ...] = ("scan", "backscatter", "other")
+#: Scanning tools recognised by their header fingerprints (``iotscope.telescope.fingerprints``).
+TOOLS: tuple[str, ...] = ("mirai", "zmap", "masscan")
 
 PACKET_SCHEMA = pa.schema(
     [
@@ -38,6 +40,7 @@ PACKET_SCHEMA = pa.schema(
         pa.field("win", pa.uint16()),  # TCP only
         pa.field("flag_class", pa.dictionary(pa.int8(), pa.string()), nullable=False),
         pa.field("traffic_class", pa.dictionary(pa.int8(), pa.string()), nullable=False),
+        pa.field("tool", pa.dictionary(pa.int8(), pa.string())),  # null: no tool fingerprint matched
     ]
 )
 
@@ -64,13 +67,18 @@ def _ipv6_column(addresses: np.ndarray, valid: np.ndarray) -> pa.Array:
 
 
 def _classes(codes: np.ndarray, names: tuple[str, ...]) -> pa.DictionaryArray:
-    return pa.DictionaryArray.from_arrays(pa.array(codes, type=pa.int8()), pa.array(names, type=pa.string()))
+    """Dictionary-encode class codes; a negative code (no class) becomes null."""
+    valid = codes >= 0
+    indices = pa.array(codes, type=pa.int8()) if valid.all() else pa.array(codes, type=pa.int8(), mask=~valid)
+    return pa.DictionaryArray.from_arrays(indices, pa.array(names, type=pa.string()))
 
 
 def packet_record_batch(
-    columns: dict[str, np.ndarray], flag_class: np.ndarray, traffic_class: np.ndarray
+    columns: dict[str, np.ndarray], flag_class: np.ndarray, traffic_class: np.ndarray, tool: np.ndarray
 ) -> pa.RecordBatch:
-    """Build a ``PACKET_SCHEMA`` batch from the decode stage's dense arrays and the two class codes.
+    """Build a ``PACKET_SCHEMA`` batch from the decode stage's dense arrays and the class codes.
+
+    ``tool`` codes index ``TOOLS``, -1 where no fingerprint matched (stored as null).
 
     The decode kernel fills every column for every packet (zeros where a field does not apply);
     nullness is decided here, in one place, from ``ip_version``, ``proto`` and ``l4`` (transport
@@ -104,5 +112,6 @@ def packet_record_batch(
         _nullable(columns["win"], tcp, pa.uint16()),
         _classes(flag_class, FLAG_CLASSES),
         _classes(traffic_class, TRAFFIC_CLASSES),
+        _classes(tool, TOOLS),
     ]
     return pa.RecordBatch.from_arrays(arrays, schema=PACKET_SCHEMA)

@@ -15,7 +15,7 @@ from pathlib import Path
 from iotscope.errors import IotscopeError
 
 #: Bumped whenever the layout of the store changes; a store of another version is refused, not guessed at.
-STORE_FORMAT = 1
+STORE_FORMAT = 2  # 2: packets gained the ``tool`` column
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS ingested_files (

@@ -20,6 +20,7 @@ from iotscope.decode import decode_block
 from iotscope.store.packets import PacketStore
 from iotscope.store.schema import packet_record_batch
 from iotscope.telescope.classify import flag_class, traffic_class
+from iotscope.telescope.fingerprints import tool_codes
 
 #: Called after each block with (path, bytes of the file consumed so far).
 ProgressCallback = Callable[[Path, int], None]
@@ -106,7 +107,8 @@ def ingest_file(path: Path, store: PacketStore, progress: ProgressCallback | Non
                 cols = decoded.columns
                 flags = flag_class(cols["proto"], cols["tcp_flags"], cols["icmp_type"], cols["l4"])
                 traffic = traffic_class(cols["proto"], cols["tcp_flags"], cols["icmp_type"], cols["l4"])
-                writer.write(packet_record_batch(cols, flags, traffic))
+                tools = tool_codes(cols, flags)
+                writer.write(packet_record_batch(cols, flags, traffic, tools))
                 for reason, n in [*decoded.skipped.items(), ("l4_truncated", decoded.l4_truncated)]:
                     report.skipped[reason] = report.skipped.get(reason, 0) + n
                 if progress is not None:
