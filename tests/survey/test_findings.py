@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
+import os
+import stat
 from datetime import datetime, timezone
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
 
+from iotscope.simulate.devices.fleet import ServiceSpec
+from iotscope.survey.credentials import load_builtin
 from iotscope.survey.findings import FINDINGS_SCHEMA, FindingsDataset, classify, make_finding, sanitize
-from iotscope.survey.probes import ProbeResult
-from iotscope.survey.scope import AuthorizedRange
+from iotscope.survey.probes import ProbeLimits, ProbeResult
+from iotscope.survey.report import export_report
+from iotscope.survey.run import run_survey
+from iotscope.survey.scope import AuthorizedRange, Scope
+from tests.survey.conftest import write_scope
+from tests.survey.one_device import start_device
 
 RANGE = AuthorizedRange(ipaddress.ip_network("127.0.0.0/24"), "Loopback ISP", "ticket 7", True)
 
@@ -78,3 +87,32 @@ def test_remove_uncommitted_only_touches_that_survey(tmp_path: Path) -> None:
     other = dataset.publish("S2", [finding("127.0.0.11", ts)])
     assert dataset.remove_uncommitted("S1", kept) == 1
     assert (tmp_path / kept[0]).exists() and not (tmp_path / orphan[0]).exists() and (tmp_path / other[0]).exists()
+
+
+def test_survey_evidence_is_private_whatever_the_umask(tmp_path: Path) -> None:
+    """Issue 6 item 15: findings, survey state and reports are 0600 in 0700 directories."""
+    pair = load_builtin()[0]
+    ip, device = start_device([
+        ServiceSpec(2323, "telnet", username=pair.username, password=pair.password, credential_id=pair.id),
+    ])
+    scope = Scope.load(write_scope(tmp_path / "scope.toml", [f"{ip}/32"]))
+    store = tmp_path / "store"
+    limits = ProbeLimits(connect_timeout=1.0, read_timeout=1.0, deadline=8.0, attempt_delay=0.0, prompt_settle=0.02)
+    old_umask = os.umask(0o002)  # permissive, as on many desktops
+    try:
+        summary = asyncio.run(run_survey(
+            scope, store=store, credentials=load_builtin(), ports=[2323], rate=2000, limits=limits, workers=1,
+        ))
+        export_report(store, tmp_path / "out")
+    finally:
+        os.umask(old_umask)
+        device.stop()
+    assert summary.vulnerable, "the run found the device"
+    modes = {
+        path.relative_to(tmp_path).as_posix(): stat.S_IMODE(path.stat().st_mode)
+        for root in (store, tmp_path / "out") for path in [root, *root.rglob("*")]
+    }
+    assert any(name.endswith(".parquet") for name in modes) and "store/survey_state.sqlite" in modes
+    assert "out/iotscope-test-fleet.csv" in modes
+    loose = {name: oct(mode) for name, mode in modes.items() if mode != (0o700 if (tmp_path / name).is_dir() else 0o600)}
+    assert loose == {}
