@@ -208,14 +208,14 @@ def _read_only_report(store: Path, out: Path) -> subprocess.CompletedProcess:
     if os.geteuid() != 0:
         store.chmod(0o500)
         try:
-            return subprocess.run(command, capture_output=True, text=True, timeout=120)
+            return subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
         finally:
             store.chmod(0o700)
     # chmod binds no root: a read-only bind mount of the store, in a mount namespace of our own.
     script = 'mount --bind "$1" "$1" && mount -o remount,bind,ro "$1" && touch "$1/probe" 2>/dev/null && exit 99; shift; exec "$@"'
     return subprocess.run(
         ["unshare", "-m", "--propagation", "private", "sh", "-c", script, "sh", str(store), *command],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True, text=True, timeout=120, check=False,
     )
 
 
