@@ -9,12 +9,22 @@ import stat
 from datetime import datetime, timezone
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 from iotscope.simulate.devices.fleet import ServiceSpec
 from iotscope.survey.credentials import load_builtin
-from iotscope.survey.findings import FINDINGS_SCHEMA, FindingsDataset, classify, make_finding, sanitize
+from iotscope.survey.findings import (
+    FINDINGS_SCHEMA,
+    Finding,
+    FindingsDataset,
+    classify,
+    closed_findings,
+    make_finding,
+    sanitize,
+    to_table,
+)
 from iotscope.survey.probes import ProbeLimits, ProbeResult
 from iotscope.survey.report import export_report
 from iotscope.survey.run import run_survey
@@ -37,6 +47,8 @@ RANGE = AuthorizedRange(ipaddress.ip_network("127.0.0.0/24"), "Loopback ISP", "t
         ("ftp", "vulnerable", "mirai-03", ("high", "default-credentials")),
         ("ssh", "not_vulnerable", None, ("info", "credentials-rejected")),
         ("telnet", "error", None, ("info", "probe-error")),
+        ("telnet", "incomplete", None, ("info", "incomplete")),
+        ("http", "closed", None, ("info", "port-closed")),
     ],
 )
 def test_classify(protocol: str, status: str, credential: str | None, expected: tuple[str, str]) -> None:
@@ -116,3 +128,30 @@ def test_survey_evidence_is_private_whatever_the_umask(tmp_path: Path) -> None:
     assert "out/iotscope-test-fleet.csv" in modes
     loose = {name: oct(mode) for name, mode in modes.items() if mode != (0o700 if (tmp_path / name).is_dir() else 0o600)}
     assert loose == {}
+
+
+def test_closed_findings_cover_only_what_the_sweep_saw_and_only_once(tmp_path: Path) -> None:
+    scope = Scope.load(write_scope(tmp_path / "scope.toml", ["127.0.0.0/24"], blocklist=["127.0.0.7"]))
+    t0 = datetime(2026, 3, 1, tzinfo=timezone.utc)
+
+    def seen(ip: str, port: int, status: str = "vulnerable") -> Finding:
+        return make_finding(ts=t0, survey_id="S1", scanner=None, ip=ip, port=port, authorized=RANGE,
+                            result=ProbeResult("telnet", status, "mirai-01" if status == "vulnerable" else None))
+
+    history = to_table([
+        seen("127.0.0.5", 23),  # closed now
+        seen("127.0.0.6", 23),  # still open
+        seen("127.0.0.7", 23),  # blocklisted since: not swept, nothing known
+        seen("127.0.0.8", 2323),  # port not in this sweep
+        seen("::ffff:127.0.0.9", 23, "not_vulnerable"),  # stored spelled another way, closed now
+    ])
+    later = datetime(2026, 4, 1, tzinfo=timezone.utc)
+    closed = closed_findings(history, ts=later, survey_id="S2", scope=scope, ports=[23], still_open={("127.0.0.6", 23)})
+    assert sorted((f.ip, f.port, f.status, f.tag, f.severity) for f in closed) == [
+        ("127.0.0.5", 23, "closed", "port-closed", "info"), ("127.0.0.9", 23, "closed", "port-closed", "info"),
+    ]
+    assert all(f.owner == "iotscope test fleet" and f.ts == later for f in closed)
+    # A resumed run that repeats the step adds nothing: the latest observation is already "closed".
+    again = closed_findings(pa.concat_tables([history, to_table(closed)]), ts=later, survey_id="S2", scope=scope,
+                            ports=[23], still_open={("127.0.0.6", 23)})
+    assert again == []

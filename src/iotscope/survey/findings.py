@@ -158,11 +158,11 @@ def canonical_ips(table: pa.Table) -> pa.Table:
     """``table`` with its ``ip`` column in :func:`~iotscope.survey.scope.canonical_address` form:
     rows written before addresses were canonicalised may spell one host several ways."""
     column = table.column("ip")
-    spellings = pc.unique(column).to_pylist()
-    folded = {s: _canonical_or_same(s) for s in spellings}
-    if all(k == v for k, v in folded.items()):
+    spellings = pc.unique(column)  # one parse per distinct address, not per row
+    folded = pa.array([_canonical_or_same(s) for s in spellings.to_pylist()], pa.string())
+    if folded.equals(spellings):
         return table
-    mapped = pa.array([folded[s] for s in column.to_pylist()], pa.string())
+    mapped = pc.take(folded, pc.index_in(column, value_set=spellings))
     return table.set_column(table.schema.get_field_index("ip"), "ip", mapped)
 
 
