@@ -227,3 +227,16 @@ def test_report_from_a_read_only_store(store: Path, tmp_path: Path) -> None:
     assert "Traceback" not in done.stderr
     assert len(read_csv(tmp_path / "out" / "example-isp.csv")) == 2
     assert snapshot(store) == before
+
+
+def test_report_while_a_survey_writes_sees_committed_findings_and_creates_nothing(store: Path, tmp_path: Path) -> None:
+    with SurveyJournal(store) as writer:  # a running survey: WAL mode, its -wal and -shm files exist
+        writer.create("S3", "key", 1, "1/1", [23], "scope.toml")
+        finding = make_finding(ts=T0 + timedelta(days=2), survey_id="S3", scanner=None, ip="192.0.2.10", port=80,
+                               authorized=ISP, result=ProbeResult("http", "not_vulnerable"))
+        writer.commit_findings("S3", FindingsDataset(store).publish("S3", [finding]), [("192.0.2.10", 80)])
+        files_before = sorted(p.name for p in store.iterdir())
+        assert "survey_state.sqlite-wal" in files_before
+        result = export_report(store, tmp_path / "out")
+        assert sorted(p.name for p in store.iterdir()) == files_before
+    assert result.owners["Example ISP"][1] == 1  # .10 fixed by S3, committed but not yet checkpointed

@@ -136,7 +136,8 @@ def report(
         table.add_row(owner, str(path), f"{rows:,}")
     console.print(table)
     severities = ", ".join(f"{k}={v:,}" for k, v in result.severities.items()) or "no vulnerable services"
-    console.print(f"{severities}; {result.errors:,} errors in {result.errors_file}", highlight=False)
+    unfinished = f" ({result.incomplete:,} incomplete: device deadline reached)" if result.incomplete else ""
+    console.print(f"{severities}; {result.errors:,} errors{unfinished} in {result.errors_file}", highlight=False)
 
 
 def register(app: typer.Typer) -> None:

@@ -54,7 +54,9 @@ class ReportResult:
     #: Rows per severity over all owners.
     severities: dict[str, int] = field(default_factory=dict)
     errors_file: Path | None = None
+    #: Rows of the errors file: probe errors, and services the device deadline left ``incomplete``.
     errors: int = 0
+    incomplete: int = 0
     services: int = 0
 
 
@@ -89,6 +91,7 @@ def export_report(store: Path, out: Path, *, survey_id: str | None = None, fmt: 
     result.errors_file = out / f"errors.{fmt}"
     _write_atomic(result.errors_file, _render([_error_row(r) for r in errors], ERROR_FIELDS, fmt))
     result.errors = len(errors)
+    result.incomplete = sum(1 for r in errors if r["status"] == "incomplete")
     return result
 
 

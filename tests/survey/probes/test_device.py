@@ -8,6 +8,7 @@ from pathlib import Path
 from iotscope.simulate.devices.fleet import ServiceSpec
 from iotscope.survey.credentials import load_builtin
 from iotscope.survey.probes import ProbeLimits
+from iotscope.survey.report import export_report
 from iotscope.survey.run import run_survey
 from iotscope.survey.scope import Scope
 from tests.survey.conftest import write_scope
@@ -43,3 +44,6 @@ def test_three_slow_services_of_one_device_share_one_deadline(tmp_path: Path) ->
         assert finding.attempts + finding.remaining == budget, finding
         assert finding.tag == "incomplete" and "deadline" in finding.detail
     assert 0 < sum(f.attempts for f in summary.findings) <= attempts_seen
+    report = export_report(tmp_path / "store", tmp_path / "out")
+    assert report.incomplete == report.errors == 3  # in the report, not silently "rejected"
+    assert "pairs tried" in (tmp_path / "out" / "errors.csv").read_text()
