@@ -240,3 +240,11 @@ def test_report_while_a_survey_writes_sees_committed_findings_and_creates_nothin
         result = export_report(store, tmp_path / "out")
         assert sorted(p.name for p in store.iterdir()) == files_before
     assert result.owners["Example ISP"][1] == 1  # .10 fixed by S3, committed but not yet checkpointed
+
+
+def test_a_later_timeout_alone_does_not_clear_a_finding(store: Path, tmp_path: Path) -> None:
+    add_survey(store, "S3", [("192.0.2.10", 80, None, "error", None, T0 + timedelta(days=2), ISP)])
+    result = export_report(store, tmp_path / "out")
+    isp = read_csv(tmp_path / "out" / "example-isp.csv")
+    assert ("192.0.2.10", "2026-03-01T12:00:00Z") in [(r["ip"], r["timestamp"]) for r in isp]  # last conclusive state
+    assert [(r["ip"], r["survey_id"]) for r in read_csv(result.errors_file)] == [("192.0.2.10", "S3"), ("192.0.2.13", "S1")]
