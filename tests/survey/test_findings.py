@@ -2,16 +2,35 @@
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
+import os
+import stat
 from datetime import datetime, timezone
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from iotscope.survey.findings import FINDINGS_SCHEMA, FindingsDataset, classify, make_finding, sanitize
-from iotscope.survey.probes import ProbeResult
-from iotscope.survey.scope import AuthorizedRange
+from iotscope.simulate.devices.fleet import ServiceSpec
+from iotscope.survey.credentials import load_builtin
+from iotscope.survey.findings import (
+    FINDINGS_SCHEMA,
+    Finding,
+    FindingsDataset,
+    classify,
+    closed_findings,
+    make_finding,
+    sanitize,
+    to_table,
+)
+from iotscope.survey.probes import ProbeLimits, ProbeResult
+from iotscope.survey.report import export_report
+from iotscope.survey.run import run_survey
+from iotscope.survey.scope import AuthorizedRange, Scope
+from tests.survey.conftest import write_scope
+from tests.survey.one_device import start_device
 
 RANGE = AuthorizedRange(ipaddress.ip_network("127.0.0.0/24"), "Loopback ISP", "ticket 7", True)
 
@@ -28,6 +47,8 @@ RANGE = AuthorizedRange(ipaddress.ip_network("127.0.0.0/24"), "Loopback ISP", "t
         ("ftp", "vulnerable", "mirai-03", ("high", "default-credentials")),
         ("ssh", "not_vulnerable", None, ("info", "credentials-rejected")),
         ("telnet", "error", None, ("info", "probe-error")),
+        ("telnet", "incomplete", None, ("info", "incomplete")),
+        ("http", "closed", None, ("info", "port-closed")),
     ],
 )
 def test_classify(protocol: str, status: str, credential: str | None, expected: tuple[str, str]) -> None:
@@ -78,3 +99,59 @@ def test_remove_uncommitted_only_touches_that_survey(tmp_path: Path) -> None:
     other = dataset.publish("S2", [finding("127.0.0.11", ts)])
     assert dataset.remove_uncommitted("S1", kept) == 1
     assert (tmp_path / kept[0]).exists() and not (tmp_path / orphan[0]).exists() and (tmp_path / other[0]).exists()
+
+
+def test_survey_evidence_is_private_whatever_the_umask(tmp_path: Path) -> None:
+    """Issue 6 item 15: findings, survey state and reports are 0600 in 0700 directories."""
+    pair = load_builtin()[0]
+    ip, device = start_device([
+        ServiceSpec(2323, "telnet", username=pair.username, password=pair.password, credential_id=pair.id),
+    ])
+    scope = Scope.load(write_scope(tmp_path / "scope.toml", [f"{ip}/32"]))
+    store = tmp_path / "store"
+    limits = ProbeLimits(connect_timeout=1.0, read_timeout=1.0, deadline=8.0, attempt_delay=0.0, prompt_settle=0.02)
+    old_umask = os.umask(0o002)  # permissive, as on many desktops
+    try:
+        summary = asyncio.run(run_survey(
+            scope, store=store, credentials=load_builtin(), ports=[2323], rate=2000, limits=limits, workers=1,
+        ))
+        export_report(store, tmp_path / "out")
+    finally:
+        os.umask(old_umask)
+        device.stop()
+    assert summary.vulnerable, "the run found the device"
+    modes = {
+        path.relative_to(tmp_path).as_posix(): stat.S_IMODE(path.stat().st_mode)
+        for root in (store, tmp_path / "out") for path in [root, *root.rglob("*")]
+    }
+    assert any(name.endswith(".parquet") for name in modes) and "store/survey_state.sqlite" in modes
+    assert "out/iotscope-test-fleet.csv" in modes
+    loose = {name: oct(mode) for name, mode in modes.items() if mode != (0o700 if (tmp_path / name).is_dir() else 0o600)}
+    assert loose == {}
+
+
+def test_closed_findings_cover_only_what_the_sweep_saw_and_only_once(tmp_path: Path) -> None:
+    scope = Scope.load(write_scope(tmp_path / "scope.toml", ["127.0.0.0/24"], blocklist=["127.0.0.7"]))
+    t0 = datetime(2026, 3, 1, tzinfo=timezone.utc)
+
+    def seen(ip: str, port: int, status: str = "vulnerable") -> Finding:
+        return make_finding(ts=t0, survey_id="S1", scanner=None, ip=ip, port=port, authorized=RANGE,
+                            result=ProbeResult("telnet", status, "mirai-01" if status == "vulnerable" else None))
+
+    history = to_table([
+        seen("127.0.0.5", 23),  # closed now
+        seen("127.0.0.6", 23),  # still open
+        seen("127.0.0.7", 23),  # blocklisted since: not swept, nothing known
+        seen("127.0.0.8", 2323),  # port not in this sweep
+        seen("::ffff:127.0.0.9", 23, "not_vulnerable"),  # stored spelled another way, closed now
+    ])
+    later = datetime(2026, 4, 1, tzinfo=timezone.utc)
+    closed = closed_findings(history, ts=later, survey_id="S2", scope=scope, ports=[23], still_open={("127.0.0.6", 23)})
+    assert sorted((f.ip, f.port, f.status, f.tag, f.severity) for f in closed) == [
+        ("127.0.0.5", 23, "closed", "port-closed", "info"), ("127.0.0.9", 23, "closed", "port-closed", "info"),
+    ]
+    assert all(f.owner == "iotscope test fleet" and f.ts == later for f in closed)
+    # A resumed run that repeats the step adds nothing: the latest observation is already "closed".
+    again = closed_findings(pa.concat_tables([history, to_table(closed)]), ts=later, survey_id="S2", scope=scope,
+                            ports=[23], still_open={("127.0.0.6", 23)})
+    assert again == []

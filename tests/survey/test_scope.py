@@ -22,6 +22,7 @@ from iotscope.survey.scope import (
     OutOfScopeError,
     Scope,
     ScopeError,
+    canonical_address,
     open_guarded_connection,
     guarded_source_address,
     open_guarded_socket,
@@ -85,7 +86,7 @@ def test_load_reads_ranges_blocklist_and_owners(loopback_scope: Scope) -> None:
         ('[[authorized]]\ncidr = "8.8.8.0/24"\nowner = "x"\nauthorization = "y"\n[[authorized]]\ncidr = "8.8.8.0/24"\nowner = "z"\nauthorization = "y"\n', None, "#2: 8.8.8.0/24 is already entry #1"),
         ('blocklist = "missing.txt"\n[[authorized]]\ncidr = "8.8.8.0/24"\nowner = "x"\nauthorization = "y"\n', None, "blocklist file"),
         ('blocklist = "optout.txt"\n[[authorized]]\ncidr = "8.8.8.0/24"\nowner = "x"\nauthorization = "y"\n', "# ok\n8.8.8.1\nnot-an-ip\n", "optout.txt:3: not a CIDR or address: 'not-an-ip'"),
-        ('[[authorized]]\ncidr = "::ffff:8.8.8.0/120"\nowner = "x"\nauthorization = "y"\n', None, "IPv4-mapped IPv6; write the IPv4 range"),
+        ('[[authorized]]\ncidr = "8.8.8.0/24"\nowner = "x"\nauthorization = "y"\n[[authorized]]\ncidr = "::ffff:8.8.8.0/120"\nowner = "z"\nauthorization = "y"\n', None, "#2: 8.8.8.0/24 is already entry #1"),
         ('targets = 3\n[[authorized]]\ncidr = "8.8.8.0/24"\nowner = "x"\nauthorization = "y"\n', None, "unknown top-level key(s) targets"),
     ],
 )
@@ -141,6 +142,52 @@ def test_ipv4_mapped_ipv6_is_judged_as_the_ipv4_host_it_reaches(loopback_scope: 
 def test_ipv4_mapped_blocklist_entries_block_the_ipv4_host(tmp_path: Path) -> None:
     scope = Scope.load(write_scope(tmp_path, LOOPBACK_SCOPE, "::ffff:127.0.0.9\n"))
     assert not scope.is_allowed("127.0.0.9") and scope.is_allowed("127.0.0.10")
+
+
+# -- one spelling per address (issue 6 item 10) ------------------------------------------------------
+
+
+def _spellings_of_v4(address: ipaddress.IPv4Address) -> list[str]:
+    """Ways operators and tools write one IPv4 host: mapped IPv6 in dotted, hex, full and upper forms."""
+    value = int(address)
+    mapped = ipaddress.IPv6Address(0xFFFF << 32 | value)
+    return [
+        str(address), f"::ffff:{address}", f"::FFFF:{address}", f"::ffff:{value >> 16:x}:{value & 0xFFFF:x}",
+        mapped.exploded, mapped.exploded.upper(), f"0:0:0:0:0:ffff:{address}", mapped,
+    ]
+
+
+def _spellings_of_v6(address: ipaddress.IPv6Address) -> list[str]:
+    groups = address.exploded.split(":")
+    return [str(address), address.exploded, address.exploded.upper(), ":".join(g.lstrip("0") or "0" for g in groups), address]
+
+
+@settings(max_examples=500, deadline=None)
+@given(value=st.integers(0, 2**32 - 1))
+def test_every_spelling_of_an_ipv4_host_is_one_address(value: int) -> None:
+    address = ipaddress.IPv4Address(value)
+    assert {canonical_address(s) for s in _spellings_of_v4(address)} == {str(address)}
+
+
+@settings(max_examples=500, deadline=None)
+@given(value=st.integers(0, 2**128 - 1).filter(lambda v: v >> 32 != 0xFFFF))
+def test_every_spelling_of_an_ipv6_address_is_one_address(value: int) -> None:
+    address = ipaddress.IPv6Address(value)
+    canonical = {canonical_address(s) for s in _spellings_of_v6(address)}
+    assert canonical == {address.compressed} and canonical_address(address.compressed) == address.compressed
+
+
+@pytest.mark.parametrize("text", ["127.1", "0x7f000001", "fe80::1%eth0", "host.example", "", "127.000.0.1"])
+def test_canonical_address_refuses_what_is_not_a_literal_address(text: str) -> None:
+    with pytest.raises(ValueError, match="not an IP address"):
+        canonical_address(text)
+
+
+def test_ipv4_mapped_scope_entries_are_the_ipv4_range(tmp_path: Path) -> None:
+    text = '[[authorized]]\ncidr = "::ffff:127.0.0.0/120"\nowner = "x"\nauthorization = "y"\nspecial_purpose = true\n'
+    scope = Scope.load(write_scope(tmp_path, text))
+    assert [str(e.network) for e in scope.authorized] == ["127.0.0.0/24"]
+    assert scope.is_allowed("127.0.0.9") and scope.target_at(0) == "127.0.0.0"
 
 
 # -- the rule against a brute-force oracle ----------------------------------------------------------

@@ -136,7 +136,8 @@ def report(
         table.add_row(owner, str(path), f"{rows:,}")
     console.print(table)
     severities = ", ".join(f"{k}={v:,}" for k, v in result.severities.items()) or "no vulnerable services"
-    console.print(f"{severities}; {result.errors:,} errors in {result.errors_file}", highlight=False)
+    unfinished = f" ({result.incomplete:,} incomplete: device deadline reached)" if result.incomplete else ""
+    console.print(f"{severities}; {result.errors:,} errors{unfinished} in {result.errors_file}", highlight=False)
 
 
 def register(app: typer.Typer) -> None:
@@ -188,13 +189,15 @@ def _print_summary(summary: SurveySummary) -> None:
     elif summary.imported is not None:
         head += f": imported {len(summary.imported.open_ports):,} open ports ({summary.imported.blocklisted:,} blocklisted dropped)"
     console.print(head, highlight=False)
-    table = Table("protocol", "vulnerable", "not vulnerable", "error", title=f"{summary.open_ports:,} open ports, {summary.probed:,} probed")
+    statuses = ("vulnerable", "not_vulnerable", "incomplete", "error")
+    table = Table("protocol", *(s.replace("_", " ") for s in statuses), title=f"{summary.open_ports:,} open ports, {summary.probed:,} probed")
     protocols = sorted({f.protocol for f in summary.findings})
     for protocol in protocols:
         rows = [f for f in summary.findings if f.protocol == protocol]
-        counts = {status: sum(1 for f in rows if f.status == status) for status in ("vulnerable", "not_vulnerable", "error")}
-        table.add_row(protocol, f"{counts['vulnerable']:,}", f"{counts['not_vulnerable']:,}", f"{counts['error']:,}")
+        table.add_row(protocol, *(f"{sum(1 for f in rows if f.status == status):,}" for status in statuses))
     console.print(table)
+    if summary.closed:
+        console.print(f"{summary.closed:,} services of earlier surveys found closed: no longer reported", highlight=False)
     if summary.skipped:
         console.print(f"{summary.skipped:,} open ports skipped: blocklisted since they were found", highlight=False)
     if summary.unfinished:

@@ -1,7 +1,10 @@
 """Evidence records of a survey and the ``findings/`` Parquet dataset that keeps them.
 
-One row per probed service: vulnerable, not vulnerable, or an error (timeouts and hostile
-devices are evidence too: the report lists them). A row carries what an ISP needs to act
+One row per observation of a service: ``vulnerable``, ``not_vulnerable``, ``error`` (timeouts and
+hostile devices are evidence too: the report lists them), ``incomplete`` (the device's deadline
+ended before the credential list did: ``attempts`` pairs tried, ``remaining`` not) or ``closed``
+(a later complete sweep found the port of an earlier finding closed). Observations are never
+rewritten: a later one supersedes an earlier one in reports, and the history stays here. A row carries what an ISP needs to act
 (time, target, protocol, which default credential by *id*, device guess, severity) and what
 shows the survey was legitimate (survey id, the scanner's source address, the owner and
 authorization reference of the range at the time). Never the plaintext of a credential.
@@ -9,23 +12,28 @@ authorization reference of the range at the time). Never the plaintext of a cred
 Layout, like ``packets/``: ``findings/date=YYYY-MM-DD/part-<survey id>-<random>.parquet``. A
 file is written in ``findings/.staging/``, renamed into its partition, and counts once the job
 journal commits it (together with the targets it covers); files of a survey that the journal
-does not name are remains of a killed run and are removed when the survey resumes.
+does not name are remains of a killed run and are removed when the survey resumes. Files and
+directories are created private (0600/0700) whatever the umask (:mod:`iotscope.survey.private`).
 """
 
 from __future__ import annotations
 
+import os
 import re
 import uuid
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from iotscope.store.durable import move_into_place
+from iotscope.survey.private import PRIVATE_DIRECTORY, open_private, private_directory
 from iotscope.survey.probes import ProbeResult
-from iotscope.survey.scope import AuthorizedRange
+from iotscope.survey.scope import AuthorizedRange, Scope, canonical_address
 
 FINDINGS_SCHEMA = pa.schema([
     ("ts", pa.timestamp("us", tz="UTC")),
@@ -44,10 +52,16 @@ FINDINGS_SCHEMA = pa.schema([
     ("attempts", pa.int32()),
     ("owner", pa.string()),
     ("authorization", pa.string()),
+    # Credential pairs not tried when the deadline ended the probe (``incomplete``); null otherwise
+    # (and in files written before the column existed).
+    ("remaining", pa.int32()),
 ])
 
 #: Severities, most urgent first (the report sorts by this).
 SEVERITIES = ("critical", "high", "medium", "low", "info")
+#: Statuses that settle whether a service is vulnerable now; ``error`` and ``incomplete`` do not
+#: (an earlier conclusive observation still stands, see :mod:`iotscope.survey.report`).
+CONCLUSIVE = ("vulnerable", "not_vulnerable", "closed")
 BANNER_CHARS = 256
 _NON_PRINTABLE = re.compile(r"[^\x21-\x7e]+")  # controls and whitespace runs -> one space
 
@@ -70,6 +84,7 @@ class Finding:
     attempts: int
     owner: str
     authorization: str
+    remaining: int | None = None
 
 
 def classify(protocol: str, status: str, credential_id: str | None) -> tuple[str, str]:
@@ -80,7 +95,8 @@ def classify(protocol: str, status: str, credential_id: str | None) -> tuple[str
     files: high. Anonymous FTP is common by design and exposes files only: medium.
     """
     if status != "vulnerable":
-        return "info", "credentials-rejected" if status == "not_vulnerable" else "probe-error"
+        tags = {"not_vulnerable": "credentials-rejected", "incomplete": "incomplete", "closed": "port-closed"}
+        return "info", tags.get(status, "probe-error")
     no_auth = credential_id is None
     if protocol in ("telnet", "ssh"):
         return "critical", "no-authentication" if no_auth else "default-credentials"
@@ -94,6 +110,7 @@ def make_finding(
     authorized: AuthorizedRange, result: ProbeResult | None,
 ) -> Finding:
     """The evidence row for one service; ``result`` None means no known service handshake."""
+    ip = canonical_address(ip)
     if result is None:
         return Finding(
             ts, survey_id, scanner, ip, port, "unknown", "error", "info", "unidentified-service",
@@ -104,8 +121,74 @@ def make_finding(
     return Finding(
         ts, survey_id, scanner, ip, port, result.protocol, result.status, severity, tag,
         result.credential_id, sanitize(result.banner), result.device, sanitize(result.detail),
-        result.attempts, authorized.owner, authorized.authorization,
+        result.attempts, authorized.owner, authorized.authorization, result.remaining,
     )
+
+
+def closed_findings(
+    history: pa.Table, *, ts: datetime, survey_id: str, scope: Scope, ports: list[int], still_open: set[tuple[str, int]],
+) -> list[Finding]:
+    """``closed`` observations for the services of ``history`` that a complete sweep of ``scope``
+    x ``ports`` did not find open (``still_open``): a device switched off or a service disabled
+    since an earlier survey must stop being reported as vulnerable.
+
+    Only services the sweep covered count (port asked for, address in scope and not blocklisted);
+    a service whose latest observation is already ``closed`` gets no second row, so running this
+    twice (a resume after a kill) adds nothing.
+    """
+    if history.num_rows == 0:
+        return []
+    latest = latest_per_service(history)
+    wanted = set(ports)
+    closed = []
+    for row in latest.to_pylist():
+        target = (row["ip"], row["port"])
+        if row["status"] == "closed" or row["port"] not in wanted or target in still_open or not scope.is_allowed(row["ip"]):
+            continue
+        authorized = scope.check(row["ip"])
+        closed.append(Finding(
+            ts, survey_id, None, row["ip"], row["port"], row["protocol"], "closed", *classify(row["protocol"], "closed", None),
+            None, "", row["device"], f"not open in this survey's complete sweep (last seen {row['status']} by survey "
+            f"{row['survey_id']})", 0, authorized.owner, authorized.authorization,
+        ))
+    return closed
+
+
+def canonical_ips(table: pa.Table) -> pa.Table:
+    """``table`` with its ``ip`` column in :func:`~iotscope.survey.scope.canonical_address` form:
+    rows written before addresses were canonicalised may spell one host several ways."""
+    column = table.column("ip")
+    spellings = pc.unique(column)  # one parse per distinct address, not per row
+    folded = pa.array([_canonical_or_same(s) for s in spellings.to_pylist()], pa.string())
+    if folded.equals(spellings):
+        return table
+    mapped = pc.take(folded, pc.index_in(column, value_set=spellings))
+    return table.set_column(table.schema.get_field_index("ip"), "ip", mapped)
+
+
+def latest_per_service(table: pa.Table, statuses: tuple[str, ...] | None = None) -> pa.Table:
+    """The newest row per service (ip, port), among rows with one of ``statuses`` (all when None).
+
+    A port serves one thing at a time, so the service is the (address, port) pair: a device that
+    moved telnet off 2323 and put a web page there has a new observation of the same service."""
+    table = canonical_ips(table)
+    if statuses is not None:
+        table = table.filter(pc.is_in(table.column("status"), pa.array(statuses, pa.string())))
+    connection = duckdb.connect()
+    try:
+        connection.register("findings", table)
+        return connection.sql(
+            "SELECT * FROM findings QUALIFY row_number() OVER (PARTITION BY ip, port ORDER BY ts DESC, survey_id DESC) = 1"
+        ).to_arrow_table()
+    finally:
+        connection.close()
+
+
+def _canonical_or_same(ip: str) -> str:
+    try:
+        return canonical_address(ip)
+    except ValueError:
+        return ip
 
 
 def sanitize(text: str, limit: int = BANNER_CHARS) -> str:
@@ -133,13 +216,16 @@ class FindingsDataset:
         by_date: dict[str, list[Finding]] = {}
         for finding in findings:
             by_date.setdefault(finding.ts.astimezone(timezone.utc).strftime("%Y-%m-%d"), []).append(finding)
-        self._staging.mkdir(parents=True, exist_ok=True)
+        private_directory(self._staging)
+        os.chmod(self.directory, PRIVATE_DIRECTORY)
         published = []
         for date, rows in sorted(by_date.items()):
             name = f"part-{survey_id}-{uuid.uuid4().hex[:12]}.parquet"
             staged = self._staging / name
-            pq.write_table(to_table(rows), staged, compression="zstd")
+            with os.fdopen(open_private(staged), "wb") as handle:
+                pq.write_table(to_table(rows), handle, compression="zstd")
             relative = Path("findings") / f"date={date}" / name
+            private_directory((self.root / relative).parent)
             move_into_place(staged, self.root / relative)
             published.append(relative.as_posix())
         return published

@@ -5,6 +5,9 @@ the few positions finished out of order above it, and the open ports found) and 
 (which open ports are done, and the findings files that hold their results). A findings file
 counts once its row is committed here, in the same transaction that marks its targets probed,
 so an interrupted run neither loses nor duplicates evidence (see ``iotscope.survey.findings``).
+
+Writers create the file 0600 (its WAL and shared-memory files inherit that mode from SQLite);
+readers (reports) open it with ``read_only=True`` and never write: no schema, no WAL files.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from iotscope.errors import IotscopeError
+from iotscope.survey.private import private_directory, private_file
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS surveys (
@@ -83,9 +87,14 @@ class SurveyJournal:
 
     FILENAME = "survey_state.sqlite"
 
-    def __init__(self, store_root: Path) -> None:
+    def __init__(self, store_root: Path, *, read_only: bool = False) -> None:
+        if read_only:
+            self._db = _open_read_only(store_root / self.FILENAME)
+            return
         try:
-            store_root.mkdir(parents=True, exist_ok=True)
+            if not store_root.is_dir():
+                private_directory(store_root)
+            private_file(store_root / self.FILENAME)
             self._db = sqlite3.connect(store_root / self.FILENAME, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
@@ -183,6 +192,23 @@ class _Transaction:
 
     def __exit__(self, exc_type: object, *rest: object) -> None:
         self._db.execute("COMMIT" if exc_type is None else "ROLLBACK")
+
+
+def _open_read_only(path: Path) -> sqlite3.Connection:
+    """``path`` for reading only, creating nothing: SQLite's ``mode=ro`` still creates the
+    ``-wal``/``-shm`` files of a WAL database, so without a ``-wal`` file (no writer running, none
+    interrupted) the file is opened ``immutable``, which reads it as plain bytes (a report takes
+    milliseconds; a survey starting meanwhile writes to a WAL file, the main file only at checkpoints)."""
+    if not path.is_file():
+        raise JournalError(f"{path.parent}: no survey state ({path.name}) in this store")
+    immutable = not path.with_name(path.name + "-wal").exists()
+    uri = f"{path.resolve().as_uri()}?mode=ro" + ("&immutable=1" if immutable else "")
+    try:
+        db = sqlite3.connect(uri, uri=True, isolation_level=None)
+        db.execute("SELECT count(*) FROM surveys").fetchone()
+    except sqlite3.Error as exc:
+        raise JournalError(f"{path.parent}: cannot read the survey state ({exc})") from None
+    return db
 
 
 def _row_to_job(row: tuple) -> SurveyJob:

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from iotscope.errors import IotscopeError
 from iotscope.survey.journal import OpenPort
-from iotscope.survey.scope import OutOfScopeError, Scope
+from iotscope.survey.scope import OutOfScopeError, Scope, canonical_address
 from iotscope.survey.textfile import read_text_file
 
 
@@ -67,6 +67,7 @@ def read_l4_file(path: Path, scope: Scope, ports: list[int] | None = None) -> L4
                 result.blocklisted += 1
                 continue
             raise L4ImportError(f"{path}:{line}: {exc}") from None
+        ip = canonical_address(ip)  # ::ffff:192.0.2.1 and 192.0.2.1 are one target
         if (ip, port) not in seen:
             seen.add((ip, port))
             result.open_ports.append(OpenPort(ip, port))

@@ -2,9 +2,18 @@
 
 An ISP (step 2 of the framework) needs a file per network it is responsible for, with one line
 per vulnerable service, in a format its ticketing already reads; that is what Shadowserver's
-daily reports established. Each service appears once, in its latest observed state: a device
-fixed since an earlier survey of the same store is no longer reported. Errors (timeouts,
-hostile devices) go to ``errors.csv``/``errors.json``, so nothing observed is silently dropped.
+daily reports established. A service (address, port) is reported by its latest *conclusive*
+observation (vulnerable, not vulnerable, or closed in a later complete sweep): a device fixed or
+switched off since an earlier survey of the same store is no longer reported, while a later
+timeout alone does not clear an earlier finding. When the newest observation of a service is an
+error or ``incomplete`` (deadline reached before the credential list ended), it goes to
+``errors.csv``/``errors.json``, so nothing observed is silently dropped. Every owner with any
+observation gets a file, empty when nothing of theirs is vulnerable, so that a file left by an
+earlier export cannot go on naming fixed devices.
+
+A report is a reader: it opens the survey state read-only and writes only into ``out`` (a private
+0700 directory when it creates it, files 0600). Addresses are compared in one spelling
+(:func:`~iotscope.survey.scope.canonical_address`), also in findings stored before that rule.
 """
 
 from __future__ import annotations
@@ -19,12 +28,12 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import duckdb
 import pyarrow as pa
 
 from iotscope.errors import IotscopeError
-from iotscope.survey.findings import SEVERITIES, FindingsDataset
-from iotscope.survey.journal import SurveyJournal
+from iotscope.survey.findings import CONCLUSIVE, SEVERITIES, FindingsDataset, latest_per_service
+from iotscope.survey.journal import JournalError, SurveyJournal
+from iotscope.survey.private import private_directory
 
 REPORT_FIELDS = (
     "timestamp", "ip", "port", "protocol", "hostname", "tag", "device", "severity",
@@ -45,7 +54,9 @@ class ReportResult:
     #: Rows per severity over all owners.
     severities: dict[str, int] = field(default_factory=dict)
     errors_file: Path | None = None
+    #: Rows of the errors file: probe errors, and services the device deadline left ``incomplete``.
     errors: int = 0
+    incomplete: int = 0
     services: int = 0
 
 
@@ -53,16 +64,19 @@ def export_report(store: Path, out: Path, *, survey_id: str | None = None, fmt: 
     """Write the per-owner reports of ``store`` (one survey, or the latest state over all) to ``out``."""
     if fmt not in FORMATS:
         raise ReportError(f"unknown format {fmt!r} (use csv or json)")
-    latest = latest_findings(store, survey_id)
+    table = store_findings(store, survey_id)
+    latest = latest_per_service(table)
+    conclusive = latest_per_service(table, CONCLUSIVE)
     try:
-        out.mkdir(parents=True, exist_ok=True)
+        if not out.is_dir():
+            private_directory(out)
     except OSError as exc:
         raise ReportError(f"{out}: cannot create output directory ({exc.strerror})") from None
     result = ReportResult(services=latest.num_rows)
     rows = latest.to_pylist()
-    vulnerable = [r for r in rows if r["status"] == "vulnerable"]
+    vulnerable = [r for r in conclusive.to_pylist() if r["status"] == "vulnerable"]
     vulnerable.sort(key=lambda r: (r["owner"], SEVERITIES.index(r["severity"]), _ip_key(r["ip"]), r["port"]))
-    by_owner: dict[str, list[dict]] = {}
+    by_owner: dict[str, list[dict]] = {row["owner"]: [] for row in rows}
     for row in vulnerable:
         by_owner.setdefault(row["owner"], []).append(_report_row(row))
         result.severities[row["severity"]] = result.severities.get(row["severity"], 0) + 1
@@ -71,31 +85,31 @@ def export_report(store: Path, out: Path, *, survey_id: str | None = None, fmt: 
         path = out / f"{names[owner]}.{fmt}"
         _write_atomic(path, _render(owner_rows, REPORT_FIELDS, fmt))
         result.owners[owner] = (path, len(owner_rows))
-    errors = [r for r in rows if r["status"] == "error"]
+    errors = [r for r in rows if r["status"] in ("error", "incomplete")]
     errors.sort(key=lambda r: (r["owner"], _ip_key(r["ip"]), r["port"]))
     # Written even when empty, so an errors file left by an earlier export cannot mislead.
     result.errors_file = out / f"errors.{fmt}"
     _write_atomic(result.errors_file, _render([_error_row(r) for r in errors], ERROR_FIELDS, fmt))
     result.errors = len(errors)
+    result.incomplete = sum(1 for r in errors if r["status"] == "incomplete")
     return result
 
 
-def latest_findings(store: Path, survey_id: str | None = None) -> pa.Table:
-    """Findings of ``survey_id`` (or of every survey in the store), one row per (ip, port): the
-    most recent observation of that service."""
+def store_findings(store: Path, survey_id: str | None = None) -> pa.Table:
+    """Every committed observation of ``survey_id`` (or of every survey in the store), read
+    without writing anything to the store."""
     if not (store / SurveyJournal.FILENAME).is_file():
         raise ReportError(f"{store}: no survey in this store (run `iotscope survey run ... --store {store}` first)")
-    with SurveyJournal(store) as journal:
+    with SurveyJournal(store, read_only=True) as journal:
         if survey_id is not None and journal.job(survey_id) is None:
             known = ", ".join(j.survey_id for j in journal.jobs()[-5:]) or "none"
             raise ReportError(f"{store}: no survey {survey_id!r} (latest: {known})")
         files = journal.findings_files(survey_id)
-    table = FindingsDataset(store).read(files)
-    connection = duckdb.connect()
-    connection.register("findings", table)
-    return connection.sql(
-        "SELECT * FROM findings QUALIFY row_number() OVER (PARTITION BY ip, port ORDER BY ts DESC) = 1"
-    ).to_arrow_table()
+    try:
+        return FindingsDataset(store).read(files)
+    except OSError as exc:
+        raise JournalError(f"{store}: cannot read the findings ({exc})") from None
+
 
 
 def _report_row(row: dict) -> dict:
@@ -145,7 +159,7 @@ def _file_names(owners: list[str]) -> dict[str, str]:
     for owner in owners:
         base = re.sub(r"[^a-z0-9]+", "-", owner.lower()).strip("-")[:60] or "owner"
         if base == "errors":
-            base = "owner-errors"
+            base = "owner-errors"  # the errors file's name
         name, n = base, 2
         while name in used:
             name, n = f"{base}-{n}", n + 1

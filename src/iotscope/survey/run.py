@@ -5,8 +5,10 @@ unfinished survey of the same job (same authorized ranges, ports and shard) wher
 the sweep from its permutation position, the probes with the open ports not yet probed. The
 blocklist is re-read on every run and applies to resumed work too.
 
-Each device is probed by one task at a time (its services one after another), so a device never
-sees parallel logins from the survey; ``probe_concurrency`` bounds the devices in progress.
+Each device is probed by one task at a time (its services one after another, within one
+deadline for the device), so a device never sees parallel logins from the survey;
+``probe_concurrency`` bounds the devices in progress. A complete unsharded sweep also records
+``closed`` for services of earlier surveys it found closed, so reports stop listing them.
 """
 
 from __future__ import annotations
@@ -23,11 +25,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from iotscope.survey.credentials import Credential
-from iotscope.survey.findings import Finding, FindingsDataset, make_finding, now
+from iotscope.survey.findings import Finding, FindingsDataset, closed_findings, make_finding, now
 from iotscope.survey.journal import OpenPort, SurveyJob, SurveyJournal
 from iotscope.survey.l4import import L4Import, L4ImportError, read_l4_file
 from iotscope.survey.permutation import CyclicPermutation, Shard
-from iotscope.survey.probes import PROBES, ProbeLimits, identify_service
+from iotscope.survey.probes import ProbeLimits
+from iotscope.survey.probes.device import device_deadline, probe_service
 from iotscope.survey.probes.limits import DEFAULT_PROBE_CONCURRENCY
 from iotscope.survey.scope import Scope, guarded_source_address
 from iotscope.survey.sweep import (
@@ -70,6 +73,8 @@ class SurveySummary:
     seconds: float = 0.0
     #: Unfinished surveys of the same job that this (non-resumed) run did not continue.
     unfinished: list[str] = field(default_factory=list)
+    #: Services of earlier surveys that this run's complete sweep found closed (recorded ``closed``).
+    closed: int = 0
 
     @property
     def by_status(self) -> Counter[str]:
@@ -129,6 +134,14 @@ async def run_survey(
         todo = [p for p in todo if scope.is_allowed(p.ip)]
         prober = _Prober(scope, job.survey_id, credentials, limits, journal, findings_dataset, summary, progress)
         await prober.run(todo, probe_concurrency, len(open_ports) - len(todo) - summary.skipped, len(open_ports))
+        if l4_file is None and shard.count == 1:  # an import or a shard did not look at every service
+            closed = closed_findings(
+                findings_dataset.read(journal.findings_files()), ts=now(), survey_id=job.survey_id, scope=scope,
+                ports=ports, still_open={(p.ip, p.port) for p in open_ports},
+            )
+            if closed:
+                journal.commit_findings(job.survey_id, findings_dataset.publish(job.survey_id, closed), [])
+            summary.closed = len(closed)
         journal.finish(job.survey_id)
     summary.seconds = time.monotonic() - started
     return summary
@@ -186,8 +199,9 @@ class _Prober:
 
         async def survey_device(services: list[OpenPort]) -> None:
             async with slots:
+                until = device_deadline(self.limits)
                 for service in services:
-                    await self._probe(service)
+                    await self._probe(service, until)
 
         self._report()
         try:
@@ -197,13 +211,10 @@ class _Prober:
             self._flush()
         self._report()
 
-    async def _probe(self, service: OpenPort) -> None:
+    async def _probe(self, service: OpenPort, until: float) -> None:
         authorized = self.scope.check(service.ip)
         started = now()
-        protocol = await identify_service(self.scope, service.ip, service.port, self.limits)
-        result = None
-        if protocol is not None:
-            result = await PROBES[protocol](self.scope, service.ip, service.port, self.credentials, self.limits)
+        result = await probe_service(self.scope, service.ip, service.port, self.credentials, self.limits, until)
         scanner = service.scanner or guarded_source_address(self.scope, service.ip)
         finding = make_finding(
             ts=started, survey_id=self.survey_id, scanner=scanner, ip=service.ip,

@@ -339,8 +339,7 @@ def _entry(entry: object, index: int, origin: str) -> AuthorizedRange:
         network = ipaddress.ip_network(cidr)
     except ValueError as exc:
         raise ScopeError(f"{where}: bad cidr {cidr!r} ({exc})") from None
-    if network.version == 6 and network.subnet_of(_IPV4_MAPPED):
-        raise ScopeError(f"{where}: {network} is IPv4-mapped IPv6; write the IPv4 range instead")
+    network = _fold_mapped(network)  # ::ffff:198.51.100.0/120 is 198.51.100.0/24: one spelling per range
     if special_purpose and not any(network.subnet_of(net) for net in _same_family(network)):
         raise ScopeError(
             f"{where}: special_purpose = true is only accepted on a range inside one "
@@ -388,6 +387,20 @@ def _fold_mapped(network: IPNetwork) -> IPNetwork:
 
 def _same_family(network: IPNetwork) -> list[IPNetwork]:
     return [net for net in SPECIAL_PURPOSE if net.version == network.version]
+
+
+def canonical_address(ip: str | IPAddress) -> str:
+    """The one spelling of an address that the survey stores, de-duplicates and reports.
+
+    ``127.0.0.97``, ``::ffff:127.0.0.97``, ``::ffff:7f00:61`` and ``0:0:0:0:0:FFFF:7f00:61`` are one
+    host (an IPv4-mapped IPv6 address reaches the IPv4 host), so they must be one target and one
+    row: the IPv4 dotted quad for those, RFC 5952 compressed lower-case text for other IPv6.
+    Raises ``ValueError`` for anything that is not a literal address (see :func:`_parse_address`).
+    """
+    address = _parse_address(ip)
+    if address is None:
+        raise ValueError(f"not an IP address: {ip!r}")
+    return str(address)
 
 
 def _parse_address(ip: str | IPAddress) -> IPAddress | None:

@@ -32,15 +32,17 @@ def test_failures_become_error_results(failure, status):
     assert "\n" not in result.detail
 
 
-def test_deadline_is_an_error_unless_credentials_were_already_rejected():
+def test_deadline_is_an_error_before_any_login_and_incomplete_after():
     async def slow():
         await asyncio.sleep(5)
 
     limits = ProbeLimits(deadline=0.05)
-    assert asyncio.run(run_probe(ProbeRecord("ssh"), limits, slow())).status == "error"
+    assert asyncio.run(run_probe(ProbeRecord("ssh"), limits, slow(), pairs=73)).status == "error"
     record = ProbeRecord("ssh")
     record.attempts = record.rejected = 3
-    assert asyncio.run(run_probe(record, limits, slow())).status == "not_vulnerable"
+    result = asyncio.run(run_probe(record, limits, slow(), pairs=73))
+    assert (result.status, result.attempts, result.remaining) == ("incomplete", 3, 70)  # never "not_vulnerable"
+    assert "3 pairs tried, 70 not" in result.detail
 
 
 def test_scope_refusal_is_never_swallowed():

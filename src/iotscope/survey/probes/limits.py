@@ -3,8 +3,9 @@
 Every read the probes make is bounded twice: by ``read_timeout`` for the reply it waits for
 (a whole reply, not the gap between bytes, so a tarpit dripping one byte a second still ends) and
 by ``max_bytes`` (so a 10 MB banner or a stream of garbage ends too). ``deadline`` bounds the
-whole probe of one device. ``max_attempts`` and ``attempt_delay`` keep the survey from locking
-accounts or loading the device: NOTICE tried about 100 ID/password pairs per device, slowly.
+whole probe of one device, all its services together (:mod:`iotscope.survey.probes.device`).
+``max_attempts`` and ``attempt_delay`` keep the survey from locking accounts or loading the
+device: NOTICE tried about 100 ID/password pairs per device, slowly.
 """
 
 from __future__ import annotations
@@ -23,7 +24,9 @@ class ProbeLimits:
     #: Seconds to wait for one expected reply (a prompt, a status line), whole reply included.
     #: Above 3 s because login(1) waits FAIL_DELAY (3 s) before saying "Login incorrect".
     read_timeout: float = 5.0
-    #: Seconds for the whole probe of one service on one device.
+    #: Seconds for the whole probe of one device: all its services together, one after another
+    #: (it protects the device, so three slow services share it). A service it cuts short is
+    #: recorded ``incomplete`` with the pairs tried and not tried.
     deadline: float = 120.0
     #: Bytes read for one reply before the device is declared hostile.
     max_bytes: int = 64 * 1024

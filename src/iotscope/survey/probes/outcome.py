@@ -19,7 +19,7 @@ from iotscope.survey.probes.fingerprint import guess_device
 from iotscope.survey.probes.limits import ProbeLimits
 from iotscope.survey.scope import OutOfScopeError, Scope
 
-ProbeStatus = Literal["vulnerable", "not_vulnerable", "error"]
+ProbeStatus = Literal["vulnerable", "not_vulnerable", "error", "incomplete"]
 
 #: Banners are evidence in reports: printable ASCII only, one line, bounded.
 BANNER_CHARS = 256
@@ -41,6 +41,8 @@ class ProbeResult:
     device: str | None = None
     detail: str = ""
     attempts: int = 0
+    #: Credential pairs not tried because the device's deadline ended first (``incomplete``).
+    remaining: int | None = None
 
 
 def sanitize_banner(raw: bytes | str, limit: int = BANNER_CHARS) -> str:
@@ -85,7 +87,7 @@ class ProbeRecord:
         return sanitize_banner(text)
 
     def result(
-        self, status: ProbeStatus, detail: str = "", credential_id: str | None = None
+        self, status: ProbeStatus, detail: str = "", credential_id: str | None = None, remaining: int | None = None
     ) -> ProbeResult:
         banner = self.banner
         return ProbeResult(
@@ -96,11 +98,14 @@ class ProbeRecord:
             device=guess_device(banner),
             detail=sanitize_banner(detail, 200),
             attempts=self.attempts,
+            remaining=remaining,
         )
 
 
-#: What the survey calls: probe the service at ``ip:port`` with ``credentials`` -> one result.
-Probe = Callable[[Scope, str, int, list[Credential], ProbeLimits], Awaitable[ProbeResult]]
+#: What the survey calls: probe the service at ``ip:port`` with ``credentials`` -> one result;
+#: an optional keyword ``until`` (event-loop time) is the device's deadline when it comes before
+#: ``limits.deadline`` from now (see :mod:`iotscope.survey.probes.device`).
+Probe = Callable[..., Awaitable[ProbeResult]]
 #: What a protocol module implements: log in on ``ip:port`` with ``credentials``, noting what the
 #: device says and how many attempts were made in the record it is given.
 ProbeBody = Callable[[Scope, str, int, list[Credential], ProbeLimits, ProbeRecord], Awaitable[ProbeResult]]
@@ -111,39 +116,48 @@ def service_probe(protocol: str, body: ProbeBody) -> Probe:
 
     The scope is checked before any socket exists, and the body runs under :func:`run_probe`, so
     whatever the device does the survey gets a result (with the banner and attempts seen so far)
-    within ``limits.deadline``. One wrapper keeps these guarantees from drifting apart per protocol.
+    within ``limits.deadline`` (or by ``until``, the device's deadline). One wrapper keeps these guarantees from drifting apart per protocol.
     """
 
     async def probe(
-        scope: Scope, ip: str, port: int, credentials: list[Credential], limits: ProbeLimits
+        scope: Scope, ip: str, port: int, credentials: list[Credential], limits: ProbeLimits, *, until: float | None = None
     ) -> ProbeResult:
         scope.check(ip)
         record = ProbeRecord(protocol)
-        return await run_probe(record, limits, body(scope, ip, port, credentials, limits, record))
+        pairs = min(len(credentials), limits.max_attempts)
+        return await run_probe(record, limits, body(scope, ip, port, credentials, limits, record), until=until, pairs=pairs)
 
     probe.__qualname__ = probe.__name__ = f"{protocol}_probe"
     return probe
 
 
 async def run_probe(
-    record: ProbeRecord, limits: ProbeLimits, body: Awaitable[ProbeResult]
+    record: ProbeRecord, limits: ProbeLimits, body: Awaitable[ProbeResult], *, until: float | None = None, pairs: int = 0,
 ) -> ProbeResult:
-    """Await ``body`` within ``limits.deadline``; every failure of the device becomes an error result.
+    """Await ``body`` until ``until`` (event-loop time; default ``limits.deadline`` from now);
+    every failure of the device becomes an error result.
 
-    A deadline reached after the device clearly rejected some credentials is ``not_vulnerable``
-    (a slow but well-behaved login, e.g. login(1)'s 3 s fail delay), not an error.
+    A deadline reached after login attempts is ``incomplete``, with the ``pairs`` not tried as
+    ``remaining``: a slow but well-behaved login (login(1) waits 3 s after each failure) was cut
+    short, and calling that ``not_vulnerable`` would hide every pair never tried. A deadline
+    reached before any attempt is an error (a device that never got to a login prompt in time).
     """
+    if until is None:
+        until = asyncio.get_running_loop().time() + limits.deadline
     try:
-        async with asyncio.timeout(limits.deadline):
+        async with asyncio.timeout_at(until):
             return await body
     except OutOfScopeError:
         raise
     except TimeoutError:
-        if record.rejected:
+        if record.attempts:
+            remaining = max(0, pairs - record.attempts)
             return record.result(
-                "not_vulnerable", f"deadline {limits.deadline:g}s reached after {record.rejected} rejected attempts"
+                "incomplete",
+                f"device deadline {limits.deadline:g}s reached: {record.attempts} pairs tried, {remaining} not",
+                remaining=remaining,
             )
-        return record.result("error", f"deadline {limits.deadline:g}s reached")
+        return record.result("error", f"device deadline {limits.deadline:g}s reached before a login attempt")
     except ProbeFailure as exc:
         return record.result("error", str(exc))
     except (OSError, EOFError) as exc:
