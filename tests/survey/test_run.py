@@ -18,8 +18,8 @@ from iotscope.survey.credentials import load_builtin
 from iotscope.survey.findings import FindingsDataset
 from iotscope.survey.journal import ResumeError, SurveyJournal
 from iotscope.survey.l4import import L4ImportError
-from iotscope.survey.probes import ProbeLimits
 from iotscope.survey.permutation import Shard
+from iotscope.survey.probes import ProbeLimits
 from iotscope.survey.run import SurveyProgress, SurveySummary, run_survey
 from iotscope.survey.scope import Scope
 from tests.survey.conftest import RunningFleet, start_fleet, write_scope
@@ -162,7 +162,9 @@ def closed_port() -> int:
 def swept_targets(scope: Scope, store: Path, ports: list[int], **options) -> set[tuple[str, int]]:
     """The (address, port) pairs one survey run connects to (every port closed: only the sweep connects)."""
     with socket_audit() as audit:
-        asyncio.run(run_survey(scope, store=store, credentials=[], ports=ports, rate=50000, limits=FAST_LIMITS, **options))
+        asyncio.run(run_survey(
+            scope, store=store, credentials=[], ports=ports, rate=50000, limits=FAST_LIMITS, **options,
+        ))
     assert len(audit.connects) == len(set(audit.connects)), "no target swept twice"
     return set(audit.connects)
 
@@ -188,18 +190,23 @@ def test_shards_are_disjoint_and_together_one_unsharded_run(tmp_path: Path, clos
     ]
     assert sum(len(part) for part in shards) == len(whole), "pairwise disjoint"
     assert set().union(*shards) == whole
-    given = [swept_targets(scope, tmp_path / f"seeded{index}", ports, shard=Shard(index, count), seed=7) for index in range(2)]
-    assert not given[0] & given[1]
+    seeded = [
+        swept_targets(scope, tmp_path / f"seeded{index}", ports, shard=Shard(index, count), seed=7)
+        for index in range(count)
+    ]
+    assert sum(len(part) for part in seeded) == len(whole) and set().union(*seeded) == whole
 
 
 def test_shards_of_a_fleet_find_what_one_run_finds(tmp_path: Path, fleet: RunningFleet) -> None:
     scope = load_scope(tmp_path, fleet)
     found = [
-        {(f.ip, f.port, f.status) for f in survey(scope, tmp_path / f"store{index}", fleet, shard=Shard(index, 3)).findings}
+        {(f.ip, f.port, f.status) for f in survey(scope, tmp_path / f"s{index}", fleet, shard=Shard(index, 3)).findings}
         for index in range(3)
     ]
-    assert sum(map(len, found)) == len(fleet.truth)
+    assert sum(map(len, found)) == len(fleet.truth), "no service probed by two shards"
     assert {(ip, port) for part in found for ip, port, _ in part} == {(row["ip"], row["port"]) for row in fleet.truth}
+    vulnerable = {(ip, port) for part in found for ip, port, status in part if status == "vulnerable"}
+    assert vulnerable == {(row["ip"], row["port"]) for row in fleet.truth if row["expected"] == "finding"}
 
 
 def test_shards_split_an_imported_scan(tmp_path: Path, fleet: RunningFleet) -> None:
@@ -207,7 +214,9 @@ def test_shards_split_an_imported_scan(tmp_path: Path, fleet: RunningFleet) -> N
     (tmp_path / "scan.txt").write_text("\n".join(lines) + "\n")
     scope = load_scope(tmp_path, fleet)
     found = [
-        {(f.ip, f.port) for f in survey(scope, tmp_path / f"s{index}", fleet, shard=Shard(index, 2), l4_file=tmp_path / "scan.txt").findings}
+        {(f.ip, f.port) for f in survey(
+            scope, tmp_path / f"s{index}", fleet, shard=Shard(index, 2), l4_file=tmp_path / "scan.txt",
+        ).findings}
         for index in range(2)
     ]
     assert not found[0] & found[1] and len(found[0] | found[1]) == len(lines)
@@ -289,7 +298,7 @@ def test_an_unroutable_imported_target_is_an_error_finding(tmp_path: Path) -> No
     script.write_text(NAMESPACE_SCRIPT)
     result = subprocess.run(
         ["unshare", "-n", sys.executable, str(script), str(tmp_path), lost, reachable, "2121"],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True, text=True, timeout=60, check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     rows = {(row["ip"], row["port"]): row for row in json.loads(result.stdout)}
