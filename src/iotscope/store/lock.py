@@ -50,9 +50,11 @@ def try_lock(path: Path) -> int | None:
 
 
 def unlock(fd: int) -> None:
-    """Release a lock taken by :func:`try_lock` (closing its file descriptor)."""
-    _held.discard(fd)
-    os.close(fd)
+    """Release a lock taken by :func:`try_lock` (closing its file descriptor). In a forked child
+    the lock was closed already, and the number may name another file by now: left alone."""
+    if fd in _held:
+        _held.discard(fd)
+        os.close(fd)
 
 
 def lock_holder(path: Path) -> int | None:
