@@ -378,6 +378,8 @@ async def _worker(connection: Connection, job: Callable[..., Awaitable[SweepStat
         )
     except asyncio.CancelledError:
         return  # the sweep sent its last checkpoint
+    except (BrokenPipeError, ConnectionResetError):
+        return  # the parent is gone (where no PR_SET_PDEATHSIG ended us): nobody to report to
     except Exception as exc:  # reported by the parent as one line, not a worker's traceback
         connection.send(("failed", f"{type(exc).__name__}: {exc}"))
         return
