@@ -236,7 +236,7 @@ def running(pid: int) -> bool:
 def test_a_second_run_of_a_running_survey_is_refused(tmp_path: Path, scope_file: Path) -> None:
     store = tmp_path / "store"
     args = ["survey", "run", "--scope", str(scope_file), "--store", str(store), "--ports", "1,2,3,4,5,6,7,8"]
-    first = iotscope(*args, "--rate", "8", "--workers", "2")
+    first = iotscope(*args, "--rate", "4", "--workers", "2")  # 64 attempts: ~16 s of sweep
     try:
         wait_for_sweep(store, first)
         second = subprocess.run(
