@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import os
+import random
 import re
 import signal
 import socket
@@ -171,6 +173,7 @@ def test_sigterm_saves_progress_and_resume_continues(tmp_path: Path, scope_file:
         process.kill()
     assert process.returncode == 143, stderr
     assert "run the same command with --resume" in stderr
+    args[args.index("--ports") + 1] = "8,7,6,5,4,3,2,1"  # the same port set: the same survey
     result = runner.invoke(app, [*args[:-1], "1000", "--resume"])
     assert result.exit_code == 0, result.output
     assert "(resumed)" in result.output
@@ -184,3 +187,128 @@ def test_cli_starts_without_the_survey_engine() -> None:
     code = "import sys, iotscope.cli; print(sorted(m for m in ('asyncssh', 'iotscope.survey.run', 'iotscope.survey.report') if m in sys.modules))"
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert loaded == "[]"
+
+
+def test_resume_without_a_matching_survey_is_refused_before_sweeping(tmp_path: Path, scope_file: Path) -> None:
+    store = tmp_path / "store"
+    args = ["survey", "run", "--scope", str(scope_file), "--store", str(store), "--ports", "1,2", "--rate", "5000"]
+    result = runner.invoke(app, [*args, "--resume"])
+    assert result.exit_code == 2 and "--resume: no unfinished survey in" in result.output
+    assert "Traceback" not in result.output and result.output.count("error:") == 1
+    with SurveyJournal(store) as journal:
+        assert journal.jobs() == []
+
+
+def iotscope(*args: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "iotscope", *args], stderr=subprocess.PIPE, text=True)
+
+
+def wait_for_sweep(store: Path, process: subprocess.Popen, seconds: float = 30) -> None:
+    """Until the survey run by ``process`` has checkpointed some sweep progress."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.2)
+        if (store / SurveyJournal.FILENAME).exists():
+            with SurveyJournal(store) as journal:
+                if any(job.sweep_position > 0 for job in journal.jobs()):
+                    return
+    raise AssertionError(f"no sweep progress within {seconds} s: {process.poll()}")
+
+
+def children(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[1]) == pid:
+                found.append(int(stat.parent.name))
+    return found
+
+
+def running(pid: int) -> bool:
+    """Alive and not a zombie (an orphan's zombie may wait for a reaper in a container)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_a_second_run_of_a_running_survey_is_refused(tmp_path: Path, scope_file: Path) -> None:
+    store = tmp_path / "store"
+    args = ["survey", "run", "--scope", str(scope_file), "--store", str(store), "--ports", "1,2,3,4,5,6,7,8"]
+    first = iotscope(*args, "--rate", "4", "--workers", "2")  # 64 attempts: ~16 s of sweep
+    try:
+        wait_for_sweep(store, first)
+        second = subprocess.run(
+            [sys.executable, "-m", "iotscope", *args, "--resume"],
+            capture_output=True, text=True, timeout=60, check=False,
+        )
+        assert second.returncode == 2, second.stderr
+        errors = [line for line in second.stderr.splitlines() if "error" in line]
+        assert errors == [line for line in second.stderr.splitlines() if "is already running" in line]
+        assert len(errors) == 1 and f"(pid {first.pid})" in errors[0] and "Traceback" not in second.stderr
+        first.kill()  # kill -9: the kernel frees the lock; nothing of the first run holds it on
+        first.wait(10)
+        third = runner.invoke(app, [*args, "--rate", "5000", "--resume"])
+        assert third.exit_code == 0 and "(resumed)" in third.output, third.output
+    finally:
+        first.kill()
+        first.communicate()
+    with SurveyJournal(store) as journal:
+        (job,) = journal.jobs()
+        assert job.finished_at is not None
+
+
+def test_kill_9_of_a_survey_stops_its_sweep_workers(tmp_path: Path) -> None:
+    """The workers must not go on connecting once their parent is gone (reparented to init)."""
+    rng = random.SystemRandom()
+    network = f"127.{rng.randrange(1, 255)}.{rng.randrange(256)}.{rng.randrange(8) * 32}"
+    hosts = [network.rsplit(".", 1)[0] + f".{int(network.rsplit('.', 1)[1]) + i}" for i in range(32)]
+    first = socket.create_server((hosts[0], 0))
+    port = first.getsockname()[1]
+    listeners = [first] + [socket.create_server((host, port)) for host in hosts[1:]]
+    for listener in listeners:
+        listener.setblocking(False)
+    accepted = 0
+
+    def count() -> int:
+        nonlocal accepted
+        for listener in listeners:
+            with contextlib.suppress(BlockingIOError):
+                while True:
+                    listener.accept()[0].close()
+                    accepted += 1
+        return accepted
+
+    scope = tmp_path / "scope.toml"
+    scope.write_text(
+        f'[[authorized]]\ncidr = "{network}/27"\nowner = "Loopback Lab"\nauthorization = "CLI test"\n'
+        "special_purpose = true\n"
+    )
+    store = tmp_path / "store"
+    survey = iotscope("survey", "run", "--scope", str(scope), "--store", str(store), "--ports", str(port),
+                      "--rate", "4", "--workers", "2")
+    workers: list[int] = []
+    try:
+        deadline = time.monotonic() + 30
+        while count() < 3 and time.monotonic() < deadline:  # 32 connects at 4/s: the sweep runs ~8 s
+            time.sleep(0.05)
+        workers = children(survey.pid)
+        assert len(workers) == 2 and survey.poll() is None
+        survey.kill()
+        survey.wait(10)
+        deadline = time.monotonic() + 2
+        while any(map(running, workers)) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not any(map(running, workers)), "sweep workers outlived their parent"
+        before = count()
+        time.sleep(2)
+        assert count() == before < 32, "connects after the survey was killed"
+    finally:
+        survey.kill()
+        survey.communicate()
+        for pid in workers:  # only on failure: they are ours, by pid
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        for listener in listeners:
+            listener.close()

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
-from iotscope.survey.journal import JournalError, OpenPort, SurveyJournal
+from iotscope.survey.journal import JournalError, OpenPort, SurveyBusyError, SurveyJournal
 
 
 def test_resume_picks_the_newest_unfinished_survey_of_the_same_job(tmp_path: Path) -> None:
@@ -45,3 +46,20 @@ def test_unusable_store(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("")
     with pytest.raises(JournalError, match="cannot open the survey store"):
         SurveyJournal(tmp_path / "file")
+
+
+def test_a_survey_is_held_by_one_journal_at_a_time(tmp_path: Path) -> None:
+    """flock conflicts between two opens even in one process; the CLI test runs two processes."""
+    first, second = SurveyJournal(tmp_path), SurveyJournal(tmp_path)
+    try:
+        first.hold("S1")
+        busy = rf"survey S1 is already running in another process \(pid {os.getpid()}\)"
+        with pytest.raises(SurveyBusyError, match=busy):
+            second.hold("S1")
+        second.hold("S2")
+        first.close()
+        second.hold("S1")
+    finally:
+        first.close()
+        second.close()
+    assert oct((tmp_path / ".survey-locks").stat().st_mode & 0o777) == "0o700"

@@ -42,7 +42,8 @@ def run(
     rate: Annotated[float, typer.Option(help="Connection attempts per second, all targets together.")] = DEFAULT_RATE,
     credentials: Annotated[Path | None, typer.Option(help="Extra credential file (TOML), tried after the built-in list.")] = None,
     shard: Annotated[str, typer.Option(help="This machine's shard i/N of the scope (disjoint, together complete).")] = "1/1",
-    resume: Annotated[bool, typer.Option("--resume", help="Continue the unfinished survey of the same job.")] = False,
+    seed: Annotated[int | None, typer.Option(help="Sweep order: one seed for all shards of a survey (default: derived from the scope's ranges and the ports).")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the unfinished survey of the same scope, port set and shard; refused if there is none.")] = False,
     import_file: Annotated[Path | None, typer.Option("--import", help="Open ports from zmap CSV or masscan -oL/-oJ instead of sweeping.")] = None,
     concurrency: Annotated[int, typer.Option(help="Connection attempts in flight at most.")] = DEFAULT_CONCURRENCY,
     workers: Annotated[int, typer.Option(help="Sweep processes sharing --rate and --concurrency (default: one per CPU core).")] = os.cpu_count() or 1,
@@ -69,6 +70,8 @@ def run(
             raise ValueError("--concurrency and --probe-concurrency must be at least 1, --timeout positive")
         if workers < 1:
             raise ValueError(f"--workers must be at least 1, not {workers}")
+        if seed is not None and not 0 <= seed < 2**64:
+            raise ValueError(f"--seed must be between 0 and 2**64 - 1, not {seed}")
         if max_attempts < 1:
             raise ValueError(f"--max-attempts must be at least 1, not {max_attempts}")
         if not attempt_delay >= 0:  # NaN included
@@ -101,7 +104,7 @@ def run(
                 scope, store=store, credentials=credential_list, ports=port_list, rate=rate,
                 shard=shard_value, resume=resume, progress=on_progress, concurrency=concurrency,
                 connect_timeout=timeout, probe_concurrency=probe_concurrency, l4_file=import_file, limits=limits,
-                workers=workers,
+                workers=workers, seed=seed,
             )))
         except (L4ImportError, OutOfScopeError, JournalError, ValueError) as exc:
             fail(str(exc))
@@ -110,8 +113,6 @@ def run(
         except (KeyboardInterrupt, asyncio.CancelledError) as exc:
             console.print("interrupted: progress is saved; run the same command with --resume to continue")
             raise typer.Exit(130 if isinstance(exc, KeyboardInterrupt) else 143) from None
-    if resume and not summary.resumed:
-        console.print("[yellow]note:[/] no unfinished survey of this job to resume; this was a new survey", highlight=False)
     _print_summary(summary)
 
 

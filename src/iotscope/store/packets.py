@@ -11,7 +11,7 @@ Why it is crash-safe: an ingest writes into ``.staging/``, moves its finished fi
 list, and opening a store deletes any file in ``packets/`` that no committed row names (the
 remains of a killed ingest), so a re-run after ``kill -9`` counts every packet exactly once.
 
-An ingest holds an exclusive ``flock`` on ``.ingest.lock`` while it writes. The clean-up on open
+An ingest holds an exclusive lock (``iotscope.store.lock``) on ``.ingest.lock`` while it writes. The clean-up on open
 runs only when that lock is free, so ``stats`` or ``sql`` while an ingest runs never deletes the
 ingest's work; the kernel releases the lock of a killed process, so its remains are cleaned next
 time. A second concurrent ingest into the same store is refused.
@@ -19,7 +19,6 @@ time. A second concurrent ingest into the same store is refused.
 
 from __future__ import annotations
 
-import fcntl
 import os
 import shutil
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -30,6 +29,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from iotscope.store.durable import move_into_place
+from iotscope.store.lock import try_lock, unlock
 from iotscope.store.schema import PACKET_SCHEMA
 from iotscope.store.state import IngestedFile, StoreError, StoreState
 
@@ -66,7 +66,7 @@ class PacketStore:
 
     def close(self) -> None:
         if self._ingest_lock is not None:
-            os.close(self._ingest_lock)  # releases the flock
+            unlock(self._ingest_lock)
             self._ingest_lock = None
         self.state.close()
 
@@ -96,13 +96,7 @@ class PacketStore:
         return PartitionWriter(self, content_hash)
 
     def _try_ingest_lock(self) -> int | None:
-        fd = os.open(self.root / ".ingest.lock", os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            return None
-        return fd
+        return try_lock(self.root / ".ingest.lock")
 
     def _recover(self) -> None:
         """Remove what a killed ingest left: the staging area and files no committed row names.
@@ -119,7 +113,7 @@ class PacketStore:
                 if str(path) not in committed:
                     path.unlink()
         finally:
-            os.close(lock)
+            unlock(lock)
 
 
 class PartitionWriter:

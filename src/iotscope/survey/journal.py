@@ -19,6 +19,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from iotscope.errors import IotscopeError
+from iotscope.store.lock import lock_holder, try_lock, unlock
 from iotscope.survey.private import private_directory, private_file
 
 _SCHEMA = """
@@ -60,6 +61,14 @@ class JournalError(IotscopeError, ValueError):
     """The store directory cannot hold survey state (not a directory, not writable, corrupt)."""
 
 
+class SurveyBusyError(JournalError):
+    """Another process is running this survey (two runs would double every login and finding)."""
+
+
+class ResumeError(JournalError):
+    """``--resume`` has no unfinished survey of the same job to continue."""
+
+
 @dataclass(frozen=True, slots=True)
 class OpenPort:
     ip: str
@@ -88,6 +97,8 @@ class SurveyJournal:
     FILENAME = "survey_state.sqlite"
 
     def __init__(self, store_root: Path, *, read_only: bool = False) -> None:
+        self._root = store_root
+        self._locks: list[int] = []  # survey locks held (see hold)
         if read_only:
             self._db = _open_read_only(store_root / self.FILENAME)
             return
@@ -104,6 +115,27 @@ class SurveyJournal:
 
     def close(self) -> None:
         self._db.close()
+        for fd in self._locks:
+            unlock(fd)
+        self._locks.clear()
+
+    def hold(self, survey_id: str) -> None:
+        """Run survey ``survey_id`` in this process only, until :meth:`close` (or its death): a lock
+        (``iotscope.store.lock``) on ``.survey-locks/<id>.lock`` in the store. Raises
+        :class:`SurveyBusyError` if another process holds it."""
+        path = self._root / ".survey-locks" / f"{survey_id}.lock"
+        try:
+            path.parent.mkdir(mode=0o700, exist_ok=True)
+            fd = try_lock(path)
+        except OSError as exc:
+            raise JournalError(f"{self._root}: cannot lock survey {survey_id} ({exc.strerror})") from None
+        if fd is None:
+            pid = lock_holder(path)
+            raise SurveyBusyError(
+                f"survey {survey_id} is already running in another process{f' (pid {pid})' if pid else ''}; "
+                "wait for it to end or stop it, then --resume"
+            )
+        self._locks.append(fd)
 
     def __enter__(self) -> SurveyJournal:
         return self

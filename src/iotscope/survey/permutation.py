@@ -7,7 +7,8 @@ shuffled list does not work for large scopes, so, as ZMap does, the order is the
 elements above N are skipped, and every index in [0, N) comes exactly once. Only (p, g, x0)
 and a position are state, which makes shards and resume trivial:
 
-* shard i of n takes positions k = i, i+n, i+2n, ...: disjoint, and together the whole group;
+* shard i of n takes positions k = i, i+n, i+2n, ...: disjoint, and together the whole group,
+  provided every shard walks the same group, hence one seed for all shards of a survey;
 * a resumed walk restarts at ``x0 * g**(i + n*position)``, one modular exponentiation.
 
 p is a *safe* prime (p = 2q + 1, q prime), so p - 1 factors as 2q and testing whether g
@@ -16,6 +17,7 @@ generates the group is two exponentiations.
 
 from __future__ import annotations
 
+import hashlib
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -50,6 +52,12 @@ class Shard:
 
     def __str__(self) -> str:
         return f"{self.index + 1}/{self.count}"
+
+    def owns(self, label: str) -> bool:
+        """Whether ``label`` (e.g. "ip port" of an imported target) is this shard's: a stable hash
+        modulo the count, so the shards of a list are disjoint and complete on every machine."""
+        digest = hashlib.sha256(label.encode()).digest()
+        return int.from_bytes(digest[:8], "big") % self.count == self.index
 
 
 class CyclicPermutation:

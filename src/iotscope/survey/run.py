@@ -1,9 +1,14 @@
 """One survey run: sweep (or import) the L4 phase, identify each open service, probe it, keep evidence.
 
 The phases are checkpointed in the store's job journal, so ``resume=True`` continues the newest
-unfinished survey of the same job (same authorized ranges, ports and shard) where it stopped:
-the sweep from its permutation position, the probes with the open ports not yet probed. The
-blocklist is re-read on every run and applies to resumed work too.
+unfinished survey of the same job (same authorized ranges, set of ports and shard) where it
+stopped: the sweep from its permutation position, the probes with the open ports not yet probed;
+with no such survey it is refused before anything is sent. The blocklist is re-read on every run
+and applies to resumed work too. A survey runs in one process at a time (a lock in the store).
+
+The shards of one survey walk one permutation: its seed is given, or derived from the authorized
+ranges and the port set, which every shard has in common, so shards run on different machines
+are disjoint and together complete without sharing any state.
 
 Each device is probed by one task at a time (its services one after another, within one
 deadline for the device), so a device never sees parallel logins from the survey;
@@ -26,10 +31,10 @@ from pathlib import Path
 
 from iotscope.survey.credentials import Credential
 from iotscope.survey.findings import Finding, FindingsDataset, closed_findings, make_finding, now
-from iotscope.survey.journal import OpenPort, SurveyJob, SurveyJournal
+from iotscope.survey.journal import OpenPort, ResumeError, SurveyJob, SurveyJournal
 from iotscope.survey.l4import import L4Import, L4ImportError, read_l4_file
 from iotscope.survey.permutation import CyclicPermutation, Shard
-from iotscope.survey.probes import ProbeLimits
+from iotscope.survey.probes import ProbeLimits, ProbeResult
 from iotscope.survey.probes.device import device_deadline, probe_service
 from iotscope.survey.probes.limits import DEFAULT_PROBE_CONCURRENCY
 from iotscope.survey.scope import Scope, guarded_source_address
@@ -101,27 +106,37 @@ async def run_survey(
     probe_concurrency: int = DEFAULT_PROBE_CONCURRENCY,
     l4_file: Path | None = None,
     workers: int = 1,
+    seed: int | None = None,
 ) -> SurveySummary:
     """Survey ``scope`` x ``ports`` and store the evidence in ``store``; see the module doc.
 
     ``workers`` processes share the sweep (see :func:`~iotscope.survey.sweep.sweep`); a resumed
-    run may use another number than the interrupted one."""
+    run may use another number than the interrupted one. ``seed`` fixes the sweep order (all
+    shards of a survey need the same; by default it is derived from the scope and ports).
+    Raises :class:`ResumeError` or :class:`SurveyBusyError` before any connection."""
     ports = _check_ports(ports)
     started = time.monotonic()
     findings_dataset = FindingsDataset(store)
     with SurveyJournal(store) as journal:
         key = _job_key(scope, ports, shard, l4_file)
-        job = journal.resumable(key) if resume else None
+        job = _resumable(journal, store, key, ports, shard, seed) if resume else None
         summary = SurveySummary(job.survey_id if job else _new_survey_id(), resumed=job is not None)
+        journal.hold(summary.survey_id)  # until the journal closes
         if job is None:
             summary.unfinished = [j.survey_id for j in journal.jobs() if j.job_key == key and j.finished_at is None]
-            job = journal.create(summary.survey_id, key, secrets.randbits(64), str(shard), ports, scope.source)
+            seed = shared_seed(scope, ports) if seed is None else seed
+            job = journal.create(summary.survey_id, key, seed, str(shard), sorted(ports), scope.source)
         else:
+            job = journal.job(job.survey_id) or job  # as it is now that this process holds it
+            if job.finished_at is not None:
+                raise ResumeError(f"survey {job.survey_id} was finished meanwhile by another process")
             findings_dataset.remove_uncommitted(job.survey_id, journal.findings_files(job.survey_id))
+        ports = job.ports  # the order that the permutation's index space was fixed in
         if not job.sweep_finished:
             if l4_file is not None:
                 summary.imported = read_l4_file(l4_file, scope, ports)
-                journal.add_open_ports(job.survey_id, summary.imported.open_ports)
+                mine = [p for p in summary.imported.open_ports if shard.owns(f"{p.ip} {p.port}")]
+                journal.add_open_ports(job.survey_id, mine)
             else:
                 summary.sweep = await _sweep_phase(
                     scope, ports, shard, job, journal, rate, concurrency, connect_timeout, workers, progress,
@@ -214,8 +229,13 @@ class _Prober:
     async def _probe(self, service: OpenPort, until: float) -> None:
         authorized = self.scope.check(service.ip)
         started = now()
-        result = await probe_service(self.scope, service.ip, service.port, self.credentials, self.limits, until)
-        scanner = service.scanner or guarded_source_address(self.scope, service.ip)
+        scanner, result = service.scanner, None
+        try:
+            scanner = scanner or guarded_source_address(self.scope, service.ip)
+        except OSError as exc:  # no route to an imported target: its error finding, then the next one
+            result = ProbeResult("unknown", "error", detail=f"unreachable from this host: {exc.strerror or exc}")
+        else:
+            result = await probe_service(self.scope, service.ip, service.port, self.credentials, self.limits, until)
         finding = make_finding(
             ts=started, survey_id=self.survey_id, scanner=scanner, ip=service.ip,
             port=service.port, authorized=authorized, result=result,
@@ -255,17 +275,55 @@ def _check_ports(ports: list[int] | tuple[int, ...]) -> list[int]:
     return checked
 
 
+def shared_seed(scope: Scope, ports: list[int]) -> int:
+    """The permutation seed of a survey whose seed is not given: a hash of what all its shards
+    share, the authorized ranges (not the blocklist, which may change between shards) and the
+    port set. As with ZMap's ``--seed``, another seed gives another order over the same targets."""
+    text = json.dumps({"ranges": _ranges(scope), "ports": sorted(ports)})
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big")
+
+
+def _resumable(
+    journal: SurveyJournal, store: Path, key: str, ports: list[int], shard: Shard, seed: int | None
+) -> SurveyJob:
+    """The survey ``--resume`` continues; :class:`ResumeError` (one line, saying what differs) if none."""
+    job = journal.resumable(key)
+    if job is not None:
+        if seed is not None and seed != job.seed:
+            raise ResumeError(f"--resume: survey {job.survey_id} was started with seed {job.seed}, not {seed}")
+        return job
+    unfinished = [j for j in journal.jobs() if j.finished_at is None]
+    if not unfinished:
+        raise ResumeError(f"--resume: no unfinished survey in {store}; run without --resume to start one")
+    other = unfinished[-1]
+    differences = []
+    if set(other.ports) != set(ports):
+        differences.append(f"ports {','.join(map(str, sorted(other.ports)))} (not {','.join(map(str, sorted(ports)))})")
+    if other.shard != str(shard):
+        differences.append(f"shard {other.shard} (not {shard})")
+    what = " and ".join(differences) or "other authorized ranges or another --import file"
+    raise ResumeError(
+        f"--resume: the unfinished survey {other.survey_id} has {what}; "
+        "run the same job to resume it, or leave out --resume to start a new survey"
+    )
+
+
+def _ranges(scope: Scope) -> list[tuple[str, bool]]:
+    return sorted((str(e.network), e.special_purpose) for e in scope.authorized)
+
+
 def _job_key(scope: Scope, ports: list[int], shard: Shard, l4_file: Path | None) -> str:
     """What a resumed run must share with the interrupted one for its saved positions to mean the
-    same targets: the authorized ranges (not the blocklist, which may grow), ports and shard."""
-    ranges = sorted((str(e.network), e.special_purpose) for e in scope.authorized)
+    same targets: the authorized ranges (not the blocklist, which may grow), the port set (the
+    journal keeps their order) and the shard."""
+    ranges = _ranges(scope)
     source = "sweep"
     if l4_file is not None:
         try:
             source = hashlib.sha256(l4_file.read_bytes()).hexdigest()
         except OSError as exc:
             raise L4ImportError(f"{l4_file}: cannot read ({exc.strerror})") from None
-    text = json.dumps({"ranges": ranges, "ports": ports, "shard": str(shard), "l4": source})
+    text = json.dumps({"ranges": ranges, "ports": sorted(ports), "shard": str(shard), "l4": source})
     return hashlib.sha256(text.encode()).hexdigest()
 
 

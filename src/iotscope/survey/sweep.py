@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import os
 import resource
 import select
 import signal
@@ -31,6 +32,7 @@ from functools import partial
 from typing import TYPE_CHECKING
 
 from iotscope.survey.journal import OpenPort
+from iotscope.survey.lifetime import end_with_parent
 from iotscope.survey.permutation import CyclicPermutation, Shard
 from iotscope.survey.scope import Scope, start_guarded_connect
 
@@ -247,7 +249,9 @@ async def _sweep_in_processes(
     Fork, not spawn: a worker needs the loaded scope and starts in milliseconds instead of
     re-importing everything. Workers ignore SIGINT and SIGTERM (a terminal or ``systemctl stop``
     signals the whole group): the parent stops them when it is cancelled, and they send a last
-    checkpoint before exiting; a worker whose parent is gone stops by itself.
+    checkpoint before exiting. A worker whose parent is gone, even by ``kill -9``, stops at once
+    (:func:`~iotscope.survey.lifetime.end_with_parent`, and the end-of-file of its pipe, which
+    only the parent holds open: a worker closes the parent's ends it inherited).
     """
     import multiprocessing  # here: a one-process sweep (and its start-up) does without it
 
@@ -293,7 +297,10 @@ async def _sweep_in_processes(
                 lane_sweep, Shard(lane, workers), rate=rate / workers, concurrency=max(1, concurrency // workers),
                 done_above=merged.ahead[lane],
             )
-            process = context.Process(target=_worker_main, args=(child_end, job), daemon=True)
+            inherited = [*connections, parent_end]  # the parent's pipe ends, which a fork copies
+            process = context.Process(
+                target=_worker_main, args=(child_end, job, os.getpid(), inherited), daemon=True,
+            )
             process.start()
             child_end.close()  # so the parent sees EOF when the worker exits
             connections.append(parent_end)
@@ -343,8 +350,13 @@ def _stop_workers(connections: list[Connection], ended: set[int], receive: Calla
             break  # out of time; the rest is terminated
 
 
-def _worker_main(connection: Connection, job: Callable[..., Awaitable[SweepStats]]) -> None:
+def _worker_main(
+    connection: Connection, job: Callable[..., Awaitable[SweepStats]], parent: int, inherited: list[Connection],
+) -> None:
     """A worker process: run ``job`` on a new event loop, talking to the parent over ``connection``."""
+    end_with_parent(parent)
+    for other in inherited:  # else this worker's own copy would keep its pipe open after the parent dies
+        other.close()
     signal.set_wakeup_fd(-1)  # the fd inherited from the parent's event loop is not ours
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
@@ -366,6 +378,8 @@ async def _worker(connection: Connection, job: Callable[..., Awaitable[SweepStat
         )
     except asyncio.CancelledError:
         return  # the sweep sent its last checkpoint
+    except (BrokenPipeError, ConnectionResetError):
+        return  # the parent is gone (where no PR_SET_PDEATHSIG ended us): nobody to report to
     except Exception as exc:  # reported by the parent as one line, not a worker's traceback
         connection.send(("failed", f"{type(exc).__name__}: {exc}"))
         return
