@@ -82,6 +82,8 @@ def test_outbreak_start_in_metadata_and_in_the_bytes(tmp_path: Path) -> None:
         con = connect(s)
         per_hour = dict(con.execute(
             "SELECT hour, count(DISTINCT src) FROM packets WHERE proto = 6 AND dport = 2323 GROUP BY hour").fetchall())
+        telnet = dict(con.execute(
+            "SELECT hour, count(DISTINCT src) FROM packets WHERE proto = 6 AND dport = 23 GROUP BY hour").fetchall())
         con.register("truth", pq.read_table(result.truth_path))
         # No bot that was not already running is infected before the onset: every Mirai source that
         # appears in the first half was active from the run's start or within the steady population.
@@ -91,10 +93,12 @@ def test_outbreak_start_in_metadata_and_in_the_bytes(tmp_path: Path) -> None:
         newcomers_after = con.execute(
             "SELECT count(*) FROM truth WHERE kind = 'mirai' AND first_ts >= ? AND first_ts < ?",
             [onset + timedelta(hours=2), onset + timedelta(hours=3)]).fetchone()[0]
-    before, after = [per_hour[h] for h in (0, 1, 2)], [per_hour[h] for h in (3, 4, 5)]
-    assert max(before) < 1.3 * min(before), per_hour  # level before the outbreak
-    assert after[2] > 1.5 * max(before) and after[0] < after[1] < after[2], per_hour
+    # Before the onset the bots scan 23 only (Mirai's predecessors); 2323 comes with the outbreak.
+    assert [per_hour.get(h, 0) for h in (0, 1, 2)] == [0, 0, 0], per_hour
+    after = [per_hour[h] for h in (3, 4, 5)]
+    assert 0 < after[0] < after[1] < after[2], per_hour
     assert newcomers_after > 3 * max(1, newcomers_before), (newcomers_before, newcomers_after)
+    assert min(telnet[h] for h in (0, 1, 2)) > 0.8 * max(telnet[h] for h in (0, 1, 2)), telnet  # 23: level before
 
 
 def test_outbreak_start_metadata_defaults(tmp_path: Path) -> None:

@@ -186,6 +186,8 @@ class DarknetConfig:
     #: Fraction of the run before the first infection of the outbreak (0 <= x < 1). ``None`` (the
     #: default, and what every earlier capture used) is 0: infections begin with the run, so there
     #: is no pre-outbreak baseline to detect a change against; set it (e.g. 0.5) for a run with one.
+    #: A dated outbreak is the 2016 one: the bots active before it scan 23/TCP only (Mirai's
+    #: predecessors), the outbreak's bots add 2323/TCP (1 in 10 SYNs), so 2323 rises from almost nothing.
     outbreak_start: float | None = None
 
     def validate(self) -> tuple[int, int]:
@@ -242,6 +244,7 @@ class SourcePlan:
     start: np.ndarray  # int64, µs after the run's start
     end: np.ndarray  # int64, exclusive
     packets: np.ndarray  # int64
+    telnet_only: np.ndarray  # bool: a Mirai bot that scans 23 only (pre-outbreak bots of a dated outbreak)
 
     def __len__(self) -> int:
         return int(self.src.shape[0])
@@ -271,8 +274,8 @@ def _split_packets(total: int, mix: Mapping[str, float]) -> dict[str, int]:
 
 
 def _activity(rng: np.random.Generator, n: int, profile: KindProfile, duration: int,
-              outbreak_growth: float | None, onset: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Start and end (µs into the run) of each source's activity.
+              outbreak_growth: float | None, onset: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Start and end (µs into the run) of each source's activity, and whether the outbreak infected it.
 
     Bots are long-lived: they may have started before the run and may outlive it, and their number
     stays level over the run. Campaigns (scans,
@@ -282,6 +285,7 @@ def _activity(rng: np.random.Generator, n: int, profile: KindProfile, duration: 
     into the run (0: with the run).
     """
     minimum = min(60_000_000, duration // 2 + 1)
+    infected = np.zeros(n, dtype=bool)
     if profile.campaign and profile.packets_per_source >= 10_000:  # research scan campaigns
         length = rng.uniform(0.15, 0.6, n) * duration
         start = rng.uniform(0, 1, n) * (duration - length)
@@ -304,7 +308,7 @@ def _activity(rng: np.random.Generator, n: int, profile: KindProfile, duration: 
             length = np.where(infected, duration, length)
     start = np.clip(start, 0, duration - minimum)
     end = np.clip(start + length, start + minimum, duration)
-    return start.astype(np.int64), end.astype(np.int64)
+    return start.astype(np.int64), end.astype(np.int64), infected
 
 
 def _allocate(rng: np.random.Generator, total: int, weights: np.ndarray, floor: int) -> np.ndarray:
@@ -336,7 +340,10 @@ def plan_sources(config: DarknetConfig) -> SourcePlan:
         n = int(np.clip(round(kind_packets / per_source), profile.min_sources, kind_packets))
         n = max(1, min(n, max(1, kind_packets // profile.min_packets)))
         growth = config.outbreak_growth if (config.outbreak and kind == "mirai") else None
-        start, end = _activity(rng, n, profile, duration, growth, config.outbreak_onset_us)
+        start, end, infected = _activity(rng, n, profile, duration, growth, config.outbreak_onset_us)
+        # With a dated outbreak, the bots already there scan Telnet on 23 only, like Mirai's
+        # predecessors (Bashlite/Gafgyt) did: 2323 is the outbreak's novelty, as in 2016.
+        telnet_only = (~infected) if (growth is not None and config.outbreak_start is not None) else infected & False
         weights = rng.lognormal(0.0, 0.8, n) * (1.0 if profile.campaign else (end - start))
         packets = _allocate(rng, kind_packets, weights, profile.min_packets)
         style = np.zeros(n, dtype=np.uint8)
@@ -358,12 +365,12 @@ def plan_sources(config: DarknetConfig) -> SourcePlan:
         parts.append({
             "src": src, "kind": np.full(n, KINDS.index(kind), dtype=np.uint8), "style": style,
             "port": port.astype(np.uint16), "own_sport": rng.integers(1024, 65536, n).astype(np.uint16),
-            "win": win, "ttl": ttl, "start": start, "end": end, "packets": packets,
+            "win": win, "ttl": ttl, "start": start, "end": end, "packets": packets, "telnet_only": telnet_only,
         })
     if not parts:
         return SourcePlan(*(np.empty(0, dtype=t) for t in
                             (np.uint32, np.uint8, np.uint8, np.uint16, np.uint16, np.uint16, np.uint8,
-                             np.int64, np.int64, np.int64)))
+                             np.int64, np.int64, np.int64, np.bool_)))
     return SourcePlan(**{name: np.concatenate([p[name] for p in parts]) for name in parts[0]})
 
 
@@ -443,6 +450,7 @@ def _packet_fields(rng: np.random.Generator, plan: SourcePlan, sid: np.ndarray, 
     m = is_kind["mirai"]
     f.seq[m] = f.dst[m]
     f.dport[m] = np.where(rng.random(int(m.sum())) < 0.1, 2323, 23)
+    f.dport[m & plan.telnet_only[sid]] = 23
     f.sport[m] = own_sport[m]
 
     f.ip_id[is_kind["zmap"]] = 54321
