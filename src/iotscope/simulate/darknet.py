@@ -44,6 +44,38 @@ from one seeded generator: the same config gives the same bytes.
 
 The capture is generated in time windows of at most :data:`CHUNK_PACKETS` packets, so memory stays
 bounded whatever the packet count; within a window all work is numpy array code.
+
+Ground truth (``<capture>.truth.parquet``, one row per source that sent a packet), what the
+analysis passes are tested against:
+
+================  ==================  ==========================================================
+column            type                meaning
+================  ==================  ==========================================================
+``src``           uint32              the source address (host byte order, like ``packets.src``)
+``kind``          dictionary string   one of :data:`KINDS`
+``style``         dictionary string   backscatter style or noise style, else ``""``
+``proto``         uint8               the protocol its packets carry (ICMP for unreachable
+                                      backscatter and ping probers)
+``dport``         uint16, null        targeted port (Mirai: 23, 1 in 10 packets go to 2323);
+                                      null when it varies per packet
+``sport``         uint16, null        a backscatter victim's attacked service port
+``first_ts``,     timestamp[us, UTC]  first and last packet the source sent
+``last_ts``
+``packets``       uint64              packets it sent
+``tool``          dictionary string   ``mirai``, ``zmap`` or ``masscan`` when every SYN of the
+                                      source carries that tool's fingerprint, else null (what
+                                      the ``tool`` column says by majority, see
+                                      ``iotscope.telescope.fingerprints``)
+``episode_start``, timestamp[us, UTC] a backscatter victim's DoS episode: its packets arrive
+``episode_end``   , null              uniformly in ``[start, end)``; null for other kinds
+``peak_60s``      uint32, null        a victim's most packets in any 60 s ``[t, t + 60 s)``;
+                                      with ``packets`` and the episode's length this says
+                                      whether it passes the ``attacks`` thresholds
+================  ==================  ==========================================================
+
+Schema metadata: ``darknet``, ``seed``, ``hours``, ``outbreak``, ``start`` and, with ``outbreak``,
+``outbreak_start`` (ISO 8601) and ``outbreak_start_us`` (epoch µs): the first infection, which is
+the run's start unless :attr:`DarknetConfig.outbreak_start` places it later.
 """
 
 from __future__ import annotations
@@ -130,6 +162,10 @@ _UDP_SERVICES = (53, 123, 27015, 3074)  # services whose floods are UDP, answere
 
 TCP_FIN, TCP_SYN, TCP_RST, TCP_PSH, TCP_ACK, TCP_URG = 0x01, 0x02, 0x04, 0x08, 0x10, 0x20
 
+#: The scanning tool whose fingerprint every SYN of a kind carries (``iotscope.telescope.fingerprints``);
+#: kinds not listed send no fingerprint (tool null).
+TOOL_OF_KIND: Mapping[str, str] = {"mirai": "mirai", "zmap": "zmap", "masscan": "masscan"}
+
 
 class SimulationError(IotscopeError, ValueError):
     """A simulation was asked for with impossible settings; the message is one line for the user."""
@@ -147,6 +183,12 @@ class DarknetConfig:
     outbreak: bool = False
     mix: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_MIX))
     outbreak_growth: float = 30.0  # how many times more new Mirai infections per second at the end than at the start
+    #: Fraction of the run before the first infection of the outbreak (0 <= x < 1). ``None`` (the
+    #: default, and what every earlier capture used) is 0: infections begin with the run, so there
+    #: is no pre-outbreak baseline to detect a change against; set it (e.g. 0.5) for a run with one.
+    #: A dated outbreak is the 2016 one: the bots active before it scan 23/TCP only (Mirai's
+    #: predecessors), the outbreak's bots add 2323/TCP (1 in 10 SYNs), so 2323 rises from almost nothing.
+    outbreak_start: float | None = None
 
     def validate(self) -> tuple[int, int]:
         """Check every setting; return the darknet's ``(first address, size)``."""
@@ -161,6 +203,8 @@ class DarknetConfig:
             raise SimulationError("traffic mix shares must be >= 0 and not all 0")
         if self.outbreak_growth < 1:
             raise SimulationError(f"outbreak_growth must be >= 1, got {self.outbreak_growth}")
+        if self.outbreak_start is not None and not 0 <= self.outbreak_start < 1:
+            raise SimulationError(f"outbreak_start must be in [0, 1), got {self.outbreak_start}")
         try:
             return prefix_bounds(self.darknet)
         except ValueError as exc:
@@ -174,6 +218,16 @@ class DarknetConfig:
     @property
     def duration_us(self) -> int:
         return max(1, int(round(self.hours * 3600e6)))
+
+    @property
+    def outbreak_onset_us(self) -> int:
+        """µs after the run's start when the outbreak's first bot is infected (0 without ``outbreak_start``)."""
+        return int(round((self.outbreak_start or 0.0) * self.duration_us))
+
+    @property
+    def outbreak_start_us(self) -> int | None:
+        """Epoch µs of the outbreak's first infection, ``None`` when ``outbreak`` is off."""
+        return self.start_us + self.outbreak_onset_us if self.outbreak else None
 
 
 @dataclass
@@ -190,6 +244,7 @@ class SourcePlan:
     start: np.ndarray  # int64, µs after the run's start
     end: np.ndarray  # int64, exclusive
     packets: np.ndarray  # int64
+    telnet_only: np.ndarray  # bool: a Mirai bot that scans 23 only (pre-outbreak bots of a dated outbreak)
 
     def __len__(self) -> int:
         return int(self.src.shape[0])
@@ -219,16 +274,18 @@ def _split_packets(total: int, mix: Mapping[str, float]) -> dict[str, int]:
 
 
 def _activity(rng: np.random.Generator, n: int, profile: KindProfile, duration: int,
-              outbreak_growth: float | None) -> tuple[np.ndarray, np.ndarray]:
-    """Start and end (µs into the run) of each source's activity.
+              outbreak_growth: float | None, onset: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Start and end (µs into the run) of each source's activity, and whether the outbreak infected it.
 
     Bots are long-lived: they may have started before the run and may outlive it, and their number
     stays level over the run. Campaigns (scans,
     DoS episodes) are bounded: a research scan takes a good part of the run, a DoS episode 2-20
     minutes. With ``outbreak_growth`` (Mirai in an outbreak) 70% of bots are infected during the run
-    at an exponentially growing rate and keep scanning until its end.
+    at an exponentially growing rate and keep scanning until its end; infections begin ``onset`` µs
+    into the run (0: with the run).
     """
     minimum = min(60_000_000, duration // 2 + 1)
+    infected = np.zeros(n, dtype=bool)
     if profile.campaign and profile.packets_per_source >= 10_000:  # research scan campaigns
         length = rng.uniform(0.15, 0.6, n) * duration
         start = rng.uniform(0, 1, n) * (duration - length)
@@ -245,12 +302,13 @@ def _activity(rng: np.random.Generator, n: int, profile: KindProfile, duration: 
         if outbreak_growth is not None:
             infected = rng.random(n) < 0.7
             g = np.log(outbreak_growth)
-            infection = duration * np.log1p(rng.random(n) * np.expm1(g)) / g if g > 0 else rng.random(n) * duration
+            span = duration - onset
+            infection = onset + (span * np.log1p(rng.random(n) * np.expm1(g)) / g if g > 0 else rng.random(n) * span)
             start = np.where(infected, infection, start)
             length = np.where(infected, duration, length)
     start = np.clip(start, 0, duration - minimum)
     end = np.clip(start + length, start + minimum, duration)
-    return start.astype(np.int64), end.astype(np.int64)
+    return start.astype(np.int64), end.astype(np.int64), infected
 
 
 def _allocate(rng: np.random.Generator, total: int, weights: np.ndarray, floor: int) -> np.ndarray:
@@ -282,7 +340,10 @@ def plan_sources(config: DarknetConfig) -> SourcePlan:
         n = int(np.clip(round(kind_packets / per_source), profile.min_sources, kind_packets))
         n = max(1, min(n, max(1, kind_packets // profile.min_packets)))
         growth = config.outbreak_growth if (config.outbreak and kind == "mirai") else None
-        start, end = _activity(rng, n, profile, duration, growth)
+        start, end, infected = _activity(rng, n, profile, duration, growth, config.outbreak_onset_us)
+        # With a dated outbreak, the bots already there scan Telnet on 23 only, like Mirai's
+        # predecessors (Bashlite/Gafgyt) did: 2323 is the outbreak's novelty, as in 2016.
+        telnet_only = (~infected) if (growth is not None and config.outbreak_start is not None) else infected & False
         weights = rng.lognormal(0.0, 0.8, n) * (1.0 if profile.campaign else (end - start))
         packets = _allocate(rng, kind_packets, weights, profile.min_packets)
         style = np.zeros(n, dtype=np.uint8)
@@ -304,12 +365,12 @@ def plan_sources(config: DarknetConfig) -> SourcePlan:
         parts.append({
             "src": src, "kind": np.full(n, KINDS.index(kind), dtype=np.uint8), "style": style,
             "port": port.astype(np.uint16), "own_sport": rng.integers(1024, 65536, n).astype(np.uint16),
-            "win": win, "ttl": ttl, "start": start, "end": end, "packets": packets,
+            "win": win, "ttl": ttl, "start": start, "end": end, "packets": packets, "telnet_only": telnet_only,
         })
     if not parts:
         return SourcePlan(*(np.empty(0, dtype=t) for t in
                             (np.uint32, np.uint8, np.uint8, np.uint16, np.uint16, np.uint16, np.uint8,
-                             np.int64, np.int64, np.int64)))
+                             np.int64, np.int64, np.int64, np.bool_)))
     return SourcePlan(**{name: np.concatenate([p[name] for p in parts]) for name in parts[0]})
 
 
@@ -389,6 +450,7 @@ def _packet_fields(rng: np.random.Generator, plan: SourcePlan, sid: np.ndarray, 
     m = is_kind["mirai"]
     f.seq[m] = f.dst[m]
     f.dport[m] = np.where(rng.random(int(m.sum())) < 0.1, 2323, 23)
+    f.dport[m & plan.telnet_only[sid]] = 23
     f.sport[m] = own_sport[m]
 
     f.ip_id[is_kind["zmap"]] = 54321
@@ -473,12 +535,28 @@ def _window_edges(duration: int, packets: int) -> np.ndarray:
     return np.linspace(0, duration, windows + 1).astype(np.int64)
 
 
+#: Attack window of Corsaro3's dos plugin (and of the ``attacks`` pass): packets in some 60 s.
+PEAK_WINDOW_US = 60_000_000
+
+
 @dataclass
 class SourceExtent:
-    """First and last packet time per source, accumulated over windows (for the ground truth)."""
+    """First and last packet time per source, accumulated over windows (for the ground truth).
+
+    With ``tracked`` (a mask over sources), the packet times of those sources are kept too, so that
+    :meth:`peak` can count their busiest window afterwards; the simulator tracks backscatter victims
+    only (6% of packets by default, 8 bytes each).
+    """
 
     first: np.ndarray
     last: np.ndarray
+    tracked: np.ndarray | None = None
+    _sids: list[np.ndarray] = field(default_factory=list)
+    _times: list[np.ndarray] = field(default_factory=list)
+
+    @classmethod
+    def empty(cls, sources: int, tracked: np.ndarray | None = None) -> SourceExtent:
+        return cls(first=np.full(sources, np.iinfo(np.int64).max), last=np.full(sources, -1), tracked=tracked)
 
     def update(self, sid_sorted: np.ndarray, ts: np.ndarray, counts: np.ndarray) -> None:
         present = np.flatnonzero(counts)
@@ -487,6 +565,29 @@ class SourceExtent:
         starts = np.concatenate([[0], np.cumsum(counts[present])[:-1]])
         self.first[present] = np.minimum(self.first[present], np.minimum.reduceat(ts, starts))
         self.last[present] = np.maximum(self.last[present], np.maximum.reduceat(ts, starts))
+        if self.tracked is not None:
+            keep = self.tracked[sid_sorted]
+            self._sids.append(sid_sorted[keep])
+            self._times.append(ts[keep])
+
+    def peak(self, window_us: int = PEAK_WINDOW_US) -> np.ndarray:
+        """Most packets of each tracked source in any ``[t, t + window_us)`` (0 for untracked sources)."""
+        peak = np.zeros(len(self.first), dtype=np.int64)
+        if not self._sids:
+            return peak
+        sid = np.concatenate(self._sids)
+        ts = np.concatenate(self._times)
+        order = np.lexsort((ts, sid))
+        sid, ts = sid[order], ts[order]
+        # One int64 key per (source, time) (times are µs into the run, >= 0), so that one
+        # searchsorted finds every packet's window end for all sources at once.
+        shift = int(ts.max() + window_us).bit_length()
+        if int(sid.max()).bit_length() + shift > 62:
+            raise SimulationError("run too long to count attack peaks")
+        key = (sid.astype(np.int64) << shift) + ts
+        inside = np.searchsorted(key, key + window_us, side="left") - np.arange(len(key))
+        np.maximum.at(peak, sid, inside)
+        return peak
 
 
 def generate_blocks(config: DarknetConfig, plan: SourcePlan,
@@ -529,6 +630,22 @@ def truth_table(config: DarknetConfig, plan: SourcePlan, extent: SourceExtent) -
     dport = np.where(mirai, 23, port)
     no_dport = backscatter | (kind == KINDS.index("icmp_prober")) | (kind == KINDS.index("masscan"))
     ts_type = pa.timestamp("us", tz="UTC")
+    tool_names = np.array([TOOL_OF_KIND.get(k) for k in KINDS], dtype=object)[kind]
+    episode_start = plan.start[sent] + config.start_us
+    episode_end = plan.end[sent] + config.start_us
+    peak = extent.peak()[sent]
+    metadata = {
+        "iotscope.simulator": "darknet",
+        "darknet": config.darknet, "seed": str(config.seed), "hours": str(config.hours),
+        "outbreak": str(config.outbreak), "start": config.start.isoformat(),
+        "notes": "dport: targeted port (mirai: 23, and 1 in 10 packets to 2323; null when it varies); "
+                 "sport: the attacked service of a backscatter victim; tool: the fingerprint its SYNs carry; "
+                 "episode_*: a backscatter victim's DoS episode (packets uniform within it), "
+                 "peak_60s: its most packets in any 60 s",
+    }
+    if config.outbreak_start_us is not None:
+        metadata["outbreak_start"] = datetime.fromtimestamp(config.outbreak_start_us / 1e6, tz=UTC).isoformat()
+        metadata["outbreak_start_us"] = str(config.outbreak_start_us)
     return pa.table({
         "src": pa.array(plan.src[sent], type=pa.uint32()),
         "kind": pa.array(np.array(KINDS, dtype=object)[kind], type=pa.string()).dictionary_encode(),
@@ -539,13 +656,11 @@ def truth_table(config: DarknetConfig, plan: SourcePlan, extent: SourceExtent) -
         "first_ts": pa.array(extent.first[sent], type=ts_type),
         "last_ts": pa.array(extent.last[sent], type=ts_type),
         "packets": pa.array(plan.packets[sent].astype(np.uint64), type=pa.uint64()),
-    }, metadata={
-        "iotscope.simulator": "darknet",
-        "darknet": config.darknet, "seed": str(config.seed), "hours": str(config.hours),
-        "outbreak": str(config.outbreak), "start": config.start.isoformat(),
-        "notes": "dport: targeted port (mirai: 23, and 1 in 10 packets to 2323; null when it varies); "
-                 "sport: the attacked service of a backscatter victim",
-    })
+        "tool": pa.array(tool_names, type=pa.string()).dictionary_encode(),
+        "episode_start": pa.array(episode_start, type=ts_type, mask=~backscatter),
+        "episode_end": pa.array(episode_end, type=ts_type, mask=~backscatter),
+        "peak_60s": pa.array(peak.astype(np.uint32), type=pa.uint32(), mask=~backscatter),
+    }, metadata=metadata)
 
 
 def simulate_darknet(config: DarknetConfig, out: Path | str,
@@ -561,7 +676,7 @@ def simulate_darknet(config: DarknetConfig, out: Path | str,
     if not out.parent.is_dir():
         raise SimulationError(f"output directory does not exist: {out.parent}")
     plan = plan_sources(config)
-    extent = SourceExtent(first=np.full(len(plan), np.iinfo(np.int64).max), last=np.full(len(plan), -1))
+    extent = SourceExtent.empty(len(plan), tracked=plan.kind == KINDS.index("backscatter_victim"))
     written = 0
 
     def counted() -> Iterator[CaptureBlock]:
