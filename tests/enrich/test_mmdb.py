@@ -99,7 +99,7 @@ def test_conversion_is_cached_by_content(files, tmp_path):
     assert isinstance(again.starts, np.memmap) and np.array_equal(again.starts, first.starts)
 
 
-@pytest.mark.parametrize("damage", ["random", "truncated", "empty", "text"])
+@pytest.mark.parametrize("damage", ["random", "truncated", "empty", "text", "corrupt-tree"])
 def test_malformed_mmdb_is_one_line_error_naming_the_file(files, tmp_path, damage):
     city, _ = files
     bad = tmp_path / f"{damage}.mmdb"
@@ -110,6 +110,8 @@ def test_malformed_mmdb_is_one_line_error_naming_the_file(files, tmp_path, damag
             "truncated": data[: len(data) // 2],
             "empty": b"",
             "text": b"not a database\n" * 100,
+            # metadata intact, search tree overwritten: opens, then fails while walking the tree
+            "corrupt-tree": np.random.default_rng(2).bytes(600) + data[600:],
         }[damage]
     )
     with pytest.raises(EnrichDataError) as caught:
@@ -117,6 +119,7 @@ def test_malformed_mmdb_is_one_line_error_naming_the_file(files, tmp_path, damag
     message = str(caught.value)
     assert isinstance(caught.value, IotscopeError)
     assert str(bad) in message and "\n" not in message
+    assert not (tmp_path / "cache").exists() or not any((tmp_path / "cache").iterdir())  # nothing cached
 
 
 def test_missing_and_unreadable_files_are_errors(files, tmp_path):
