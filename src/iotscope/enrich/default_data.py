@@ -63,6 +63,7 @@ def build_default(node_modules: Path, out_dir: Path) -> Path:
         licence=LICENCE,
         attribution=CITY_ATTRIBUTION,
         origin=f"npm {CITY_PACKAGE}@{city_version}",
+        name="DB-IP IP to City Lite via ip-location-db",
     )
     asn_version = _package_version(asn_dir)
     asn_source = EnrichmentSource(

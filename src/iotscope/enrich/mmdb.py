@@ -38,7 +38,9 @@ def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split()) or type(exc).__name__
 
 
-def convert_mmdb(path: Path, *, licence: str = "unknown", attribution: str = "", origin: str = "") -> RangeTable:
+def convert_mmdb(
+    path: Path, *, licence: str = "unknown", attribution: str = "", origin: str = "", name: str = ""
+) -> RangeTable:
     """Walk every IPv4 network of ``path`` into a RangeTable with the columns its records carry.
 
     Raises EnrichDataError (one line naming the file) if the file cannot be read or is not a
@@ -56,7 +58,7 @@ def convert_mmdb(path: Path, *, licence: str = "unknown", attribution: str = "",
         raise EnrichDataError(f"{path}: not a readable MaxMind DB file ({_one_line(exc)})") from None
     starts, ends, geo, asn, countries, as_names = columns
     description = meta.description.get("en") if isinstance(meta.description, dict) else None
-    name = description or meta.database_type or path.name
+    name = name or description or meta.database_type or path.name
     date = datetime.fromtimestamp(meta.build_epoch, UTC).date().isoformat()
     common = {
         "name": name,

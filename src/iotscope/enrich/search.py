@@ -1,9 +1,11 @@
-"""Finding each address's range: a 65,536-bucket index on the top 16 bits, then a short binary search.
+"""Finding each address's range: a bucket index on the top 22 bits, then a short binary search.
 
 ``np.searchsorted`` over 3.7M range starts costs ~22 dependent cache misses per address: about a
 second per million random addresses on a busy 2-core machine. Indexing the starts by the
-address's top 16 bits first narrows each search to the few dozen ranges of one /16 (the bucket
-table is 256 KiB and stays in cache), which makes the search an order of magnitude faster. The
+address's top bits first narrows each search to the ranges of one /22: most hold zero or one
+range cut, so the search usually ends at once. Measured on the default table (CPU time, 5M
+random addresses): 16 bits 9.4M/s, 18 bits 13.4M/s, 20 bits 14M/s, 22 bits 20M/s; the 22-bit
+index costs 16 MiB and under a second to build when a table is opened. The
 kernel is numba (compiled once, cached on disk), one pass over the addresses, no Python per address.
 
 :func:`lookup_values` also gathers the answer in the same pass, from the columns packed row by
@@ -19,18 +21,18 @@ from concurrent.futures import ThreadPoolExecutor
 import numba
 import numpy as np
 
-#: Bits of the address that pick the bucket (a /16 each).
-BUCKET_BITS = 16
+#: Bits of the address that pick the bucket (a /22 each; see the module doc for the measurements).
+BUCKET_BITS = 22
 #: Lookups of at least this many addresses are split over up to MAX_THREADS threads.
 PARALLEL_FROM = 1 << 20
 MAX_THREADS = 4
 
 
 def bucket_index(starts: np.ndarray) -> np.ndarray:
-    """``index[b]``: the row of the range holding address ``b << 16``, for b in 0..65536 (one extra, the end)."""
+    """``index[b]``: the row of the range holding the first address of bucket ``b`` (plus one entry, the end)."""
     bucket_starts = np.arange(1 << BUCKET_BITS, dtype=np.uint64) << np.uint64(32 - BUCKET_BITS)
     rows = np.searchsorted(starts, bucket_starts.astype(np.uint32), side="right") - 1
-    return np.append(rows, len(starts) - 1).astype(np.int32)  # 256 KiB: stays in cache
+    return np.append(rows, len(starts) - 1).astype(np.int32)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -40,7 +42,7 @@ def _rows_of(starts: np.ndarray, index: np.ndarray, addresses: np.ndarray, out: 
         address = addresses[i]
         bucket = address >> shift
         lo = index[bucket]  # starts[lo] <= address
-        hi = index[bucket + 1] + 1  # every start >= hi's lies past this /16
+        hi = index[bucket + 1] + 1  # every start at or past hi lies beyond this bucket
         # invariant: starts[lo] <= address, and the answer is < hi
         while hi - lo > 1:
             mid = (lo + hi) >> 1
