@@ -55,7 +55,7 @@ def as_ipv4_array(addresses: np.ndarray | pa.Array | pa.ChunkedArray) -> tuple[n
 def _dictionary_column(codes: np.ndarray, dictionary: pa.Array, index_type: pa.DataType, nulls) -> pa.Array:
     missing = codes < 0 if nulls is None else (codes < 0) | nulls
     indices = pa.array(codes, type=index_type, mask=missing if missing.any() else None)
-    return pa.DictionaryArray.from_arrays(indices, dictionary)
+    return pa.DictionaryArray.from_arrays(indices, dictionary, safe=False)  # codes come from the table: in range
 
 
 def _float_column(values: np.ndarray, nulls) -> pa.Array:

@@ -35,22 +35,26 @@ def bucket_index(starts: np.ndarray) -> np.ndarray:
     return np.append(rows, len(starts) - 1).astype(np.int32)
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _row(starts: np.ndarray, index: np.ndarray, address: np.uint32) -> int:
+    """Row of the range holding ``address``: its bucket's bounds, then binary search between them."""
+    bucket = address >> (32 - BUCKET_BITS)
+    lo = index[bucket]  # starts[lo] <= address
+    hi = index[bucket + 1] + 1  # every start at or past hi lies beyond this bucket
+    # invariant: starts[lo] <= address, and the answer is < hi
+    while hi - lo > 1:
+        mid = (lo + hi) >> 1
+        if starts[mid] <= address:
+            lo = mid
+        else:
+            hi = mid
+    return lo
+
+
 @numba.njit(cache=True, nogil=True)
 def _rows_of(starts: np.ndarray, index: np.ndarray, addresses: np.ndarray, out: np.ndarray) -> None:
-    shift = 32 - BUCKET_BITS
     for i in range(addresses.shape[0]):
-        address = addresses[i]
-        bucket = address >> shift
-        lo = index[bucket]  # starts[lo] <= address
-        hi = index[bucket + 1] + 1  # every start at or past hi lies beyond this bucket
-        # invariant: starts[lo] <= address, and the answer is < hi
-        while hi - lo > 1:
-            mid = (lo + hi) >> 1
-            if starts[mid] <= address:
-                lo = mid
-            else:
-                hi = mid
-        out[i] = lo
+        out[i] = _row(starts, index, addresses[i])
 
 
 def rows_of(starts: np.ndarray, index: np.ndarray, addresses: np.ndarray) -> np.ndarray:
@@ -83,19 +87,8 @@ def pack_columns(columns: dict[str, np.ndarray]) -> np.ndarray:
 
 @numba.njit(cache=True, nogil=True)
 def _lookup(starts, index, packed, addresses, lat, lon, asn, as_name, country) -> None:
-    shift = 32 - BUCKET_BITS
     for i in range(addresses.shape[0]):
-        address = addresses[i]
-        bucket = address >> shift
-        lo = index[bucket]
-        hi = index[bucket + 1] + 1
-        while hi - lo > 1:
-            mid = (lo + hi) >> 1
-            if starts[mid] <= address:
-                lo = mid
-            else:
-                hi = mid
-        row = packed[lo]
+        row = packed[_row(starts, index, addresses[i])]
         lat[i] = row.lat
         lon[i] = row.lon
         asn[i] = row.asn
