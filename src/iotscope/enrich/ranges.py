@@ -1,8 +1,9 @@
 """The one lookup structure of the enrich stage: sorted IPv4 range starts plus per-range columns.
 
 Every data source (the embedded CSV/mmdb default, a user's MaxMind-format file) is converted once
-into this shape so that one vectorized path answers all of them: ``np.searchsorted`` over
-``starts`` gives each address its range, and the columns are gathered by that index. The ranges
+into this shape so that one vectorized path answers all of them: a binary search over ``starts``
+(compiled, bucketed: :mod:`iotscope.enrich.search`) gives each address its range, and the
+columns are gathered at that row. The ranges
 cover the whole IPv4 space (``starts[0] == 0``); space no source knows is a row of nulls, so a
 lookup never needs a second "is it inside" test. Adjacent rows with equal values are merged.
 
@@ -67,7 +68,7 @@ class RangeTable:
 
     @cached_property
     def bucket_index(self) -> np.ndarray:
-        """The /16 bucket index of ``starts`` that narrows every search (see :mod:`search`)."""
+        """The index on the addresses' top bits that narrows every search (see :mod:`search`)."""
         return bucket_index(self.starts)
 
     @cached_property
