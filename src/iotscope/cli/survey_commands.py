@@ -14,7 +14,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from iotscope.cli.common import console, fail
+from iotscope.cli.common import console, fail, printable, warn
 from iotscope.survey.probes.limits import DEFAULT_PROBE_CONCURRENCY, ProbeLimits
 from iotscope.survey.sweep import DEFAULT_CONCURRENCY, DEFAULT_CONNECT_TIMEOUT, DEFAULT_PORTS, DEFAULT_RATE
 
@@ -78,9 +78,9 @@ def run(
     except (ScopeError, CredentialsError, ValueError) as exc:
         fail(str(exc))
     for warning in scope.warnings:
-        console.print(f"[yellow]warning:[/] {warning}", highlight=False)
+        warn(warning)
     console.print(
-        f"scope {scope.source}: {scope.target_count:,} addresses of {len(scope.authorized)} authorized "
+        f"scope {printable(scope.source)}: {scope.target_count:,} addresses of {len(scope.authorized)} authorized "
         f"range(s), {len(scope.blocklist)} blocklist entr{'y' if len(scope.blocklist) == 1 else 'ies'}; "
         f"ports {','.join(map(str, port_list))}; shard {shard_value}; {rate:,.0f} attempts/s; "
         f"at most {max_attempts} logins per service, {attempt_delay:g} s apart",
@@ -133,10 +133,10 @@ def report(
         fail(str(exc))
     table = Table("owner", "file", "vulnerable services", title=f"report ({result.services:,} services)")
     for owner, (path, rows) in result.owners.items():
-        table.add_row(owner, str(path), f"{rows:,}")
+        table.add_row(printable(owner), printable(path), f"{rows:,}")
     console.print(table)
     severities = ", ".join(f"{k}={v:,}" for k, v in result.severities.items()) or "no vulnerable services"
-    console.print(f"{severities}; {result.errors:,} errors in {result.errors_file}", highlight=False)
+    console.print(f"{severities}; {result.errors:,} errors in {printable(result.errors_file)}", highlight=False)
 
 
 def register(app: typer.Typer) -> None:
