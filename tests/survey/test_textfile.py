@@ -42,7 +42,8 @@ def test_undecodable_or_unreadable_file_is_one_line(tmp_path: Path) -> None:
 
 def test_a_device_is_refused_without_reading_it() -> None:
     # /dev/zero never ends: reading it used to go on until MemoryError.
-    with pytest.raises(_Error, match=r"^/dev/zero: cannot read blocklist file \(a character device, not a regular file\)$"):
+    device = r"^/dev/zero: cannot read blocklist file \(a character device, not a regular file\)$"
+    with pytest.raises(_Error, match=device):
         read_text_file(Path("/dev/zero"), "blocklist file", _Error)
 
 
@@ -59,7 +60,8 @@ def test_a_file_over_the_cap_is_refused_without_reading_it(tmp_path: Path) -> No
     huge = tmp_path / "scan.out"
     with huge.open("wb") as handle:  # sparse: 64 GiB that take no disk and would take all memory
         handle.truncate(64 << 30)
-    with pytest.raises(_Error, match=r"scan\.out: import file is 68,719,476,736 bytes, more than the cap of 1,024 bytes$"):
+    too_big = r"scan\.out: import file is 68,719,476,736 bytes, more than the cap of 1,024 bytes$"
+    with pytest.raises(_Error, match=too_big):
         read_text_file(huge, "import file", _Error, max_bytes=1024)
 
 
@@ -69,7 +71,8 @@ def test_the_cap_also_holds_while_reading(tmp_path: Path) -> None:
     assert read_user_bytes(path, "blocklist file", _Error, max_bytes=100) == b"x" * 100
     # A file whose size says nothing of its content (procfs says 0 bytes) is not read past the cap.
     assert os.stat("/proc/self/maps").st_size == 0
-    with pytest.raises(_Error, match=r"^/proc/self/maps: blocklist file grew past the cap of 64 bytes while it was read$"):
+    grew = r"^/proc/self/maps: blocklist file grew past the cap of 64 bytes while it was read$"
+    with pytest.raises(_Error, match=grew):
         read_user_bytes(Path("/proc/self/maps"), "blocklist file", _Error, max_bytes=64)
 
 

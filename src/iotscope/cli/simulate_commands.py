@@ -56,7 +56,8 @@ def simulate(
     table.add_row("total", f"{sum(result.sources_by_kind.values()):,}", f"{result.packets:,}", "100.0%")
     console.print(table)
     console.print(f"{result.packets:,} packets in {result.seconds:.2f} s "
-                  f"({result.packets / max(result.seconds, 1e-9):,.0f} packets/s); ground truth: {printable(result.truth_path)}")
+                  f"({result.packets / max(result.seconds, 1e-9):,.0f} packets/s); "
+                  f"ground truth: {printable(result.truth_path)}")
 
 
 def simulate_devices(
@@ -65,7 +66,8 @@ def simulate_devices(
     seed: int = typer.Option(0, "--seed", help="Random seed; the same settings give the same fleet."),
     truth: Path | None = typer.Option(None, "--truth", help="Write the ground truth here (.json or .parquet)."),
 ) -> None:
-    """Run an emulated IoT device fleet (telnet/SSH/HTTP/FTP; default, hardened, open, tarpit, hostile) until Ctrl-C."""
+    """Run an emulated IoT device fleet (telnet/SSH/HTTP/FTP; default, hardened, open, tarpit, hostile)
+    until Ctrl-C, SIGTERM or the end of the process that started it."""
     from iotscope.simulate.devices import FleetError, default_fleet, serve_fleet, write_ground_truth
 
     try:

@@ -97,7 +97,8 @@ def sql(
     elif as_json:
         sys.stdout.write(json.dumps(result.to_pylist(), default=str, indent=1) + "\n")
     else:
-        table = Table(*map(printable, result.column_names), caption=f"{result.num_rows:,} rows" + (" (first 1,000 shown)" if result.num_rows > 1000 else ""))
+        shown = f"{result.num_rows:,} rows" + (" (first 1,000 shown)" if result.num_rows > 1000 else "")
+        table = Table(*map(printable, result.column_names), caption=shown)
         for row in result.slice(0, 1000).to_pylist():
             table.add_row(*(printable(v) for v in row.values()))
         stdout_console.print(table)
