@@ -64,6 +64,15 @@ def test_scope_that_is_a_fifo_is_refused_at_once(tmp_path: Path) -> None:
     assert seconds < 30
 
 
+def test_credentials_that_are_a_fifo_or_a_directory(tmp_path: Path) -> None:
+    (tmp_path / "scope.toml").write_text(_SCOPE)
+    os.mkfifo(tmp_path / "creds.toml")
+    result, _ = survey_run(tmp_path, "--scope", "scope.toml", "--ports", "23", "--credentials", "creds.toml")
+    _one_line(result, "creds.toml: cannot read credential file (a FIFO, not a regular file)")
+    result, _ = survey_run(tmp_path, "--scope", "scope.toml", "--ports", "23", "--credentials", ".")
+    _one_line(result, ".: cannot read credential file (a directory, not a regular file)")
+
+
 @pytest.mark.parametrize(("name", "option", "size", "what"), [
     ("optout.txt", "blocklist", BLOCKLIST_MAX_BYTES + 1, "blocklist file optout.txt"),
     ("scan.csv", "--import", IMPORT_MAX_BYTES + 1, "import file"),

@@ -178,7 +178,7 @@ def _progress() -> Progress:
 
 
 def _print_summary(summary: SurveySummary) -> None:
-    head = f"survey [bold]{summary.survey_id}[/]" + (" (resumed)" if summary.resumed else "")
+    head = f"survey [bold]{printable(summary.survey_id)}[/]" + (" (resumed)" if summary.resumed else "")
     if summary.sweep is not None:
         s = summary.sweep
         head += (
@@ -199,6 +199,6 @@ def _print_summary(summary: SurveySummary) -> None:
         console.print(f"{summary.skipped:,} open ports skipped: blocklisted since they were found", highlight=False)
     if summary.unfinished:
         console.print(
-            f"[yellow]note:[/] unfinished survey(s) of the same job left as they were: {', '.join(summary.unfinished)} "
+            f"[yellow]note:[/] unfinished survey(s) of the same job left as they were: {printable(', '.join(summary.unfinished))} "
             "(use --resume to continue the newest)", highlight=False,
         )
