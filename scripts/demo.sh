@@ -1,13 +1,32 @@
 #!/usr/bin/env bash
 # `make demo`: simulate an hour of darknet traffic with a 2323/tcp outbreak, ingest it, show what
 # the telescope sees. Everything stays on this machine; re-running re-uses the store (idempotent).
+#
+# Sizes (environment, for a quick run): DEMO_PACKETS (1000000), DEMO_DEVICES (16), DEMO_BIND
+# (127.0.1.0/26, the fleet's loopback range).
+#
+# Nothing of the demo outlives it, however it ends (Ctrl-C, an error, kill -9 of this script):
+# every command runs with the kernel's parent-death signal set (setpriv --pdeathsig), and the
+# fleet, started in the background, is this script's own child (no subshell between), stopped
+# and waited for on exit so that its addresses are free when the script returns.
 set -euo pipefail
 out=${1:-demo-out}
-iotscope() { .venv/bin/iotscope "$@"; }
+packets=${DEMO_PACKETS:-1000000}
+devices=${DEMO_DEVICES:-16}
+bind=${DEMO_BIND:-127.0.1.0/26}
+die_with_me=()
+if command -v setpriv >/dev/null && setpriv --help 2>&1 | grep -q -- --pdeathsig; then
+  die_with_me=(setpriv --pdeathsig TERM)
+fi
+iotscope() { ${die_with_me[@]+"${die_with_me[@]}"} .venv/bin/iotscope "$@"; }
 mkdir -p "$out"
 
 echo "== 1. simulate one hour of darknet traffic toward 198.18.0.0/15 (RFC 2544 range)"
-[ -f "$out/darknet.pcap" ] || iotscope simulate --out "$out/darknet.pcap" --packets 1000000 --hours 1 --outbreak --seed 2016
+# The marker is written once the capture is complete: an interrupted demo simulates again.
+if [ ! -f "$out/.simulated" ]; then
+  iotscope simulate --out "$out/darknet.pcap" --packets "$packets" --hours 1 --outbreak --seed 2016
+  touch "$out/.simulated"
+fi
 
 echo "== 2. ingest it into $out/store (Parquet, partitioned by hour)"
 iotscope ingest "$out/darknet.pcap" --store "$out/store"
@@ -26,15 +45,23 @@ iotscope sql --store "$out/store" "
   SELECT time_bucket(INTERVAL 10 MINUTE, ts) AS window, count(*) AS packets, count(DISTINCT src) AS sources
   FROM packets WHERE proto = 6 AND dport = 2323 GROUP BY 1 ORDER BY 1"
 
-echo "== 6. survey: an emulated IoT fleet on loopback (127.0.1.0/26), authorized by a scope file"
-iotscope simulate-devices --bind 127.0.1.0/26 --count 16 --seed 7 --truth "$out/fleet-truth.json" >"$out/fleet.log" 2>&1 &
+echo "== 6. survey: an emulated IoT fleet on loopback ($bind), authorized by a scope file"
+rm -f "$out/fleet-truth.json"
+# Not through the iotscope function: `$!` must be the fleet's own PID, not a subshell's.
+${die_with_me[@]+"${die_with_me[@]}"} .venv/bin/iotscope simulate-devices --bind "$bind" --count "$devices" --seed 7 \
+  --truth "$out/fleet-truth.json" >"$out/fleet.log" 2>&1 &
 fleet=$!
-trap 'kill "$fleet" 2>/dev/null || true' EXIT
-for _ in $(seq 100); do [ -s "$out/fleet-truth.json" ] && break; sleep 0.1; done
+trap 'kill "$fleet" 2>/dev/null || true; wait "$fleet" 2>/dev/null || true' EXIT
+# Listening once the table is printed (the ground truth is written before the fleet starts).
+for _ in $(seq 300); do
+  grep -q "emulated devices" "$out/fleet.log" && break
+  kill -0 "$fleet" 2>/dev/null || { cat "$out/fleet.log" >&2; exit 1; }
+  sleep 0.1
+done
 cat >"$out/scope.toml" <<TOML
 # Who authorized what: every range the survey may touch, with owner and authorization reference.
 [[authorized]]
-cidr = "127.0.1.0/26"
+cidr = "$bind"
 owner = "Demo ISP (emulated fleet on loopback)"
 authorization = "demo: the fleet is this script's own, started above"
 special_purpose = true   # 127/8 is RFC 6890 special-purpose space: say so explicitly

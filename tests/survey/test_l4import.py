@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from iotscope.survey.journal import OpenPort
-from iotscope.survey.l4import import L4ImportError, read_l4_file
+from iotscope.survey.l4import import IMPORT_MAX_BYTES, L4ImportError, import_file_digest, read_l4_file
 from iotscope.survey.scope import Scope
 
 
@@ -76,3 +79,92 @@ def test_malformed_lines(tmp_path: Path, scope: Scope, text: str, message: str) 
 def test_missing_file(tmp_path: Path, scope: Scope) -> None:
     with pytest.raises(L4ImportError, match="file not found"):
         read_l4_file(tmp_path / "nope", scope)
+
+
+# -- malformed and hostile files (issue 6, item 11) ---------------------------------------------------
+
+
+@pytest.mark.parametrize(("text", "ports", "message"), [
+    # zmap CSV rows shorter than the header: no saddr / no sport (was TypeError/AttributeError)
+    ("saddr,sport\n192.0.2.1\n", None, r"scan\.out:2: not a zmap CSV row \(missing 'sport'\)$"),
+    ("saddr,sport,classification\n\n192.0.2.1,23\n", None,
+     r"scan\.out:3: not a zmap CSV row \(missing 'classification'\)$"),
+    ('saddr,sport\n"192.0.2.1\n",23\n', None, r"scan\.out:3: not an IP address: '192\.0\.2\.1\\n'$"),
+    ("#zmap\nsaddr,sport\n192.0.2.1,+23\n", None, r"scan\.out:3: bad port '\+23'$"),
+    ("saddr\n192.0.2.1,23\n", [23], None),
+    # masscan -oJ with the wrong shapes (was TypeError/AttributeError)
+    ('[{"ip": "192.0.2.1", "ports": 23}]', None, r"scan\.out:1: not masscan -oJ JSON \(expected a list of ports\)$"),
+    ('[{"ip": "192.0.2.1", "ports": [23]}]', None, r"scan\.out:1: not masscan -oJ JSON \(expected a port object\)$"),
+    ('[{"ip": ["192.0.2.1"], "ports": [{"port": 23, "proto": "tcp"}]}]', None,
+     r"scan\.out:1: refusing \['192\.0\.2\.1'\]: not an IP address"),
+    ('[{"ip": "192.0.2.1", "ports": [{"port": 23.5, "proto": "tcp"}]}]', None, r"scan\.out:1: bad port '23\.5'$"),
+    ('[{"ip": "192.0.2.1", "ports": [{"port": true, "proto": "tcp"}]}]', None, r"scan\.out:1: bad port 'True'$"),
+    ("[" * 100_000 + "]" * 100_000, None, r"scan\.out:1: not masscan -oJ JSON \(nested too deeply\)$"),
+    ("{" + '"a":' * 100_000, None, r"scan\.out:1: not masscan -oJ JSON"),
+    ("open tcp 23 192.0.2.1\x00 1\n", None, r"scan\.out:1: not an IP address: '192\.0\.2\.1\\x00'$"),
+])
+def test_malformed_files_are_one_line_with_the_line_number(
+    tmp_path: Path, scope: Scope, text: str, ports: list[int] | None, message: str | None
+) -> None:
+    if message is None:
+        assert read(tmp_path, scope, text, ports).open_ports == [OpenPort("192.0.2.1", 23)]
+        return
+    with pytest.raises(L4ImportError, match=message):
+        read(tmp_path, scope, text, ports)
+
+
+def test_import_is_capped_and_regular_files_only(tmp_path: Path, scope: Scope) -> None:
+    device = r"^/dev/zero: cannot read import file \(a character device, not a regular file\)$"
+    with pytest.raises(L4ImportError, match=device):
+        read_l4_file(Path("/dev/zero"), scope, [23])
+    with pytest.raises(L4ImportError, match=r"^/dev/zero: cannot read import file"):
+        import_file_digest(Path("/dev/zero"))
+    huge = tmp_path / "huge.csv"
+    with huge.open("wb") as handle:
+        handle.truncate(IMPORT_MAX_BYTES + 1)  # sparse
+    too_big = rf"huge\.csv: import file is {IMPORT_MAX_BYTES + 1:,} bytes, more than the cap"
+    with pytest.raises(L4ImportError, match=too_big):
+        read_l4_file(huge, scope, [23])
+    with pytest.raises(L4ImportError, match="more than the cap"):
+        import_file_digest(huge)
+
+
+_LINE_PIECES = st.sampled_from([
+    "open", "tcp", "udp", "23", "0", "99999", "-1", "1e3", "192.0.2.1", "192.0.2.66", "::1", "8.8.8.8", "x",
+    "saddr", "sport", "success", "classification", "synack", "rst", "#masscan", ",", " ", '"', "[", "]", "{",
+    "}", ":", '"ip"', '"ports"', '"port"', '"proto"', '"status"', "null", "true", "1.5", "\x00", "\t", "é",
+])
+_LINES = st.lists(_LINE_PIECES, max_size=8).map("".join)
+_JSON_LEAVES = st.none() | st.booleans() | st.integers(-5, 70000) | st.floats(allow_nan=True) | st.sampled_from(
+    ["192.0.2.1", "192.0.2.66", "tcp", "open", "23", "ip", "ports"]
+)
+_JSON_KEYS = st.sampled_from(["ip", "ports", "port", "proto", "status", "x"])
+_JSON = st.recursive(
+    _JSON_LEAVES,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_JSON_KEYS, inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    text=st.one_of(
+        st.lists(_LINES, max_size=6).map("\n".join),
+        st.lists(_JSON, max_size=3).map(lambda docs: "\n".join(json.dumps(d) + "," for d in docs)),
+        _JSON.map(json.dumps),
+        st.text(max_size=200),
+    ),
+    ports=st.sampled_from([None, [23], [23, 80]]),
+)
+def test_fuzzed_files_raise_only_l4_import_error(
+    tmp_path: Path, scope: Scope, text: str, ports: list[int] | None
+) -> None:
+    path = tmp_path / "fuzz.out"
+    path.write_text(text, encoding="utf-8", errors="surrogatepass")
+    try:
+        result = read_l4_file(path, scope, ports)
+    except L4ImportError as exc:
+        assert "\n" not in str(exc) and str(exc).startswith(str(path))
+    else:
+        for open_port in result.open_ports:
+            assert scope.is_allowed(open_port.ip) and 0 < open_port.port < 65536

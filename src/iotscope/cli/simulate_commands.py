@@ -10,7 +10,7 @@ from rich import box
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from iotscope.cli.common import console, fail
+from iotscope.cli.common import console, fail, printable
 
 
 def _parse_start(text: str | None) -> datetime | None:
@@ -47,7 +47,7 @@ def simulate(
             result = simulate_darknet(config, out, progress=lambda done: bar.update(task, completed=done))
     except (SimulationError, OSError) as exc:
         fail(str(exc))
-    table = Table(title=f"{result.path} ({result.file_bytes / 1e6:,.1f} MB)", title_justify="left")
+    table = Table(title=f"{printable(result.path)} ({result.file_bytes / 1e6:,.1f} MB)", title_justify="left")
     for column in ("kind", "sources", "packets", "share"):
         table.add_column(column, justify="left" if column == "kind" else "right")
     for kind, count in result.packets_by_kind.items():
@@ -56,7 +56,8 @@ def simulate(
     table.add_row("total", f"{sum(result.sources_by_kind.values()):,}", f"{result.packets:,}", "100.0%")
     console.print(table)
     console.print(f"{result.packets:,} packets in {result.seconds:.2f} s "
-                  f"({result.packets / max(result.seconds, 1e-9):,.0f} packets/s); ground truth: {result.truth_path}")
+                  f"({result.packets / max(result.seconds, 1e-9):,.0f} packets/s); "
+                  f"ground truth: {printable(result.truth_path)}")
 
 
 def simulate_devices(
@@ -65,14 +66,15 @@ def simulate_devices(
     seed: int = typer.Option(0, "--seed", help="Random seed; the same settings give the same fleet."),
     truth: Path | None = typer.Option(None, "--truth", help="Write the ground truth here (.json or .parquet)."),
 ) -> None:
-    """Run an emulated IoT device fleet (telnet/SSH/HTTP/FTP; default, hardened, open, tarpit, hostile) until Ctrl-C."""
+    """Run an emulated IoT device fleet (telnet/SSH/HTTP/FTP; default, hardened, open, tarpit, hostile)
+    until Ctrl-C, SIGTERM or the end of the process that started it."""
     from iotscope.simulate.devices import FleetError, default_fleet, serve_fleet, write_ground_truth
 
     try:
         spec = default_fleet(bind, count=count, seed=seed)
         if truth is not None:
             write_ground_truth(spec.ground_truth(), truth)
-        table = Table(title=f"{count} emulated devices in {bind} (Ctrl-C to stop)", title_justify="left",
+        table = Table(title=f"{count} emulated devices in {printable(bind)} (Ctrl-C to stop)", title_justify="left",
                       box=box.SIMPLE)
         for column in ("ip", "service", "kind", "vendor", "credential"):
             table.add_column(column, no_wrap=True)

@@ -14,7 +14,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from iotscope.cli.common import console, fail
+from iotscope.cli.common import console, fail, printable, warn
 from iotscope.survey.probes.limits import DEFAULT_PROBE_CONCURRENCY, ProbeLimits
 from iotscope.survey.sweep import DEFAULT_CONCURRENCY, DEFAULT_CONNECT_TIMEOUT, DEFAULT_PORTS, DEFAULT_RATE
 
@@ -81,9 +81,9 @@ def run(
     except (ScopeError, CredentialsError, ValueError) as exc:
         fail(str(exc))
     for warning in scope.warnings:
-        console.print(f"[yellow]warning:[/] {warning}", highlight=False)
+        warn(warning)
     console.print(
-        f"scope {scope.source}: {scope.target_count:,} addresses of {len(scope.authorized)} authorized "
+        f"scope {printable(scope.source)}: {scope.target_count:,} addresses of {len(scope.authorized)} authorized "
         f"range(s), {len(scope.blocklist)} blocklist entr{'y' if len(scope.blocklist) == 1 else 'ies'}; "
         f"ports {','.join(map(str, port_list))}; shard {shard_value}; {rate:,.0f} attempts/s; "
         f"at most {max_attempts} logins per service, {attempt_delay:g} s apart",
@@ -134,11 +134,11 @@ def report(
         fail(str(exc))
     table = Table("owner", "file", "vulnerable services", title=f"report ({result.services:,} services)")
     for owner, (path, rows) in result.owners.items():
-        table.add_row(owner, str(path), f"{rows:,}")
+        table.add_row(printable(owner), printable(path), f"{rows:,}")
     console.print(table)
     severities = ", ".join(f"{k}={v:,}" for k, v in result.severities.items()) or "no vulnerable services"
     unfinished = f" ({result.incomplete:,} incomplete: device deadline reached)" if result.incomplete else ""
-    console.print(f"{severities}; {result.errors:,} errors{unfinished} in {result.errors_file}", highlight=False)
+    console.print(f"{severities}; {result.errors:,} errors{unfinished} in {printable(result.errors_file)}", highlight=False)
 
 
 def register(app: typer.Typer) -> None:
@@ -180,7 +180,7 @@ def _progress() -> Progress:
 
 
 def _print_summary(summary: SurveySummary) -> None:
-    head = f"survey [bold]{summary.survey_id}[/]" + (" (resumed)" if summary.resumed else "")
+    head = f"survey [bold]{printable(summary.survey_id)}[/]" + (" (resumed)" if summary.resumed else "")
     if summary.sweep is not None:
         s = summary.sweep
         head += (
@@ -203,6 +203,6 @@ def _print_summary(summary: SurveySummary) -> None:
         console.print(f"{summary.skipped:,} open ports skipped: blocklisted since they were found", highlight=False)
     if summary.unfinished:
         console.print(
-            f"[yellow]note:[/] unfinished survey(s) of the same job left as they were: {', '.join(summary.unfinished)} "
+            f"[yellow]note:[/] unfinished survey(s) of the same job left as they were: {printable(', '.join(summary.unfinished))} "
             "(use --resume to continue the newest)", highlight=False,
         )

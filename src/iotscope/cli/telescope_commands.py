@@ -12,11 +12,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
 from rich.table import Table
 
-from iotscope.cli.common import console, fail
+from iotscope.cli.common import console, fail, printable, stdout_console, warn
 from iotscope.store.state import StoreError
 
 if TYPE_CHECKING:
@@ -42,7 +41,7 @@ def ingest(
             fail("no capture files found (a directory is searched for *.pcap, *.pcapng, *.cap, optionally .gz)")
         check_captures(paths)
         with PacketStore(store) as packet_store, _progress() as progress:
-            tasks = {p: progress.add_task(p.name, total=p.stat().st_size) for p in paths}
+            tasks = {p: progress.add_task(printable(p.name), total=p.stat().st_size) for p in paths}
             reports = [
                 ingest_file(p, packet_store, lambda path, done: progress.update(tasks[path], completed=done))
                 for p in paths
@@ -98,10 +97,11 @@ def sql(
     elif as_json:
         sys.stdout.write(json.dumps(result.to_pylist(), default=str, indent=1) + "\n")
     else:
-        table = Table(*result.column_names, caption=f"{result.num_rows:,} rows" + (" (first 1,000 shown)" if result.num_rows > 1000 else ""))
+        shown = f"{result.num_rows:,} rows" + (" (first 1,000 shown)" if result.num_rows > 1000 else "")
+        table = Table(*map(printable, result.column_names), caption=shown)
         for row in result.slice(0, 1000).to_pylist():
-            table.add_row(*(str(v) for v in row.values()))
-        Console().print(table)
+            table.add_row(*(printable(v) for v in row.values()))
+        stdout_console.print(table)
 
 
 def register(app: typer.Typer) -> None:
@@ -127,15 +127,15 @@ def _print_ingest_summary(reports: list[FileReport]) -> None:
     for r in reports:
         anomalies = ", ".join(f"{k}={v:,}" for k, v in sorted(r.skipped.items())) or "none"
         if r.status == "already":
-            console.print(f"{r.path}: already ingested ({r.packets:,} rows), nothing added", highlight=False)
+            console.print(f"{printable(r.path)}: already ingested ({r.packets:,} rows), nothing added", highlight=False)
             continue
         console.print(
-            f"{r.path}: {r.records:,} records ({r.bytes_read / 1e6:,.1f} MB) -> {r.packets:,} rows "
+            f"{printable(r.path)}: {r.records:,} records ({r.bytes_read / 1e6:,.1f} MB) -> {r.packets:,} rows "
             f"in {r.seconds:.2f} s ({r.packets_per_second:,.0f} packets/s); skipped/anomalies: {anomalies}",
             highlight=False,
         )
         for warning in r.warnings:
-            console.print(f"[yellow]warning:[/] {warning}", highlight=False)
+            warn(warning)
 
 
 def _print_stats(s: dict) -> None:

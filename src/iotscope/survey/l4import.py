@@ -13,11 +13,16 @@ Formats (detected from the content):
   which names no port: then exactly one port must be given;
 * masscan ``-oL`` (``open tcp 80 192.0.2.1 1700000000``);
 * masscan ``-oJ`` (a JSON array, or masscan's older line-per-object output with trailing commas).
+
+The file is read as a regular file of at most :data:`IMPORT_MAX_BYTES` (see
+:mod:`iotscope.survey.textfile`). Whatever it holds, the only error that leaves this module is
+:class:`L4ImportError`, one line with the file and line number (a fuzz test holds it to that).
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 from dataclasses import dataclass, field
@@ -26,7 +31,12 @@ from pathlib import Path
 from iotscope.errors import IotscopeError
 from iotscope.survey.journal import OpenPort
 from iotscope.survey.scope import OutOfScopeError, Scope, canonical_address
-from iotscope.survey.textfile import read_text_file
+from iotscope.survey.textfile import read_text_file, read_user_bytes
+
+#: Cap on an imported zmap/masscan file: 256 MiB, some ten million open ports in zmap's CSV.
+IMPORT_MAX_BYTES = 256 << 20
+
+_WHAT = "import file"
 
 
 class L4ImportError(IotscopeError, ValueError):
@@ -46,7 +56,7 @@ def read_l4_file(path: Path, scope: Scope, ports: list[int] | None = None) -> L4
 
     ``ports``: keep only these (all when None). Duplicates are dropped.
     """
-    text = read_text_file(path, "file", L4ImportError)
+    text = read_text_file(path, _WHAT, L4ImportError, max_bytes=IMPORT_MAX_BYTES)
     stripped = text.lstrip()
     if stripped.startswith(("[", "{")):
         rows = _masscan_json(text, path)
@@ -60,6 +70,8 @@ def read_l4_file(path: Path, scope: Scope, ports: list[int] | None = None) -> L4
         if ports is not None and port not in ports:
             result.other_ports += 1
             continue
+        if not ip.isprintable():
+            raise L4ImportError(f"{path}:{line}: not an IP address: {ip!r}")
         try:
             scope.check(ip)
         except OutOfScopeError as exc:
@@ -74,16 +86,20 @@ def read_l4_file(path: Path, scope: Scope, ports: list[int] | None = None) -> L4
     return result
 
 
+def import_file_digest(path: Path) -> str:
+    """SHA-256 of the file's content (hex): what a resumed import must share with the first run.
+    Read under the same rules and cap as :func:`read_l4_file`."""
+    return hashlib.sha256(read_user_bytes(path, _WHAT, L4ImportError, max_bytes=IMPORT_MAX_BYTES)).hexdigest()
+
+
 Row = tuple[int, str, int]  # (line number, ip, port)
 
 
-def _port(value: str, path: Path, line: int) -> int:
-    try:
-        port = int(value)
-    except ValueError:
-        port = 0
+def _port(value: object, path: Path, line: int) -> int:
+    text = str(value)
+    port = int(text) if text.isascii() and text.isdigit() else 0  # no "+23", "2_3", " 23", "２３"
     if not 0 < port < 65536:
-        raise L4ImportError(f"{path}:{line}: bad port {value!r}")
+        raise L4ImportError(f"{path}:{line}: bad port {text[:40]!r}")
     return port
 
 
@@ -103,27 +119,37 @@ def _masscan_list(text: str, path: Path) -> list[Row]:
 
 def _masscan_json(text: str, path: Path) -> list[Row]:
     try:
-        document = json.loads(text)
+        document = _json(text, path, 1)
         records = [(1, r) for r in (document if isinstance(document, list) else [document])]
-    except json.JSONDecodeError:
+    except L4ImportError:
         # masscan < 1.3 writes one object per line with trailing commas and a bare "[" / "]".
         records = []
         for number, line in enumerate(text.splitlines(), 1):
             line = line.strip().rstrip(",")
-            if line in ("", "[", "]"):
-                continue
-            try:
-                records.append((number, json.loads(line)))
-            except json.JSONDecodeError:
-                raise L4ImportError(f"{path}:{number}: not masscan -oJ JSON") from None
+            if line not in ("", "[", "]"):
+                records.append((number, _json(line, path, number)))
     rows = []
     for number, record in records:
         if not isinstance(record, dict) or "ip" not in record:
             continue  # masscan's {"finished": 1} trailer
-        for entry in record.get("ports", []):
+        entries = record.get("ports", [])
+        if not isinstance(entries, list):
+            raise L4ImportError(f"{path}:{number}: not masscan -oJ JSON (expected a list of ports)")
+        for entry in entries:
+            if not isinstance(entry, dict):
+                raise L4ImportError(f"{path}:{number}: not masscan -oJ JSON (expected a port object)")
             if entry.get("proto") == "tcp" and entry.get("status", "open") == "open":
-                rows.append((number, str(record["ip"]), _port(str(entry.get("port")), path, number)))
+                rows.append((number, str(record["ip"]), _port(entry.get("port"), path, number)))
     return rows
+
+
+def _json(text: str, path: Path, number: int) -> object:
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise L4ImportError(f"{path}:{number}: not masscan -oJ JSON (nested too deeply)") from None
+    except ValueError:  # JSONDecodeError, and integers past Python's digit limit
+        raise L4ImportError(f"{path}:{number}: not masscan -oJ JSON") from None
 
 
 def _zmap_csv(text: str, path: Path, ports: list[int] | None) -> list[Row]:
@@ -135,10 +161,25 @@ def _zmap_csv(text: str, path: Path, ports: list[int] | None) -> list[Row]:
         raise L4ImportError(f"{path}: zmap output without a 'sport' column needs exactly one --ports value")
     if not has_header:
         return [(n, line.strip(), ports[0]) for n, line in enumerate(lines, 1) if line.strip() and not line.startswith("#")]
+    reader = csv.reader(io.StringIO(text, newline=""))
+    header: list[str] | None = None
     rows = []
-    for number, record in enumerate(csv.DictReader(io.StringIO(text)), 2):
-        if record.get("success", "1") in ("0", "false") or record.get("classification", "synack") not in ("synack", ""):
-            continue
-        port = _port(record["sport"], path, number) if has_port else ports[0]
-        rows.append((number, record["saddr"], port))
+    try:
+        for fields in reader:
+            number = reader.line_num
+            if not fields or fields[0].startswith("#") or not "".join(fields).strip():
+                continue
+            if header is None:
+                header = fields
+                continue
+            if len(fields) < len(header):
+                raise L4ImportError(f"{path}:{number}: not a zmap CSV row (missing {header[len(fields)]!r})")
+            record = dict(zip(header, fields, strict=False))  # extra fields: ignored, as csv.DictReader does
+            status = record.get("success", "1"), record.get("classification", "synack")
+            if status[0] in ("0", "false") or status[1] not in ("synack", ""):
+                continue
+            port = _port(record["sport"], path, number) if has_port else ports[0]
+            rows.append((number, record["saddr"], port))
+    except csv.Error as exc:
+        raise L4ImportError(f"{path}:{reader.line_num}: not zmap CSV ({exc})") from None
     return rows

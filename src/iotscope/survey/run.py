@@ -32,7 +32,7 @@ from pathlib import Path
 from iotscope.survey.credentials import Credential
 from iotscope.survey.findings import Finding, FindingsDataset, closed_findings, make_finding, now
 from iotscope.survey.journal import OpenPort, ResumeError, SurveyJob, SurveyJournal
-from iotscope.survey.l4import import L4Import, L4ImportError, read_l4_file
+from iotscope.survey.l4import import L4Import, import_file_digest, read_l4_file
 from iotscope.survey.permutation import CyclicPermutation, Shard
 from iotscope.survey.probes import ProbeLimits, ProbeResult
 from iotscope.survey.probes.device import device_deadline, probe_service
@@ -319,10 +319,7 @@ def _job_key(scope: Scope, ports: list[int], shard: Shard, l4_file: Path | None)
     ranges = _ranges(scope)
     source = "sweep"
     if l4_file is not None:
-        try:
-            source = hashlib.sha256(l4_file.read_bytes()).hexdigest()
-        except OSError as exc:
-            raise L4ImportError(f"{l4_file}: cannot read ({exc.strerror})") from None
+        source = import_file_digest(l4_file)
     text = json.dumps({"ranges": ranges, "ports": sorted(ports), "shard": str(shard), "l4": source})
     return hashlib.sha256(text.encode()).hexdigest()
 

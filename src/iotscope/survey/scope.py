@@ -25,6 +25,9 @@ Special-purpose ranges (loopback, private, link-local, documentation, multicast 
 from every authorized range unless an entry *inside* one of them sets ``special_purpose = true``:
 a typo such as ``0.0.0.0/0`` can then never silently authorize private or loopback space, and
 the flag cannot be set on a range that is mostly public either (that is a load error).
+
+Both files must be regular files; the scope file may have 1 MiB at most, the blocklist
+:data:`BLOCKLIST_MAX_BYTES` (see :mod:`iotscope.survey.textfile`).
 """
 
 from __future__ import annotations
@@ -44,6 +47,9 @@ from iotscope.survey.textfile import read_text_file
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+#: Cap on a blocklist file: 64 MiB, some three million lines of opt-outs.
+BLOCKLIST_MAX_BYTES = 64 << 20
 
 #: The IANA special-purpose address registries (RFC 6890 and later updates), both families.
 SPECIAL_PURPOSE: tuple[IPNetwork, ...] = tuple(
@@ -349,7 +355,8 @@ def _entry(entry: object, index: int, origin: str) -> AuthorizedRange:
 
 
 def _read_blocklist(path: Path, origin: str) -> tuple[IPNetwork, ...]:
-    lines = read_text_file(path, f"blocklist file {path}", ScopeError, origin).splitlines()
+    text = read_text_file(path, f"blocklist file {path}", ScopeError, origin, max_bytes=BLOCKLIST_MAX_BYTES)
+    lines = text.splitlines()
     networks = []
     for number, line in enumerate(lines, 1):
         text = line.split("#", 1)[0].strip()

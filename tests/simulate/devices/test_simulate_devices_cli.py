@@ -54,3 +54,47 @@ def test_runs_until_sigterm_with_table_and_ground_truth(tmp_path):
     assert "5 emulated devices" in stderr and first["ip"] in stderr
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection((first["ip"], first["port"]), timeout=1)
+
+
+def test_fleet_stops_when_the_process_that_started_it_is_killed(tmp_path):
+    """A script that started the fleet in the background dies by SIGKILL (no trap runs): the fleet
+    stops too, and its addresses are free again (issue 6, item 16)."""
+    bind = random_loopback_prefix() + "0/24"
+    truth_file = tmp_path / "truth.json"
+    script = (
+        f'"{sys.executable}" -m iotscope simulate-devices --bind {bind} --count 3 --seed 3 '
+        f'--truth "{truth_file}" 2>"{tmp_path / "fleet.log"}" & echo $!; wait'
+    )
+    parent = subprocess.Popen(["bash", "-c", script], stdout=subprocess.PIPE, text=True, start_new_session=True)
+    fleet_pid = int(parent.stdout.readline())
+    try:
+        deadline = time.monotonic() + 30
+        while "emulated devices" not in _read(tmp_path / "fleet.log") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        first = json.loads(truth_file.read_text())[0]
+        socket.create_connection((first["ip"], first["port"]), timeout=1).close()  # listening
+        parent.kill()
+        parent.wait()
+        deadline = time.monotonic() + 10
+        while _alive(fleet_pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not _alive(fleet_pid), "the fleet outlived the process that started it"
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection((first["ip"], first["port"]), timeout=1)
+    finally:
+        if _alive(fleet_pid):
+            os.kill(fleet_pid, signal.SIGKILL)
+        parent.kill()
+
+
+def _read(path):
+    return path.read_text() if path.exists() else ""
+
+
+def _alive(pid: int) -> bool:
+    """Running, not merely a zombie waiting for init to reap it."""
+    try:
+        status = open(f"/proc/{pid}/status").read()
+    except FileNotFoundError:
+        return False
+    return "\nState:\tZ" not in status

@@ -4,15 +4,21 @@ Tests start and stop fleets many times on a shared machine, so stopping must lea
 (listening sockets, open connections, tasks), and a failed start (port already taken) must undo
 what it started and say which address failed. :class:`FleetThread` runs the same fleet on its own
 event loop in a background thread, for synchronous callers such as pytest fixtures.
+
+A fleet run as a command (:func:`serve_fleet`) ends with the process that started it, however that
+one ends (``kill -9`` included): a fleet left behind keeps its loopback addresses and ports taken,
+and the next demo or test finds them busy.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import errno
 import os
 import signal
+import sys
 import threading
 import zlib
 from collections.abc import AsyncIterator, Callable
@@ -40,6 +46,7 @@ from iotscope.simulate.devices.ssh_device import (
 from iotscope.simulate.devices.telnet_device import telnet_handler
 
 _START_TIMEOUT = 60.0
+_PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
 
 class Fleet:
@@ -214,14 +221,31 @@ def serve_fleet(spec: FleetSpec, *, on_ready: Callable[[Fleet], None] | None = N
     """Run ``spec`` in the foreground until SIGINT or SIGTERM, then stop it cleanly (the
     ``simulate-devices`` command). ``on_ready`` is called once every service listens."""
 
+    parent = os.getppid()
+
     async def serve() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signal_number in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signal_number, stop.set)
+        _stop_with_parent(parent)
         async with run_fleet(spec) as fleet:
             if on_ready is not None:
                 on_ready(fleet)
             await stop.wait()
 
     asyncio.run(serve())
+
+
+def _stop_with_parent(parent: int) -> None:
+    """Have the kernel send SIGTERM (a clean stop, see :func:`serve_fleet`) when the process that
+    started this one exits (Linux ``PR_SET_PDEATHSIG``), and stop now if it has exited already.
+
+    The death signal only covers a parent that dies after the call, hence the check that the
+    parent is still ``parent`` (the one seen at start). Elsewhere the fleet runs until stopped.
+    """
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    if os.getppid() != parent:
+        os.kill(os.getpid(), signal.SIGTERM)
