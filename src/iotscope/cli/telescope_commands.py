@@ -1,4 +1,4 @@
-"""Telescope commands: ``ingest`` captures into a store, ``stats`` about it, ad-hoc ``sql``.
+"""Telescope commands: ``ingest`` captures into a store, ``stats`` about it, ad-hoc ``sql``, ``store check``.
 
 The engine (numba kernels, pyarrow, DuckDB) is imported inside the commands, so that every other
 command, and ``--help``, starts without paying for it.
@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
 from rich.table import Table
 
@@ -60,11 +61,8 @@ def stats(store: StoreOption, as_json: Annotated[bool, typer.Option("--json", he
     from iotscope.store.query import store_stats
 
     _require_store(store)
-    try:
-        with PacketStore(store) as packet_store:
-            summary = store_stats(packet_store)
-    except StoreError as exc:
-        fail(str(exc))
+    with PacketStore(store, read_only=True) as packet_store:
+        summary = store_stats(packet_store)
     if as_json:
         sys.stdout.write(json.dumps(summary, indent=2) + "\n")
         return
@@ -72,25 +70,22 @@ def stats(store: StoreOption, as_json: Annotated[bool, typer.Option("--json", he
 
 
 def sql(
-    query: Annotated[str, typer.Argument(help="DuckDB SQL; the table is `packets`.")],
+    query: Annotated[str, typer.Argument(help="DuckDB SQL that reads (SELECT, WITH, DESCRIBE, SUMMARIZE, EXPLAIN); the table is `packets`.")],
     store: StoreOption,
     as_csv: Annotated[bool, typer.Option("--csv", help="CSV on stdout.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="JSON records on stdout.")] = False,
 ) -> None:
-    """Run a SQL query over the store (view `packets`, with Hive columns `date` and `hour`)."""
-    import duckdb
+    """Run a read-only SQL query over the store (view `packets`, with Hive columns `date` and `hour`).
 
+    The query can read the store's packets and nothing else: no other file, URL or extension, and
+    no statement that writes (COPY, ATTACH, INSTALL, LOAD, SET, ...). Export with --csv or --json.
+    """
     from iotscope.store.packets import PacketStore
-    from iotscope.store.query import connect
+    from iotscope.store.query import run_query
 
     _require_store(store)
-    try:
-        with PacketStore(store) as packet_store:
-            result = connect(packet_store).sql(query).to_arrow_table()
-    except duckdb.Error as exc:
-        fail(f"SQL: {str(exc).splitlines()[0]}")
-    except StoreError as exc:
-        fail(str(exc))
+    with PacketStore(store, read_only=True) as packet_store:
+        result = run_query(packet_store, query)
     if as_csv:
         import pyarrow.csv as pacsv
 
@@ -104,11 +99,51 @@ def sql(
         Console().print(table)
 
 
+store_app = typer.Typer(help="Look after a store: find and repair damaged files.", no_args_is_help=True)
+
+
+@store_app.command("check")
+def store_check(
+    store: StoreOption,
+    repair: Annotated[bool, typer.Option("--repair", help="Drop damaged captures from the catalog, re-ingest those whose capture file is still there.")] = False,
+) -> None:
+    """List committed captures whose Parquet files are missing or corrupt (reads every file).
+
+    With --repair each is dropped from the catalog with its remaining files (and with the later
+    ingests of the same growing file, stored relative to it); a capture still at its recorded path
+    with the recorded content is ingested again, any other is listed for you to re-ingest.
+    Exit 1 when damage was found and not repaired.
+    """
+    from iotscope.store.check import captures_to_drop, find_damage
+    from iotscope.store.packets import PacketStore
+    from iotscope.telescope.repair import reingest_dropped
+
+    _require_store(store)
+    with PacketStore(store, read_only=not repair) as packet_store:
+        damaged = find_damage(packet_store)
+        for d in damaged:
+            for problem in d.problems:
+                console.print(f"damaged: {escape(problem)}", highlight=False)
+        if not damaged:
+            console.print(f"{escape(str(store))}: {len(packet_store.state.all_ingested())} captures, all files readable",
+                          highlight=False)
+            return
+        if not repair:
+            console.print(f"{len(damaged)} damaged captures; run `iotscope store check --store {escape(str(store))} --repair`",
+                          highlight=False)
+            raise typer.Exit(1)
+        dropped = captures_to_drop(packet_store, damaged)
+        packet_store.drop_captures([c.content_hash for c in dropped])
+        for outcome in reingest_dropped(dropped, packet_store):
+            console.print(escape(outcome), highlight=False)
+
+
 def register(app: typer.Typer) -> None:
     """Add the telescope commands to the main app."""
     app.command()(ingest)
     app.command()(stats)
     app.command()(sql)
+    app.add_typer(store_app, name="store")
 
 
 def _require_store(store: Path) -> None:
@@ -129,8 +164,9 @@ def _print_ingest_summary(reports: list[FileReport]) -> None:
         if r.status == "already":
             console.print(f"{r.path}: already ingested ({r.packets:,} rows), nothing added", highlight=False)
             continue
+        grown = "" if r.grown_from is None else f" (grew since its ingest at {r.grown_from:,} bytes: new records only)"
         console.print(
-            f"{r.path}: {r.records:,} records ({r.bytes_read / 1e6:,.1f} MB) -> {r.packets:,} rows "
+            f"{r.path}: {r.records:,} records{grown} ({r.bytes_read / 1e6:,.1f} MB) -> {r.packets:,} rows "
             f"in {r.seconds:.2f} s ({r.packets_per_second:,.0f} packets/s); skipped/anomalies: {anomalies}",
             highlight=False,
         )
