@@ -24,7 +24,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
 import xxhash
 
 from iotscope.capture import CaptureBlock, CaptureError, open_capture
@@ -199,7 +198,7 @@ def ingest_file(path: Path, store: PacketStore, progress: ProgressCallback | Non
         except BaseException:
             writer.abort()
             raise
-    except (OSError, sqlite3.OperationalError, pa.ArrowException) as exc:
+    except (OSError, sqlite3.OperationalError) as exc:  # pyarrow's I/O errors are OSErrors
         raise _write_error(store, path, exc) from None
     report.packets = entry.packets
     report.seconds = time.perf_counter() - started
