@@ -98,16 +98,16 @@ class StoreState:
         self._db.close()
 
     def ingested(self, content_hash: str) -> IngestedFile | None:
-        row = self._db.execute("SELECT * FROM ingested_files WHERE content_hash = ?", (content_hash,)).fetchone()
-        return _row_to_file(row) if row else None
+        rows = self._select("SELECT * FROM ingested_files WHERE content_hash = ?", (content_hash,))
+        return _row_to_file(rows[0]) if rows else None
 
     def all_ingested(self) -> list[IngestedFile]:
-        rows = self._db.execute("SELECT * FROM ingested_files ORDER BY ingested_at, size").fetchall()
+        rows = self._select("SELECT * FROM ingested_files ORDER BY ingested_at, size")
         return [_row_to_file(r) for r in rows]
 
     def ingested_from(self, source: str) -> list[IngestedFile]:
         """The committed captures read from the path ``source``, smallest first."""
-        rows = self._db.execute("SELECT * FROM ingested_files WHERE source = ? ORDER BY size", (source,)).fetchall()
+        rows = self._select("SELECT * FROM ingested_files WHERE source = ? ORDER BY size", (source,))
         return [_row_to_file(r) for r in rows]
 
     def forget(self, content_hashes: list[str]) -> None:
@@ -129,6 +129,18 @@ class StoreState:
             (content_hash, source, size, packets, records, json.dumps(skipped), json.dumps(files), now),
         )
 
+
+    def _select(self, sql: str, params: tuple = ()) -> list[tuple]:
+        """Rows of a query; a state file that cannot be read is one line, not a traceback.
+
+        A read-only connection cannot roll back the journal of a commit that a crash interrupted;
+        the next writer (``ingest``, ``store check --repair``) does that when it opens the store.
+        """
+        try:
+            return self._db.execute(sql, params).fetchall()
+        except sqlite3.DatabaseError as exc:
+            hint = "; an interrupted ingest must be recovered: run `iotscope ingest` again" if self.read_only else ""
+            raise StoreError(f"cannot read the store state ({exc}){hint}") from None
 
     def _writable(self) -> None:
         if self.read_only:
