@@ -119,7 +119,7 @@ def prefix_hashes(path: Path, size: int, prefixes: Iterable[int]) -> tuple[str, 
                 digest.update(chunk)
                 done += len(chunk)
             at[cut] = digest.hexdigest()
-    return at[size] if size else digest.hexdigest(), at
+    return at[size], at
 
 
 def _identity(path: Path) -> tuple[int, int, int, int]:
@@ -154,15 +154,15 @@ def ingest_file(path: Path, store: PacketStore, progress: ProgressCallback | Non
     """
     started = time.perf_counter()
     source = str(path.resolve())
-    before = _identity(path)
-    size = before[2]
-    digest, base = _stored_prefix(store, source, size, path)
-    done = store.ingested(digest)
-    if done is not None:
-        return FileReport(path, digest, "already", done.records, done.packets, skipped=done.skipped)
-    report = FileReport(path, digest, "ingested", grown_from=base.size if base else None)
-    skip = base.records if base else 0
     try:
+        before = _identity(path)
+        size = before[2]
+        digest, base = _stored_prefix(store, source, size, path)
+        done = store.ingested(digest)
+        if done is not None:
+            return FileReport(path, digest, "already", done.records, done.packets, skipped=done.skipped)
+        report = FileReport(path, digest, "ingested", grown_from=base.size if base else None)
+        skip = base.records if base else 0
         writer = store.writer(digest)
         try:
             seen = 0
