@@ -70,7 +70,8 @@ def stats(store: StoreOption, as_json: Annotated[bool, typer.Option("--json", he
 
 
 def sql(
-    query: Annotated[str, typer.Argument(help="DuckDB SQL that reads (SELECT, WITH, DESCRIBE, SUMMARIZE, EXPLAIN); the table is `packets`.")],
+    query: Annotated[str, typer.Argument(
+        help="DuckDB SQL that reads (SELECT, WITH, DESCRIBE, SUMMARIZE, EXPLAIN); the table is `packets`.")],
     store: StoreOption,
     as_csv: Annotated[bool, typer.Option("--csv", help="CSV on stdout.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="JSON records on stdout.")] = False,
@@ -104,15 +105,13 @@ store_app = typer.Typer(help="Look after a store: find and repair damaged files.
 
 @store_app.command("check")
 def store_check(
-    store: StoreOption,
-    repair: Annotated[bool, typer.Option("--repair", help="Drop damaged captures from the catalog, re-ingest those whose capture file is still there.")] = False,
+    store: Annotated[Path, typer.Option("--store", help="Store directory.")],
+    repair: Annotated[bool, typer.Option(
+        "--repair", help="Drop damaged captures from the catalog; re-ingest those whose file is intact.")] = False,
 ) -> None:
-    """List committed captures whose Parquet files are missing or corrupt (reads every file).
+    """List captures whose committed Parquet files are missing or corrupt (reads every file); exit 1 if any.
 
-    With --repair each is dropped from the catalog with its remaining files (and with the later
-    ingests of the same growing file, stored relative to it); a capture still at its recorded path
-    with the recorded content is ingested again, any other is listed for you to re-ingest.
-    Exit 1 when damage was found and not repaired.
+    --repair drops each from the catalog (see docs/schema.md) and re-ingests it when its capture file is intact.
     """
     from iotscope.store.check import captures_to_drop, find_damage
     from iotscope.store.packets import PacketStore
@@ -125,12 +124,12 @@ def store_check(
             for problem in d.problems:
                 console.print(f"damaged: {escape(problem)}", highlight=False)
         if not damaged:
-            console.print(f"{escape(str(store))}: {len(packet_store.state.all_ingested())} captures, all files readable",
-                          highlight=False)
+            captures = len(packet_store.state.all_ingested())
+            console.print(f"{escape(str(store))}: {captures} captures, all files readable", highlight=False)
             return
         if not repair:
-            console.print(f"{len(damaged)} damaged captures; run `iotscope store check --store {escape(str(store))} --repair`",
-                          highlight=False)
+            console.print(f"{len(damaged)} damaged captures; to repair: iotscope store check --store "
+                          f"{escape(str(store))} --repair", highlight=False)
             raise typer.Exit(1)
         dropped = captures_to_drop(packet_store, damaged)
         packet_store.drop_captures([c.content_hash for c in dropped])
