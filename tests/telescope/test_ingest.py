@@ -8,6 +8,7 @@ from __future__ import annotations
 import collections
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -16,9 +17,10 @@ from pathlib import Path
 
 import pytest
 
+from iotscope.capture import CaptureError
 from iotscope.store.packets import PacketStore
 from iotscope.store.query import connect
-from iotscope.telescope.ingest import content_hash
+from iotscope.telescope.ingest import content_hash, ingest_file
 
 FLAG_BITS = {"fin": 1, "syn": 2, "rst": 4, "psh": 8, "ack": 16}
 
@@ -170,3 +172,82 @@ def test_directory_of_captures_is_ingested_in_name_order(capture: Path, tmp_path
     empty.mkdir()
     refused = iotscope("ingest", str(empty), "--store", str(tmp_path / "store2"), check=False)
     assert refused.returncode == 2 and "no capture files" in refused.stderr
+
+
+# ---- a capture ingested while it was still being written (issue 6, item 8) -------------------
+
+FINGERPRINT = ("SELECT count(*) AS n, sum(hash(ts, src, dst, src6, sport, dport, seq, ip_id, tcp_flags)) AS h "
+               "FROM packets")
+
+
+def fingerprint(store: Path) -> list[dict]:
+    return json.loads(iotscope("sql", "--store", str(store), "--json", FINGERPRINT).stdout)
+
+
+@pytest.fixture(scope="module")
+def growing_sources(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("growing")
+    out = {}
+    for suffix in (".pcap", ".pcapng.gz"):
+        out[suffix] = folder / f"sensor{suffix}"
+        iotscope("simulate", "--out", str(out[suffix]), "--packets", "20000", "--hours", "2", "--seed", "8")
+    return out
+
+
+@pytest.mark.parametrize("suffix", [".pcap", ".pcapng.gz"])
+def test_capture_that_grew_since_its_ingest_adds_only_the_new_records(
+        growing_sources: dict[str, Path], tmp_path: Path, suffix: str) -> None:
+    full = growing_sources[suffix].read_bytes()
+    reference = tmp_path / "reference"
+    iotscope("ingest", str(growing_sources[suffix]), "--store", str(reference))
+    expected = fingerprint(reference)
+    assert expected[0]["n"] == 20000
+
+    growing, store = tmp_path / f"being-written{suffix}", tmp_path / "store"
+    cuts = [len(full) * 15 // 100, len(full) * 55 // 100, len(full)]  # e.g. 800 KB of 1.5 MB: mid-record
+    written, messages = 0, []
+    for cut in cuts:
+        with open(growing, "ab") as f:  # the sensor appends; the file is never rewritten
+            f.write(full[written:cut])
+        written = cut
+        messages.append(iotscope("ingest", str(growing), "--store", str(store)).stderr)
+    assert fingerprint(store) == expected  # every packet exactly once
+    assert all("grew since its ingest" in m for m in messages[1:])
+    again = iotscope("ingest", str(growing), "--store", str(store))
+    assert "already ingested" in again.stderr and fingerprint(store) == expected
+
+
+def test_same_path_with_other_content_is_a_new_capture(growing_sources: dict[str, Path], tmp_path: Path) -> None:
+    first, second = tmp_path / "first.pcap", tmp_path / "second.pcap"
+    iotscope("simulate", "--out", str(first), "--packets", "3000", "--seed", "30")
+    iotscope("simulate", "--out", str(second), "--packets", "5000", "--seed", "31")
+    rotating, store = tmp_path / "current.pcap", tmp_path / "store"
+    shutil.copy(first, rotating)
+    iotscope("ingest", str(rotating), "--store", str(store))
+    shutil.copy(second, rotating)  # a sensor that reuses the name: larger, but not a continuation
+    result = iotscope("ingest", str(rotating), "--store", str(store))
+    assert "grew" not in result.stderr
+    assert fingerprint(store)[0]["n"] == 8000
+
+
+def test_capture_growing_during_its_ingest_is_refused_then_taken_whole(
+        growing_sources: dict[str, Path], tmp_path: Path) -> None:
+    full = growing_sources[".pcap"].read_bytes()
+    growing = tmp_path / "being-written.pcap"
+    growing.write_bytes(full[:800_000])
+    appended = []
+
+    def sensor_writes_on(path: Path, done: int) -> None:  # the sensor appends while ingest reads
+        if not appended:
+            with open(growing, "ab") as f:
+                f.write(full[800_000:1_000_000])
+            appended.append(True)
+
+    with PacketStore(tmp_path / "store") as store:
+        with pytest.raises(CaptureError, match="still being written"):
+            ingest_file(growing, store, sensor_writes_on)
+        assert store.state.all_ingested() == []  # nothing committed under a stale hash
+        with open(growing, "ab") as f:
+            f.write(full[1_000_000:])
+        report = ingest_file(growing, store)
+        assert report.packets == 20000 and report.content_hash == content_hash(growing)

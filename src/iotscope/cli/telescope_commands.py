@@ -1,4 +1,4 @@
-"""Telescope commands: ``ingest`` captures into a store, ``stats`` about it, ad-hoc ``sql``.
+"""Telescope commands: ``ingest`` captures into a store, ``stats`` about it, ad-hoc ``sql``, ``store check``.
 
 The engine (numba kernels, pyarrow, DuckDB) is imported inside the commands, so that every other
 command, and ``--help``, starts without paying for it.
@@ -59,11 +59,8 @@ def stats(store: StoreOption, as_json: Annotated[bool, typer.Option("--json", he
     from iotscope.store.query import store_stats
 
     _require_store(store)
-    try:
-        with PacketStore(store) as packet_store:
-            summary = store_stats(packet_store)
-    except StoreError as exc:
-        fail(str(exc))
+    with PacketStore(store, read_only=True) as packet_store:
+        summary = store_stats(packet_store)
     if as_json:
         sys.stdout.write(json.dumps(summary, indent=2) + "\n")
         return
@@ -71,25 +68,23 @@ def stats(store: StoreOption, as_json: Annotated[bool, typer.Option("--json", he
 
 
 def sql(
-    query: Annotated[str, typer.Argument(help="DuckDB SQL; the table is `packets`.")],
+    query: Annotated[str, typer.Argument(
+        help="DuckDB SQL that reads (SELECT, WITH, DESCRIBE, SUMMARIZE, EXPLAIN); the table is `packets`.")],
     store: StoreOption,
     as_csv: Annotated[bool, typer.Option("--csv", help="CSV on stdout.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="JSON records on stdout.")] = False,
 ) -> None:
-    """Run a SQL query over the store (view `packets`, with Hive columns `date` and `hour`)."""
-    import duckdb
+    """Run a read-only SQL query over the store (view `packets`, with Hive columns `date` and `hour`).
 
+    The query can read the store's packets and nothing else: no other file, URL or extension, and
+    no statement that writes (COPY, ATTACH, INSTALL, LOAD, SET, ...). Export with --csv or --json.
+    """
     from iotscope.store.packets import PacketStore
-    from iotscope.store.query import connect
+    from iotscope.store.query import run_query
 
     _require_store(store)
-    try:
-        with PacketStore(store) as packet_store:
-            result = connect(packet_store).sql(query).to_arrow_table()
-    except duckdb.Error as exc:
-        fail(f"SQL: {str(exc).splitlines()[0]}")
-    except StoreError as exc:
-        fail(str(exc))
+    with PacketStore(store, read_only=True) as packet_store:
+        result = run_query(packet_store, query)
     if as_csv:
         import pyarrow.csv as pacsv
 
@@ -104,11 +99,49 @@ def sql(
         stdout_console.print(table)
 
 
+store_app = typer.Typer(help="Look after a store: find and repair damaged files.", no_args_is_help=True)
+
+
+@store_app.command("check")
+def store_check(
+    store: Annotated[Path, typer.Option("--store", help="Store directory.")],
+    repair: Annotated[bool, typer.Option(
+        "--repair", help="Drop damaged captures from the catalog; re-ingest those whose file is intact.")] = False,
+) -> None:
+    """List captures whose committed Parquet files are missing or corrupt (reads every file); exit 1 if any.
+
+    --repair drops each from the catalog (see docs/schema.md) and re-ingests it when its capture file is intact.
+    """
+    from iotscope.store.check import captures_to_drop, find_damage
+    from iotscope.store.packets import PacketStore
+    from iotscope.telescope.repair import reingest_dropped
+
+    _require_store(store)
+    with PacketStore(store, read_only=not repair) as packet_store:
+        damaged = find_damage(packet_store)
+        for d in damaged:
+            for problem in d.problems:
+                console.print(f"damaged: {printable(problem)}", highlight=False)
+        if not damaged:
+            captures = len(packet_store.state.all_ingested())
+            console.print(f"{printable(store)}: {captures} captures, all files readable", highlight=False)
+            return
+        if not repair:
+            console.print(f"{len(damaged)} damaged captures; to repair: iotscope store check --store "
+                          f"{printable(store)} --repair", highlight=False)
+            raise typer.Exit(1)
+        dropped = captures_to_drop(packet_store, damaged)
+        packet_store.drop_captures([c.content_hash for c in dropped])
+        for outcome in reingest_dropped(dropped, packet_store):
+            console.print(printable(outcome), highlight=False)
+
+
 def register(app: typer.Typer) -> None:
     """Add the telescope commands to the main app."""
     app.command()(ingest)
     app.command()(stats)
     app.command()(sql)
+    app.add_typer(store_app, name="store")
 
 
 def _require_store(store: Path) -> None:
@@ -129,8 +162,9 @@ def _print_ingest_summary(reports: list[FileReport]) -> None:
         if r.status == "already":
             console.print(f"{printable(r.path)}: already ingested ({r.packets:,} rows), nothing added", highlight=False)
             continue
+        grown = "" if r.grown_from is None else f" (grew since its ingest at {r.grown_from:,} bytes: new records only)"
         console.print(
-            f"{printable(r.path)}: {r.records:,} records ({r.bytes_read / 1e6:,.1f} MB) -> {r.packets:,} rows "
+            f"{printable(r.path)}: {r.records:,} records{grown} ({r.bytes_read / 1e6:,.1f} MB) -> {r.packets:,} rows "
             f"in {r.seconds:.2f} s ({r.packets_per_second:,.0f} packets/s); skipped/anomalies: {anomalies}",
             highlight=False,
         )

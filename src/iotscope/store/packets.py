@@ -15,6 +15,9 @@ An ingest holds an exclusive lock (``iotscope.store.lock``) on ``.ingest.lock`` 
 runs only when that lock is free, so ``stats`` or ``sql`` while an ingest runs never deletes the
 ingest's work; the kernel releases the lock of a killed process, so its remains are cleaned next
 time. A second concurrent ingest into the same store is refused.
+
+Readers open the store with ``read_only=True``: nothing is created, cleaned up or locked, and
+``state.sqlite`` is opened read-only, so ``stats`` and ``sql`` work on a store they cannot write.
 """
 
 from __future__ import annotations
@@ -52,16 +55,20 @@ _ENCODER_THREADS = 2
 class PacketStore:
     """A store directory: the packets dataset plus its state."""
 
-    def __init__(self, root: str | os.PathLike[str]) -> None:
+    def __init__(self, root: str | os.PathLike[str], *, read_only: bool = False) -> None:
         self.root = Path(root)
+        self.read_only = read_only
+        self._ingest_lock: int | None = None  # file descriptor holding the flock while writing
         if self.root.exists() and not self.root.is_dir():
             raise StoreError(f"{self.root}: exists and is not a directory")
+        if read_only:
+            self.state = StoreState(self.root / "state.sqlite", read_only=True)
+            return
         try:
             (self.root / "packets").mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise StoreError(f"{self.root}: cannot create store ({exc.strerror})") from None
         self.state = StoreState(self.root / "state.sqlite")
-        self._ingest_lock: int | None = None  # file descriptor holding the flock while writing
         self._recover()
 
     def close(self) -> None:
@@ -89,14 +96,37 @@ class PacketStore:
         Takes the store's ingest lock (kept until :meth:`close`); raises ``StoreError`` when another
         process is ingesting into this store.
         """
+        if self.read_only:
+            raise StoreError(f"{self.root}: opened read-only; ingest opens it for writing")
         if self._ingest_lock is None:
             self._ingest_lock = self._try_ingest_lock()
             if self._ingest_lock is None:
                 raise StoreError(f"{self.root}: another ingest is writing to this store; try again when it ends")
         return PartitionWriter(self, content_hash)
 
+    def drop_captures(self, content_hashes: list[str]) -> None:
+        """Remove captures from the catalog, then delete their files (``store check --repair``).
+
+        Holds the ingest lock meanwhile; a crash between the two steps leaves files that no
+        committed row names, which the next writer's clean-up deletes.
+        """
+        if self.read_only:
+            raise StoreError(f"{self.root}: opened read-only; repair opens it for writing")
+        if self._ingest_lock is None:
+            self._ingest_lock = self._try_ingest_lock()
+            if self._ingest_lock is None:
+                raise StoreError(f"{self.root}: an ingest is writing to this store; repair when it ends")
+        doomed = [e for e in self.state.all_ingested() if e.content_hash in set(content_hashes)]
+        self.state.forget(content_hashes)
+        for entry in doomed:
+            for name in entry.files:
+                (self.root / name).unlink(missing_ok=True)
+
     def _try_ingest_lock(self) -> int | None:
-        return try_lock(self.root / ".ingest.lock")
+        try:
+            return try_lock(self.root / ".ingest.lock")
+        except OSError as exc:
+            raise StoreError(f"{self.root}: cannot write the store ({exc.strerror})") from None
 
     def _recover(self) -> None:
         """Remove what a killed ingest left: the staging area and files no committed row names.
@@ -194,12 +224,17 @@ class PartitionWriter:
     def commit(self, source: str, size: int, records: int, skipped: dict[str, int]) -> IngestedFile:
         """Finish the files, move them into ``packets/`` and record the capture as committed."""
         self._drain()
-        published = []
-        for relative in self._files:
-            staged, target = self._staging / relative, self._store.root / "packets" / relative
-            move_into_place(staged, target)
-            published.append(str(Path("packets") / relative))
-        self._store.state.record_ingest(self._hash, source, size, self.rows, records, skipped, published)
+        published: list[str] = []
+        try:
+            for relative in self._files:
+                staged, target = self._staging / relative, self._store.root / "packets" / relative
+                move_into_place(staged, target)
+                published.append(str(Path("packets") / relative))
+            self._store.state.record_ingest(self._hash, source, size, self.rows, records, skipped, published)
+        except BaseException:
+            for name in published:  # not committed: take them back out of the dataset (best effort)
+                (self._store.root / name).unlink(missing_ok=True)
+            raise
         shutil.rmtree(self._staging, ignore_errors=True)
         entry = self._store.ingested(self._hash)
         assert entry is not None

@@ -3,22 +3,34 @@
 The whole path is array code: the capture reader hands over blocks of records, the numba kernel
 decodes a block at once, classification is vectorized, and Arrow batches go to Parquet. Python
 runs once per block (tens of MB), never once per packet.
+
+A capture that grew since it was ingested (a sensor still writing it, an operator too early):
+when the file at the same path starts with exactly the bytes ingested before (the XXH3-128 of its
+first ``size`` bytes equals that ingest's content hash), only the records after the ones already
+stored are added, so no packet is stored twice. A file that changes *while* it is ingested is
+refused (nothing of it stored): what was hashed must be what was read. Ingest it again once it is
+complete; an earlier ingest of its beginning is then extended, not repeated.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import errno
 import os
+import sqlite3
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import xxhash
 
-from iotscope.capture import CaptureError, open_capture
+from iotscope.capture import CaptureBlock, CaptureError, open_capture
 from iotscope.decode import decode_block
 from iotscope.store.packets import PacketStore
 from iotscope.store.schema import packet_record_batch
+from iotscope.store.state import IngestedFile, StoreError
 from iotscope.telescope.classify import flag_class, traffic_class
 from iotscope.telescope.fingerprints import tool_codes
 
@@ -40,6 +52,8 @@ class FileReport:
     skipped: dict[str, int] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    #: bytes of this file stored by an earlier ingest, when the file grew since (only the rest was added)
+    grown_from: int | None = None
 
     @property
     def packets_per_second(self) -> float:
@@ -84,49 +98,124 @@ def content_hash(path: Path) -> str:
     XXH3-128 rather than SHA-256: it runs at memory speed, so checking a directory of captures that
     were ingested before costs a read, not a second ingest; it guards against accidents, not forgers.
     """
+    return prefix_hashes(path, os.path.getsize(path), [])[0]
+
+
+def prefix_hashes(path: Path, size: int, prefixes: Iterable[int]) -> tuple[str, dict[int, str]]:
+    """The content hash of the first ``size`` bytes of ``path``, and of its first ``n`` bytes for each ``n``.
+
+    One pass: the digest is copied at each prefix length. A file shorter than ``size`` raises
+    ``CaptureError`` (it was truncated meanwhile).
+    """
+    cuts = sorted({n for n in prefixes if 0 < n <= size})
     digest = xxhash.xxh3_128()
+    at: dict[int, str] = {}
+    done = 0
     with open(path, "rb") as f:
-        while chunk := f.read(8 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
+        for cut in [*cuts, size]:
+            while done < cut:
+                chunk = f.read(min(8 << 20, cut - done))
+                if not chunk:
+                    raise CaptureError(f"{path}: shrank while being read ({done:,} of {size:,} bytes)")
+                digest.update(chunk)
+                done += len(chunk)
+            at[cut] = digest.hexdigest()
+    return at[size], at
+
+
+def _identity(path: Path) -> tuple[int, int, int, int]:
+    st = os.stat(path)
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
+
+
+def _stored_prefix(store: PacketStore, source: str, size: int, path: Path) -> tuple[str, IngestedFile | None]:
+    """The file's content hash, and the largest earlier ingest of the same path that it extends."""
+    earlier = [e for e in store.state.ingested_from(source) if e.size < size]
+    digest, at = prefix_hashes(path, size, [e.size for e in earlier])
+    extended = [e for e in earlier if at.get(e.size) == e.content_hash]
+    return digest, max(extended, key=lambda e: e.size, default=None)
+
+
+def _without_first(block: CaptureBlock, n: int) -> CaptureBlock:
+    """``block`` minus its first ``n`` records (array slices of every per-record column)."""
+    records = len(block)
+    return dataclasses.replace(block, **{
+        f.name: getattr(block, f.name)[n:] for f in dataclasses.fields(block)
+        if f.name != "data" and isinstance(getattr(block, f.name), np.ndarray)
+        and getattr(block, f.name).shape[:1] == (records,)
+    })
 
 
 def ingest_file(path: Path, store: PacketStore, progress: ProgressCallback | None = None) -> FileReport:
-    """Ingest one capture into ``store``, or skip it if the same content is already committed."""
+    """Ingest one capture into ``store``: skip it if its content is committed, add only what it gained
+    if it grew since an earlier ingest of the same path, refuse it if it changes while being read.
+
+    Raises ``CaptureError`` for a file that changed during the ingest, ``StoreError`` for a store that
+    cannot be written (disk full, read-only); in both cases nothing of this capture is committed.
+    """
     started = time.perf_counter()
-    digest = content_hash(path)
-    done = store.ingested(digest)
-    if done is not None:
-        return FileReport(path, digest, "already", done.records, done.packets, skipped=done.skipped)
-    report = FileReport(path, digest, "ingested")
-    writer = store.writer(digest)
+    source = str(path.resolve())
     try:
-        with open_capture(path) as reader:
-            for block in reader.blocks():
-                decoded = decode_block(block)
-                cols = decoded.columns
-                flags = flag_class(cols["proto"], cols["tcp_flags"], cols["icmp_type"], cols["l4"])
-                traffic = traffic_class(cols["proto"], cols["tcp_flags"], cols["icmp_type"], cols["l4"])
-                tools = tool_codes(cols, flags)
-                writer.write(packet_record_batch(cols, flags, traffic, tools))
-                for reason, n in [*decoded.skipped.items(), ("l4_truncated", decoded.l4_truncated)]:
-                    report.skipped[reason] = report.skipped.get(reason, 0) + n
-                if progress is not None:
-                    progress(path, reader.position)
-            stats = reader.stats
-    except BaseException:
-        writer.abort()
-        raise
-    if stats.torn_tail_bytes:
-        report.skipped["torn_record"] = 1
-    report.records = stats.records
-    report.bytes_read = stats.bytes_read
-    report.warnings = list(stats.warnings)
-    report.skipped = {k: v for k, v in report.skipped.items() if v}
-    entry = writer.commit(str(path.resolve()), os.path.getsize(path), report.records, report.skipped)
+        before = _identity(path)
+        size = before[2]
+        digest, base = _stored_prefix(store, source, size, path)
+        done = store.ingested(digest)
+        if done is not None:
+            return FileReport(path, digest, "already", done.records, done.packets, skipped=done.skipped)
+        report = FileReport(path, digest, "ingested", grown_from=base.size if base else None)
+        skip = base.records if base else 0
+        writer = store.writer(digest)
+        try:
+            seen = 0
+            with open_capture(path) as reader:
+                for block in reader.blocks():
+                    first, seen = seen, seen + len(block)
+                    if seen <= skip:
+                        continue
+                    if first < skip:
+                        block = _without_first(block, skip - first)
+                    decoded = decode_block(block)
+                    cols = decoded.columns
+                    flags = flag_class(cols["proto"], cols["tcp_flags"], cols["icmp_type"], cols["l4"])
+                    traffic = traffic_class(cols["proto"], cols["tcp_flags"], cols["icmp_type"], cols["l4"])
+                    tools = tool_codes(cols, flags)
+                    writer.write(packet_record_batch(cols, flags, traffic, tools))
+                    for reason, n in [*decoded.skipped.items(), ("l4_truncated", decoded.l4_truncated)]:
+                        report.skipped[reason] = report.skipped.get(reason, 0) + n
+                    if progress is not None:
+                        progress(path, reader.position)
+                stats = reader.stats
+            after = _identity(path)
+            if after != before:
+                raise CaptureError(
+                    f"{path}: still being written (size {size:,} -> {after[2]:,} bytes during ingest); nothing "
+                    "of it stored. Ingest it again when it is complete (what is stored is never stored twice)")
+            if stats.torn_tail_bytes:
+                report.skipped["torn_record"] = 1
+            report.records = max(stats.records - skip, 0)
+            report.bytes_read = stats.bytes_read
+            report.warnings = list(stats.warnings)
+            report.skipped = {k: v for k, v in report.skipped.items() if v}
+            entry = writer.commit(source, size, stats.records, report.skipped)
+        except BaseException:
+            writer.abort()
+            raise
+    except (OSError, sqlite3.OperationalError) as exc:  # pyarrow's I/O errors are OSErrors
+        raise _write_error(store, path, exc) from None
     report.packets = entry.packets
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _write_error(store: PacketStore, path: Path, exc: BaseException) -> StoreError:
+    """One line for a store that could not take the capture (a reading problem is a ``CaptureError``)."""
+    text = (str(exc).splitlines() or [type(exc).__name__])[0]
+    full = getattr(exc, "errno", None) in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG) or any(
+        words in text for words in ("No space left", "disk is full", "Disk quota", "File too large"))
+    if full:
+        return StoreError(f"{store.root}: the disk is full while ingesting {path}; nothing of it was committed. "
+                          "Free space and ingest it again")
+    return StoreError(f"{store.root}: ingesting {path} failed ({text}); nothing of it was committed")
 
 
 def ingest(paths: list[Path], store_dir: Path, progress: ProgressCallback | None = None) -> list[FileReport]:
