@@ -12,12 +12,16 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from iotscope.store.datasets import create_views
 from iotscope.store.packets import PacketStore
 from iotscope.store.schema import FLAG_CLASSES, PACKET_SCHEMA, TRAFFIC_CLASSES
 
 
 def connect(store: PacketStore) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB connection with the view ``packets`` over the store's committed files."""
+    """An in-memory DuckDB connection with the view ``packets`` over the store's committed files.
+
+    The analysis views (``events``, ``attacks``, ``port_series``) come from ``iotscope.store.datasets``.
+    """
     con = duckdb.connect()
     files = [str(p) for p in store.committed_files()]
     if files:
@@ -30,6 +34,7 @@ def connect(store: PacketStore) -> duckdb.DuckDBPyConnection:
         empty = empty.append_column("hour", pa.array([], pa.int32()))
         con.register("_empty_packets", empty)
         con.execute("CREATE VIEW packets AS SELECT * FROM _empty_packets")
+    create_views(con, store.root)
     return con
 
 
