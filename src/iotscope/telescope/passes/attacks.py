@@ -127,7 +127,7 @@ class AttacksPass(AnalysisPass):
                    {self.window_s}::INTEGER AS window_s
             FROM summary s LEFT JOIN ports p ON {_on("s", "p")} LEFT JOIN windows w ON {_on("s", "w")}
         """)
-        closes_before = partition.end_us - self.timeout_us
+        closes_before = partition.horizon_us - self.timeout_us
         is_attack = (f"(packets >= {self.min_packets} AND last_ts - first_ts >= {self.min_duration_us} "
                      f"AND peak_window_packets >= {self.min_window_packets})")
         select = f"SELECT *, {is_attack} AS is_attack FROM av_all"

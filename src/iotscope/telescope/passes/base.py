@@ -42,10 +42,16 @@ class Partition:
     ``packets_hour`` holds the union of the columns the passes declared (``ts`` always), with
     ``traffic_class`` and ``tool`` as text. ``start_us``/``end_us`` bound the hour (end exclusive),
     in µs since the epoch.
+
+    ``horizon_us`` is how far the packets are known: the hour's end, except for the newest hour
+    of the store, where it is the newest packet's time (a capture may still be growing). A run of
+    packets is closed when its last packet is more than its idle timeout before the horizon; so an
+    event of the newest hour stays open (carried) until later packets can tell.
     """
 
     hour: int  # hours since the epoch, UTC
     con: duckdb.DuckDBPyConnection
+    horizon_us: int
 
     @property
     def start_us(self) -> int:

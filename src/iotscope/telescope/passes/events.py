@@ -88,7 +88,7 @@ class EventsPass(AnalysisPass):
                    CASE WHEN any_value(src) IS NULL THEN NULL ELSE count(DISTINCT dst >> 8) END::BIGINT AS dst_24s
             FROM ev_marked GROUP BY k, ev
         """)
-        closes_before = partition.end_us - self.idle_us  # closed: the hour's end is more than idle after it
+        closes_before = partition.horizon_us - self.idle_us  # closed: more than idle before the horizon
         tool_case = _majority_tool_sql()
         select = (f"SELECT src, src6, proto, dport, traffic_class, first_us AS first_ts, last_us AS last_ts, "
                   f"packets, destinations, dst_24s, {tool_case} AS tool, {counts_open} FROM ev_all")

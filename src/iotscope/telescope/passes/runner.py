@@ -33,7 +33,7 @@ from iotscope.store.datasets import (
 )
 from iotscope.store.durable import move_into_place
 from iotscope.store.packets import PacketStore
-from iotscope.telescope.passes.base import AnalysisPass, Partition, State
+from iotscope.telescope.passes.base import US_PER_HOUR, AnalysisPass, Partition, State
 from iotscope.telescope.passes.registry import default_passes
 from iotscope.telescope.passes.settings import AnalysisSettings, Darknet
 
@@ -136,8 +136,10 @@ def _run(root: Path, catalog: AnalysisCatalog, settings: AnalysisSettings, passe
             listing = ", ".join("'" + str(root / f).replace("'", "''") + "'" for f in files_by_hour[hour])
             con.execute(f"CREATE OR REPLACE TEMP TABLE packets_hour AS SELECT {', '.join(columns)} "
                         f"FROM read_parquet([{listing}], hive_partitioning = false)")
-            partition = Partition(hour, con)
-            low, high = con.execute("SELECT min(dst), max(dst) FROM packets_hour").fetchall()[0]
+            low, high, newest = con.execute(
+                "SELECT min(dst), max(dst), epoch_us(max(ts)) FROM packets_hour").fetchall()[0]
+            end = (hour + 1) * US_PER_HOUR
+            partition = Partition(hour, con, horizon_us=end if hour != hours[-1] else min(end, newest))
             if low is not None:
                 seen = (low, high) if seen is None else (min(seen[0], low), max(seen[1], high))
             outputs = {}
