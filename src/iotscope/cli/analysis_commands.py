@@ -46,12 +46,12 @@ def analyze(
 
 def run_analysis(store: Path, overrides: dict[str, object] | None = None, darknet: str | None = None) -> None:
     """Validate the settings first (bad input leaves the store untouched), analyse, print a summary."""
-    from iotscope.telescope.passes.runner import analyze as run, resolve_settings
-    from iotscope.telescope.passes.settings import Darknet
+    from iotscope.telescope.passes.runner import analyze as run
+    from iotscope.telescope.passes.settings import AnalysisSettings, Darknet
 
     try:
         prefix = Darknet.parse(darknet) if darknet is not None else None
-        resolve_settings(store, overrides or {})
+        AnalysisSettings.from_dict({**AnalysisSettings().as_dict(), **(overrides or {})})  # before any file is opened
         report = run(store, overrides, prefix)
     except IotscopeError as exc:
         fail(str(exc))
