@@ -20,6 +20,7 @@ key, a running sum of breaks), with the carried events as the first rows of thei
 
 from __future__ import annotations
 
+import duckdb
 import pyarrow as pa
 
 from iotscope.store.datasets import EVENTS, address_text, conform
@@ -36,11 +37,8 @@ _K = packed_key_sql("src", "src6", [
 _TOOL_COUNTS = [pa.field(f"n_{tool}", pa.int64(), nullable=False) for tool in TOOLS]
 #: ``open``: the dataset's columns plus per-tool packet counts (the majority needs them across hours).
 OPEN_SCHEMA = pa.schema([*EVENTS.schema, *_TOOL_COUNTS])
-DSTS_SCHEMA = pa.schema([
-    pa.field("src", pa.uint32()), pa.field("src6", pa.binary(16)), pa.field("proto", pa.uint8()),
-    pa.field("dport", pa.uint16()), pa.field("traffic_class", pa.string()),
-    pa.field("dst", pa.uint32()), pa.field("dst6", pa.binary(16)), pa.field("last_us", pa.int64()),
-])
+#: ``dsts``: the distinct destinations of each open event, by its packed key ``k``.
+DSTS_SCHEMA = pa.schema([pa.field("k", pa.uint64()), pa.field("dst", pa.uint32()), pa.field("dst6", pa.binary(16))])
 
 
 class EventsPass(AnalysisPass):
@@ -52,7 +50,8 @@ class EventsPass(AnalysisPass):
         self.idle_us = int(round(idle_s * US_PER_SECOND))
 
     def config(self) -> dict[str, object]:
-        return {"idle_us": self.idle_us}
+        # the carried ``dsts`` are keyed by a DuckDB hash for IPv6 sources: another DuckDB, another hash
+        return {"idle_us": self.idle_us, "duckdb": duckdb.__version__}
 
     def run(self, partition: Partition, carried: State) -> tuple[pa.Table, State]:
         con = partition.con
@@ -60,13 +59,14 @@ class EventsPass(AnalysisPass):
         counts_open = ", ".join(f"n_{t}" for t in TOOLS)
         counts_packet = ", ".join(f"coalesce(tool = '{t}', false)::BIGINT" for t in TOOLS)
         zeros = ", ".join("0" for _ in TOOLS)
+        # Sessionize: the carried events are the first row of their key (their last packet is older
+        # than any packet of this hour); a gap longer than idle starts a new event. ev 0 of a key
+        # with a carried row continues that event.
         con.sql(f"""
             CREATE OR REPLACE TEMP TABLE ev_marked AS
             WITH rows AS (
                 SELECT {_KEY}, epoch_us(last_ts) AS t, epoch_us(first_ts) AS first_us, packets AS n, {counts_open},
                        NULL::UINTEGER AS dst, NULL::BLOB AS dst6, 1 AS carried FROM ev_open
-                UNION ALL
-                SELECT {_KEY}, last_us, NULL, 0, {zeros}, dst, dst6, 1 FROM ev_dsts
                 UNION ALL
                 SELECT {_KEY}, epoch_us(ts), epoch_us(ts), 1, {counts_packet}, dst, dst6, 0
                 FROM packets_hour WHERE traffic_class <> 'backscatter'
@@ -79,14 +79,28 @@ class EventsPass(AnalysisPass):
             SELECT *, sum(brk) OVER (PARTITION BY k ORDER BY t) AS ev
             FROM gaps
         """)
+        # Destinations per event: this hour's, plus the carried set of the continued event (ev 0);
+        # a hash aggregate, not part of the sort above (the carried sets can be large).
+        con.sql("""
+            CREATE OR REPLACE TEMP TABLE ev_dst_rows AS
+            SELECT k, ev, dst, dst6 FROM ev_marked WHERE carried = 0
+            UNION ALL
+            SELECT k, 0, dst, dst6 FROM ev_dsts
+        """)
         con.sql(f"""
             CREATE OR REPLACE TEMP TABLE ev_all AS
-            SELECT k, ev, {", ".join(f"any_value({c}) AS {c}" for c in _KEY.split(", "))},
-                   min(first_us) AS first_us, max(t) AS last_us, sum(n)::BIGINT AS packets,
-                   {", ".join(f"sum(n_{t})::BIGINT AS n_{t}" for t in TOOLS)},
-                   (count(DISTINCT dst) + count(DISTINCT dst6))::BIGINT AS destinations,
-                   CASE WHEN any_value(src) IS NULL THEN NULL ELSE count(DISTINCT dst >> 8) END::BIGINT AS dst_24s
-            FROM ev_marked GROUP BY k, ev
+            WITH summary AS (
+                SELECT k, ev, {", ".join(f"any_value({c}) AS {c}" for c in _KEY.split(", "))},
+                       min(first_us) AS first_us, max(t) AS last_us, sum(n)::BIGINT AS packets,
+                       {", ".join(f"sum(n_{t})::BIGINT AS n_{t}" for t in TOOLS)}
+                FROM ev_marked GROUP BY k, ev
+            ), reached AS (
+                SELECT k, ev, (count(DISTINCT dst) + count(DISTINCT dst6))::BIGINT AS destinations,
+                       count(DISTINCT dst >> 8)::BIGINT AS dst_24s
+                FROM ev_dst_rows GROUP BY k, ev
+            )
+            SELECT s.*, r.destinations, CASE WHEN s.src IS NULL THEN NULL ELSE r.dst_24s END AS dst_24s
+            FROM summary s JOIN reached r ON s.k = r.k AND s.ev = r.ev
         """)
         closes_before = partition.horizon_us - self.idle_us  # closed: more than idle before the horizon
         tool_case = _majority_tool_sql()
@@ -96,13 +110,10 @@ class EventsPass(AnalysisPass):
         closed = con.sql(f"{select} WHERE last_us < {closes_before} {order}").to_arrow_table()
         still_open = con.sql(f"{select} WHERE last_us >= {closes_before} {order}").to_arrow_table()
         dsts = con.sql(f"""
-            SELECT DISTINCT {", ".join(f"m.{c}" for c in _KEY.split(", "))}, m.dst, m.dst6, o.last_us
-            FROM ev_marked m JOIN ev_all o
-              ON m.k = o.k AND m.ev = o.ev
-            WHERE o.last_us >= {closes_before} AND (m.dst IS NOT NULL OR m.dst6 IS NOT NULL)
-            ORDER BY ALL
+            SELECT DISTINCT d.k, d.dst, d.dst6 FROM ev_dst_rows d JOIN ev_all o ON d.k = o.k AND d.ev = o.ev
+            WHERE o.last_us >= {closes_before} ORDER BY ALL
         """).to_arrow_table()
-        con.execute("DROP TABLE ev_marked; DROP TABLE ev_all")
+        con.execute("DROP TABLE ev_marked; DROP TABLE ev_dst_rows; DROP TABLE ev_all")
         for name in ("ev_open", "ev_dsts"):
             con.unregister(name)
         return _with_text(closed, EVENTS.schema), {
