@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 
 from iotscope.store.datasets import DatasetSpec
@@ -118,3 +119,25 @@ def packed_key_sql(src: str, src6: str, fields: Sequence[tuple[str, int]]) -> st
         packed.append(f"(({expr})::UBIGINT << {shift})")
     v6 = f"(hash({src6}, {', '.join(e for e, _ in fields)}) | (1::UBIGINT << 63))"
     return f"CASE WHEN {src} IS NOT NULL THEN {' | '.join(packed)} ELSE {v6} END"
+
+
+def sessions(key: np.ndarray, t: np.ndarray, idle_us: int) -> np.ndarray:
+    """Session ids (0..n-1 sessions, in input order) of rows grouped by ``key`` and split at gaps > ``idle_us``.
+
+    One ``lexsort`` and a few vector operations: a row starts a session when its key differs from
+    the previous row's in (key, time) order or when it comes more than ``idle_us`` after it. A gap of
+    exactly ``idle_us`` continues the session. This replaces two SQL window functions (``lag`` and a
+    running ``sum``) that DuckDB evaluates with a sort each.
+    """
+    n = len(key)
+    if n == 0:
+        return np.empty(0, dtype=np.int64)
+    order = np.lexsort((t, key))
+    k, ts = key[order], t[order]
+    starts = np.empty(n, dtype=bool)
+    starts[0] = True
+    np.not_equal(k[1:], k[:-1], out=starts[1:])
+    starts[1:] |= (ts[1:] - ts[:-1]) > idle_us
+    ids = np.empty(n, dtype=np.int64)
+    ids[order] = np.cumsum(starts) - 1
+    return ids

@@ -21,12 +21,13 @@ key, a running sum of breaks), with the carried events as the first rows of thei
 from __future__ import annotations
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 
 from iotscope.store.datasets import EVENTS, address_text, conform
 from iotscope.store.schema import TOOLS
 from iotscope.telescope.passes.base import (
-    US_PER_SECOND, AnalysisPass, Partition, State, packed_key_sql, register_state,
+    US_PER_SECOND, AnalysisPass, Partition, State, packed_key_sql, register_state, sessions,
 )
 
 _KEY = "src, src6, proto, dport, traffic_class"
@@ -57,50 +58,52 @@ class EventsPass(AnalysisPass):
         con = partition.con
         register_state(con, "ev", carried, {"open": OPEN_SCHEMA, "dsts": DSTS_SCHEMA})
         counts_open = ", ".join(f"n_{t}" for t in TOOLS)
-        counts_packet = ", ".join(f"coalesce(tool = '{t}', false)::BIGINT" for t in TOOLS)
-        zeros = ", ".join("0" for _ in TOOLS)
-        # Sessionize: the carried events are the first row of their key (their last packet is older
-        # than any packet of this hour); a gap longer than idle starts a new event. ev 0 of a key
-        # with a carried row continues that event.
-        con.sql(f"""
-            CREATE OR REPLACE TEMP TABLE ev_marked AS
-            WITH rows AS (
-                SELECT {_KEY}, epoch_us(last_ts) AS t, epoch_us(first_ts) AS first_us, packets AS n, {counts_open},
-                       NULL::UINTEGER AS dst, NULL::BLOB AS dst6, 1 AS carried FROM ev_open
-                UNION ALL
-                SELECT {_KEY}, epoch_us(ts), epoch_us(ts), 1, {counts_packet}, dst, dst6, 0
-                FROM packets_hour WHERE traffic_class <> 'backscatter'
-            ), keyed AS (
-                SELECT *, {_K} AS k FROM rows
-            ), gaps AS (
-                SELECT *, CASE WHEN t - lag(t) OVER w > {self.idle_us} THEN 1 ELSE 0 END AS brk
-                FROM keyed WINDOW w AS (PARTITION BY k ORDER BY t)
-            )
-            SELECT *, sum(brk) OVER (PARTITION BY k ORDER BY t) AS ev
-            FROM gaps
-        """)
-        # Destinations per event: this hour's, plus the carried set of the continued event (ev 0);
-        # a hash aggregate, not part of the sort above (the carried sets can be large).
+        tool_code = "CASE tool " + " ".join(f"WHEN '{t}' THEN {i}" for i, t in enumerate(TOOLS)) + " END"
+        packets = con.sql(f"""
+            SELECT {_K} AS k, epoch_us(ts) AS t, {tool_code}::TINYINT AS tool, dst, dst6, {_KEY}
+            FROM packets_hour WHERE traffic_class <> 'backscatter'
+        """).to_arrow_table()
+        opened = con.sql(f"SELECT {_K} AS k, epoch_us(last_ts) AS t FROM ev_open").to_arrow_table()
+        # Sessionize: a carried event's last packet is older than any of this hour's, so it is the
+        # first row of its key and its session continues it (see ``sessions``).
+        k = np.concatenate([opened.column("k").to_numpy(), packets.column("k").to_numpy()])
+        t = np.concatenate([opened.column("t").to_numpy(), packets.column("t").to_numpy()])
+        ids = sessions(k, t, self.idle_us)
+        con.register("ev_packets", packets.append_column("sid", pa.array(ids[opened.num_rows:])))
+        con.register("ev_carried", carried.get("open", OPEN_SCHEMA.empty_table()).append_column(
+            "k", opened.column("k")).append_column("sid", pa.array(ids[:opened.num_rows])))
+        # Destinations per session: this hour's plus the carried set of a continued event.
         con.sql("""
-            CREATE OR REPLACE TEMP TABLE ev_dst_rows AS
-            SELECT k, ev, dst, dst6 FROM ev_marked WHERE carried = 0
-            UNION ALL
-            SELECT k, 0, dst, dst6 FROM ev_dsts
+            CREATE OR REPLACE TEMP TABLE ev_dst_set AS
+            SELECT DISTINCT sid, dst, dst6 FROM (
+                SELECT sid, dst, dst6 FROM ev_packets
+                UNION ALL
+                SELECT c.sid, d.dst, d.dst6 FROM ev_dsts d JOIN ev_carried c ON d.k = c.k
+            )
         """)
+        tools = ", ".join(f"count(*) FILTER (WHERE tool = {i}) AS n_{t}" for i, t in enumerate(TOOLS))
         con.sql(f"""
             CREATE OR REPLACE TEMP TABLE ev_all AS
-            WITH summary AS (
-                SELECT k, ev, {", ".join(f"any_value({c}) AS {c}" for c in _KEY.split(", "))},
-                       min(first_us) AS first_us, max(t) AS last_us, sum(n)::BIGINT AS packets,
-                       {", ".join(f"sum(n_{t})::BIGINT AS n_{t}" for t in TOOLS)}
-                FROM ev_marked GROUP BY k, ev
+            WITH fresh AS (
+                SELECT sid, any_value(k) AS k, {", ".join(f"any_value({c}) AS {c}" for c in _KEY.split(", "))},
+                       min(t) AS first_us, max(t) AS last_us, count(*) AS packets, {tools}
+                FROM ev_packets GROUP BY sid
+            ), summary AS (
+                SELECT coalesce(f.sid, c.sid) AS sid, coalesce(f.k, c.k) AS k,
+                       {", ".join(f"coalesce(c.{c}, f.{c}) AS {c}" for c in _KEY.split(", "))},
+                       coalesce(epoch_us(c.first_ts), f.first_us) AS first_us,
+                       coalesce(f.last_us, epoch_us(c.last_ts)) AS last_us,
+                       (coalesce(c.packets, 0) + coalesce(f.packets, 0))::BIGINT AS packets,
+                       {", ".join(f"(coalesce(c.n_{t}, 0) + coalesce(f.n_{t}, 0))::BIGINT AS n_{t}" for t in TOOLS)}
+                FROM fresh f FULL OUTER JOIN ev_carried c ON f.sid = c.sid
             ), reached AS (
-                SELECT k, ev, (count(DISTINCT dst) + count(DISTINCT dst6))::BIGINT AS destinations,
-                       count(DISTINCT dst >> 8)::BIGINT AS dst_24s
-                FROM ev_dst_rows GROUP BY k, ev
+                SELECT sid, count(*)::BIGINT AS destinations FROM ev_dst_set GROUP BY sid
+            ), prefixes AS (
+                SELECT sid, count(*)::BIGINT AS dst_24s FROM (SELECT DISTINCT sid, dst >> 8 FROM ev_dst_set
+                WHERE dst IS NOT NULL) GROUP BY sid
             )
-            SELECT s.*, r.destinations, CASE WHEN s.src IS NULL THEN NULL ELSE r.dst_24s END AS dst_24s
-            FROM summary s JOIN reached r ON s.k = r.k AND s.ev = r.ev
+            SELECT s.*, r.destinations, CASE WHEN s.src IS NULL THEN NULL ELSE coalesce(p.dst_24s, 0) END AS dst_24s
+            FROM summary s JOIN reached r ON s.sid = r.sid LEFT JOIN prefixes p ON s.sid = p.sid
         """)
         closes_before = partition.horizon_us - self.idle_us  # closed: more than idle before the horizon
         tool_case = _majority_tool_sql()
@@ -110,11 +113,11 @@ class EventsPass(AnalysisPass):
         closed = con.sql(f"{select} WHERE last_us < {closes_before} {order}").to_arrow_table()
         still_open = con.sql(f"{select} WHERE last_us >= {closes_before} {order}").to_arrow_table()
         dsts = con.sql(f"""
-            SELECT DISTINCT d.k, d.dst, d.dst6 FROM ev_dst_rows d JOIN ev_all o ON d.k = o.k AND d.ev = o.ev
-            WHERE o.last_us >= {closes_before} ORDER BY ALL
+            SELECT o.k, d.dst, d.dst6 FROM ev_dst_set d JOIN ev_all o ON d.sid = o.sid
+            WHERE o.last_us >= {closes_before}
         """).to_arrow_table()
-        con.execute("DROP TABLE ev_marked; DROP TABLE ev_dst_rows; DROP TABLE ev_all")
-        for name in ("ev_open", "ev_dsts"):
+        con.execute("DROP TABLE ev_dst_set; DROP TABLE ev_all")
+        for name in ("ev_open", "ev_dsts", "ev_packets", "ev_carried"):
             con.unregister(name)
         return _with_text(closed, EVENTS.schema), {
             "open": _with_text(still_open, OPEN_SCHEMA), "dsts": conform(dsts, DSTS_SCHEMA),
