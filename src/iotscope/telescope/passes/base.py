@@ -132,7 +132,10 @@ def sessions(key: np.ndarray, t: np.ndarray, idle_us: int) -> np.ndarray:
     n = len(key)
     if n == 0:
         return np.empty(0, dtype=np.int64)
-    order = np.lexsort((t, key))
+    if n < 2 or bool(np.all(t[1:] >= t[:-1])):
+        order = np.argsort(key, kind="stable")  # rows already in time order (the usual case): a radix sort
+    else:
+        order = np.lexsort((t, key))
     k, ts = key[order], t[order]
     starts = np.empty(n, dtype=bool)
     starts[0] = True

@@ -60,7 +60,8 @@ class EventsPass(AnalysisPass):
         counts_open = ", ".join(f"n_{t}" for t in TOOLS)
         tool_code = "CASE tool " + " ".join(f"WHEN '{t}' THEN {i}" for i, t in enumerate(TOOLS)) + " END"
         packets = con.sql(f"""
-            SELECT {_K} AS k, epoch_us(ts) AS t, {tool_code}::TINYINT AS tool, dst, dst6, {_KEY}
+            SELECT {_K} AS k, epoch_us(ts) AS t, {tool_code}::TINYINT AS tool, dst, dst6, src, src6, proto, dport,
+                   (traffic_class = 'scan')::BOOLEAN AS is_scan
             FROM packets_hour WHERE traffic_class <> 'backscatter'
         """).to_arrow_table()
         opened = con.sql(f"SELECT {_K} AS k, epoch_us(last_ts) AS t FROM ev_open").to_arrow_table()
@@ -85,8 +86,9 @@ class EventsPass(AnalysisPass):
         con.sql(f"""
             CREATE OR REPLACE TEMP TABLE ev_all AS
             WITH fresh AS (
-                SELECT sid, any_value(k) AS k, {", ".join(f"any_value({c}) AS {c}" for c in _KEY.split(", "))},
-                       min(t) AS first_us, max(t) AS last_us, count(*) AS packets, {tools}
+                SELECT sid, any_value(k) AS k, any_value(src) AS src, any_value(src6) AS src6,
+                       any_value(proto) AS proto, any_value(dport) AS dport,
+                       CASE WHEN any_value(is_scan) THEN 'scan' ELSE 'other' END AS traffic_class, min(t) AS first_us, max(t) AS last_us, count(*) AS packets, {tools}
                 FROM ev_packets GROUP BY sid
             ), summary AS (
                 SELECT coalesce(f.sid, c.sid) AS sid, coalesce(f.k, c.k) AS k,

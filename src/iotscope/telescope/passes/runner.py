@@ -3,9 +3,10 @@
 Which hours: the analysis catalog (``iotscope.store.datasets``) records, per analysed hour, a
 fingerprint of the committed packet files of that hour and the passes' configuration. The first
 hour whose fingerprint or configuration differs from the catalog (new data, late data for an old
-hour, other settings) and every hour after it are (re-)analysed, in time order, starting from the
-carried state saved after the hour before: the passes carry state forward, so a change in hour H
-can change everything after H, and nothing before it.
+hour, other settings) and every hour after it are (re-)analysed, in time order: the passes carry
+state forward, so a change in hour H can change everything after H, and nothing before it. The run
+starts from the newest carried-state snapshot before H (saved every ``SNAPSHOT_EVERY_HOURS`` hours
+and after the last hour of each run), re-computing the few hours between it and H to the same rows.
 
 Crash safety is the packet store's recipe: files go to staging, are moved into place durably, and
 the hour's catalog row is committed last; a killed run resumes at the first hour without a row.
@@ -36,6 +37,11 @@ from iotscope.store.packets import PacketStore
 from iotscope.telescope.passes.base import US_PER_HOUR, AnalysisPass, Partition, State
 from iotscope.telescope.passes.registry import default_passes
 from iotscope.telescope.passes.settings import AnalysisSettings, Darknet
+
+#: The carried state is saved after the last hour of a run and every this many hours: a re-analysis
+#: (late data, a killed run) restarts from the newest snapshot before the first hour to redo, so this
+#: bounds the hours recomputed, while saving it every hour would double the files written.
+SNAPSHOT_EVERY_HOURS = 24
 
 #: Called after each analysed hour with (hours done, hours to do).
 ProgressCallback = Callable[[int, int], None]
@@ -121,11 +127,13 @@ def _run(root: Path, catalog: AnalysisCatalog, settings: AnalysisSettings, passe
     stale += [h for h in done if h not in fingerprints]  # packets gone (a rebuilt store): redo from there
     if not stale:
         return None
-    first = min(stale)
+    # Restart from the newest carried-state snapshot before the first stale hour (or from scratch).
+    snapshots = [h for h in done if h < min(stale) and done[h].state]
+    first = min((h for h in hours if h > max(snapshots)), default=max(snapshots) + 1) if snapshots else hours[0]
     catalog.forget_from(first)
     remove_uncommitted(root, catalog)
-    before = [h for h in done if h < first]
-    states: dict[str, State] = _load_state(root, done[max(before)], passes) if before else {p.name: {} for p in passes}
+    states: dict[str, State] = (_load_state(root, done[max(snapshots)], passes) if snapshots
+                                else {p.name: {} for p in passes})
     todo = [h for h in hours if h >= first]
     report.reanalysed_from = todo[0] if todo else None
     columns = sorted({"ts", "dst", *(c for p in passes for c in p.columns)})
@@ -147,7 +155,8 @@ def _run(root: Path, catalog: AnalysisCatalog, settings: AnalysisSettings, passe
                 rows, states[p.name] = p.run(partition, states[p.name])
                 outputs[p.name] = rows
                 report.rows[p.dataset.name] = report.rows.get(p.dataset.name, 0) + rows.num_rows
-            _commit_hour(root, catalog, hour, fingerprints[hour], config, passes, outputs, states)
+            snapshot = hour == todo[-1] or (i + 1) % SNAPSHOT_EVERY_HOURS == 0
+            _commit_hour(root, catalog, hour, fingerprints[hour], config, passes, outputs, states if snapshot else None)
             report.hours_analysed += 1
             if progress is not None:
                 progress(i + 1, len(todo))
@@ -157,7 +166,8 @@ def _run(root: Path, catalog: AnalysisCatalog, settings: AnalysisSettings, passe
 
 
 def _commit_hour(root: Path, catalog: AnalysisCatalog, hour: int, fingerprint: str, config: str,
-                 passes: tuple[AnalysisPass, ...], outputs: dict[str, pa.Table], states: dict[str, State]) -> None:
+                 passes: tuple[AnalysisPass, ...], outputs: dict[str, pa.Table],
+                 states: dict[str, State] | None) -> None:
     run = uuid.uuid4().hex[:16]  # a new name per run: a re-analysis never overwrites a committed file
     staging = staging_dir(root) / run
     planned: list[tuple[pa.Table, Path]] = []
@@ -167,7 +177,7 @@ def _commit_hour(root: Path, catalog: AnalysisCatalog, hour: int, fingerprint: s
         path = rows_path(p.dataset.name, hour, run)
         rows[p.dataset.name] = str(path)
         planned.append((outputs[p.name], path))
-        for table_name, table in states[p.name].items():
+        for table_name, table in (states or {}).get(p.name, {}).items():
             path = state_path(p.name, table_name, hour, run)
             state.setdefault(p.name, {})[table_name] = str(path)
             planned.append((table, path))
