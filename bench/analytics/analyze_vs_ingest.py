@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from common import machine, measure  # noqa: E402
+from common import machine, measure
 
 IOTSCOPE = [sys.executable, "-m", "iotscope"]
 

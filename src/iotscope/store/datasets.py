@@ -28,7 +28,7 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
@@ -157,7 +157,7 @@ class AnalysisCatalog:
 
     def commit_hour(self, entry: AnalysedHour) -> None:
         """From this statement on, the hour's files are part of the analysis datasets."""
-        now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        now = datetime.now(UTC).isoformat(timespec="seconds")
         files = json.dumps({"rows": entry.rows, "state": entry.state}, sort_keys=True)
         self._db.execute("INSERT OR REPLACE INTO analysed_hours VALUES (?, ?, ?, ?, ?)",
                          (entry.hour, entry.fingerprint, entry.config, files, now))
@@ -213,7 +213,7 @@ def remove_uncommitted(root: Path, catalog: AnalysisCatalog) -> None:
 
 def hour_path(hour: int, run: str) -> Path:
     """``date=YYYY-MM-DD/hour=HH/<run>.parquet`` for an hour since the epoch."""
-    stamp = datetime.fromtimestamp(hour * 3600, tz=timezone.utc)
+    stamp = datetime.fromtimestamp(hour * 3600, tz=UTC)
     return Path(f"date={stamp:%Y-%m-%d}") / f"hour={stamp:%H}" / f"{run}.parquet"
 
 

@@ -13,7 +13,14 @@ from iotscope.store.query import connect
 from iotscope.telescope.ingest import ingest
 from iotscope.telescope.passes.runner import analyze
 from iotscope.telescope.passes.settings import Darknet
-from tests.telescope.passes.captures import at, darknet_address, seconds, synack, unreachable, write_capture
+from tests.telescope.passes.captures import (
+    at,
+    darknet_address,
+    seconds,
+    synack,
+    unreachable,
+    write_capture,
+)
 
 VICTIM = "192.0.2.80"
 

@@ -12,7 +12,15 @@ from iotscope.store.packets import PacketStore
 from iotscope.store.query import connect
 from iotscope.telescope.ingest import ingest
 from iotscope.telescope.passes.runner import analyze
-from tests.telescope.passes.captures import at, darknet_address, seconds, syn, syn6, udp_probe, write_capture
+from tests.telescope.passes.captures import (
+    at,
+    darknet_address,
+    seconds,
+    syn,
+    syn6,
+    udp_probe,
+    write_capture,
+)
 
 SCANNER = "203.0.113.7"
 

@@ -23,7 +23,14 @@ from iotscope.telescope.passes.base import Partition
 from iotscope.telescope.passes.registry import default_passes
 from iotscope.telescope.passes.runner import analyze
 from iotscope.telescope.passes.settings import AnalysisSettings
-from tests.telescope.passes.captures import at, darknet_address, iotscope, seconds, syn, write_capture
+from tests.telescope.passes.captures import (
+    at,
+    darknet_address,
+    iotscope,
+    seconds,
+    syn,
+    write_capture,
+)
 
 VIEWS = {
     "events": "SELECT * EXCLUDE (open) FROM events ORDER BY ALL",

@@ -31,7 +31,12 @@ import pyarrow.compute as pc
 
 from iotscope.store.datasets import ATTACKS, address_text, conform
 from iotscope.telescope.passes.base import (
-    US_PER_SECOND, AnalysisPass, Partition, State, packed_key_sql, register_state,
+    US_PER_SECOND,
+    AnalysisPass,
+    Partition,
+    State,
+    packed_key_sql,
+    register_state,
 )
 from iotscope.telescope.passes.settings import AnalysisSettings
 
@@ -60,9 +65,9 @@ class AttacksPass(AnalysisPass):
     dataset = ATTACKS
 
     def __init__(self, settings: AnalysisSettings) -> None:
-        self.timeout_us = int(round(settings.attack_timeout_s * US_PER_SECOND))
+        self.timeout_us = round(settings.attack_timeout_s * US_PER_SECOND)
         self.min_packets = settings.attack_min_packets
-        self.min_duration_us = int(round(settings.attack_min_duration_s * US_PER_SECOND))
+        self.min_duration_us = round(settings.attack_min_duration_s * US_PER_SECOND)
         self.min_window_packets = settings.attack_min_window_packets
         self.window_s = settings.attack_window_s
         self.slide_us = settings.attack_window_slide_s * US_PER_SECOND

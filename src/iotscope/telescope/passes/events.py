@@ -27,7 +27,13 @@ import pyarrow as pa
 from iotscope.store.datasets import EVENTS, address_text, conform
 from iotscope.store.schema import TOOLS
 from iotscope.telescope.passes.base import (
-    US_PER_SECOND, AnalysisPass, Partition, State, packed_key_sql, register_state, sessions,
+    US_PER_SECOND,
+    AnalysisPass,
+    Partition,
+    State,
+    packed_key_sql,
+    register_state,
+    sessions,
 )
 
 _KEY = "src, src6, proto, dport, traffic_class"
@@ -48,7 +54,7 @@ class EventsPass(AnalysisPass):
     dataset = EVENTS
 
     def __init__(self, idle_s: float) -> None:
-        self.idle_us = int(round(idle_s * US_PER_SECOND))
+        self.idle_us = round(idle_s * US_PER_SECOND)
 
     def config(self) -> dict[str, object]:
         # the carried ``dsts`` are keyed by a DuckDB hash for IPv6 sources: another DuckDB, another hash

@@ -30,7 +30,13 @@ import pyarrow.parquet as pq
 import xxhash
 
 from iotscope.store.datasets import (
-    AnalysedHour, AnalysisCatalog, analysis_lock, remove_uncommitted, rows_path, staging_dir, state_path,
+    AnalysedHour,
+    AnalysisCatalog,
+    analysis_lock,
+    remove_uncommitted,
+    rows_path,
+    staging_dir,
+    state_path,
 )
 from iotscope.store.durable import move_into_place
 from iotscope.store.packets import PacketStore
