@@ -250,6 +250,12 @@ def address_text(v4: pa.Array, v6: pa.Array) -> pa.Array:
     return pc.if_else(pa.array(np.asarray(v4.is_valid())), dotted, six)
 
 
+def with_address_text(table: pa.Table, v4: str, v6: str, text: str, schema: pa.Schema) -> pa.Table:
+    """``table`` with the column ``text`` (see :func:`address_text`) added, conformed to ``schema``."""
+    column = address_text(table.column(v4).combine_chunks(), table.column(v6).combine_chunks())
+    return conform(table.append_column(text, column), schema)
+
+
 def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
     """``table``'s columns in ``schema``'s order and types (timestamps may come as µs integers)."""
     arrays = []

@@ -29,7 +29,7 @@ from __future__ import annotations
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from iotscope.store.datasets import ATTACKS, address_text, conform
+from iotscope.store.datasets import ATTACKS, conform, with_address_text
 from iotscope.telescope.passes.base import (
     US_PER_SECOND,
     AnalysisPass,
@@ -151,15 +151,10 @@ class AttacksPass(AnalysisPass):
         con.execute("DROP TABLE av_marked; DROP TABLE av_buckets_all; DROP TABLE av_all")
         for name in ("av_vectors", "av_ports", "av_buckets"):
             con.unregister(name)
-        vectors = _with_text(vectors, VECTOR_SCHEMA)
-        return _with_text(closed, ATTACKS.schema), {
+        vectors = with_address_text(vectors, "victim", "victim6", "victim_ip", VECTOR_SCHEMA)
+        return with_address_text(closed, "victim", "victim6", "victim_ip", ATTACKS.schema), {
             "open": vectors.filter(pc.field("is_attack")),
             "vectors": vectors,
             "ports": conform(ports, PORTS_SCHEMA),
             "buckets": conform(buckets, BUCKETS_SCHEMA),
         }
-
-
-def _with_text(table: pa.Table, schema: pa.Schema) -> pa.Table:
-    text = address_text(table.column("victim").combine_chunks(), table.column("victim6").combine_chunks())
-    return conform(table.append_column("victim_ip", text), schema)

@@ -24,7 +24,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from iotscope.store.datasets import EVENTS, address_text, conform
+from iotscope.store.datasets import EVENTS, conform, with_address_text
 from iotscope.store.schema import TOOLS
 from iotscope.telescope.passes.base import (
     US_PER_SECOND,
@@ -127,8 +127,9 @@ class EventsPass(AnalysisPass):
         con.execute("DROP TABLE ev_dst_set; DROP TABLE ev_all")
         for name in ("ev_open", "ev_dsts", "ev_packets", "ev_carried"):
             con.unregister(name)
-        return _with_text(closed, EVENTS.schema), {
-            "open": _with_text(still_open, OPEN_SCHEMA), "dsts": conform(dsts, DSTS_SCHEMA),
+        return with_address_text(closed, "src", "src6", "src_ip", EVENTS.schema), {
+            "open": with_address_text(still_open, "src", "src6", "src_ip", OPEN_SCHEMA),
+            "dsts": conform(dsts, DSTS_SCHEMA),
         }
 
 
@@ -138,9 +139,3 @@ def _majority_tool_sql() -> str:
     best = f"greatest({', '.join(f'n_{t}' for t in TOOLS)})"
     cases = " ".join(f"WHEN n_{t} = {best} THEN '{t}'" for t in TOOLS)
     return f"CASE WHEN {best} = 0 OR {best} < {untagged} THEN NULL {cases} END"
-
-
-def _with_text(table: pa.Table, schema: pa.Schema) -> pa.Table:
-    table = table.append_column("src_ip", address_text(table.column("src").combine_chunks(),
-                                                       table.column("src6").combine_chunks()))
-    return conform(table, schema)
