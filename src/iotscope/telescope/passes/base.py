@@ -121,19 +121,34 @@ def packed_key_sql(src: str, src6: str, fields: Sequence[tuple[str, int]]) -> st
     return f"CASE WHEN {src} IS NOT NULL THEN {' | '.join(packed)} ELSE {v6} END"
 
 
-def sessions(key: np.ndarray, t: np.ndarray, idle_us: int) -> np.ndarray:
-    """Session ids (0..n-1 sessions, in input order) of rows grouped by ``key`` and split at gaps > ``idle_us``.
+@dataclass(frozen=True)
+class Sessions:
+    """Rows split into sessions: ``ids[i]`` is row i's session; each session's first and last row index."""
 
-    One ``lexsort`` and a few vector operations: a row starts a session when its key differs from
-    the previous row's in (key, time) order or when it comes more than ``idle_us`` after it. A gap of
-    exactly ``idle_us`` continues the session. This replaces two SQL window functions (``lag`` and a
-    running ``sum``) that DuckDB evaluates with a sort each.
+    ids: np.ndarray  # int64, per input row, 0 .. count-1 in (key, time) order
+    first_row: np.ndarray  # input index of each session's earliest row
+    last_row: np.ndarray  # input index of each session's latest row
+
+    @property
+    def count(self) -> int:
+        return len(self.first_row)
+
+
+def sessions(key: np.ndarray, t: np.ndarray, idle_us: int) -> Sessions:
+    """Group rows by ``key`` and split each key's rows at gaps longer than ``idle_us`` (array code).
+
+    One sort (a stable radix sort by key when the rows are already in time order, the usual case
+    for a capture; else a ``lexsort`` by key and time) and a few vector operations: a row starts a
+    session when its key differs from the previous row's or it comes more than ``idle_us`` after it.
+    A gap of exactly ``idle_us`` continues the session. This replaces two SQL window functions
+    (``lag`` and a running ``sum``) that DuckDB evaluates with a sort each.
     """
     n = len(key)
     if n == 0:
-        return np.empty(0, dtype=np.int64)
+        empty = np.empty(0, dtype=np.int64)
+        return Sessions(empty, empty, empty)
     if n < 2 or bool(np.all(t[1:] >= t[:-1])):
-        order = np.argsort(key, kind="stable")  # rows already in time order (the usual case): a radix sort
+        order = np.argsort(key, kind="stable")
     else:
         order = np.lexsort((t, key))
     k, ts = key[order], t[order]
@@ -143,4 +158,6 @@ def sessions(key: np.ndarray, t: np.ndarray, idle_us: int) -> np.ndarray:
     starts[1:] |= (ts[1:] - ts[:-1]) > idle_us
     ids = np.empty(n, dtype=np.int64)
     ids[order] = np.cumsum(starts) - 1
-    return ids
+    begin = np.flatnonzero(starts)
+    end = np.append(begin[1:], n) - 1
+    return Sessions(ids, order[begin], order[end])
