@@ -38,10 +38,10 @@ US_PER_HOUR = 3600 * US_PER_SECOND
 
 @dataclass(frozen=True)
 class Partition:
-    """One hour of packets, as the DuckDB table ``packets_hour`` on ``con``.
+    """One hour of packets, as the DuckDB table ``packets_hour`` on ``con`` and as Arrow ``table``.
 
-    ``packets_hour`` holds the union of the columns the passes declared (``ts`` always), with
-    ``traffic_class`` and ``tool`` as text. ``start_us``/``end_us`` bound the hour (end exclusive),
+    ``packets_hour`` holds the union of the columns the passes declared (``ts`` always);
+    ``traffic_class`` and ``tool`` are dictionary-encoded text (plain text to SQL). ``start_us``/``end_us`` bound the hour (end exclusive),
     in µs since the epoch.
 
     ``horizon_us`` is how far the packets are known: the hour's end, except for the newest hour
@@ -53,6 +53,8 @@ class Partition:
     hour: int  # hours since the epoch, UTC
     con: duckdb.DuckDBPyConnection
     horizon_us: int
+    #: The same rows as an Arrow table (``packets_hour`` is this table, registered), for array code.
+    table: pa.Table
 
     @property
     def start_us(self) -> int:

@@ -20,7 +20,6 @@ key, a running sum of breaks), with the carried events as the first rows of thei
 
 from __future__ import annotations
 
-import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -32,15 +31,10 @@ from iotscope.telescope.passes.base import (
     AnalysisPass,
     Partition,
     State,
-    packed_key_sql,
     sessions,
 )
 
 _KEY = "src, src6, proto, dport, traffic_class"
-#: The key as one integer (see ``packed_key_sql``); ``traffic_class`` is scan or other here.
-_K = packed_key_sql("src", "src6", [
-    ("proto", 8), ("coalesce(dport, 65536)", 17), ("CASE traffic_class WHEN 'scan' THEN 0 ELSE 1 END", 1),
-])
 _TOOL_COUNTS = [pa.field(f"n_{tool}", pa.int64(), nullable=False) for tool in TOOLS]
 #: ``open``: the dataset's columns plus per-tool packet counts (the majority needs them across hours).
 OPEN_SCHEMA = pa.schema([*EVENTS.schema, *_TOOL_COUNTS])
@@ -57,25 +51,29 @@ class EventsPass(AnalysisPass):
         self.idle_us = round(idle_s * US_PER_SECOND)
 
     def config(self) -> dict[str, object]:
-        # the carried ``dsts`` are keyed by a DuckDB hash for IPv6 sources: another DuckDB, another hash
-        return {"idle_us": self.idle_us, "duckdb": duckdb.__version__}
+        return {"idle_us": self.idle_us, "key": 1}  # "key": version of ``packed_keys`` (the carried sets use it)
 
     def run(self, partition: Partition, carried: State) -> tuple[pa.Table, State]:
         con = partition.con
         opened = carried.get("open", OPEN_SCHEMA.empty_table())
         carried_dsts = carried.get("dsts", DSTS_SCHEMA.empty_table())
-        con.register("ev_open", opened)
-        tool_code = "CASE tool " + " ".join(f"WHEN '{t}' THEN {i}" for i, t in enumerate(TOOLS)) + " END"
-        fresh = con.sql(f"""
-            SELECT {_K} AS k, epoch_us(ts) AS t, coalesce({tool_code}, -1)::TINYINT AS tool, dst, dst6,
-                   src, src6, proto, dport, traffic_class = 'scan' AS is_scan
-            FROM packets_hour WHERE traffic_class <> 'backscatter'
-        """).to_arrow_table()
-        old = con.sql(f"""
-            SELECT {_K} AS k, epoch_us(last_ts) AS t, epoch_us(first_ts) AS first_us, src, src6, proto, dport,
-                   traffic_class = 'scan' AS is_scan FROM ev_open
-        """).to_arrow_table()
-        con.unregister("ev_open")
+        hour = partition.table
+        traffic = hour.column("traffic_class").combine_chunks().cast(pa.string())
+        hour = hour.filter(pc.not_equal(traffic, "backscatter"))
+        tool = _codes(hour.column("tool"), TOOLS)
+        fresh = pa.table({
+            "t": hour.column("ts").cast(pa.int64()), "tool": tool, "dst": hour.column("dst"),
+            "dst6": hour.column("dst6"), "src": hour.column("src"), "src6": hour.column("src6"),
+            "proto": hour.column("proto"), "dport": hour.column("dport"),
+            "is_scan": pc.equal(hour.column("traffic_class").cast(pa.string()), "scan"),
+        })
+        fresh = fresh.append_column("k", pa.array(packed_keys(fresh)))
+        old = pa.table({
+            "t": opened.column("last_ts").cast(pa.int64()), "first_us": opened.column("first_ts").cast(pa.int64()),
+            "src": opened.column("src"), "src6": opened.column("src6"), "proto": opened.column("proto"),
+            "dport": opened.column("dport"), "is_scan": pc.equal(opened.column("traffic_class"), "scan"),
+        })
+        old = old.append_column("k", pa.array(packed_keys(old)))
         # Sessionize the carried events with this hour's packets: a carried event's last packet is
         # older than any of this hour's, so it is the first row of its key and its session continues it.
         nc = old.num_rows
@@ -92,7 +90,7 @@ class EventsPass(AnalysisPass):
         first_us = np.concatenate([old.column("first_us").to_numpy(), t[nc:]])[runs.first_row]
         packets = np.bincount(sid_new, minlength=n)
         np.add.at(packets, sid_old, opened.column("packets").to_numpy())
-        tool = fresh.column("tool").to_numpy()
+        tool = np.asarray(tool)
         tool_counts = {}
         for i, name in enumerate(TOOLS):
             counts = np.bincount(sid_new, weights=tool == i, minlength=n).astype(np.int64)
@@ -168,6 +166,43 @@ class EventsPass(AnalysisPass):
             "dst6": pa.concat_arrays(columns["dst6"]),
         })
         return destinations, dst_24s, open_dsts
+
+
+_SCAN_BIT_SHIFT, _PORT_SHIFT, _PROTO_SHIFT, _SRC_SHIFT = 0, 1, 18, 26
+_V6 = np.uint64(1 << 63)
+
+
+def packed_keys(table: pa.Table) -> np.ndarray:
+    """One uint64 per row for (source, proto, dport, scan or other): exact for IPv4, hashed for IPv6.
+
+    IPv4: ``src << 26 | proto << 18 | (dport or 65536) << 1 | not scan`` (58 bits). IPv6: a
+    multiply-xor hash of the address words and the same fields, with the top bit set so it never
+    equals an IPv4 key; two IPv6 keys colliding is a ~n²/2⁶⁴ event. Array code, no DuckDB hash, so
+    the carried destination sets stay valid across DuckDB versions.
+    """
+    n = table.num_rows
+    proto = table.column("proto").to_numpy(zero_copy_only=False).astype(np.uint64)
+    dport = pc.fill_null(table.column("dport").cast(pa.int64()), 65536).to_numpy().astype(np.uint64)
+    other = (~np.asarray(table.column("is_scan").to_numpy(zero_copy_only=False), dtype=bool)).astype(np.uint64)
+    fields = (proto << np.uint64(_PROTO_SHIFT)) | (dport << np.uint64(_PORT_SHIFT)) | (other << np.uint64(_SCAN_BIT_SHIFT))
+    src = table.column("src").combine_chunks() if n else pa.array([], pa.uint32())
+    v4 = np.asarray(src.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+    keys = (pc.fill_null(src, 0).to_numpy().astype(np.uint64) << np.uint64(_SRC_SHIFT)) | fields
+    if not v4.all():
+        v6 = ~v4
+        fixed = table.column("src6").combine_chunks().filter(pa.array(v6)).cast(pa.binary(16))
+        words = np.frombuffer(fixed.buffers()[1], dtype=">u8")[2 * fixed.offset:].reshape(-1, 2).astype(np.uint64)
+        with np.errstate(over="ignore"):
+            mixed = (words[:, 0] * np.uint64(0x9E3779B97F4A7C15)) ^ (words[:, 1] * np.uint64(0xC2B2AE3D27D4EB4F))
+            mixed ^= (fields[v6] + np.uint64(0x165667B19E3779F9)) * np.uint64(0xFF51AFD7ED558CCD)
+        keys[v6] = mixed | _V6
+    return keys
+
+
+def _codes(column: pa.ChunkedArray, names: tuple[str, ...]) -> pa.Array:
+    """Index of each value in ``names`` (int8), -1 for null or unknown."""
+    values = column.combine_chunks().cast(pa.string())
+    return pc.fill_null(pc.index_in(values, pa.array(names)), -1).cast(pa.int8())
 
 
 def _distinct(values: np.ndarray) -> np.ndarray:

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import xxhash
 
@@ -147,13 +148,12 @@ def _run(root: Path, catalog: AnalysisCatalog, settings: AnalysisSettings, passe
     con = duckdb.connect()
     try:
         for i, hour in enumerate(todo):
-            listing = ", ".join("'" + str(root / f).replace("'", "''") + "'" for f in files_by_hour[hour])
-            con.execute(f"CREATE OR REPLACE TEMP TABLE packets_hour AS SELECT {', '.join(columns)} "
-                        f"FROM read_parquet([{listing}], hive_partitioning = false)")
-            low, high, newest = con.execute(
-                "SELECT min(dst), max(dst), epoch_us(max(ts)) FROM packets_hour").fetchall()[0]
+            table = pq.read_table([str(root / f) for f in files_by_hour[hour]], columns=columns, partitioning=None)
+            con.register("packets_hour", table)
+            low, high = (v.as_py() for v in pc.min_max(table.column("dst")).values())
+            newest = pc.max(table.column("ts")).cast(pa.int64()).as_py()
             end = (hour + 1) * US_PER_HOUR
-            partition = Partition(hour, con, horizon_us=end if hour != hours[-1] else min(end, newest))
+            partition = Partition(hour, con, horizon_us=end if hour != hours[-1] else min(end, newest), table=table)
             if low is not None:
                 seen = (low, high) if seen is None else (min(seen[0], low), max(seen[1], high))
             outputs = {}
