@@ -187,12 +187,12 @@ def _commit_hour(root: Path, catalog: AnalysisCatalog, hour: int, fingerprint: s
             path = state_path(p.name, table_name, hour, run)
             state.setdefault(p.name, {})[table_name] = str(path)
             planned.append((table, path))
-    for table, relative in planned:
-        staged = staging / relative
-        staged.parent.mkdir(parents=True, exist_ok=True)
-        pq.write_table(table, staged, compression="zstd", compression_level=1)
-    for _, relative in planned:
-        move_into_place(staging / relative, root / relative)
+    staging.mkdir(parents=True, exist_ok=True)
+    for n, (table, _) in enumerate(planned):  # flat staging: no directory tree to create and remove per hour
+        pq.write_table(table, staging / f"{n}.parquet", compression="zstd", compression_level=1)
+    for n, (_, relative) in enumerate(planned):
+        move_into_place(staging / f"{n}.parquet", root / relative)
+    staging.rmdir()
     catalog.commit_hour(AnalysedHour(hour, fingerprint, config, rows, state))
 
 
