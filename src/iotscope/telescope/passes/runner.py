@@ -20,6 +20,7 @@ import json
 import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -146,19 +147,31 @@ def _run(root: Path, catalog: AnalysisCatalog, settings: AnalysisSettings, passe
     columns = sorted({"ts", "dst", *(c for p in passes for c in p.columns)})
     seen: tuple[int, int] | None = None
     con = duckdb.connect()
+    # The passes of one hour are independent (each has its own state): they run on threads, since
+    # DuckDB and numpy's sorts release the GIL; hours still run one after the other.
+    workers = ThreadPoolExecutor(len(passes), thread_name_prefix="pass")
     try:
         for i, hour in enumerate(todo):
             table = pq.read_table([str(root / f) for f in files_by_hour[hour]], columns=columns, partitioning=None)
-            con.register("packets_hour", table)
             low, high = (v.as_py() for v in pc.min_max(table.column("dst")).values())
             newest = pc.max(table.column("ts")).cast(pa.int64()).as_py()
             end = (hour + 1) * US_PER_HOUR
-            partition = Partition(hour, con, horizon_us=end if hour != hours[-1] else min(end, newest), table=table)
+            horizon = end if hour != hours[-1] else min(end, newest)
             if low is not None:
                 seen = (low, high) if seen is None else (min(seen[0], low), max(seen[1], high))
+
+            def run_pass(p: AnalysisPass, hour: int = hour, table: pa.Table = table, horizon: int = horizon
+                         ) -> tuple[pa.Table, State]:
+                cursor = con.cursor()  # a connection of its own: passes of one hour run side by side
+                try:
+                    cursor.register("packets_hour", table)
+                    return p.run(Partition(hour, cursor, horizon_us=horizon, table=table), states[p.name])
+                finally:
+                    cursor.close()
+
             outputs = {}
-            for p in passes:
-                rows, states[p.name] = p.run(partition, states[p.name])
+            for p, (rows, state) in zip(passes, workers.map(run_pass, passes), strict=True):
+                states[p.name] = state
                 outputs[p.name] = rows
                 report.rows[p.dataset.name] = report.rows.get(p.dataset.name, 0) + rows.num_rows
             snapshot = hour == todo[-1] or (i + 1) % SNAPSHOT_EVERY_HOURS == 0
@@ -167,6 +180,7 @@ def _run(root: Path, catalog: AnalysisCatalog, settings: AnalysisSettings, passe
             if progress is not None:
                 progress(i + 1, len(todo))
     finally:
+        workers.shutdown()
         con.close()
     return seen
 
