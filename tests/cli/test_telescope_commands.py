@@ -202,16 +202,17 @@ def test_ingest_into_a_read_only_store_fails_in_one_line(store: Path, capture: P
 # ---- item 11: disk full during ingest ---------------------------------------------------------
 
 
-def ingest_on_tmpfs(capture: Path, tmp_path: Path, size_kb: int) -> tuple[subprocess.CompletedProcess, dict]:
+def ingest_on_tmpfs(capture: Path, tmp_path: Path, size_kb: int,
+                    *options: str) -> tuple[subprocess.CompletedProcess, dict]:
     """Ingest ``capture`` into a store on a tmpfs of ``size_kb`` (own mount namespace); then its stats and df."""
-    mnt = tmp_path / f"tmpfs{size_kb}"
+    mnt = tmp_path / f"tmpfs{size_kb}{''.join(options)}"
     mnt.mkdir()
     store = mnt / "store"
     after = tmp_path / f"after{size_kb}.json"
     script = (f'mount -t tmpfs -o size={size_kb}k none "{mnt}" && "$@"; rc=$?; '
               f'"{sys.executable}" -m iotscope stats --store "{store}" --json > "{after}" 2>/dev/null; '
               f'df -k --output=used "{mnt}" | tail -1 > "{after}.df"; exit $rc')
-    result = iotscope("ingest", str(capture), "--store", str(store), check=False,
+    result = iotscope("ingest", str(capture), "--store", str(store), *options, check=False,
                       wrap=("unshare", "-m", "sh", "-c", script, "sh"))
     stats = json.loads(after.read_text()) if after.stat().st_size else {}
     return result, {**stats, "used_kb": int(Path(f"{after}.df").read_text())}
@@ -219,14 +220,24 @@ def ingest_on_tmpfs(capture: Path, tmp_path: Path, size_kb: int) -> tuple[subpro
 
 def test_disk_full_during_ingest_is_one_line_and_commits_nothing(capture: Path, tmp_path: Path,
                                                                  can_mount: None) -> None:
-    fits, usage = ingest_on_tmpfs(capture, tmp_path, 4096)
+    fits, usage = ingest_on_tmpfs(capture, tmp_path, 4096, "--no-analyze")
     assert fits.returncode == 0 and usage["packets"] == 20000
     # 8 kB: state.sqlite cannot be set up; 64 kB: Parquet files do not fit; the size the finished store
     # takes plus 8 kB: the files fit, the commit's journal in state.sqlite does not.
     for size_kb in (8, 64, usage["used_kb"] + 8):
-        result, stats = ingest_on_tmpfs(capture, tmp_path, size_kb)
+        result, stats = ingest_on_tmpfs(capture, tmp_path, size_kb, "--no-analyze")
         refused(result, "disk is full", progress=True)
         assert stats.get("packets", 0) == 0, (size_kb, stats)
+
+
+def test_disk_full_during_the_analysis_after_ingest_keeps_the_packets(capture: Path, tmp_path: Path,
+                                                                      can_mount: None) -> None:
+    _, usage = ingest_on_tmpfs(capture, tmp_path, 4096, "--no-analyze")
+    # Room for the packets and their commit, not for the analysis datasets: the packets stay committed
+    # and the one line says to run analyze again.
+    result, stats = ingest_on_tmpfs(capture, tmp_path, usage["used_kb"] + 24)
+    refused(result, "disk is full", "analyze", progress=True)
+    assert stats["packets"] == 20000
 
 
 # ---- item 11: missing or corrupt committed files ------------------------------------------------

@@ -29,8 +29,9 @@ def ingest(
         list[Path], typer.Argument(help="pcap / pcapng files (optionally gzip-compressed), or directories of them.")
     ],
     store: StoreOption,
+    no_analyze: Annotated[bool, typer.Option("--no-analyze", help="Skip `iotscope analyze` at the end.")] = False,
 ) -> None:
-    """Decode darknet captures into the store's Parquet dataset (idempotent, crash-safe)."""
+    """Decode darknet captures into the store's Parquet dataset (idempotent, crash-safe), then analyse."""
     from iotscope.capture import CaptureError
     from iotscope.store.packets import PacketStore
     from iotscope.telescope.ingest import capture_files, check_captures, ingest_file
@@ -51,6 +52,10 @@ def ingest(
     except (CaptureError, StoreError) as exc:
         fail(str(exc))
     _print_ingest_summary(reports)
+    if not no_analyze:
+        from iotscope.cli.analysis_commands import run_analysis
+
+        run_analysis(store)
 
 
 def stats(store: StoreOption, as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False) -> None:

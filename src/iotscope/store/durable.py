@@ -7,6 +7,7 @@ and the new directory entry are on disk, hence an fsync of each (POSIX promises 
 
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path
 
@@ -26,3 +27,12 @@ def move_into_place(staged: Path, target: Path) -> None:
     fsync_path(staged)
     os.replace(staged, target)
     fsync_path(target.parent)
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """Whether a failed write ran out of space: an ``OSError`` with ENOSPC/EDQUOT/EFBIG, or a library
+    (SQLite, Arrow) that reports it only in its message. Writers use it to tell the user the one
+    thing to do (free space, run again) instead of a library's wording."""
+    text = str(exc)
+    return getattr(exc, "errno", None) in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG) or any(
+        words in text for words in ("No space left", "disk is full", "Disk quota", "File too large"))

@@ -23,6 +23,7 @@ import pyarrow as pa
 
 from iotscope.errors import IotscopeError
 from iotscope.store.check import find_damage, missing_files
+from iotscope.store.datasets import create_views, view_snapshot
 from iotscope.store.packets import PacketStore
 from iotscope.store.schema import FLAG_CLASSES, PACKET_SCHEMA, TRAFFIC_CLASSES
 from iotscope.store.state import StoreError
@@ -39,7 +40,8 @@ class QueryError(IotscopeError):
 
 
 def connect(store: PacketStore) -> duckdb.DuckDBPyConnection:
-    """An in-memory, locked-down DuckDB connection with the view ``packets`` over the committed files.
+    """An in-memory, locked-down DuckDB connection with the view ``packets`` over the committed files
+    and the analysis views (``events``, ``attacks``, ``port_series``, see ``iotscope.store.datasets``).
 
     Raises ``StoreError`` naming a committed file that is missing (see ``iotscope store check``).
     """
@@ -52,9 +54,11 @@ def connect(store: PacketStore) -> duckdb.DuckDBPyConnection:
         "allow_community_extensions": False,
     })
     files = [str((store.root / name).resolve()) for c in captures for name in c.files]
-    if files:
-        con.execute("SET allowed_paths = ?", [files])
-    else:
+    analysis = view_snapshot(store.root)
+    allowed = files + analysis.files()
+    if allowed:
+        con.execute("SET allowed_paths = ?", [allowed])
+    if not files:
         empty = PACKET_SCHEMA.empty_table().append_column("date", pa.array([], pa.date32()))
         empty = empty.append_column("hour", pa.array([], pa.int32()))
         con.register("_empty_packets", empty)
@@ -68,6 +72,7 @@ def connect(store: PacketStore) -> duckdb.DuckDBPyConnection:
         _check_row_count(store, con, listing, sum(c.packets for c in captures))
     else:
         con.execute("CREATE VIEW packets AS SELECT * FROM _empty_packets")
+    guarded(store, lambda: create_views(con, analysis))
     return con
 
 

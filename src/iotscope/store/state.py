@@ -70,7 +70,7 @@ class StoreState:
     def __init__(self, path: Path, *, read_only: bool = False) -> None:
         self.read_only = read_only
         try:
-            self._db = _open_read_only(path) if read_only else sqlite3.connect(path, isolation_level=None)
+            self._db = open_read_only(path) if read_only else sqlite3.connect(path, isolation_level=None)
             self._db.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
             if not read_only:
                 self._db.execute("PRAGMA journal_mode=DELETE")
@@ -147,7 +147,7 @@ class StoreState:
             raise StoreError("the store was opened read-only; this operation writes")
 
 
-def _open_read_only(path: Path) -> sqlite3.Connection:
+def open_read_only(path: Path) -> sqlite3.Connection:
     """Open ``path`` for reading only, never creating it (see the module docstring for ``immutable``)."""
     if not path.is_file():
         raise StoreError(f"{path.parent}: not an iotscope store (no {path.name})")

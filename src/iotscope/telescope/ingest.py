@@ -15,7 +15,6 @@ complete; an earlier ingest of its beginning is then extended, not repeated.
 from __future__ import annotations
 
 import dataclasses
-import errno
 import os
 import sqlite3
 import time
@@ -28,6 +27,7 @@ import xxhash
 
 from iotscope.capture import CaptureBlock, CaptureError, open_capture
 from iotscope.decode import decode_block
+from iotscope.store.durable import is_disk_full
 from iotscope.store.packets import PacketStore
 from iotscope.store.schema import packet_record_batch
 from iotscope.store.state import IngestedFile, StoreError
@@ -210,9 +210,7 @@ def ingest_file(path: Path, store: PacketStore, progress: ProgressCallback | Non
 def _write_error(store: PacketStore, path: Path, exc: BaseException) -> StoreError:
     """One line for a store that could not take the capture (a reading problem is a ``CaptureError``)."""
     text = (str(exc).splitlines() or [type(exc).__name__])[0]
-    full = getattr(exc, "errno", None) in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG) or any(
-        words in text for words in ("No space left", "disk is full", "Disk quota", "File too large"))
-    if full:
+    if is_disk_full(exc):
         return StoreError(f"{store.root}: the disk is full while ingesting {path}; nothing of it was committed. "
                           "Free space and ingest it again")
     return StoreError(f"{store.root}: ingesting {path} failed ({text}); nothing of it was committed")

@@ -1,0 +1,69 @@
+"""``iotscope analyze``: run the analytics passes over the hours of a store not analysed yet.
+
+Thin shell over :func:`iotscope.telescope.passes.runner.analyze`; ``ingest`` calls
+:func:`run_analysis` at its end (unless ``--no-analyze``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from iotscope.cli.common import console, fail
+from iotscope.errors import IotscopeError
+
+
+def analyze(
+    store: Annotated[Path, typer.Option("--store", help="Store directory (made by `iotscope ingest`).")],
+    event_idle: Annotated[float | None, typer.Option(
+        "--event-idle", help="Seconds of silence that end a scanner event [stored; default 600].")] = None,
+    attack_timeout: Annotated[float | None, typer.Option(
+        "--attack-timeout", help="Seconds without backscatter that end an attack vector [default 300].")] = None,
+    attack_min_packets: Annotated[int | None, typer.Option(
+        "--attack-min-packets", help="Fewest packets of an attack [default 25].")] = None,
+    attack_min_duration: Annotated[float | None, typer.Option(
+        "--attack-min-duration", help="Shortest attack, seconds [default 60].")] = None,
+    attack_min_window_packets: Annotated[int | None, typer.Option(
+        "--attack-min-window-packets", help="Fewest packets in the busiest rate window [default 30].")] = None,
+    series_bucket: Annotated[int | None, typer.Option(
+        "--series-bucket", help="port_series bucket, seconds; divides 3600 [default 600].")] = None,
+    darknet: Annotated[str | None, typer.Option(
+        "--darknet", help="The telescope's IPv4 prefix (CIDR), for attack rate estimates "
+                          "[stored; default: the smallest prefix covering the destinations seen].")] = None,
+) -> None:
+    """Find scanner events, DoS attacks and per-port series in the hours not analysed yet."""
+    overrides = {
+        "event_idle_s": event_idle, "attack_timeout_s": attack_timeout, "attack_min_packets": attack_min_packets,
+        "attack_min_duration_s": attack_min_duration, "attack_min_window_packets": attack_min_window_packets,
+        "series_bucket_s": series_bucket,
+    }
+    if not (store / "state.sqlite").is_file():
+        fail(f"{store}: not an iotscope store (run `iotscope ingest ... --store {store}` first)")
+    run_analysis(store, {k: v for k, v in overrides.items() if v is not None}, darknet)
+
+
+def run_analysis(store: Path, overrides: dict[str, object] | None = None, darknet: str | None = None) -> None:
+    """Validate the settings first (bad input leaves the store untouched), analyse, print a summary."""
+    from iotscope.telescope.passes.runner import analyze as run
+    from iotscope.telescope.passes.settings import AnalysisSettings, Darknet
+
+    try:
+        prefix = Darknet.parse(darknet) if darknet is not None else None
+        AnalysisSettings.from_dict({**AnalysisSettings().as_dict(), **(overrides or {})})  # before any file is opened
+        report = run(store, overrides, prefix)
+    except IotscopeError as exc:
+        fail(str(exc))
+    if report.hours_analysed == 0:
+        console.print(f"analysis: all {report.hours_total} hours up to date", highlight=False)
+        return
+    rows = ", ".join(f"{name} {n:,}" for name, n in report.rows.items())
+    net = report.darknet
+    where = f"; darknet {net.prefix}{' (inferred)' if net.inferred else ''}" if net else ""
+    console.print(f"analysis: {report.hours_analysed} of {report.hours_total} hours in {report.seconds:.2f} s "
+                  f"-> {rows}{where}", highlight=False)
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(analyze)

@@ -1,0 +1,255 @@
+"""``iotscope analyze``: run every pass over the hours of ``packets`` not analysed yet.
+
+Which hours: the analysis catalog (``iotscope.store.datasets``) records, per analysed hour, a
+fingerprint of the committed packet files of that hour and the passes' configuration. The first
+hour whose fingerprint or configuration differs from the catalog (new data, late data for an old
+hour, other settings) and every hour after it are (re-)analysed, in time order: the passes carry
+state forward, so a change in hour H can change everything after H, and nothing before it. The run
+starts from the newest carried-state snapshot before H (saved every ``SNAPSHOT_EVERY_HOURS`` hours
+and after the last hour of each run), re-computing the few hours between it and H to the same rows.
+
+Crash safety is the packet store's recipe: files go to staging, are moved into place durably, and
+the hour's catalog row is committed last; a killed run resumes at the first hour without a row.
+The output is a function of (packets, carried state, settings) only, so the resumed run writes the
+same rows a clean run would.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import xxhash
+
+from iotscope.store.datasets import (
+    AnalysedHour,
+    AnalysisCatalog,
+    analysis_lock,
+    remove_uncommitted,
+    rows_path,
+    staging_dir,
+    state_path,
+)
+from iotscope.store.durable import is_disk_full, move_into_place
+from iotscope.store.packets import PacketStore
+from iotscope.store.state import StoreError
+from iotscope.telescope.passes.base import US_PER_HOUR, AnalysisPass, Partition, State
+from iotscope.telescope.passes.registry import default_passes
+from iotscope.telescope.passes.settings import AnalysisSettings, Darknet
+
+#: The carried state is saved after the last hour of a run and every this many hours: a re-analysis
+#: (late data, a killed run) restarts from the newest snapshot before the first hour to redo, so this
+#: bounds the hours recomputed, while saving it every hour would double the files written.
+SNAPSHOT_EVERY_HOURS = 24
+
+#: Called after each analysed hour with (hours done, hours to do).
+ProgressCallback = Callable[[int, int], None]
+
+
+@dataclass
+class AnalyzeReport:
+    """What one analysis did: the numbers the CLI prints."""
+
+    hours_total: int = 0
+    hours_analysed: int = 0
+    reanalysed_from: int | None = None  # first hour (since the epoch) analysed this run
+    rows: dict[str, int] = field(default_factory=dict)  # rows written per dataset
+    darknet: Darknet | None = None
+    settings: AnalysisSettings | None = None
+    seconds: float = 0.0
+
+
+def resolve_settings(root: Path, overrides: dict[str, object]) -> AnalysisSettings:
+    """The store's stored settings (or the defaults) with ``overrides`` applied, validated."""
+    catalog = AnalysisCatalog(root, read_only=True) if (Path(root) / "state.sqlite").is_file() else None
+    stored = catalog.setting("settings") if catalog else None
+    if catalog:
+        catalog.close()
+    values = {**AnalysisSettings().as_dict(), **(stored if isinstance(stored, dict) else {}), **overrides}
+    return AnalysisSettings.from_dict(values)
+
+
+def hour_of(relative: str) -> int:
+    """The hour since the epoch of a packet file, from its ``date=YYYY-MM-DD/hour=HH`` path."""
+    parts = dict(p.split("=", 1) for p in Path(relative).parts if "=" in p)
+    return (date.fromisoformat(parts["date"]) - date(1970, 1, 1)).days * 24 + int(parts["hour"])
+
+
+def analyze(
+    store_dir: Path,
+    overrides: dict[str, object] | None = None,
+    darknet: Darknet | None = None,
+    progress: ProgressCallback | None = None,
+    passes: Callable[[AnalysisSettings], tuple[AnalysisPass, ...]] = default_passes,
+) -> AnalyzeReport:
+    """Analyse every hour of the store at ``store_dir`` that needs it; see the module docstring.
+
+    ``overrides`` (settings by field name) and ``darknet`` are validated before the store is touched
+    and are stored, so that later runs (``ingest`` runs ``analyze`` at its end) keep them.
+    """
+    started = time.perf_counter()
+    root = Path(store_dir)
+    settings = resolve_settings(root, overrides or {})
+    report = AnalyzeReport(settings=settings)
+    with PacketStore(root) as store:
+        files_by_hour: dict[int, list[str]] = {}
+        for entry in store.state.all_ingested():
+            for f in entry.files:
+                files_by_hour.setdefault(hour_of(f), []).append(f)
+    try:
+        with analysis_lock(root):
+            report.darknet = _analyze_locked(root, settings, darknet, passes, files_by_hour, report, progress)
+    except (OSError, sqlite3.OperationalError) as exc:  # pyarrow's I/O errors are OSErrors
+        text = (str(exc).splitlines() or [type(exc).__name__])[0]
+        why = "the disk is full" if is_disk_full(exc) else text
+        raise StoreError(f"{root}: analysis stopped ({why}); hours committed so far are kept, the packets are "
+                         "all committed; run `iotscope analyze` again to finish") from None
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _analyze_locked(root: Path, settings: AnalysisSettings, darknet: Darknet | None,
+                    passes: Callable[[AnalysisSettings], tuple[AnalysisPass, ...]],
+                    files_by_hour: dict[int, list[str]], report: AnalyzeReport,
+                    progress: ProgressCallback | None) -> Darknet | None:
+    """The work of :func:`analyze` while it holds the analysis lock; returns the darknet it assumed."""
+    catalog = AnalysisCatalog(root)
+    try:
+        remove_uncommitted(root, catalog)
+        catalog.set_setting("settings", settings.as_dict())
+        known = catalog.setting("darknet")
+        if darknet is not None:
+            catalog.set_setting("darknet", _darknet_json(darknet))
+            known = _darknet_json(darknet)
+        seen = _run(root, catalog, settings, passes(settings), files_by_hour, report, progress)
+        return _widen_darknet(catalog, known, seen)
+    finally:
+        catalog.close()
+
+
+def _run(root: Path, catalog: AnalysisCatalog, settings: AnalysisSettings, passes: tuple[AnalysisPass, ...],
+         files_by_hour: dict[int, list[str]], report: AnalyzeReport,
+         progress: ProgressCallback | None) -> tuple[int, int] | None:
+    """Analyse the stale hours; return the lowest and highest IPv4 destination seen in them."""
+    config = json.dumps({p.name: {"version": p.dataset.version, **p.config()} for p in passes}, sort_keys=True)
+    hours = sorted(files_by_hour)
+    report.hours_total = len(hours)
+    done = catalog.hours()
+    fingerprints = {h: _fingerprint(files_by_hour[h]) for h in hours}
+    stale = [h for h in hours if h not in done or done[h].fingerprint != fingerprints[h] or done[h].config != config]
+    stale += [h for h in done if h not in fingerprints]  # packets gone (a rebuilt store): redo from there
+    if not stale:
+        return None
+    # Restart from the newest carried-state snapshot before the first stale hour (or from scratch).
+    snapshots = [h for h in done if h < min(stale) and done[h].state]
+    first = min((h for h in hours if h > max(snapshots)), default=max(snapshots) + 1) if snapshots else hours[0]
+    catalog.forget_from(first)
+    remove_uncommitted(root, catalog)
+    states: dict[str, State] = (_load_state(root, done[max(snapshots)], passes) if snapshots
+                                else {p.name: {} for p in passes})
+    todo = [h for h in hours if h >= first]
+    report.reanalysed_from = todo[0] if todo else None
+    columns = sorted({"ts", "dst", *(c for p in passes for c in p.columns)})
+    seen: tuple[int, int] | None = None
+    con = duckdb.connect()
+    # The passes of one hour are independent (each has its own state): they run on threads, since
+    # DuckDB and numpy's sorts release the GIL; hours still run one after the other.
+    workers = ThreadPoolExecutor(len(passes), thread_name_prefix="pass")
+    try:
+        for i, hour in enumerate(todo):
+            table = pq.read_table([str(root / f) for f in files_by_hour[hour]], columns=columns, partitioning=None)
+            low, high = (v.as_py() for v in pc.min_max(table.column("dst")).values())
+            newest = pc.max(table.column("ts")).cast(pa.int64()).as_py()
+            end = (hour + 1) * US_PER_HOUR
+            horizon = end if hour != hours[-1] else min(end, newest)
+            if low is not None:
+                seen = (low, high) if seen is None else (min(seen[0], low), max(seen[1], high))
+
+            def run_pass(p: AnalysisPass, hour: int = hour, table: pa.Table = table, horizon: int = horizon
+                         ) -> tuple[pa.Table, State]:
+                cursor = con.cursor()  # a connection of its own: passes of one hour run side by side
+                try:
+                    cursor.register("packets_hour", table)
+                    return p.run(Partition(hour, cursor, horizon_us=horizon, table=table), states[p.name])
+                finally:
+                    cursor.close()
+
+            outputs = {}
+            for p, (rows, state) in zip(passes, workers.map(run_pass, passes), strict=True):
+                states[p.name] = state
+                outputs[p.name] = rows
+                report.rows[p.dataset.name] = report.rows.get(p.dataset.name, 0) + rows.num_rows
+            snapshot = hour == todo[-1] or (i + 1) % SNAPSHOT_EVERY_HOURS == 0
+            _commit_hour(root, catalog, hour, fingerprints[hour], config, passes, outputs, states if snapshot else None)
+            report.hours_analysed += 1
+            if progress is not None:
+                progress(i + 1, len(todo))
+    finally:
+        workers.shutdown()
+        con.close()
+    return seen
+
+
+def _commit_hour(root: Path, catalog: AnalysisCatalog, hour: int, fingerprint: str, config: str,
+                 passes: tuple[AnalysisPass, ...], outputs: dict[str, pa.Table],
+                 states: dict[str, State] | None) -> None:
+    run = uuid.uuid4().hex[:16]  # a new name per run: a re-analysis never overwrites a committed file
+    staging = staging_dir(root) / run
+    planned: list[tuple[pa.Table, Path]] = []
+    rows: dict[str, str] = {}
+    state: dict[str, dict[str, str]] = {}
+    for p in passes:
+        path = rows_path(p.dataset.name, hour, run)
+        rows[p.dataset.name] = str(path)
+        planned.append((outputs[p.name], path))
+        for table_name, table in (states or {}).get(p.name, {}).items():
+            path = state_path(p.name, table_name, hour, run)
+            state.setdefault(p.name, {})[table_name] = str(path)
+            planned.append((table, path))
+    staging.mkdir(parents=True, exist_ok=True)
+    for n, (table, _) in enumerate(planned):  # flat staging: no directory tree to create and remove per hour
+        pq.write_table(table, staging / f"{n}.parquet", compression="zstd", compression_level=1)
+    for n, (_, relative) in enumerate(planned):
+        move_into_place(staging / f"{n}.parquet", root / relative)
+    staging.rmdir()
+    catalog.commit_hour(AnalysedHour(hour, fingerprint, config, rows, state))
+
+
+def _load_state(root: Path, entry: AnalysedHour, passes: tuple[AnalysisPass, ...]) -> dict[str, State]:
+    return {p.name: {name: pq.read_table(root / path) for name, path in entry.state.get(p.name, {}).items()}
+            for p in passes}
+
+
+def _fingerprint(files: list[str]) -> str:
+    """Of an hour's committed packet files; their names carry the capture's content hash."""
+    return xxhash.xxh3_128_hexdigest("\n".join(sorted(files)).encode())
+
+
+def _darknet_json(darknet: Darknet) -> dict[str, object]:
+    return {"prefix": darknet.prefix, "size": darknet.size, "inferred": darknet.inferred}
+
+
+def _widen_darknet(catalog: AnalysisCatalog, known: object, seen: tuple[int, int] | None) -> Darknet | None:
+    """The smallest prefix covering every IPv4 destination analysed so far (unless the user gave one)."""
+    if isinstance(known, dict) and not known.get("inferred"):
+        return Darknet(known["prefix"], known["size"])
+    lowest, highest = (known["lowest"], known["highest"]) if isinstance(known, dict) else (None, None)
+    if seen is not None:
+        lowest = seen[0] if lowest is None else min(lowest, seen[0])
+        highest = seen[1] if highest is None else max(highest, seen[1])
+    if lowest is None:
+        return None
+    darknet = Darknet.covering(int(lowest), int(highest))
+    catalog.set_setting("darknet", {**_darknet_json(darknet), "lowest": lowest, "highest": highest})
+    return darknet
