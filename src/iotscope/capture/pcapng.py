@@ -10,6 +10,10 @@ Simple Packet Blocks carry no timestamp and no interface id: they belong to inte
 captured length is the smaller of the original length, the block's room and interface 0's snap
 length, and they take the timestamp of the packet before them in the file (0 if there is none),
 so that time stays ordered for everything downstream.
+
+Times are computed in unsigned 64-bit arithmetic and any that leaves ±2^61 µs becomes ``BAD_TS``,
+so a corrupt count or an absurd ``if_tsoffset`` can neither crash the reader nor wrap around into a
+plausible time; the reader then skips records outside the store's range (``bad_timestamp``).
 """
 
 from __future__ import annotations

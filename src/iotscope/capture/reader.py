@@ -6,6 +6,9 @@ header cut short) raises :class:`CaptureError` when it is opened, so a caller ca
 before it touches any store. Once records have been handed out, trouble further on (a torn last
 record, a corrupt header, a cut-off gzip stream) never raises: reading stops there, every whole
 record before it is kept, and :attr:`CaptureReader.stats` says what happened, so no data is lost.
+A single record the store could not hold (a time outside ``TS_MIN_US`` .. ``TS_END_US``, a pcapng
+interface beyond ``MAX_INTERFACES``) is left out by a mask over the block's arrays and counted in
+``stats.skipped``; the records around it are kept.
 
 For a gzip file a background thread decompresses the next buffer and walks its records while the
 caller works on the current block: ISA-L and the numba walkers release the GIL, so with two cores
@@ -35,7 +38,8 @@ from iotscope.capture.records import TS_END_US, TS_MIN_US, Walk
 from iotscope.capture.source import ByteSource
 
 DEFAULT_BLOCK_BYTES = 32 << 20
-TS_RANGE_TEXT = "1970-01-01 .. 2106-02-07 UTC"
+TS_RANGE_TEXT = (f"{np.datetime64(TS_MIN_US, 'us').astype('datetime64[D]')} .."
+                 f" {np.datetime64(TS_END_US, 'us').astype('datetime64[D]')} UTC")
 
 
 class RecordWalker(Protocol):
