@@ -187,18 +187,23 @@ def interesting_value(field: Field, choice: int) -> bytes:
 def mutate(seed: Seed, operations: Sequence[tuple[int, int, int, int]]) -> tuple[bytes, bool]:
     """Apply ``operations`` (opcode, a, b, c: small integers a fuzzer draws) to the seed's bytes.
 
-    Returns the mutated bytes and whether to gzip them. Structure-aware operations pick one of the
-    seed's fields by ``a``; byte-level ones take ``a`` as a position (modulo the length).
+    Returns the mutated bytes and whether to gzip them. Structure-aware operations pick a kind of
+    field by ``c`` and one of that kind by ``a``; byte-level ones take ``a`` as a position (modulo the length).
     """
     data = bytearray(seed.data)
     compress = False
+    kinds: dict[str, list[Field]] = {}
+    for f in seed.fields:  # a kind first, then one of its fields: rare option fields get their share
+        kinds.setdefault(f.kind, []).append(f)
+    groups = [kinds[k] for k in sorted(kinds)]
     for opcode, a, b, c in operations:
         n = len(data)
         op = opcode % 9
         if n == 0 and op != 8:
             continue
         if op in (0, 1, 2) and seed.fields:  # a structural field gets an interesting value, or an off-by-k
-            field = seed.fields[a % len(seed.fields)]
+            group = groups[c % len(groups)]
+            field = group[a % len(group)]
             if field.pos + field.size > len(data):
                 continue
             if op == 2 and field.size == 4:

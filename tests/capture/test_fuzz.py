@@ -1,7 +1,7 @@
 """Fuzzing the capture readers: mutated real captures never raise past CaptureError, hang, or hand out
 a record outside its buffer (the oracle and the mutations are in ``fuzzing.py``).
 
-The number of inputs is ``IOTSCOPE_FUZZ_EXAMPLES`` (default 1,500: about 20-40 s here); the longer
+The number of inputs is ``IOTSCOPE_FUZZ_EXAMPLES`` (default 2,500: about 25 s here); the longer
 runs are in BENCHMARKS.md. A hang is caught by the thread timeout, which kills the run with stacks.
 """
 
@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from .fuzzing import Seed, build_seeds, check_capture, mutate
 
-EXAMPLES = int(os.environ.get("IOTSCOPE_FUZZ_EXAMPLES", "1500"))
+EXAMPLES = int(os.environ.get("IOTSCOPE_FUZZ_EXAMPLES", "2500"))
 OPERATION = st.tuples(st.integers(0, 8), st.integers(0, 1 << 20), st.integers(0, 1 << 16), st.integers(0, 1 << 20))
 
 
