@@ -54,3 +54,14 @@ def test_reads_what_tcpdump_writes(tmp_path: Path) -> None:
     assert theirs.read_bytes() != b""
     assert reader_records(theirs) == tshark_records(theirs)
     assert read_capture(theirs)[1] == frames
+
+
+def test_a_fraction_past_the_last_second_is_the_only_way_out_of_range(tmp_path: Path) -> None:
+    """pcap's seconds are unsigned 32-bit, so its times cannot crash anything; only a fraction of a
+    second >= 1 s on the very last second leaves the range (2^32 s) and is skipped as bad_timestamp."""
+    last = 2**32 - 1
+    path = pcap_file(tmp_path / "end.pcap", [(0, 0, b"a"), (last, 999_999, b"b"), (last, 2_000_000, b"c")],
+                     magic=0xA1B2C3D4)
+    got, frames, stats, _ = read_capture(path)
+    assert frames == [b"a", b"b"] and got["ts_us"].tolist() == [0, last * 10**6 + 999_999]
+    assert stats.skipped == {"bad_timestamp": 1} and stats.records == 3

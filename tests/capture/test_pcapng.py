@@ -4,11 +4,13 @@ several sections in both byte orders, if_tsresol forms, if_tsoffset, obsolete PB
 from __future__ import annotations
 
 import struct
+import time
 from pathlib import Path
 
 import pytest
 
 from iotscope.capture import CaptureError, open_capture
+from iotscope.capture.pcapng import MAX_INTERFACES
 
 from .tools import read_capture, reader_records, tshark_records
 
@@ -182,3 +184,81 @@ def test_timestamp_resolutions(tmp_path: Path, tsresol: int, units: int, tsoffse
         # Not for ps and 2^-48 s: tshark 4.0 overflows 64 bits scaling such sub-second counts to ns and
         # prints a wrong fraction (.012776 for .123456789999), so the exact values above stand alone.
         assert [r[0] for r in tshark_records(path)] == [expected_us]
+
+
+def test_out_of_range_timestamps_are_skipped_and_counted(tmp_path: Path) -> None:
+    """Each way a pcapng time leaves the range (64-bit overflow, wrap-around, huge or negative
+    if_tsoffset) skips that record alone, counted as bad_timestamp; the records around it stay."""
+    path = tmp_path / "times.pcapng"
+    path.write_bytes(
+        shb() + idb("<", 1)                       # 0: µs
+        + idb("<", 1, tsresol=0)                  # 1: seconds
+        + idb("<", 1, tsoffset=2**62)             # 2: +2^62 s (OverflowError before)
+        + idb("<", 1, tsoffset=-2 * SECOND)       # 3: before 1970
+        + idb("<", 1, tsresol=0x80)               # 4: 2^0 s
+        + epb("<", 0, SECOND * 10**6, FRAME_A)
+        + epb("<", 0, 2**64 - 1, FRAME_A)         # µs beyond 64-bit signed
+        + epb("<", 1, SECOND + 2**58, FRAME_A)    # its µs wrap 64 bits exactly onto SECOND
+        + epb("<", 2, 5, FRAME_A)
+        + epb("<", 3, SECOND * 10**6, FRAME_A)
+        + epb("<", 4, 2**63, FRAME_A)             # 2^63 s
+        + epb("<", 0, (SECOND + 1) * 10**6, FRAME_B)
+        + spb("<", FRAME_B)                       # previous packet's (good) time
+    )
+    got, frames, stats, _ = read_capture(path)
+    assert frames == [FRAME_A, FRAME_B, FRAME_B]
+    assert got["ts_us"].tolist() == [SECOND * 10**6, (SECOND + 1) * 10**6, (SECOND + 1) * 10**6]
+    assert stats.records == 8 and stats.skipped == {"bad_timestamp": 5}
+    assert stats.warnings == [f"{path}: 5 records with a time outside 1970-01-01 .. 2106-02-07 UTC skipped"]
+
+
+def test_simple_packet_after_a_bad_time_shares_its_fate(tmp_path: Path) -> None:
+    path = tmp_path / "spb-time.pcapng"
+    path.write_bytes(shb() + idb("<", 1, tsoffset=-2 * SECOND) + epb("<", 0, 5, FRAME_A) + spb("<", FRAME_B))
+    _, frames, stats, _ = read_capture(path)
+    assert frames == [] and stats.skipped == {"bad_timestamp": 2}
+
+
+def many_interfaces(n: int) -> bytes:
+    """A section of ``n`` interfaces, each followed by a packet on it: the worst case for state changes."""
+    return shb() + b"".join(idb("<", 1) + epb("<", i, (SECOND + i) * 10**6, FRAME_A) for i in range(n))
+
+
+def test_interface_blocks_cost_linear_time(tmp_path: Path) -> None:
+    """5,000 IDBs took 4.2 s and 20,000 took 49.5 s (quadratic); 4x the IDBs must cost < 6x the time."""
+    read_capture(_written(tmp_path / "warm.pcapng", many_interfaces(10)))  # compile outside the clock
+    seconds = {}
+    for n in (5_000, 20_000):
+        path = _written(tmp_path / f"idb{n}.pcapng", many_interfaces(n))
+        started = time.process_time()
+        _, frames, stats, _ = read_capture(path)
+        seconds[n] = time.process_time() - started
+        assert len(frames) == n and stats.warnings == [] and stats.skipped == {}
+    assert seconds[20_000] < 10, seconds
+    assert seconds[20_000] < 6 * max(seconds[5_000], 0.05), seconds
+
+
+def test_interfaces_beyond_the_cap_are_skipped_and_counted(tmp_path: Path) -> None:
+    n = MAX_INTERFACES + 3
+    path = _written(tmp_path / "cap.pcapng", shb() + idb("<", 1) * n
+                    + epb("<", 0, SECOND * 10**6, FRAME_A)
+                    + epb("<", MAX_INTERFACES - 1, SECOND * 10**6, FRAME_A)
+                    + epb("<", MAX_INTERFACES, SECOND * 10**6, FRAME_B)   # described, beyond the cap
+                    + epb("<", n - 1, SECOND * 10**6, FRAME_B)
+                    + shb() + idb("<", 1) + epb("<", 0, SECOND * 10**6, FRAME_A))  # a new section starts over
+    _, frames, stats, _ = read_capture(path)
+    assert frames == [FRAME_A] * 3
+    assert stats.records == 5 and stats.skipped == {"interface_limit": 2}
+    limit = f"{MAX_INTERFACES:,}"
+    assert stats.warnings == [f"{path}: 2 records on interfaces beyond the first {limit} of a section skipped"]
+
+
+def test_corrupt_record_is_counted(tmp_path: Path) -> None:
+    path = _written(tmp_path / "corrupt.pcapng", shb() + idb("<", 1) + epb("<", 0, 5, FRAME_A) + epb("<", 9, 6, FRAME_A))
+    _, frames, stats, _ = read_capture(path)
+    assert frames == [FRAME_A] and stats.skipped == {"corrupt_record": 1}
+
+
+def _written(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path

@@ -146,3 +146,15 @@ def test_opening_the_store_during_an_ingest_leaves_its_work_alone(tmp_path: Path
         assert writer.commit("w.pcap", 1, 2, {}).packets == 2
     with PacketStore(tmp_path) as after:
         assert store_stats(after)["packets"] == 2
+
+
+def test_a_time_no_partition_can_name_is_a_one_line_store_error(tmp_path: Path) -> None:
+    """The capture reader skips such records; should one reach the store, it refuses in one line."""
+    year_12000 = (12_000 - 1970) * 365 * 24 * HOUR_US
+    with PacketStore(tmp_path) as store:
+        writer = store.writer("e" * 64)
+        writer.write(make_batch(np.array([T0, year_12000])))
+        with pytest.raises(StoreError, match=r"outside the years 1970\.\.9999") as raised:
+            writer.commit("x.pcap", 1, 2, {})
+        assert "\n" not in str(raised.value)
+        writer.abort()

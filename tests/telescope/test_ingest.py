@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from iotscope.capture import CaptureError
+from iotscope.capture import CaptureError, open_capture
+from iotscope.capture.writer import write_pcapng
 from iotscope.store.packets import PacketStore
 from iotscope.store.query import connect
 from iotscope.telescope.ingest import content_hash, ingest_file
@@ -127,6 +128,24 @@ def test_torn_last_record_keeps_whole_records(capture: Path, tmp_path: Path) -> 
     stats = json.loads(iotscope("stats", "--store", str(store), "--json").stdout)
     assert stats["packets"] == len(tshark_rows(capture)) - 1
     assert stats["skipped"].get("torn_record") == 1
+
+
+def test_bad_pcapng_timestamp_skips_that_record_and_keeps_the_rest(capture: Path, tmp_path: Path) -> None:
+    """A record dated beyond what the store can partition used to abort the whole file (ValueError)."""
+    with open_capture(capture) as reader:
+        block = next(reader.blocks())
+    ng = tmp_path / "bad-time.pcapng"
+    write_pcapng(ng, block)
+    data = bytearray(ng.read_bytes())
+    eleventh = 28 + 20 + int((32 + ((block.caplen[:10].astype(int) + 3) & ~3)).sum())
+    data[eleventh + 12 : eleventh + 16] = b"\xff\xff\xff\x7f"  # timestamp high word: year ~292,000
+    ng.write_bytes(bytes(data))
+    store = tmp_path / "store"
+    result = iotscope("ingest", str(ng), "--store", str(store), check=False)
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+    stats = json.loads(iotscope("stats", "--store", str(store), "--json").stdout)
+    assert stats["skipped"].get("bad_timestamp") == 1
+    assert stats["packets"] == len(tshark_rows(capture)) - 1
 
 
 def test_kill_9_during_ingest_then_rerun_counts_exactly_once(tmp_path: Path) -> None:

@@ -49,6 +49,9 @@ class CaptureStats:
     records: int = 0
     bytes_read: int = 0
     torn_tail_bytes: int = 0  # bytes of an incomplete last record (a torn file), 0 when whole
+    #: records not handed out, by reason: ``bad_timestamp``, ``interface_limit``, and ``corrupt_record``
+    #: (1 when reading stopped at a corrupt record; what follows it is not read)
+    skipped: dict[str, int] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
 
 

@@ -6,6 +6,9 @@ header cut short) raises :class:`CaptureError` when it is opened, so a caller ca
 before it touches any store. Once records have been handed out, trouble further on (a torn last
 record, a corrupt header, a cut-off gzip stream) never raises: reading stops there, every whole
 record before it is kept, and :attr:`CaptureReader.stats` says what happened, so no data is lost.
+A single record the store could not hold (a time outside ``TS_MIN_US`` .. ``TS_END_US``, a pcapng
+interface beyond ``MAX_INTERFACES``) is left out by a mask over the block's arrays and counted in
+``stats.skipped``; the records around it are kept.
 
 For a gzip file a background thread decompresses the next buffer and walks its records while the
 caller works on the current block: ISA-L and the numba walkers release the GIL, so with two cores
@@ -30,11 +33,13 @@ import numpy as np
 from iotscope.capture import CaptureBlock, CaptureError, CaptureStats
 from iotscope.capture.pcap import MAGICS as PCAP_MAGICS
 from iotscope.capture.pcap import MODIFIED_PCAP_MAGICS, PcapWalker
-from iotscope.capture.pcapng import SHB_MAGIC, PcapngWalker
-from iotscope.capture.records import Walk
+from iotscope.capture.pcapng import MAX_INTERFACES, SHB_MAGIC, PcapngWalker
+from iotscope.capture.records import TS_END_US, TS_MIN_US, Walk
 from iotscope.capture.source import ByteSource
 
 DEFAULT_BLOCK_BYTES = 32 << 20
+TS_RANGE_TEXT = (f"{np.datetime64(TS_MIN_US, 'us').astype('datetime64[D]')} .."
+                 f" {np.datetime64(TS_END_US, 'us').astype('datetime64[D]')} UTC")
 
 
 class RecordWalker(Protocol):
@@ -139,13 +144,17 @@ class CaptureReader:
                 if self._readahead is not None:
                     following = self._readahead.submit(self._fill, *carry)
             stats.bytes_read += buffer.fresh
-            if len(walk):
-                stats.records += len(walk)
-                yield CaptureBlock(buffer.data, walk.offset, walk.caplen, walk.wirelen, walk.ts_us, walk.linktype)
+            stats.records += len(walk) + sum(walk.skipped.values())
+            _add_counts(stats.skipped, walk.skipped)
+            block = _in_time_range(buffer.data, walk, stats.skipped)
+            if len(block):
+                yield block
             if walk.problem is not None:
                 stats.warnings.append(
                     f"{self.name}: corrupt record at byte {buffer.base + walk.stop} after {stats.records}"
                     f" whole records ({walk.problem}); stopped reading there")
+                _add_counts(stats.skipped, {"corrupt_record": 1})
+                self._note_skips()
                 return
             if buffer.last:
                 self._finish(len(buffer.data) - walk.stop)
@@ -172,6 +181,18 @@ class CaptureReader:
             stats.warnings.append(
                 f"{self.name}: {self._source.problem} after {stats.bytes_read} bytes of capture data;"
                 " kept every whole record before it")
+        self._note_skips()
+
+    def _note_skips(self) -> None:
+        """One warning per kind of record skipped while reading (corrupt records have their own)."""
+        skipped = self.stats.skipped
+        if skipped.get("bad_timestamp"):
+            self.stats.warnings.append(f"{self.name}: {skipped['bad_timestamp']:,} records with a time outside"
+                                       f" {TS_RANGE_TEXT} skipped")
+        if skipped.get("interface_limit"):
+            self.stats.warnings.append(
+                f"{self.name}: {skipped['interface_limit']:,} records on interfaces beyond the first"
+                f" {MAX_INTERFACES:,} of a section skipped")
 
     def close(self) -> None:
         """Stop reading ahead (waiting for a read under way), then close the file."""
@@ -185,6 +206,26 @@ class CaptureReader:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.close()
+
+
+def _add_counts(into: dict[str, int], counts: dict[str, int]) -> None:
+    for reason, n in counts.items():
+        into[reason] = into.get(reason, 0) + n
+
+
+def _in_time_range(data: np.ndarray, walk: Walk, skipped: dict[str, int]) -> CaptureBlock:
+    """The walk's records as a block, without those whose time is outside [TS_MIN_US, TS_END_US).
+
+    One mask over the arrays: a record the store cannot date is dropped and counted (``bad_timestamp``),
+    never allowed to abort the capture it is in.
+    """
+    keep = (walk.ts_us >= TS_MIN_US) & (walk.ts_us < TS_END_US)
+    columns = (walk.offset, walk.caplen, walk.wirelen, walk.ts_us, walk.linktype)
+    bad = len(keep) - int(np.count_nonzero(keep))
+    if bad:
+        _add_counts(skipped, {"bad_timestamp": bad})
+        columns = tuple(c[keep] for c in columns)
+    return CaptureBlock(data, *columns)
 
 
 def open_capture(path: str | os.PathLike[str], *, block_bytes: int = DEFAULT_BLOCK_BYTES) -> CaptureReader:

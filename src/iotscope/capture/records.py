@@ -11,7 +11,7 @@ after changing a helper here, touch ``pcap.py`` and ``pcapng.py`` so their kerne
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numba
 import numpy as np
@@ -22,6 +22,16 @@ import numpy as np
 MAX_CAPLEN = 262144
 #: Upper bound for any record or pcapng block, whatever a file header claims.
 MAX_RECORD_BYTES = 16 << 20
+#: The times a record may carry, in µs since the Unix epoch: from 1970-01-01 up to, not including,
+#: 2106-02-07 06:28:16 UTC (2^32 s), the range of classic pcap's unsigned 32-bit seconds. A pcapng
+#: time outside it (corrupt, or an absurd ``if_tsoffset``) is skipped as ``bad_timestamp``: every
+#: real capture fits, and every time in it has a four-digit year for the store's date partitions.
+TS_MIN_US = 0
+TS_END_US = (1 << 32) * 1_000_000
+#: What a kernel writes for a time it cannot represent (its µs would pass ±2^61): outside the range.
+BAD_TS = -(1 << 63)
+#: Times are computed within ±2^61 µs (73,000 years), so adding an offset never overflows 64 bits.
+TS_LIMIT_US = 1 << 61
 
 
 @dataclass
@@ -39,6 +49,8 @@ class Walk:
     linktype: np.ndarray  # uint16
     stop: int
     problem: str | None = None
+    #: records found but not returned, by reason (e.g. ``interface_limit``)
+    skipped: dict[str, int] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return int(self.offset.shape[0])

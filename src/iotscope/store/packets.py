@@ -257,6 +257,17 @@ def _write_parquet(table: pa.Table, path: Path) -> None:
     )
 
 
+#: Hours the partition names can hold: from the Unix epoch to the last with a four-digit year (9999-12-31).
+_END_HOUR = 2_932_897 * 24
+
+
 def _partition_path(hour: int, content_hash: str, sequence: int) -> Path:
-    stamp = np.datetime64(hour * _US_PER_HOUR, "us").astype("datetime64[h]").item()
+    """``date=YYYY-MM-DD/hour=HH/part-...``; StoreError (one line) for an hour no such name can hold.
+
+    The capture reader skips records outside 1970..2106 (``bad_timestamp``), so this is the last
+    guard, not the filter: a bad time must never reach numpy's or datetime's ValueError/OverflowError.
+    """
+    if not 0 <= hour < _END_HOUR:
+        raise StoreError(f"packet time {hour:,} hours from 1970 is outside the years 1970..9999 the store can partition")
+    stamp = np.datetime64(hour, "h").item()
     return Path(f"date={stamp:%Y-%m-%d}") / f"hour={stamp:%H}" / f"part-{content_hash}-{sequence}.parquet"

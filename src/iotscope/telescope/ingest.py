@@ -192,6 +192,8 @@ def ingest_file(path: Path, store: PacketStore, progress: ProgressCallback | Non
                     "of it stored. Ingest it again when it is complete (what is stored is never stored twice)")
             if stats.torn_tail_bytes:
                 report.skipped["torn_record"] = 1
+            for reason, n in stats.skipped.items():  # bad_timestamp, interface_limit, corrupt_record
+                report.skipped[reason] = report.skipped.get(reason, 0) + n
             report.records = max(stats.records - skip, 0)
             report.bytes_read = stats.bytes_read
             report.warnings = list(stats.warnings)
