@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import re
 
-_RULES: list[tuple[re.Pattern[str], str]] = [
-    (re.compile(p, re.IGNORECASE), name)
-    for p, name in [
-        # Device makers and firmware families.
+def _compiled(rules: list[tuple[str, str]]) -> list[tuple[re.Pattern[str], str]]:
+    return [(re.compile(pattern, re.IGNORECASE), name) for pattern, name in rules]
+
+
+#: Device makers and firmware families: the names a device's own defaults are listed under.
+_MAKER_RULES = _compiled(
+    [
         (r"hikvision|DVRDVS-Webs|DNVRS-Webs|App-webs/|Hikvision-Webs", "Hikvision"),
         (r"dahua|\bDH_?(?:IPC|NVR|DVR)\b", "Dahua"),
         (r"uc-httpd|xiongmai|\bXMeye\b|NETSurveillance", "Xiongmai"),
@@ -32,7 +35,11 @@ _RULES: list[tuple[re.Pattern[str], str]] = [
         (r"OpenWrt", "OpenWrt"),
         (r"DD-WRT", "DD-WRT"),
         (r"Realtek", "Realtek SDK"),
-        # Embedded software.
+    ]
+)
+#: Embedded software that many makers ship (many IoT devices reveal only this).
+_SOFTWARE_RULES = _compiled(
+    [
         (r"BusyBox v?(\d+(?:\.\d+)+)", "BusyBox {0}"),
         (r"BusyBox", "BusyBox"),
         (r"SSH-[\d.]+-dropbear_?(\d[\d.]*)?", "dropbear {0}"),
@@ -50,7 +57,8 @@ _RULES: list[tuple[re.Pattern[str], str]] = [
         (r"nginx/?([\d.]+)?", "nginx {0}"),
         (r"Apache/?([\d.]+)?", "Apache {0}"),
     ]
-]
+)
+_RULES = _MAKER_RULES + _SOFTWARE_RULES
 
 
 def guess_device(*texts: str | None) -> str | None:
@@ -71,3 +79,14 @@ def guess_device(*texts: str | None) -> str | None:
         if len(found) == 2:
             break
     return " / ".join(found) or None
+
+
+def device_maker(*texts: str | None) -> str | None:
+    """The device maker or firmware family named in ``texts`` ("Hikvision", "OpenWrt"), or None.
+
+    Unlike :func:`guess_device`, embedded software (BusyBox, lighttpd, nginx) does not count: it
+    says nothing about whose device this is, so it neither proves a device UI nor selects a
+    maker's default credentials.
+    """
+    text = " ".join(t for t in texts if t)
+    return next((name for pattern, name in _MAKER_RULES if pattern.search(text)), None)
