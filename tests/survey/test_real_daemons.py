@@ -156,6 +156,9 @@ def test_busybox_telnetd_and_dropbear(daemons):
     telnet_service, ssh_service, telnet, ssh = asyncio.run(survey())
     assert (telnet_service, ssh_service) == ("telnet", "ssh")
     assert ssh.device and ssh.device.startswith("dropbear")
+    # busybox telnetd shows /etc/issue.net ("Debian GNU/Linux 12") before login's prompt.
+    assert telnet.device, telnet
+    assert telnet.banner.endswith("login:"), telnet.banner
     if password == WEAK:
         assert (telnet.status, telnet.credential_id, telnet.attempts) == ("vulnerable", "mirai-61", 2), telnet
         assert (ssh.status, ssh.credential_id, ssh.attempts) == ("vulnerable", "mirai-61", 2), ssh

@@ -109,8 +109,14 @@ def make_finding(
     *, ts: datetime, survey_id: str, scanner: str | None, ip: str, port: int,
     authorized: AuthorizedRange, result: ProbeResult | None,
 ) -> Finding:
-    """The evidence row for one service; ``result`` None means no known service handshake."""
+    """The evidence row for one service; ``result`` None means no known service handshake.
+
+    ``ts`` is when the probe of the service began; the row carries the time the probe reached
+    its verdict (``result.confirmed_at``) when there is one: evidence says when it was seen.
+    """
     ip = canonical_address(ip)
+    if result is not None and result.confirmed_at is not None:
+        ts = result.confirmed_at
     if result is None:
         return Finding(
             ts, survey_id, scanner, ip, port, "unknown", "error", "info", "unidentified-service",

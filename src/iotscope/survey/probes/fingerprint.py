@@ -34,7 +34,7 @@ _MAKER_RULES = _compiled(
         (r"raspbian|raspberry ?pi", "Raspberry Pi"),
         (r"OpenWrt", "OpenWrt"),
         (r"DD-WRT", "DD-WRT"),
-        (r"Realtek", "Realtek SDK"),
+        (r"Realtek|\bRTL\d{4}", "Realtek SDK"),
     ]
 )
 #: Embedded software that many makers ship (many IoT devices reveal only this).
@@ -56,6 +56,9 @@ _SOFTWARE_RULES = _compiled(
         (r"Pure-FTPd", "Pure-FTPd"),
         (r"nginx/?([\d.]+)?", "nginx {0}"),
         (r"Apache/?([\d.]+)?", "Apache {0}"),
+        # Operating systems that telnetd and sshd name in their issue text.
+        (r"Debian GNU/Linux ?(\d+)?", "Debian {0}"),
+        (r"Ubuntu ?(\d+\.\d+)?", "Ubuntu {0}"),
     ]
 )
 _RULES = _MAKER_RULES + _SOFTWARE_RULES
@@ -90,3 +93,24 @@ def device_maker(*texts: str | None) -> str | None:
     """
     text = " ".join(t for t in texts if t)
     return next((name for pattern, name in _MAKER_RULES if pattern.search(text)), None)
+
+
+#: "220 Welcome to blah FTP service." / "220 DiskStation FTP server ready." -> the name before "FTP".
+_FTP_NAME = re.compile(r"^220[ -](?:\(?\s*)?(?:welcome to\s+)?(?:the\s+)?([\w][\w .()/-]{0,40}?)\s+ftpd?\b", re.IGNORECASE)
+#: "NVR-4CH login:" -> the host name the device shows before its login prompt.
+_LOGIN_NAME = re.compile(r"(?:^|\s)([\w][\w.-]{0,40})\s+login:\s*$", re.IGNORECASE)
+_NAMELESS = frozenset({"none", "(none)", "localhost", "login", "user", "server", "ftp"})
+
+
+def name_in_greeting(protocol: str, banner: str) -> str | None:
+    """The name a telnet or FTP greeting gives itself when no rule knows it (a host or product
+    name: "blah" in "220 Welcome to blah FTP service.", "NVR-4CH" in "NVR-4CH login:"), or None.
+
+    A guess from the device's own words beats an empty column: whoever acts on a finding
+    (step 3, ask the maker) needs something to go on.
+    """
+    pattern = {"ftp": _FTP_NAME, "telnet": _LOGIN_NAME}.get(protocol)
+    match = pattern.search(banner.strip()) if pattern else None
+    if match is None or match.group(1).lower() in _NAMELESS:
+        return None
+    return match.group(1)

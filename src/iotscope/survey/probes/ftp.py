@@ -59,7 +59,7 @@ async def _login(
             while pending:
                 credential = pending.pop(0)
                 await record.pace(limits)
-                record.conceal(credential.password)
+                record.sending(credential)
                 code = await _try(stream, credential)
                 if code is None:  # the server hung up (e.g. vsftpd after 3 failures): reconnect
                     if on_this_connection == 0:

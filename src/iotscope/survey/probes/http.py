@@ -315,7 +315,7 @@ async def _authenticate(
             return record.result("not_vulnerable", f"unsupported {challenge.scheme} challenge")
         await record.pace(limits)
         record.attempts += 1
-        record.conceal(credential.password)
+        record.sending(credential)
         response = await request(scope, ip, port, path, limits, record, authorization=header)
         if 200 <= response.status < 400:
             return record.result("vulnerable", f"{challenge.scheme} auth accepted on {path}", credential.id)

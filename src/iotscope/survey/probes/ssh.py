@@ -67,7 +67,7 @@ class _PasswordFeeder(asyncssh.SSHClient):
         self.current = self._run.popleft()
         self.handed += 1
         self._record.attempts += 1
-        self._record.conceal(self.current.password)
+        self._record.sending(self.current)
         return self.current.password
 
 

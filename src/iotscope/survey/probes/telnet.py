@@ -249,7 +249,7 @@ async def _login(
                         continue
                 else:
                     tried_passwords.add(credential.password)
-                record.conceal(credential.password)
+                record.sending(credential)
                 await session.send_line(credential.password)
                 prompt = await session.next_prompt("login result")
                 if prompt is Prompt.SHELL:
