@@ -45,6 +45,9 @@ class ProbeLimits:
     prompt_settle: float = 0.05
     #: Seconds to wait for a greeting when identifying a service (HTTP servers say nothing first).
     greeting_timeout: float = 1.5
+    #: Seconds for the reverse DNS name of a device (the findings' ``hostname``); 0 turns the
+    #: lookup off. Loopback addresses are looked up in /etc/hosts only.
+    reverse_dns_timeout: float = 1.0
 
     def __post_init__(self) -> None:
         for name in ("connect_timeout", "read_timeout", "deadline", "greeting_timeout"):
@@ -53,5 +56,5 @@ class ProbeLimits:
         for name in ("max_bytes", "max_attempts", "max_negotiation_rounds"):
             if getattr(self, name) < 1:
                 raise ValueError(f"probe limit {name} must be at least 1")
-        if self.attempt_delay < 0 or self.prompt_settle < 0:
+        if self.attempt_delay < 0 or self.prompt_settle < 0 or self.reverse_dns_timeout < 0:
             raise ValueError("probe delays must not be negative")
