@@ -81,3 +81,9 @@ def test_a_listed_password_in_the_greeting_is_not_masked_and_the_greeting_names_
     found = run_probe(greeting_device(b"220 Welcome to blah FTP service.\r\n", {"admin": "blah"}), "127.0.0.55", credentials)
     assert (found.status, found.credential_id) == ("vulnerable", "c2"), found
     assert found.banner == "220 Welcome to *** FTP service."  # the password that logged in, only
+
+
+def test_maker_named_by_the_greeting_gets_its_defaults_first():
+    found = run_probe(greeting_device(b"220 ZXHN H108N FTP version 1.0 ready\r\n", {"ZXDSL": "ZXDSL"}), "127.0.0.56")
+    assert (found.status, found.credential_id) == ("vulnerable", "zte-1"), found
+    assert found.attempts <= 1 + len([c for c in CREDENTIALS if "ZTE" in c.vendors])  # anonymous first

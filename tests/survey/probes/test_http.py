@@ -154,3 +154,13 @@ def test_admin_words_alone_are_not_evidence_of_a_device(body):
 def test_emulated_device_uis_are_open_admin_pages(profile):
     result = run_probe(http_handler(profile, Account(None, None)), "127.0.0.47")
     assert (result.status, result.credential_id) == ("vulnerable", None), result
+
+
+def test_maker_named_by_the_server_gets_its_defaults_first():
+    """Issue 7 items 2/6: the Server header names ZyXEL, so ZyXEL's pairs are tried first and
+    zyxel-2 (past the 100-attempt cap in list order) is found within a few attempts."""
+    log = Log()
+    handler = http_device(log, accounts={"admin": "Zyxel*2012*"}, server="RomPager/4.07 UPnP/1.0 ZyXEL NBG")
+    result = run_probe(handler, "127.0.0.48")
+    assert (result.status, result.credential_id) == ("vulnerable", "zyxel-2"), result
+    assert result.attempts <= len([c for c in CREDENTIALS if "ZyXEL" in c.vendors])

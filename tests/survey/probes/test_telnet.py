@@ -54,7 +54,7 @@ def test_hardened_device_is_not_reported():
     assert result.status == "not_vulnerable"
     assert result.credential_id is None
     distinct = len({(c.username, c.password) for c in CREDENTIALS})
-    assert result.attempts == distinct
+    assert result.attempts == min(distinct, limits.max_attempts)
     assert not any(r.startswith(b"SHELL:") for r in log.received)
 
 
@@ -192,3 +192,16 @@ def test_device_named_only_by_its_login_prompt():
 
     result = run_probe(handler, "127.0.0.29", credentials=[Credential("c1", "supervisor", "service", "test")])
     assert result.device == "NVR-4CH", result
+
+
+def test_a_device_that_names_its_maker_gets_that_makers_defaults_first():
+    """Issue 7 items 2/6: the greeting names ZTE, so ZTE's pairs come first: root/Zte521 (Mirai's
+    39th) is found at once, and zte-3 (number 664 of the corpus, past the 100-attempt cap in
+    list order) is found at all."""
+    for account, expected in (({"root": "Zte521"}, "mirai-39"), ({"root": "W!n0&oO7."}, "zte-3")):
+        log = Log()
+        handler = telnet_device(account, log, banner=b"\r\nZXHN F660\r\n", tries_per_connection=10)
+        result = run_probe(handler, "127.0.0.23", dataclasses.replace(FAST, deadline=10.0))
+        assert (result.status, result.credential_id) == ("vulnerable", expected), result
+        zte = [c for c in CREDENTIALS if "ZTE" in c.vendors]
+        assert result.attempts <= len(zte), result

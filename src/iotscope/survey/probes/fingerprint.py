@@ -24,7 +24,7 @@ _MAKER_RULES = _compiled(
         (r"huawei|HG532|HG8245|EchoLife", "Huawei"),
         (r"TP-?LINK", "TP-Link"),
         (r"D-?Link|\bDIR-\d+", "D-Link"),
-        (r"mikrotik|RouterOS", "MikroTik"),
+        (r"mikrotik|RouterOS|SSH-[\d.]+-ROSSSH", "MikroTik"),
         (r"ubiquiti|\bUBNT\b|airOS|UniFi", "Ubiquiti"),
         (r"netgear", "Netgear"),
         (r"zyxel", "ZyXEL"),
@@ -96,7 +96,9 @@ def device_maker(*texts: str | None) -> str | None:
 
 
 #: "220 Welcome to blah FTP service." / "220 DiskStation FTP server ready." -> the name before "FTP".
-_FTP_NAME = re.compile(r"^220[ -](?:\(?\s*)?(?:welcome to\s+)?(?:the\s+)?([\w][\w .()/-]{0,40}?)\s+ftpd?\b", re.IGNORECASE)
+_FTP_NAME = re.compile(
+    r"^220[ -](?:\(?\s*)?(?:welcome to\s+)?(?:the\s+)?([\w][\w .()/-]{0,40}?)\s+ftpd?\b", re.IGNORECASE
+)
 #: "NVR-4CH login:" -> the host name the device shows before its login prompt.
 _LOGIN_NAME = re.compile(r"(?:^|\s)([\w][\w.-]{0,40})\s+login:\s*$", re.IGNORECASE)
 _NAMELESS = frozenset({"none", "(none)", "localhost", "login", "user", "server", "ftp"})

@@ -19,10 +19,10 @@ import re
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from iotscope.survey.credentials import Credential, attempt_order
+from iotscope.survey.credentials import Credential
 from iotscope.survey.probes.fingerprint import device_maker
 from iotscope.survey.probes.limits import ProbeLimits
-from iotscope.survey.probes.outcome import ProbeFailure, ProbeRecord, ProbeResult, service_probe
+from iotscope.survey.probes.outcome import ProbeFailure, ProbeRecord, ProbeResult, plan_attempts, service_probe
 from iotscope.survey.probes.stream import open_device
 from iotscope.survey.scope import Scope
 
@@ -309,7 +309,7 @@ async def _authenticate(
 ) -> ProbeResult:
     # Digest first when offered: a server offering both accepts both, and Digest leaks less.
     challenge = sorted(challenges, key=lambda c: c.scheme != "digest")[0]
-    for credential in attempt_order(credentials)[: limits.max_attempts]:
+    for credential in plan_attempts(credentials, record, limits):  # realm/server/title name the maker
         header = authorization_header(challenge, credential, "GET", path)
         if header is None:
             return record.result("not_vulnerable", f"unsupported {challenge.scheme} challenge")

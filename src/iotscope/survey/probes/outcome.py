@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Literal
 
-from iotscope.survey.credentials import Credential
-from iotscope.survey.probes.fingerprint import guess_device, name_in_greeting
+from iotscope.survey.credentials import Credential, attempt_order, prefer_vendor
+from iotscope.survey.probes.fingerprint import device_maker, guess_device, name_in_greeting
 from iotscope.survey.probes.limits import ProbeLimits
 from iotscope.survey.scope import OutOfScopeError, Scope
 
@@ -70,6 +70,7 @@ class ProbeRecord:
         self.attempts = 0  # credentials sent
         self.rejected = 0  # attempts the device answered with a clear "no"
         self._sent: dict[str, str] = {}  # credential id -> password, of the credentials sent
+        self.untried = 0  # listed pairs left out by the max_attempts cap (see plan_attempts)
 
     def sending(self, credential: Credential) -> None:
         """Note that ``credential`` goes to the device now (its password is masked wherever the
@@ -110,6 +111,8 @@ class ProbeRecord:
         used = [self._sent[credential_id]] if credential_id in self._sent else []
         banner = sanitize_banner(self._masked(bytes(self._said).decode("latin-1"), used))
         later = self._masked(bytes(self._after).decode("latin-1"), list(self._sent.values()))
+        if status == "not_vulnerable" and self.attempts and self.untried:  # the list was not exhausted: say so
+            detail = f"{detail}; {self.untried} listed pairs not tried (max_attempts cap)"
         return ProbeResult(
             protocol=self.protocol,
             status=status,
@@ -121,6 +124,16 @@ class ProbeRecord:
             remaining=remaining,
             confirmed_at=datetime.now(timezone.utc),
         )
+
+
+def plan_attempts(credentials: list[Credential], record: ProbeRecord, limits: ProbeLimits) -> list[Credential]:
+    """The pairs to try on this service, in order: when what the device said before login names
+    its maker (banner, HTTP realm/title/server, SSH version, FTP greeting), that maker's defaults
+    first; then the rest in list order (Mirai's pairs by prevalence, then the corpus by how many
+    makers ship a pair). Each pair once, at most ``limits.max_attempts``."""
+    ordered = attempt_order(prefer_vendor(credentials, device_maker(record.banner)))
+    record.untried = max(0, len(ordered) - limits.max_attempts)
+    return ordered[: limits.max_attempts]
 
 
 #: What the survey calls: probe the service at ``ip:port`` with ``credentials`` -> one result;

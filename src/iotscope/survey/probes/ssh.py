@@ -22,9 +22,9 @@ from collections import deque
 import asyncssh
 from asyncssh import encryption, kex, mac, public_key
 
-from iotscope.survey.credentials import Credential, attempt_order
+from iotscope.survey.credentials import Credential
 from iotscope.survey.probes.limits import ProbeLimits
-from iotscope.survey.probes.outcome import ProbeFailure, ProbeRecord, ProbeResult, service_probe
+from iotscope.survey.probes.outcome import ProbeFailure, ProbeRecord, ProbeResult, plan_attempts, service_probe
 from iotscope.survey.scope import Scope, open_guarded_socket
 
 
@@ -147,30 +147,35 @@ async def _login(
     scope: Scope, ip: str, port: int, credentials: list[Credential], limits: ProbeLimits, record: ProbeRecord
 ) -> ProbeResult:
     """Try ``credentials`` (at most ``limits.max_attempts``) by password on the SSH server at ``ip:port``."""
-    pending = deque(attempt_order(credentials)[: limits.max_attempts])
+    pending: deque[Credential] | None = None  # planned once the version line has been seen
+    run: deque[Credential] = deque()  # the passwords of one user name, tried on one connection
     orders = deque(host_key_orders())
     options = _options(limits, orders.popleft())
-    while pending:
-        username = pending[0].username
-        run: deque[Credential] = deque()
-        while pending and pending[0].username == username:
-            run.append(pending.popleft())
-        while run:
+    while pending is None or pending or run:
+        try:
+            sock = await open_guarded_socket(scope, ip, port, timeout=limits.connect_timeout)
+        except TimeoutError:
+            raise ProbeFailure(f"connect timed out after {limits.connect_timeout:g}s") from None
+        try:
+            version = await await_version(sock, limits)
+            if not record.banner:
+                record.saw(version)
+            if pending is None:  # "SSH-2.0-ROSSSH", "SSH-2.0-HUAWEI-1.5": the maker's pairs first
+                pending = deque(plan_attempts(credentials, record, limits))
+            if not run:
+                if not pending:
+                    break
+                username = pending[0].username
+                while pending and pending[0].username == username:
+                    run.append(pending.popleft())
             client = _PasswordFeeder(run, record, limits)
-            try:
-                sock = await open_guarded_socket(scope, ip, port, timeout=limits.connect_timeout)
-            except TimeoutError:
-                raise ProbeFailure(f"connect timed out after {limits.connect_timeout:g}s") from None
             # asyncssh's connect timeout covers the handshake and every password of the run.
             budget = limits.read_timeout * (len(run) + 1)
             try:
-                version = await await_version(sock, limits)
-                if not record.banner:
-                    record.saw(version)
                 conn = await asyncssh.connect(
                     sock=sock,
-                    username=username,
-                    client_factory=lambda: client,
+                    username=run[0].username,
+                    client_factory=lambda: client,  # noqa: B023 - called within this iteration
                     connect_timeout=budget,
                     **options,
                 )
@@ -202,8 +207,8 @@ async def _login(
                 if accepted is None:
                     return record.result("vulnerable", "login without password", None)
                 return record.result("vulnerable", "password accepted", accepted.id)
-            finally:
-                sock.close()
+        finally:
+            sock.close()
     return record.result("not_vulnerable", f"{record.attempts} passwords rejected")
 
 
