@@ -65,7 +65,8 @@ class KeyboardInteractiveDevice(Device):
         return self.validate_password(username, responses[0]) if len(responses) == 1 else False
 
 
-def run_probe(accounts, host, credentials=CREDENTIALS, limits=FAST, max_auth_tries=6, device=Device):
+def run_probe(accounts, host, credentials=CREDENTIALS, limits=FAST, max_auth_tries=6, device=Device,
+              version="dropbear_2022.83"):
     log: list[tuple[str, str]] = []
 
     async def main():
@@ -75,7 +76,7 @@ def run_probe(accounts, host, credentials=CREDENTIALS, limits=FAST, max_auth_tri
             host,
             0,
             server_host_keys=[key],
-            server_version="dropbear_2022.83",
+            server_version=version,
         )
         port = server.sockets[0].getsockname()[1]
         try:
@@ -223,3 +224,12 @@ def test_host_keys_offered_in_openssh_order_and_a_lost_key_exchange_retried_once
     else:  # only once: a server that always hangs up is an error, not an endless retry
         assert (result.status, result.attempts, len(offers)) == ("error", 0, 2), result
         assert "key exchange" in result.detail
+
+
+def test_maker_named_by_the_version_line_gets_its_defaults_first():
+    """Issue 7 items 2/6: "SSH-2.0-HUAWEI-1.5" names Huawei, so Huawei's pairs come first and
+    huawei-5 (past the 100-attempt cap in list order) is found among them."""
+    result, log = run_probe({"Epuser": "userEp"}, "127.0.0.39", version="HUAWEI-1.5")
+    assert (result.status, result.credential_id) == ("vulnerable", "huawei-5"), result
+    assert result.device and result.device.startswith("Huawei")
+    assert result.attempts <= len([c for c in CREDENTIALS if "Huawei" in c.vendors])
