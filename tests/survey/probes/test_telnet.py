@@ -55,6 +55,8 @@ def test_hardened_device_is_not_reported():
     assert result.credential_id is None
     distinct = len({(c.username, c.password) for c in CREDENTIALS})
     assert result.attempts == min(distinct, limits.max_attempts)
+    # The corpus is longer than the cap: the result says the list was not exhausted.
+    assert f"{distinct - limits.max_attempts} listed pairs not tried (max_attempts cap)" in result.detail
     assert not any(r.startswith(b"SHELL:") for r in log.received)
 
 

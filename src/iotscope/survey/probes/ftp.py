@@ -56,7 +56,7 @@ async def _login(
             if not greeting.startswith(b"220"):
                 raise ProbeFailure("no FTP 220 greeting")
             if pending is None:
-                pending = [anonymous, *plan_attempts(credentials, record, limits)][: limits.max_attempts]
+                pending = [anonymous, *plan_attempts(credentials, record, limits, reserved=1)]
             on_this_connection = 0
             while pending:
                 credential = pending.pop(0)

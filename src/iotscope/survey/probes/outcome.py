@@ -126,14 +126,18 @@ class ProbeRecord:
         )
 
 
-def plan_attempts(credentials: list[Credential], record: ProbeRecord, limits: ProbeLimits) -> list[Credential]:
+def plan_attempts(
+    credentials: list[Credential], record: ProbeRecord, limits: ProbeLimits, reserved: int = 0
+) -> list[Credential]:
     """The pairs to try on this service, in order: when what the device said before login names
     its maker (banner, HTTP realm/title/server, SSH version, FTP greeting), that maker's defaults
     first; then the rest in list order (Mirai's pairs by prevalence, then the corpus by how many
-    makers ship a pair). Each pair once, at most ``limits.max_attempts``."""
+    makers ship a pair). Each pair once, at most ``limits.max_attempts`` less the ``reserved``
+    attempts the probe makes on its own (FTP's anonymous login)."""
     ordered = attempt_order(prefer_vendor(credentials, device_maker(record.banner)))
-    record.untried = max(0, len(ordered) - limits.max_attempts)
-    return ordered[: limits.max_attempts]
+    room = max(0, limits.max_attempts - reserved)
+    record.untried = max(0, len(ordered) - room)
+    return ordered[:room]
 
 
 #: What the survey calls: probe the service at ``ip:port`` with ``credentials`` -> one result;
