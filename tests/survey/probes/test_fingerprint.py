@@ -52,6 +52,7 @@ def test_device_maker_names_makers_not_software(texts, maker):
         ("telnet", "NVR-4CH login:", "NVR-4CH"),
         ("telnet", "(none) login:", None),
         ("telnet", "localhost login:", None),
+        ("telnet", "Please login:", None),
         ("ssh", "SSH-2.0-foo", None),
     ],
 )

@@ -101,7 +101,10 @@ _FTP_NAME = re.compile(
 )
 #: "NVR-4CH login:" -> the host name the device shows before its login prompt.
 _LOGIN_NAME = re.compile(r"(?:^|\s)([\w][\w.-]{0,40})\s+login:\s*$", re.IGNORECASE)
-_NAMELESS = frozenset({"none", "(none)", "localhost", "login", "user", "server", "ftp"})
+_NAMELESS = frozenset({
+    "none", "(none)", "localhost", "login", "user", "server", "ftp", "please", "to", "the", "again", "console",
+    "system", "device", "admin", "welcome",
+})
 
 
 def name_in_greeting(protocol: str, banner: str) -> str | None:
