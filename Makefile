@@ -5,9 +5,10 @@ PY    := $(VENV)/bin/python
 BIN   := $(VENV)/bin
 DEMO  ?= demo-out
 # Debian packages the tests and benchmarks drive as real peers (tshark, tcpdump, nmap, hydra),
-# real IoT daemons (busybox telnetd, dropbear; openssl and login for their throwaway account)
+# real IoT daemons (busybox telnetd, dropbear; openssl and login for their throwaway account),
+# stock web servers (nginx-light, lighttpd: their welcome pages must not count as devices)
 # and namespaces (iproute2).
-APT_PKGS := tshark tcpdump nmap hydra busybox-static dropbear-bin openssl login iproute2 libpcap-dev
+APT_PKGS := tshark tcpdump nmap hydra busybox-static dropbear-bin openssl login iproute2 libpcap-dev nginx-light lighttpd
 
 # The embedded geo/ASN default (enrich/): npm packages pinned by data/geo/package-lock.json, converted
 # once into memory-mapped range arrays. Nothing is downloaded at run time.

@@ -155,3 +155,36 @@ def test_closed_findings_cover_only_what_the_sweep_saw_and_only_once(tmp_path: P
     again = closed_findings(pa.concat_tables([history, to_table(closed)]), ts=later, survey_id="S2", scope=scope,
                             ports=[23], still_open={("127.0.0.6", 23)})
     assert again == []
+
+
+def test_finding_time_is_when_the_probe_confirmed_it(tmp_path: Path) -> None:
+    """Issue 7 item 4: a finding's ``ts`` is when the probe reached its verdict (here after four
+    paced attempts, >= 1.5 s into the survey), not when the survey or the probe began."""
+    pair = load_builtin()[3]  # the fourth pair: three refusals first
+    ip, device = start_device([
+        ServiceSpec(2323, "telnet", username=pair.username, password=pair.password, credential_id=pair.id),
+    ])
+    scope = Scope.load(write_scope(tmp_path / "scope.toml", [f"{ip}/32"]))
+    limits = ProbeLimits(connect_timeout=1.0, read_timeout=2.0, deadline=20.0, attempt_delay=0.5, prompt_settle=0.02)
+    started = datetime.now(timezone.utc)
+    try:
+        summary = asyncio.run(run_survey(
+            scope, store=tmp_path / "store", credentials=load_builtin()[:4], ports=[2323], rate=2000, limits=limits,
+            workers=1,
+        ))
+    finally:
+        device.stop()
+    finished = datetime.now(timezone.utc)
+    (finding,) = summary.findings
+    assert (finding.status, finding.credential_id) == ("vulnerable", pair.id), finding
+    assert started.timestamp() + 1.5 <= finding.ts.timestamp() <= finished.timestamp()
+
+
+def test_make_finding_takes_the_confirming_time() -> None:
+    confirmed = datetime(2026, 5, 1, 12, 0, 7, tzinfo=timezone.utc)
+    result = ProbeResult("ftp", "vulnerable", "mirai-04", "220 ready", None, "login accepted", 5, confirmed_at=confirmed)
+    finding = make_finding(
+        ts=datetime(2026, 5, 1, 12, 0, 0, tzinfo=timezone.utc), survey_id="S", scanner="127.0.0.1", ip="127.0.0.9",
+        port=21, authorized=RANGE, result=result,
+    )
+    assert finding.ts == confirmed

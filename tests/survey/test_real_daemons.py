@@ -1,9 +1,12 @@
-"""Real IoT daemons from Debian packages, started on loopback by the test: BusyBox telnetd, dropbear.
+"""Real daemons from Debian packages, started on loopback by the test: BusyBox telnetd, dropbear,
+and nginx and lighttpd serving their stock pages.
 
 A throwaway account exists only inside a private mount namespace (``unshare -m``) in which
 temporary copies of /etc/passwd and /etc/shadow, with the account added, are bind-mounted over
 the real ones: the daemons and the login programs they start see the account, the machine does
 not. A weak password (a Mirai pair) must be found with its credential id, a strong one not.
+The web servers run as the test's own processes with a configuration in a temporary directory
+(never the system service): their stock welcome pages must not be reported as admin pages.
 """
 
 from __future__ import annotations
@@ -47,7 +50,7 @@ def _missing_prerequisite() -> str | None:
     return None
 
 
-pytestmark = pytest.mark.skipif(_missing_prerequisite() is not None, reason=_missing_prerequisite() or "")
+needs_namespace = pytest.mark.skipif(_missing_prerequisite() is not None, reason=_missing_prerequisite() or "")
 
 
 def _free_port(host: str) -> int:
@@ -104,14 +107,12 @@ def _wait_listening(host: str, port: int, process: subprocess.Popen) -> None:
 
 @pytest.fixture(scope="module")
 def host_keys(tmp_path_factory) -> list[str]:
-    """RSA and Ed25519, as devices ship (dropbear 2022.83 aborts the handshake with Ed25519 alone)."""
-    directory = tmp_path_factory.mktemp("dropbear")
-    keys = []
-    for kind in ("rsa", "ed25519"):
-        key = directory / f"dropbear_{kind}_host_key"
-        subprocess.run(["dropbearkey", "-t", kind, "-f", str(key)], capture_output=True, check=True)
-        keys += ["-r", str(key)]
-    return keys
+    """An Ed25519 host key only. dropbear 2022.83 still advertises the RSA host-key algorithms
+    then and aborts (``Failed assertion (rsa.c:164)``) when a client picks one of them: the
+    probe must offer host-key algorithms in OpenSSH's order, as hydra and ssh(1) do (issue 7)."""
+    key = tmp_path_factory.mktemp("dropbear") / "dropbear_ed25519_host_key"
+    subprocess.run(["dropbearkey", "-t", "ed25519", "-f", str(key)], capture_output=True, check=True)
+    return ["-r", str(key)]
 
 
 @pytest.fixture(params=[WEAK, STRONG], ids=["weak", "strong"])
@@ -137,6 +138,7 @@ def daemons(request, tmp_path: Path, host_keys: list[str]) -> Iterator[tuple[str
             process.wait(timeout=5)
 
 
+@needs_namespace
 def test_busybox_telnetd_and_dropbear(daemons):
     password, ports = daemons
     # Strong: only the account's own name (each refusal costs login's 3 s fail delay).
@@ -154,6 +156,9 @@ def test_busybox_telnetd_and_dropbear(daemons):
     telnet_service, ssh_service, telnet, ssh = asyncio.run(survey())
     assert (telnet_service, ssh_service) == ("telnet", "ssh")
     assert ssh.device and ssh.device.startswith("dropbear")
+    # busybox telnetd shows /etc/issue.net ("Debian GNU/Linux 12") before login's prompt.
+    assert telnet.device, telnet
+    assert telnet.banner.endswith("login:"), telnet.banner
     if password == WEAK:
         assert (telnet.status, telnet.credential_id, telnet.attempts) == ("vulnerable", "mirai-61", 2), telnet
         assert (ssh.status, ssh.credential_id, ssh.attempts) == ("vulnerable", "mirai-61", 2), ssh
@@ -161,3 +166,61 @@ def test_busybox_telnetd_and_dropbear(daemons):
     else:
         assert (telnet.status, telnet.credential_id, telnet.attempts) == ("not_vulnerable", None, 1), telnet
         assert (ssh.status, ssh.credential_id, ssh.attempts) == ("not_vulnerable", None, 1), ssh
+
+
+WEB_HOST = "127.0.0.76"
+
+
+def _nginx(directory: Path, port: int) -> list[str]:
+    """nginx serving Debian's stock page (/var/www/html/index.nginx-debian.html) on ``port``."""
+    config = directory / "nginx.conf"
+    config.write_text(
+        f"daemon off;\nmaster_process off;\npid {directory}/nginx.pid;\nerror_log {directory}/error.log;\n"
+        "events { worker_connections 64; }\n"
+        f"http {{\n access_log off;\n client_body_temp_path {directory}/body;\n"
+        f" proxy_temp_path {directory}/proxy;\n fastcgi_temp_path {directory}/fastcgi;\n"
+        f" server {{\n  listen {WEB_HOST}:{port};\n  root /var/www/html;\n"
+        "  index index.html index.nginx-debian.html;\n }\n}\n"
+    )
+    return ["nginx", "-e", str(directory / "error.log"), "-p", str(directory), "-c", str(config)]
+
+
+def _lighttpd(directory: Path, port: int) -> list[str]:
+    """lighttpd serving Debian's placeholder page (/usr/share/lighttpd/index.html) on ``port``."""
+    config = directory / "lighttpd.conf"
+    config.write_text(
+        f'server.document-root = "/usr/share/lighttpd"\nserver.bind = "{WEB_HOST}"\nserver.port = {port}\n'
+        f'server.errorlog = "{directory}/error.log"\nindex-file.names = ("index.html")\n'
+        'mimetype.assign = (".html" => "text/html")\n'
+    )
+    return ["lighttpd", "-D", "-f", str(config)]
+
+
+STOCK_PAGE_FILES = {"nginx": "/var/www/html/index.nginx-debian.html", "lighttpd": "/usr/share/lighttpd/index.html"}
+
+
+@pytest.mark.parametrize(("server", "command"), [("nginx", _nginx), ("lighttpd", _lighttpd)])
+def test_stock_page_of_a_real_web_server_is_not_an_admin_page(server, command, tmp_path):
+    if shutil.which(server) is None or not Path(STOCK_PAGE_FILES[server]).exists():
+        pytest.skip(f"{server} is not installed (Debian package {'nginx-light' if server == 'nginx' else server})")
+    port = _free_port(WEB_HOST)
+    process = subprocess.Popen(
+        command(tmp_path, port), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
+    )
+    try:
+        _wait_listening(WEB_HOST, port, process)
+
+        async def survey():
+            scope = loopback_scope()
+            return (
+                await identify_service(scope, WEB_HOST, port, LIMITS),
+                await PROBES["http"](scope, WEB_HOST, port, CREDENTIALS, LIMITS),
+            )
+
+        service, result = asyncio.run(survey())
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=5)
+    assert service == "http"
+    assert (result.status, result.credential_id, result.attempts) == ("not_vulnerable", None, 0), result
+    assert result.device and result.device.startswith(server), result

@@ -40,7 +40,7 @@ def run(
     store: StoreOption,
     ports: Annotated[str, typer.Option(help="Comma-separated TCP ports.")] = ",".join(map(str, DEFAULT_PORTS)),
     rate: Annotated[float, typer.Option(help="Connection attempts per second, all targets together.")] = DEFAULT_RATE,
-    credentials: Annotated[Path | None, typer.Option(help="Extra credential file (TOML), tried after the built-in list.")] = None,
+    credentials: Annotated[Path | None, typer.Option(help="Extra credential file (TOML), tried before the built-in corpus (after the device maker's defaults).")] = None,
     shard: Annotated[str, typer.Option(help="This machine's shard i/N of the scope (disjoint, together complete).")] = "1/1",
     seed: Annotated[int | None, typer.Option(help="Sweep order: one seed for all shards of a survey (default: derived from the scope's ranges and the ports).")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the unfinished survey of the same scope, port set and shard; refused if there is none.")] = False,
@@ -77,7 +77,8 @@ def run(
         if not attempt_delay >= 0:  # NaN included
             raise ValueError(f"--attempt-delay must be 0 or more seconds, not {attempt_delay:g}")
         limits = ProbeLimits(max_attempts=max_attempts, attempt_delay=attempt_delay)
-        credential_list = merge(load_builtin(), load_credentials(credentials) if credentials else [])
+        # Yours first: the built-in corpus (~680 pairs) is longer than the attempt cap.
+        credential_list = merge(load_credentials(credentials) if credentials else [], load_builtin())
     except (ScopeError, CredentialsError, ValueError) as exc:
         fail(str(exc))
     for warning in scope.warnings:

@@ -55,6 +55,9 @@ FINDINGS_SCHEMA = pa.schema([
     # Credential pairs not tried when the deadline ended the probe (``incomplete``); null otherwise
     # (and in files written before the column existed).
     ("remaining", pa.int32()),
+    # The device's reverse DNS name when the probe ran (see iotscope.survey.probes.hostname);
+    # null when it has none, the lookup was off or slow (and in files written before the column).
+    ("hostname", pa.string()),
 ])
 
 #: Severities, most urgent first (the report sorts by this).
@@ -85,6 +88,7 @@ class Finding:
     owner: str
     authorization: str
     remaining: int | None = None
+    hostname: str | None = None
 
 
 def classify(protocol: str, status: str, credential_id: str | None) -> tuple[str, str]:
@@ -107,21 +111,27 @@ def classify(protocol: str, status: str, credential_id: str | None) -> tuple[str
 
 def make_finding(
     *, ts: datetime, survey_id: str, scanner: str | None, ip: str, port: int,
-    authorized: AuthorizedRange, result: ProbeResult | None,
+    authorized: AuthorizedRange, result: ProbeResult | None, hostname: str | None = None,
 ) -> Finding:
-    """The evidence row for one service; ``result`` None means no known service handshake."""
+    """The evidence row for one service; ``result`` None means no known service handshake.
+
+    ``ts`` is when the probe of the service began; the row carries the time the probe reached
+    its verdict (``result.confirmed_at``) when there is one: evidence says when it was seen.
+    """
     ip = canonical_address(ip)
+    if result is not None and result.confirmed_at is not None:
+        ts = result.confirmed_at
     if result is None:
         return Finding(
             ts, survey_id, scanner, ip, port, "unknown", "error", "info", "unidentified-service",
             None, "", None, "no telnet, SSH, HTTP or FTP handshake (silent, unknown or hostile service)",
-            0, authorized.owner, authorized.authorization,
+            0, authorized.owner, authorized.authorization, hostname=hostname,
         )
     severity, tag = classify(result.protocol, result.status, result.credential_id)
     return Finding(
         ts, survey_id, scanner, ip, port, result.protocol, result.status, severity, tag,
         result.credential_id, sanitize(result.banner), result.device, sanitize(result.detail),
-        result.attempts, authorized.owner, authorized.authorization, result.remaining,
+        result.attempts, authorized.owner, authorized.authorization, result.remaining, hostname,
     )
 
 
@@ -149,7 +159,7 @@ def closed_findings(
         closed.append(Finding(
             ts, survey_id, None, row["ip"], row["port"], row["protocol"], "closed", *classify(row["protocol"], "closed", None),
             None, "", row["device"], f"not open in this survey's complete sweep (last seen {row['status']} by survey "
-            f"{row['survey_id']})", 0, authorized.owner, authorized.authorization,
+            f"{row['survey_id']})", 0, authorized.owner, authorized.authorization, hostname=row.get("hostname"),
         ))
     return closed
 

@@ -115,7 +115,7 @@ def store_findings(store: Path, survey_id: str | None = None) -> pa.Table:
 def _report_row(row: dict) -> dict:
     return {
         "timestamp": _timestamp(row), "ip": row["ip"], "port": row["port"], "protocol": row["protocol"],
-        "hostname": None, "tag": row["tag"], "device": row["device"], "severity": row["severity"],
+        "hostname": row.get("hostname"), "tag": row["tag"], "device": row["device"], "severity": row["severity"],
         "credential_id": row["credential_id"], "survey_id": row["survey_id"], "owner": row["owner"],
         "authorization": row["authorization"],
     }

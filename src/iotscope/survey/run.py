@@ -36,6 +36,7 @@ from iotscope.survey.l4import import L4Import, import_file_digest, read_l4_file
 from iotscope.survey.permutation import CyclicPermutation, Shard
 from iotscope.survey.probes import ProbeLimits, ProbeResult
 from iotscope.survey.probes.device import device_deadline, probe_service
+from iotscope.survey.probes.hostname import reverse_name
 from iotscope.survey.probes.limits import DEFAULT_PROBE_CONCURRENCY
 from iotscope.survey.scope import Scope, guarded_source_address
 from iotscope.survey.sweep import (
@@ -215,8 +216,13 @@ class _Prober:
         async def survey_device(services: list[OpenPort]) -> None:
             async with slots:
                 until = device_deadline(self.limits)
-                for service in services:
-                    await self._probe(service, until)
+                # Once per device, alongside its probes: a slow PTR costs no probe time.
+                hostname = asyncio.create_task(reverse_name(services[0].ip, self.limits.reverse_dns_timeout))
+                try:
+                    for service in services:
+                        await self._probe(service, until, hostname)
+                finally:
+                    hostname.cancel()
 
         self._report()
         try:
@@ -226,7 +232,7 @@ class _Prober:
             self._flush()
         self._report()
 
-    async def _probe(self, service: OpenPort, until: float) -> None:
+    async def _probe(self, service: OpenPort, until: float, hostname: asyncio.Task[str | None]) -> None:
         authorized = self.scope.check(service.ip)
         started = now()
         scanner, result = service.scanner, None
@@ -238,7 +244,7 @@ class _Prober:
             result = await probe_service(self.scope, service.ip, service.port, self.credentials, self.limits, until)
         finding = make_finding(
             ts=started, survey_id=self.survey_id, scanner=scanner, ip=service.ip,
-            port=service.port, authorized=authorized, result=result,
+            port=service.port, authorized=authorized, result=result, hostname=await hostname,
         )
         self.summary.findings.append(finding)
         self.summary.probed += 1

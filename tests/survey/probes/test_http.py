@@ -11,6 +11,10 @@ from iotscope.survey.credentials import Credential, load_builtin
 from iotscope.survey.probes import http
 from iotscope.survey.probes.http import Challenge, authorization_header, parse_challenges
 
+from iotscope.simulate.devices.accounts import Account
+from iotscope.simulate.devices.banners import PROFILES
+from iotscope.simulate.devices.http_device import http_handler
+
 from .fake_devices import FAST, Log, garbage, http_device, huge_banner, loopback_scope, serving, silent, tarpit
 
 CREDENTIALS = load_builtin()
@@ -105,3 +109,58 @@ def test_challenge_parsing_handles_several_schemes_in_one_header():
 )
 def test_open_admin_page_heuristic(body, open_admin):
     assert http.looks_like_open_admin_page(http.Response(200, {}, body)) is open_admin
+
+
+#: Stock pages that web servers install: never a device's admin UI, whatever words they contain.
+STOCK_PAGES = {
+    "nginx": b"<!DOCTYPE html><html><head><title>Welcome to nginx!</title></head><body><h1>Welcome to nginx!</h1>"
+    b"<p>If you see this page, the nginx web server is successfully installed and working. Further configuration "
+    b"is required.</p><p>For online documentation and support please refer to nginx.org.</p></body></html>",
+    "apache-debian": b"<title>Apache2 Debian Default Page: It works</title><div class='section_header'>It works!</div>"
+    b"This is the default welcome page used to test the correct operation of the Apache2 server after installation "
+    b"on Debian systems. Configuration Overview: Debian's Apache2 default configuration is different from the "
+    b"upstream default configuration, /etc/apache2/apache2.conf, Device settings in ports.conf",
+    "apache-ubuntu": b"<title>Apache2 Ubuntu Default Page: It works</title>Ubuntu system configuration network",
+    "apache-plain": b"<html><body><h1>It works!</h1></body></html>",
+    "apache-rhel": b"<title>Test Page for the Apache HTTP Server on Red Hat Enterprise Linux</title>admin setup",
+    "lighttpd": b"<title>Welcome page</title><h1>Placeholder page</h1>The owner of this web site has not put up any "
+    b"web pages yet. Unless you changed its configuration, your new server is configured as follows: This is a "
+    b"placeholder page installed by the Debian release of the Lighttpd server package. This computer has installed "
+    b"the Debian GNU/Linux operating system",
+    "iis": b"<title>IIS Windows Server</title><a href='https://go.microsoft.com/fwlink/?linkid=66138'>"
+    b"<img src='iisstart.png' alt='IIS'></a> Internet Information Services system administration",
+    "iis-old": b"<title>IIS7</title><img src='welcome.png' alt='IIS7' /> Windows Server device settings",
+}
+
+
+@pytest.mark.parametrize("body", STOCK_PAGES.values(), ids=STOCK_PAGES.keys())
+def test_stock_web_server_page_is_never_an_open_admin_page(body):
+    assert http.looks_like_open_admin_page(http.Response(200, {"server": ["nginx/1.22.1"]}, body)) is False
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"<title>Welcome</title><p>Configuration of our network and systems is described in the admin guide.</p>",
+        b"<title>Docs</title>Device settings and setup notes for our office",
+    ],
+    ids=["blog-with-admin-words", "office-wiki"],
+)
+def test_admin_words_alone_are_not_evidence_of_a_device(body):
+    assert http.looks_like_open_admin_page(http.Response(200, {}, body)) is False
+
+
+@pytest.mark.parametrize("profile", PROFILES, ids=[p.name for p in PROFILES])
+def test_emulated_device_uis_are_open_admin_pages(profile):
+    result = run_probe(http_handler(profile, Account(None, None)), "127.0.0.47")
+    assert (result.status, result.credential_id) == ("vulnerable", None), result
+
+
+def test_maker_named_by_the_server_gets_its_defaults_first():
+    """Issue 7 items 2/6: the Server header names ZyXEL, so ZyXEL's pairs are tried first and
+    zyxel-2 (past the 100-attempt cap in list order) is found within a few attempts."""
+    log = Log()
+    handler = http_device(log, accounts={"admin": "Zyxel*2012*"}, server="RomPager/4.07 UPnP/1.0 ZyXEL NBG")
+    result = run_probe(handler, "127.0.0.48")
+    assert (result.status, result.credential_id) == ("vulnerable", "zyxel-2"), result
+    assert result.attempts <= len([c for c in CREDENTIALS if "ZyXEL" in c.vendors])

@@ -76,3 +76,20 @@ def test_pace_waits_attempt_delay_between_attempts_not_before_the_first():
     first, second = asyncio.run(two_attempts())
     assert first < 0.05
     assert second >= 0.2
+
+
+def test_banner_is_pre_login_and_only_the_password_that_logged_in_is_masked():
+    from iotscope.survey.credentials import Credential
+
+    record = ProbeRecord("ftp")
+    record.saw(b"220 Welcome to blah FTP service, admin.\r\n")
+    tried, used = Credential("c1", "root", "service", "t"), Credential("c2", "admin", "blah", "t")
+    for credential in (tried, used):
+        record.attempts += 1
+        record.sending(credential)
+        record.saw(b"331 Password for blah, service\r\n")  # after the first attempt: not the banner
+    refused = record.result("not_vulnerable")
+    assert refused.banner == "220 Welcome to blah FTP service, admin."
+    found = record.result("vulnerable", credential_id="c2")
+    assert found.banner == "220 Welcome to *** FTP service, admin."
+    assert found.confirmed_at is not None and found.confirmed_at.tzinfo is not None

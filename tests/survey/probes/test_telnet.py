@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from iotscope.survey.credentials import load_builtin
+from iotscope.survey.credentials import Credential, load_builtin
 from iotscope.survey.probes import telnet
 from iotscope.survey.probes.telnet import DO, IAC, SB, SE, WILL, Prompt, TelnetNegotiator, classify_tail
 
@@ -54,7 +54,9 @@ def test_hardened_device_is_not_reported():
     assert result.status == "not_vulnerable"
     assert result.credential_id is None
     distinct = len({(c.username, c.password) for c in CREDENTIALS})
-    assert result.attempts == distinct
+    assert result.attempts == min(distinct, limits.max_attempts)
+    # The corpus is longer than the cap: the result says the list was not exhausted.
+    assert f"{distinct - limits.max_attempts} listed pairs not tried (max_attempts cap)" in result.detail
     assert not any(r.startswith(b"SHELL:") for r in log.received)
 
 
@@ -159,6 +161,49 @@ def test_password_only_device_and_an_echoed_password_never_reaches_the_banner():
     assert (result.status, result.credential_id) == ("vulnerable", "mirai-08")
     # Each distinct password once: xc3511 vizxv admin (admin/admin skipped) 888888 xmhdipc default juantech.
     assert result.attempts == 7
-    assert "juantech" not in result.banner and "xc3511" not in result.banner
-    assert "***" in result.banner
+    # The banner is what the device said before the first attempt: no echo of anything typed.
+    assert result.banner == "Router console Password:"
     assert log.received == [b"SHELL:exit"]
+
+
+def test_banner_is_the_pre_login_greeting_and_names_the_device():
+    """Issue 7 item 4: the banner kept is what precedes the first login (issue text and prompt),
+    never the echoed user names or what follows, and ``device`` comes from that greeting."""
+
+    async def handler(reader, writer):
+        writer.write(b"\r\nDebian GNU/Linux 12\r\nNVR-4CH login: ")
+        while True:
+            user = await reader.readuntil(b"\n")
+            writer.write(user + b"Password: ")  # echoes the typed user name
+            await reader.readuntil(b"\n")
+            writer.write(b"\r\nLogin incorrect\r\nNVR-4CH login: ")
+
+    credentials = [Credential("c1", "supervisor", "service", "test"), Credential("c2", "admin", "1234", "test")]
+    result = run_probe(handler, "127.0.0.29", credentials=credentials)
+    assert (result.status, result.attempts) == ("not_vulnerable", 2), result
+    assert result.banner == "Debian GNU/Linux 12 NVR-4CH login:"
+    assert "supervisor" not in result.banner and "incorrect" not in result.banner
+    assert result.device == "Debian 12"
+
+
+def test_device_named_only_by_its_login_prompt():
+    async def handler(reader, writer):
+        writer.write(b"\r\nNVR-4CH login: ")
+        await reader.readuntil(b"\n")
+        writer.close()
+
+    result = run_probe(handler, "127.0.0.29", credentials=[Credential("c1", "supervisor", "service", "test")])
+    assert result.device == "NVR-4CH", result
+
+
+def test_a_device_that_names_its_maker_gets_that_makers_defaults_first():
+    """Issue 7 items 2/6: the greeting names ZTE, so ZTE's pairs come first: root/Zte521 (Mirai's
+    39th) is found at once, and zte-3 (number 664 of the corpus, past the 100-attempt cap in
+    list order) is found at all."""
+    for account, expected in (({"root": "Zte521"}, "mirai-39"), ({"root": "W!n0&oO7."}, "zte-3")):
+        log = Log()
+        handler = telnet_device(account, log, banner=b"\r\nZXHN F660\r\n", tries_per_connection=10)
+        result = run_probe(handler, "127.0.0.23", dataclasses.replace(FAST, deadline=10.0))
+        assert (result.status, result.credential_id) == ("vulnerable", expected), result
+        zte = [c for c in CREDENTIALS if "ZTE" in c.vendors]
+        assert result.attempts <= len(zte), result

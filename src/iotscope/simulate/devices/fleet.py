@@ -198,8 +198,8 @@ def default_fleet(
     """A realistic mixed fleet of ``count`` devices in ``bind``, the same for the same seed.
 
     Vulnerable devices use pairs from ``credentials`` (default: the survey's built-in list, so the
-    ids match what the survey records): half the time their vendor's own factory default, else any
-    pair. Hardened devices keep the vendor's account name with a random strong password and lock
+    ids match what the survey records): half the time their vendor's own factory default, else one
+    of Mirai's pairs (any pair of a list without Mirai weights). Hardened devices keep the vendor's account name with a random strong password and lock
     after ``lockout_after`` failures within the spec's ``lockout_window`` (``None``: never lock).
     ``timings`` are :class:`FleetSpec` fields (``idle_timeout``, ``drip_interval``, ...).
     127.0.0.1 is never used: the machine's own daemons listen there.
@@ -287,10 +287,14 @@ def _service(
 
 
 def _default_credential(profile: Profile, pool: list[Credential], rng: random.Random) -> Credential:
+    """The vendor's own default half the time, else a pair devices in the wild were found on:
+    one of Mirai's (those with a Mirai weight), not any of the ~680 of the corpus (most of which
+    a real device population seldom uses), or any pair of a list without weights."""
     vendor_default = next((c for c in pool if c.id == profile.default_credential_id), None)
     if vendor_default is not None and rng.random() < 0.5:
         return vendor_default
-    return pool[rng.randrange(len(pool))]
+    common = [c for c in pool if c.weight is not None] or pool
+    return common[rng.randrange(len(common))]
 
 
 def _strong_password(rng: random.Random, pool: list[Credential]) -> str:

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import re
 
-_RULES: list[tuple[re.Pattern[str], str]] = [
-    (re.compile(p, re.IGNORECASE), name)
-    for p, name in [
-        # Device makers and firmware families.
+def _compiled(rules: list[tuple[str, str]]) -> list[tuple[re.Pattern[str], str]]:
+    return [(re.compile(pattern, re.IGNORECASE), name) for pattern, name in rules]
+
+
+#: Device makers and firmware families: the names a device's own defaults are listed under.
+_MAKER_RULES = _compiled(
+    [
         (r"hikvision|DVRDVS-Webs|DNVRS-Webs|App-webs/|Hikvision-Webs", "Hikvision"),
         (r"dahua|\bDH_?(?:IPC|NVR|DVR)\b", "Dahua"),
         (r"uc-httpd|xiongmai|\bXMeye\b|NETSurveillance", "Xiongmai"),
@@ -21,7 +24,7 @@ _RULES: list[tuple[re.Pattern[str], str]] = [
         (r"huawei|HG532|HG8245|EchoLife", "Huawei"),
         (r"TP-?LINK", "TP-Link"),
         (r"D-?Link|\bDIR-\d+", "D-Link"),
-        (r"mikrotik|RouterOS", "MikroTik"),
+        (r"mikrotik|RouterOS|SSH-[\d.]+-ROSSSH", "MikroTik"),
         (r"ubiquiti|\bUBNT\b|airOS|UniFi", "Ubiquiti"),
         (r"netgear", "Netgear"),
         (r"zyxel", "ZyXEL"),
@@ -31,8 +34,12 @@ _RULES: list[tuple[re.Pattern[str], str]] = [
         (r"raspbian|raspberry ?pi", "Raspberry Pi"),
         (r"OpenWrt", "OpenWrt"),
         (r"DD-WRT", "DD-WRT"),
-        (r"Realtek", "Realtek SDK"),
-        # Embedded software.
+        (r"Realtek|\bRTL\d{4}", "Realtek SDK"),
+    ]
+)
+#: Embedded software that many makers ship (many IoT devices reveal only this).
+_SOFTWARE_RULES = _compiled(
+    [
         (r"BusyBox v?(\d+(?:\.\d+)+)", "BusyBox {0}"),
         (r"BusyBox", "BusyBox"),
         (r"SSH-[\d.]+-dropbear_?(\d[\d.]*)?", "dropbear {0}"),
@@ -49,8 +56,12 @@ _RULES: list[tuple[re.Pattern[str], str]] = [
         (r"Pure-FTPd", "Pure-FTPd"),
         (r"nginx/?([\d.]+)?", "nginx {0}"),
         (r"Apache/?([\d.]+)?", "Apache {0}"),
+        # Operating systems that telnetd and sshd name in their issue text.
+        (r"Debian GNU/Linux ?(\d+)?", "Debian {0}"),
+        (r"Ubuntu ?(\d+\.\d+)?", "Ubuntu {0}"),
     ]
-]
+)
+_RULES = _MAKER_RULES + _SOFTWARE_RULES
 
 
 def guess_device(*texts: str | None) -> str | None:
@@ -71,3 +82,40 @@ def guess_device(*texts: str | None) -> str | None:
         if len(found) == 2:
             break
     return " / ".join(found) or None
+
+
+def device_maker(*texts: str | None) -> str | None:
+    """The device maker or firmware family named in ``texts`` ("Hikvision", "OpenWrt"), or None.
+
+    Unlike :func:`guess_device`, embedded software (BusyBox, lighttpd, nginx) does not count: it
+    says nothing about whose device this is, so it neither proves a device UI nor selects a
+    maker's default credentials.
+    """
+    text = " ".join(t for t in texts if t)
+    return next((name for pattern, name in _MAKER_RULES if pattern.search(text)), None)
+
+
+#: "220 Welcome to blah FTP service." / "220 DiskStation FTP server ready." -> the name before "FTP".
+_FTP_NAME = re.compile(
+    r"^220[ -](?:\(?\s*)?(?:welcome to\s+)?(?:the\s+)?([\w][\w .()/-]{0,40}?)\s+ftpd?\b", re.IGNORECASE
+)
+#: "NVR-4CH login:" -> the host name the device shows before its login prompt.
+_LOGIN_NAME = re.compile(r"(?:^|\s)([\w][\w.-]{0,40})\s+login:\s*$", re.IGNORECASE)
+_NAMELESS = frozenset({
+    "none", "(none)", "localhost", "login", "user", "server", "ftp", "please", "to", "the", "again", "console",
+    "system", "device", "admin", "welcome",
+})
+
+
+def name_in_greeting(protocol: str, banner: str) -> str | None:
+    """The name a telnet or FTP greeting gives itself when no rule knows it (a host or product
+    name: "blah" in "220 Welcome to blah FTP service.", "NVR-4CH" in "NVR-4CH login:"), or None.
+
+    A guess from the device's own words beats an empty column: whoever acts on a finding
+    (step 3, ask the maker) needs something to go on.
+    """
+    pattern = {"ftp": _FTP_NAME, "telnet": _LOGIN_NAME}.get(protocol)
+    match = pattern.search(banner.strip()) if pattern else None
+    if match is None or match.group(1).lower() in _NAMELESS:
+        return None
+    return match.group(1)

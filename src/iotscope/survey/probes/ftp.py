@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import re
 
-from iotscope.survey.credentials import Credential, attempt_order
+from iotscope.survey.credentials import Credential
 from iotscope.survey.probes.limits import ProbeLimits
-from iotscope.survey.probes.outcome import ProbeFailure, ProbeRecord, ProbeResult, service_probe
+from iotscope.survey.probes.outcome import ProbeFailure, ProbeRecord, ProbeResult, plan_attempts, service_probe
 from iotscope.survey.probes.stream import DeviceStream, open_device
 from iotscope.survey.scope import Scope
 
@@ -48,18 +48,20 @@ async def _login(
 ) -> ProbeResult:
     """Anonymous login first, then ``credentials``, on the FTP service at ``ip:port``."""
     anonymous = Credential("anonymous", "anonymous", ANONYMOUS_PASSWORD, "RFC 1635")
-    pending = [anonymous, *attempt_order(credentials)][: limits.max_attempts]
-    while pending:
+    pending: list[Credential] | None = None  # planned once the greeting has named the device
+    while pending is None or pending:
         async with open_device(scope, ip, port, limits, record) as stream:
             greeting = await stream.read_until(_reply_complete, "greeting")
             record.saw(greeting)
             if not greeting.startswith(b"220"):
                 raise ProbeFailure("no FTP 220 greeting")
+            if pending is None:
+                pending = [anonymous, *plan_attempts(credentials, record, limits, reserved=1)]
             on_this_connection = 0
             while pending:
                 credential = pending.pop(0)
                 await record.pace(limits)
-                record.conceal(credential.password)
+                record.sending(credential)
                 code = await _try(stream, credential)
                 if code is None:  # the server hung up (e.g. vsftpd after 3 failures): reconnect
                     if on_this_connection == 0:

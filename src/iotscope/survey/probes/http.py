@@ -1,7 +1,10 @@
 """HTTP: admin pages open without authentication, or behind Basic/Digest auth with a default password.
 
-The probe asks a few admin paths (following same-host redirects). A 200 admin page without a
-password field is open to anyone; a 401 with a Basic or Digest challenge (RFC 7617, RFC 7616)
+The probe asks a few admin paths (following same-host redirects). A 200 page is an open admin
+page only with positive evidence of a device UI: admin words *and* a device maker's name or a
+router/camera/DVR UI marker, and no login form. Stock pages that web servers install (nginx's
+"Welcome to nginx!", Apache's "It works!", lighttpd's placeholder, IIS, distribution test
+pages) are never devices, whatever they say about "configuration" (issue 7 item 3); a 401 with a Basic or Digest challenge (RFC 7617, RFC 7616)
 is tried with the credential list, and a 2xx/3xx answer with credentials is access. Form-based
 logins are not attempted (that would mean posting to device-specific forms). One request per
 connection (``Connection: close``), each read bounded by the step timeout and size cap.
@@ -16,9 +19,10 @@ import re
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from iotscope.survey.credentials import Credential, attempt_order
+from iotscope.survey.credentials import Credential
+from iotscope.survey.probes.fingerprint import device_maker
 from iotscope.survey.probes.limits import ProbeLimits
-from iotscope.survey.probes.outcome import ProbeFailure, ProbeRecord, ProbeResult, service_probe
+from iotscope.survey.probes.outcome import ProbeFailure, ProbeRecord, ProbeResult, plan_attempts, service_probe
 from iotscope.survey.probes.stream import open_device
 from iotscope.survey.scope import Scope
 
@@ -30,6 +34,22 @@ _BODY_KEPT = 16 * 1024  # enough to judge a page; the rest is not read
 _STATUS = re.compile(rb"^HTTP/\d(?:\.\d)? (\d{3})")
 _ADMIN_WORDS = re.compile(
     rb"admin|setup|settings|configur|firmware|wireless|reboot|device|system|network|camera|router",
+    re.IGNORECASE,
+)
+#: What only a device's own UI says: network, radio, camera and recorder settings, device classes.
+_DEVICE_UI_MARKERS = re.compile(
+    rb"wireless|\bwi-?fi\b|\bssid\b|\bwlan\b|\bwan\b|\bdhcp\b|pppoe|firmware|reboot|factory (?:reset|default)"
+    rb"|port ?forward|\b[dn]vr\b|camera|webcam|surveillance|live ?view|\bptz\b|router|gateway|access point"
+    rb"|modem|\bluci\b|device management|\bont\b|\bonu\b|\bcpe\b|set-?top box|\bprinter\b",
+    re.IGNORECASE,
+)
+#: Pages that web server packages install before anyone configures them (Debian, Ubuntu, RHEL,
+#: Windows): a server with one of these serves nothing of its own yet.
+_STOCK_PAGE = re.compile(
+    rb"welcome to nginx|welcome to openresty|\bit works!|apache2? (?:debian|ubuntu) default page"
+    rb"|test page for the (?:apache|nginx)|has not put up any web pages yet|placeholder page installed by"
+    rb"|<title>\s*iis(?:\d+(?:\.\d+)?| windows(?: server)?)?\s*</title>|iisstart\.png"
+    rb"|internet information services|caddy works!",
     re.IGNORECASE,
 )
 _PASSWORD_FIELD = re.compile(rb"type\s*=\s*[\"']?password", re.IGNORECASE)
@@ -191,6 +211,20 @@ def authorization_header(
     return "Digest " + ", ".join(fields)
 
 
+def is_stock_server_page(body: bytes) -> bool:
+    """True for the welcome/placeholder page a web server package installs (never a device)."""
+    return _STOCK_PAGE.search(body) is not None
+
+
+def shows_a_device_ui(response: Response) -> bool:
+    """Positive evidence that the page belongs to a device: a maker named in the Server header or
+    the page, or a router/camera/DVR UI marker. Admin words alone ("configuration", "system")
+    are on every web server's welcome page and many ordinary sites."""
+    if _DEVICE_UI_MARKERS.search(response.body):
+        return True
+    return device_maker(response.header("server"), response.body.decode("latin-1")) is not None
+
+
 def looks_like_open_admin_page(response: Response) -> bool:
     """A page that administers the device, served without asking for a password.
 
@@ -200,6 +234,8 @@ def looks_like_open_admin_page(response: Response) -> bool:
     """
     body = response.body
     if not 200 <= response.status < 300 or _ADMIN_WORDS.search(body) is None:
+        return False
+    if is_stock_server_page(body) or not shows_a_device_ui(response):
         return False
     asks_to_log_in = _PASSWORD_FIELD.search(body) or _LOGIN_WORDS.search(body)
     return not asks_to_log_in or _LOGOUT.search(body) is not None
@@ -273,13 +309,13 @@ async def _authenticate(
 ) -> ProbeResult:
     # Digest first when offered: a server offering both accepts both, and Digest leaks less.
     challenge = sorted(challenges, key=lambda c: c.scheme != "digest")[0]
-    for credential in attempt_order(credentials)[: limits.max_attempts]:
+    for credential in plan_attempts(credentials, record, limits):  # realm/server/title name the maker
         header = authorization_header(challenge, credential, "GET", path)
         if header is None:
             return record.result("not_vulnerable", f"unsupported {challenge.scheme} challenge")
         await record.pace(limits)
         record.attempts += 1
-        record.conceal(credential.password)
+        record.sending(credential)
         response = await request(scope, ip, port, path, limits, record, authorization=header)
         if 200 <= response.status < 400:
             return record.result("vulnerable", f"{challenge.scheme} auth accepted on {path}", credential.id)

@@ -12,10 +12,11 @@ import asyncio
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Literal
 
-from iotscope.survey.credentials import Credential
-from iotscope.survey.probes.fingerprint import guess_device
+from iotscope.survey.credentials import Credential, attempt_order, prefer_vendor
+from iotscope.survey.probes.fingerprint import device_maker, guess_device, name_in_greeting
 from iotscope.survey.probes.limits import ProbeLimits
 from iotscope.survey.scope import OutOfScopeError, Scope
 
@@ -43,6 +44,8 @@ class ProbeResult:
     attempts: int = 0
     #: Credential pairs not tried because the device's deadline ended first (``incomplete``).
     remaining: int | None = None
+    #: When the probe reached this verdict (UTC): the evidence's time, not the survey's start.
+    confirmed_at: datetime | None = None
 
 
 def sanitize_banner(raw: bytes | str, limit: int = BANNER_CHARS) -> str:
@@ -52,19 +55,27 @@ def sanitize_banner(raw: bytes | str, limit: int = BANNER_CHARS) -> str:
 
 
 class ProbeRecord:
-    """What a probe has seen so far, so that an error result still carries banner and attempts."""
+    """What a probe has seen so far, so that an error result still carries banner and attempts.
+
+    The banner is what the device said *before the first login attempt* (greeting, issue text,
+    login prompt, SSH version, HTTP server/realm/title): it identifies the device. What follows
+    (echoed user names, "Login incorrect", a shell) is not evidence anyone needs, and may repeat
+    what was typed; it is kept apart, bounded, only to help guess the device.
+    """
 
     def __init__(self, protocol: str) -> None:
         self.protocol = protocol
-        self._said = bytearray()  # what the device said that may identify it (bounded)
+        self._said = bytearray()  # what the device said before the first attempt (bounded)
+        self._after = bytearray()  # what it said after (bounded; for the device guess only)
         self.attempts = 0  # credentials sent
         self.rejected = 0  # attempts the device answered with a clear "no"
-        self._secrets: set[str] = set()
+        self._sent: dict[str, str] = {}  # credential id -> password, of the credentials sent
+        self.untried = 0  # listed pairs left out by the max_attempts cap (see plan_attempts)
 
-    def conceal(self, password: str) -> None:
-        """Keep ``password`` out of the banner, should the device echo it back (some do)."""
-        if password:
-            self._secrets.add(password)
+    def sending(self, credential: Credential) -> None:
+        """Note that ``credential`` goes to the device now (its password is masked wherever the
+        result shows what the device said, should the device echo it)."""
+        self._sent[credential.id] = credential.password
 
     async def pace(self, limits: ProbeLimits) -> None:
         """Wait ``limits.attempt_delay`` before any login attempt but the first: a device that
@@ -73,33 +84,60 @@ class ProbeRecord:
             await asyncio.sleep(limits.attempt_delay)
 
     def saw(self, data: bytes) -> None:
-        room = 4 * BANNER_CHARS - len(self._said)
+        kept = self._after if self.attempts else self._said
+        room = 4 * BANNER_CHARS - len(kept)
         if room > 0:
-            self._said += data[:room]
+            kept += data[:room]
 
     @property
     def banner(self) -> str:
-        """What the device said, sanitized, with every password sent to it masked: findings
-        carry credential ids, never plaintext (a device's own words may contain an echo)."""
-        text = bytes(self._said).decode("latin-1")
-        for secret in sorted(self._secrets, key=len, reverse=True):
+        """The pre-login banner, sanitized."""
+        return sanitize_banner(bytes(self._said))
+
+    def _masked(self, text: str, passwords: list[str]) -> str:
+        for secret in sorted((p for p in passwords if p), key=len, reverse=True):
             text = text.replace(secret, "***")
-        return sanitize_banner(text)
+        return text
 
     def result(
         self, status: ProbeStatus, detail: str = "", credential_id: str | None = None, remaining: int | None = None
     ) -> ProbeResult:
-        banner = self.banner
+        """The verdict, stamped with the time it was reached.
+
+        Findings carry credential ids, never plaintext: the password that logged in is masked in
+        the banner (a device may print it). Only that one: masking every password tried would
+        deface banners that merely contain a listed word ("220 Welcome to blah FTP service.").
+        """
+        used = [self._sent[credential_id]] if credential_id in self._sent else []
+        banner = sanitize_banner(self._masked(bytes(self._said).decode("latin-1"), used))
+        later = self._masked(bytes(self._after).decode("latin-1"), list(self._sent.values()))
+        if status == "not_vulnerable" and self.attempts and self.untried:  # the list was not exhausted: say so
+            detail = f"{detail}; {self.untried} listed pairs not tried (max_attempts cap)"
         return ProbeResult(
             protocol=self.protocol,
             status=status,
             credential_id=credential_id,
             banner=banner,
-            device=guess_device(banner),
+            device=guess_device(banner, sanitize_banner(later)) or name_in_greeting(self.protocol, banner),
             detail=sanitize_banner(detail, 200),
             attempts=self.attempts,
             remaining=remaining,
+            confirmed_at=datetime.now(timezone.utc),
         )
+
+
+def plan_attempts(
+    credentials: list[Credential], record: ProbeRecord, limits: ProbeLimits, reserved: int = 0
+) -> list[Credential]:
+    """The pairs to try on this service, in order: when what the device said before login names
+    its maker (banner, HTTP realm/title/server, SSH version, FTP greeting), that maker's defaults
+    first; then the rest in list order (Mirai's pairs by prevalence, then the corpus by how many
+    makers ship a pair). Each pair once, at most ``limits.max_attempts`` less the ``reserved``
+    attempts the probe makes on its own (FTP's anonymous login)."""
+    ordered = attempt_order(prefer_vendor(credentials, device_maker(record.banner)))
+    room = max(0, limits.max_attempts - reserved)
+    record.untried = max(0, len(ordered) - room)
+    return ordered[:room]
 
 
 #: What the survey calls: probe the service at ``ip:port`` with ``credentials`` -> one result;

@@ -5,6 +5,12 @@ connection comes from the scope's guarded opener (``sock=``); no agent, no keys,
 no known_hosts (devices' host keys are unknown by definition). Legacy algorithms are offered too,
 because old IoT firmware (dropbear) often knows nothing newer. Consecutive credentials with the
 same user name share a connection while the server allows more tries (OpenSSH: 6, dropbear: 10).
+
+Host-key algorithms are offered in OpenSSH's order (Ed25519, ECDSA, then RSA with SHA-2), as
+ssh(1) and hydra do: the server takes the client's first choice it lists, and dropbear 2022.83
+with only an Ed25519 key still lists RSA and aborts when a client picks it. A server that hangs
+up during key exchange gets one more handshake with the opposite preference (RSA first), for
+the firmware whose bug goes the other way.
 """
 
 from __future__ import annotations
@@ -16,9 +22,9 @@ from collections import deque
 import asyncssh
 from asyncssh import encryption, kex, mac, public_key
 
-from iotscope.survey.credentials import Credential, attempt_order
+from iotscope.survey.credentials import Credential
 from iotscope.survey.probes.limits import ProbeLimits
-from iotscope.survey.probes.outcome import ProbeFailure, ProbeRecord, ProbeResult, service_probe
+from iotscope.survey.probes.outcome import ProbeFailure, ProbeRecord, ProbeResult, plan_attempts, service_probe
 from iotscope.survey.scope import Scope, open_guarded_socket
 
 
@@ -31,6 +37,11 @@ class _PasswordFeeder(asyncssh.SSHClient):
         self._limits = limits
         self.current: Credential | None = None
         self.handed = 0  # passwords given to the server on this connection
+        self.keyed = False  # key exchange completed: a hang-up after this is not an algorithm problem
+
+    def begin_auth(self, username: str) -> bool:
+        self.keyed = True
+        return True  # authentication is required
 
     async def password_auth_requested(self) -> str | None:
         return await self._next_password()
@@ -56,7 +67,7 @@ class _PasswordFeeder(asyncssh.SSHClient):
         self.current = self._run.popleft()
         self.handed += 1
         self._record.attempts += 1
-        self._record.conceal(self.current.password)
+        self._record.sending(self.current)
         return self.current.password
 
 
@@ -97,7 +108,25 @@ def _names(algorithms: list[bytes]) -> list[str]:
     return [name.decode("ascii") for name in algorithms]
 
 
-def _options(limits: ProbeLimits) -> dict[str, object]:
+#: OpenSSH's HostKeyAlgorithms preference (ssh_config(5), certificates and security keys left
+#: out), then legacy RSA and DSA for old firmware.
+OPENSSH_HOST_KEY_ORDER = (
+    "ssh-ed25519", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521",
+    "rsa-sha2-512", "rsa-sha2-256", "ssh-rsa", "ssh-dss",
+)
+
+
+def host_key_orders() -> tuple[list[str], list[str]]:
+    """(OpenSSH's order, the fallback order with RSA first), each followed by whatever else
+    asyncssh supports, so that no server is left without a common algorithm."""
+    available = _names(public_key.get_public_key_algs())
+    preferred = [name for name in OPENSSH_HOST_KEY_ORDER if name in available]
+    rest = [name for name in available if name not in preferred]
+    rsa = [name for name in preferred if "rsa" in name or name == "ssh-dss"]
+    return preferred + rest, rsa + [name for name in preferred if name not in rsa] + rest
+
+
+def _options(limits: ProbeLimits, host_key_algs: list[str]) -> dict[str, object]:
     return {
         "config": None,
         "known_hosts": None,
@@ -110,7 +139,7 @@ def _options(limits: ProbeLimits) -> dict[str, object]:
         "kex_algs": _names(kex.get_kex_algs()),
         "encryption_algs": _names(encryption.get_encryption_algs()),
         "mac_algs": _names(mac.get_mac_algs()),
-        "server_host_key_algs": _names(public_key.get_public_key_algs()),
+        "server_host_key_algs": host_key_algs,
     }
 
 
@@ -118,29 +147,35 @@ async def _login(
     scope: Scope, ip: str, port: int, credentials: list[Credential], limits: ProbeLimits, record: ProbeRecord
 ) -> ProbeResult:
     """Try ``credentials`` (at most ``limits.max_attempts``) by password on the SSH server at ``ip:port``."""
-    pending = deque(attempt_order(credentials)[: limits.max_attempts])
-    options = _options(limits)
-    while pending:
-        username = pending[0].username
-        run: deque[Credential] = deque()
-        while pending and pending[0].username == username:
-            run.append(pending.popleft())
-        while run:
+    pending: deque[Credential] | None = None  # planned once the version line has been seen
+    run: deque[Credential] = deque()  # the passwords of one user name, tried on one connection
+    orders = deque(host_key_orders())
+    options = _options(limits, orders.popleft())
+    while pending is None or pending or run:
+        try:
+            sock = await open_guarded_socket(scope, ip, port, timeout=limits.connect_timeout)
+        except TimeoutError:
+            raise ProbeFailure(f"connect timed out after {limits.connect_timeout:g}s") from None
+        try:
+            version = await await_version(sock, limits)
+            if not record.banner:
+                record.saw(version)
+            if pending is None:  # "SSH-2.0-ROSSSH", "SSH-2.0-HUAWEI-1.5": the maker's pairs first
+                pending = deque(plan_attempts(credentials, record, limits))
+            if not run:
+                if not pending:
+                    break
+                username = pending[0].username
+                while pending and pending[0].username == username:
+                    run.append(pending.popleft())
             client = _PasswordFeeder(run, record, limits)
-            try:
-                sock = await open_guarded_socket(scope, ip, port, timeout=limits.connect_timeout)
-            except TimeoutError:
-                raise ProbeFailure(f"connect timed out after {limits.connect_timeout:g}s") from None
             # asyncssh's connect timeout covers the handshake and every password of the run.
             budget = limits.read_timeout * (len(run) + 1)
             try:
-                version = await await_version(sock, limits)
-                if not record.banner:
-                    record.saw(version)
                 conn = await asyncssh.connect(
                     sock=sock,
-                    username=username,
-                    client_factory=lambda: client,
+                    username=run[0].username,
+                    client_factory=lambda: client,  # noqa: B023 - called within this iteration
                     connect_timeout=budget,
                     **options,
                 )
@@ -153,8 +188,12 @@ async def _login(
                     record.rejected += 1  # the last password handed out was refused too
                     client.current = None
             except (asyncssh.DisconnectError, ConnectionError) as exc:
+                if not client.keyed and orders:  # lost in key exchange: once more, other host keys first
+                    options = _options(limits, orders.popleft())
+                    continue
                 if client.handed == 0:  # hung up before trying anything: not a server we can use
-                    raise ProbeFailure(f"SSH handshake failed: {exc}") from None
+                    stage = "in key exchange, with either host-key order" if not client.keyed else "before a password"
+                    raise ProbeFailure(f"SSH handshake failed {stage}: {exc}") from None
                 if client.handed > 1 and client.current is not None:
                     # Cut off after refusals (too many tries): the last one may be unanswered.
                     run.appendleft(client.current)
@@ -168,8 +207,8 @@ async def _login(
                 if accepted is None:
                     return record.result("vulnerable", "login without password", None)
                 return record.result("vulnerable", "password accepted", accepted.id)
-            finally:
-                sock.close()
+        finally:
+            sock.close()
     return record.result("not_vulnerable", f"{record.attempts} passwords rejected")
 
 

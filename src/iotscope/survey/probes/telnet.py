@@ -15,7 +15,7 @@ from collections import deque
 
 from iotscope.survey.credentials import Credential, attempt_order
 from iotscope.survey.probes.limits import ProbeLimits
-from iotscope.survey.probes.outcome import ProbeFailure, ProbeRecord, ProbeResult, service_probe
+from iotscope.survey.probes.outcome import ProbeFailure, ProbeRecord, ProbeResult, plan_attempts, service_probe
 from iotscope.survey.probes.stream import DeviceStream, open_device
 from iotscope.survey.scope import Scope
 
@@ -221,7 +221,7 @@ async def _login(
 ) -> ProbeResult:
     """Try ``credentials`` (at most ``limits.max_attempts``) on the telnet service at ``ip:port``."""
     ordered = attempt_order(credentials)
-    pending = deque(ordered[: limits.max_attempts])
+    pending: deque[Credential] | None = None  # planned once the device has said who it is
     tried_passwords: set[str] = set()  # for devices that ask only for a password
     while True:
         attempts_before = record.attempts
@@ -231,6 +231,8 @@ async def _login(
             if prompt is Prompt.SHELL:
                 await session.leave()
                 return record.result("vulnerable", "shell without login")
+            if pending is None:
+                pending = deque(plan_attempts(credentials, record, limits))
             while pending and prompt in (Prompt.LOGIN, Prompt.PASSWORD):
                 credential = pending.popleft()
                 if prompt is Prompt.PASSWORD and credential.password in tried_passwords:
@@ -249,7 +251,7 @@ async def _login(
                         continue
                 else:
                     tried_passwords.add(credential.password)
-                record.conceal(credential.password)
+                record.sending(credential)
                 await session.send_line(credential.password)
                 prompt = await session.next_prompt("login result")
                 if prompt is Prompt.SHELL:
