@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import duckdb
@@ -58,13 +58,13 @@ def iso(epoch_us: int | None) -> str | None:
     """ISO 8601 UTC text of a µs timestamp."""
     if epoch_us is None:
         return None
-    return datetime.fromtimestamp(epoch_us / _US, tz=timezone.utc).isoformat()
+    return datetime.fromtimestamp(epoch_us / _US, tz=UTC).isoformat()
 
 
 def epoch_us(moment: datetime) -> int:
     """µs since the epoch of ``moment``; a time without zone is taken as UTC (as the store is)."""
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
+        moment = moment.replace(tzinfo=UTC)
     return round(moment.timestamp() * _US)
 
 
@@ -95,7 +95,7 @@ def resolve_range(con: duckdb.DuckDBPyConnection, start: datetime | None, end: d
         raise ApiParameterError("from", "must be before 'to'")
     extent = data_extent(con) if start_us is None or end_us is None else None
     if end_us is None:
-        end_us = (extent[1] + 1) if extent else epoch_us(datetime.now(timezone.utc))
+        end_us = (extent[1] + 1) if extent else epoch_us(datetime.now(UTC))
         if start_us is not None and start_us >= end_us:
             end_us = start_us + 1  # a range after the data: empty, not an error
     if start_us is None:
