@@ -6,8 +6,12 @@ BIN   := $(VENV)/bin
 DEMO  ?= demo-out
 # Debian packages the tests and benchmarks drive as real peers (tshark, tcpdump, nmap, hydra),
 # real IoT daemons (busybox telnetd, dropbear; openssl and login for their throwaway account)
-# and namespaces (iproute2).
-APT_PKGS := tshark tcpdump nmap hydra busybox-static dropbear-bin openssl login iproute2 libpcap-dev
+# and namespaces (iproute2); chromium for the dashboard's browser tests (Playwright drives it, never
+# a downloaded browser).
+APT_PKGS := tshark tcpdump nmap hydra busybox-static dropbear-bin openssl login iproute2 libpcap-dev chromium
+# The dashboard: npm packages pinned by package-lock.json, bundled by vite into the Python package.
+FRONTEND := web/frontend
+DASHBOARD := src/iotscope/web/static/index.html
 
 .PHONY: help setup system-deps demo test bench clean
 
@@ -22,7 +26,11 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install -q -e '.[test,bench]'
 	touch $@
 
-setup: $(VENV)/.installed
+$(DASHBOARD): $(FRONTEND)/package.json $(FRONTEND)/package-lock.json $(FRONTEND)/index.html \
+              $(FRONTEND)/vite.config.js $(wildcard $(FRONTEND)/src/*)
+	cd $(FRONTEND) && npm ci --no-audit --no-fund --loglevel=error && npm run build --silent
+
+setup: $(VENV)/.installed $(DASHBOARD)
 
 system-deps:
 	@missing=""; for p in $(APT_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -42,4 +50,4 @@ bench: system-deps setup
 	bash bench/run.sh
 
 clean:
-	rm -rf $(VENV) $(DEMO) bench/out .pytest_cache
+	rm -rf $(VENV) $(DEMO) bench/out .pytest_cache $(FRONTEND)/node_modules src/iotscope/web/static test-artifacts

@@ -26,6 +26,7 @@ export function drawSeries(container, results) {
   const width = Math.max(600, container.clientWidth || 1100);
   const chart = new uPlot({
     width, height: 300, series,
+    tzDate: (ts) => uPlot.tzDate(new Date(ts * 1e3), 'Etc/UTC'), // the store's times are UTC
     scales: { x: { time: true } },
     axes: [
       { stroke: '#aab' },
