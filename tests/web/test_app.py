@@ -70,6 +70,17 @@ def test_bad_parameters_are_422_naming_the_parameter(client: TestClient, url: st
     assert body["error"].startswith(parameter + ":") and "\n" not in body["error"]
 
 
+def test_source_profile_endpoint(client: TestClient, reader: StoreReader) -> None:
+    address = client.get("/api/map", params={"window": 600, "limit": 1}).json()["points"][0]["src"]
+    response = client.get(f"/api/ip/{address}")
+    assert response.status_code == 200
+    assert response.json() == queries.source_profile(reader.cursor(), address)
+    unseen = client.get("/api/ip/192.0.2.1")
+    assert unseen.status_code == 404 and "192.0.2.1" in unseen.json()["error"]
+    malformed = client.get("/api/ip/not-an-address")
+    assert malformed.status_code == 422 and malformed.json()["parameter"] == "address"
+
+
 def test_unknown_path_is_a_json_404_and_nothing_accepts_a_write(client: TestClient) -> None:
     response = client.get("/api/nothing-here")
     assert response.status_code == 404 and "error" in response.json()
@@ -92,13 +103,19 @@ _params = st.dictionaries(st.sampled_from(["proto", "port", "bucket", "from", "t
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(path=st.sampled_from(ENDPOINTS + ["/api/top/" + "x"]), params=_params)
+@given(path=st.one_of(st.sampled_from([*ENDPOINTS, "/api/top/x"]),
+                      st.text(alphabet=string.hexdigits + ".:", min_size=1, max_size=40)
+                      .filter(lambda t: t.strip("."))  # "." and ".." are path steps, not addresses
+                      .map("/api/ip/".__add__)),
+       params=_params)
 def test_fuzzed_parameters_never_give_a_500(client: TestClient, path: str, params: dict[str, str]) -> None:
     response = client.get(path, params=params)
-    assert response.status_code in (200, 422), (path, params, response.text)
+    assert response.status_code in (200, 404, 422), (path, params, response.text)
     body = response.json()
     if response.status_code == 422:
-        assert body["parameter"] in params or body["parameter"] == "by", (path, params, body)
+        assert body["parameter"] in params or body["parameter"] in ("by", "address"), (path, params, body)
+    if response.status_code == 404:
+        assert path.startswith("/api/ip/"), (path, body)
 
 
 def test_serving_never_writes_the_store(tmp_path: Path, outbreak_store: Path) -> None:

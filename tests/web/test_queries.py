@@ -120,3 +120,32 @@ def test_bad_parameters_name_the_parameter(reader: StoreReader, call, parameter:
     with pytest.raises(ApiParameterError) as caught:
         call(reader.cursor())
     assert caught.value.parameter == parameter
+
+
+def test_source_profile_matches_the_store(reader: StoreReader, outbreak_store: Path) -> None:
+    src, packets, first, last, destinations = raw(
+        outbreak_store, "SELECT src, count(*) AS n, min(ts), max(ts), count(DISTINCT dst) FROM p "
+                        "WHERE tool = 'mirai' GROUP BY src ORDER BY n DESC, src LIMIT 1")[0]
+    address = str(ipaddress.IPv4Address(src))
+    got = queries.source_profile(reader.cursor(), address)
+    assert (got["address"], got["packets"], got["destinations"]) == (address, packets, destinations)
+    assert (datetime.fromisoformat(got["first_seen"]), datetime.fromisoformat(got["last_seen"])) == (first, last)
+    assert got["tools"] == ["mirai"]
+    ports = raw(outbreak_store, "SELECT dport, count(*) AS n FROM p WHERE src = ? GROUP BY 1 ORDER BY n DESC, 1",
+                [src])
+    assert [(p["port"], p["packets"]) for p in got["ports"]] == ports
+    assert {p["port"] for p in got["ports"]} <= {23, 2323}
+    assert got["flag_class"] == dict(raw(outbreak_store, "SELECT flag_class, count(*) FROM p WHERE src = ? "
+                                                         "GROUP BY 1", [src]))
+    assert got["country"] is None and "lat" in got and "asn" in got
+
+
+def test_source_profile_of_an_unseen_or_malformed_address(reader: StoreReader) -> None:
+    with pytest.raises(queries.UnknownSourceError):
+        queries.source_profile(reader.cursor(), "192.0.2.1")  # TEST-NET-1: never a simulated source
+    with pytest.raises(queries.UnknownSourceError):
+        queries.source_profile(reader.cursor(), "2001:db8::1")
+    for text in ("not-an-address", "999.1.1.1", "1.2.3", ""):
+        with pytest.raises(ApiParameterError) as caught:
+            queries.source_profile(reader.cursor(), text)
+        assert caught.value.parameter == "address"

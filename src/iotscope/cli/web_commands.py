@@ -45,7 +45,9 @@ def serve(
                       "are reachable from other hosts", highlight=False)
     shown = f"[{host}]" if ":" in host else host
     console.print(f"dashboard: http://{shown}:{port}/   API docs: http://{shown}:{port}/docs", highlight=False)
-    uvicorn.run(create_app(reader), host=host, port=port, log_level="warning", access_log=False)
+    # Open /api/live streams never end by themselves: give them 2 s at shutdown, not forever.
+    uvicorn.run(create_app(reader), host=host, port=port, log_level="warning", access_log=False,
+                timeout_graceful_shutdown=2)
 
 
 def register(app: typer.Typer) -> None:

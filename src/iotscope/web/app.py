@@ -2,7 +2,7 @@
 
 Errors become JSON, never a traceback: a bad parameter is 422 ``{"error", "parameter"}``; a
 problem with the store (an :class:`~iotscope.errors.IotscopeError`) is 503 with its one line;
-anything else is a bug, logged by the server and answered 500 ``{"error": "internal error"}``.
+an address the store never saw is 404; anything else is a bug, logged by the server and answered 500 ``{"error": "internal error"}``.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from starlette.exceptions import HTTPException
 
 from iotscope.errors import IotscopeError
 from iotscope.web import routes_live, routes_traffic
-from iotscope.web.queries import ApiParameterError
+from iotscope.web.queries import ApiParameterError, UnknownSourceError
 from iotscope.web.store_reader import StoreReader
 
 #: Where ``make setup`` (npm ci + vite build) puts the dashboard; not in git.
@@ -68,6 +68,10 @@ def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiParameterError)
     async def invalid_parameter(request: Request, exc: ApiParameterError) -> JSONResponse:
         return JSONResponse({"error": str(exc), "parameter": exc.parameter}, status_code=422)
+
+    @app.exception_handler(UnknownSourceError)
+    async def unknown_source(request: Request, exc: UnknownSourceError) -> JSONResponse:
+        return JSONResponse({"error": str(exc)}, status_code=404)
 
     @app.exception_handler(IotscopeError)
     async def store_problem(request: Request, exc: IotscopeError) -> JSONResponse:

@@ -43,6 +43,10 @@ class ApiParameterError(IotscopeError, ValueError):
         self.parameter = parameter
 
 
+class UnknownSourceError(IotscopeError, LookupError):
+    """No packet from this address is in the store; the web layer answers 404."""
+
+
 @dataclass(frozen=True)
 class TimeRange:
     """A half-open range ``[start_us, end_us)`` of capture time, in µs since the epoch."""
@@ -221,3 +225,43 @@ def map_points(con: duckdb.DuckDBPyConnection, window: int, limit: int) -> dict[
     points = [{"src": address_text(src, src6), "flag_class": flag, "count": int(n),
                "lat": None, "lon": None, "country": None} for src, src6, flag, n in rows[:limit]]
     return {"window": window, **span.as_json(), "points": points, "truncated": len(rows) > limit}
+
+
+def source_profile(con: duckdb.DuckDBPyConnection, address: str, top_ports: int = 20) -> dict[str, Any]:
+    """What the store knows about one source address, from its packets.
+
+    Location and network fields (``country``, ``asn``, ``as_name``, ``lat``, ``lon``) are present
+    and null until the enrichment stage fills them. Raises :class:`ApiParameterError` for text
+    that is not an address and :class:`UnknownSourceError` for an address never seen.
+    """
+    try:
+        parsed = ipaddress.ip_address(address)
+    except ValueError:
+        raise ApiParameterError("address", f"{address!r} is not an IPv4 or IPv6 address") from None
+    where, key = ("src = ?", int(parsed)) if parsed.version == 4 else ("src6 = ?", parsed.packed)
+    packets, first, last, destinations = con.execute(
+        f"SELECT count(*), epoch_us(min(ts)), epoch_us(max(ts)), count(DISTINCT coalesce(CAST(dst AS VARCHAR), "
+        f"hex(dst6))) FROM packets WHERE {where}", [key]).fetchone()
+    if not packets:
+        raise UnknownSourceError(f"address: {parsed} sent nothing the store holds")
+    by_flag = dict(con.execute(f"SELECT flag_class, count(*) FROM packets WHERE {where} GROUP BY 1", [key]).fetchall())
+    by_traffic = dict(con.execute(
+        f"SELECT traffic_class, count(*) FROM packets WHERE {where} GROUP BY 1", [key]).fetchall())
+    tools = [t for (t,) in con.execute(
+        f"SELECT DISTINCT tool FROM packets WHERE {where} AND tool IS NOT NULL ORDER BY 1", [key]).fetchall()]
+    ports = con.execute(
+        f"SELECT dport, proto, count(*) AS n FROM packets WHERE {where} AND dport IS NOT NULL "
+        "GROUP BY 1, 2 ORDER BY n DESC, dport LIMIT ?", [key, top_ports]).fetchall()
+    names = {number: name for name, number in PROTOCOLS.items()}
+    return {
+        "address": str(parsed),
+        "first_seen": iso(first),
+        "last_seen": iso(last),
+        "packets": int(packets),
+        "destinations": int(destinations),
+        "flag_class": {name: int(by_flag[name]) for name in FLAG_CLASSES if name in by_flag},
+        "traffic_class": {name: int(by_traffic[name]) for name in TRAFFIC_CLASSES if name in by_traffic},
+        "tools": tools,
+        "ports": [{"port": int(d), "proto": names.get(p, str(p)), "packets": int(n)} for d, p, n in ports],
+        "country": None, "asn": None, "as_name": None, "lat": None, "lon": None,
+    }

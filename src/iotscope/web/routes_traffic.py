@@ -1,4 +1,4 @@
-"""``/api/summary``, ``/api/series``, ``/api/top/{by}``, ``/api/map``: thin shells over ``queries``.
+"""``/api/summary``, ``/api/series``, ``/api/top/{by}``, ``/api/map``, ``/api/ip/{address}``: shells over ``queries``.
 
 Parameter bounds are declared here (FastAPI checks them and answers 422 naming the parameter);
 what needs the data to decide (``from`` after ``to``, too many buckets) is checked in ``queries``.
@@ -67,3 +67,12 @@ def map_points(
 ) -> dict[str, Any]:
     """Packets per source and flag class in the latest window, with lat/lon/country for the map."""
     return queries.map_points(con, window, limit)
+
+
+@router.get("/ip/{address}", responses={404: {"description": "The store holds no packet from this address."}})
+def source_profile(
+    con: Cursor,
+    address: Annotated[str, Path(description="An IPv4 or IPv6 source address.")],
+) -> dict[str, Any]:
+    """One source's profile: first/last seen, packets, destinations, flag classes, tools, top ports."""
+    return queries.source_profile(con, address)
