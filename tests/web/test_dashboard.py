@@ -137,3 +137,22 @@ def test_page_uses_no_outside_resources(browser, serve, outbreak_store: Path) ->
     context.close()
     assert requested and all(url.startswith(server.url + "/") for url in requested), requested
     assert shutil.which("chromium")
+
+
+def test_clicking_a_source_on_the_map_opens_its_profile(page, serve, outbreak_store: Path) -> None:
+    server = serve(outbreak_store)
+    _open(page, server)
+    page.click("#map-play")  # hold still
+    source = page.evaluate("(() => { const s = window.iotscope.liveMap.sources.at(-1); "
+                           "return {src: s.src, x: s.x, y: s.y}; })()")
+    box = page.locator("#map").bounding_box()
+    scale = box["width"] / 1200
+    page.mouse.click(box["x"] + source["x"] * scale, box["y"] + source["y"] * scale)
+    page.wait_for_function("window.iotscope.profile && !document.getElementById('profile').hidden", timeout=10_000)
+    assert page.inner_text("#profile-address") == source["src"]
+    expected = httpx.get(f"{server.url}/api/ip/{source['src']}").json()
+    shown = page.inner_text("#profile-table")
+    assert f"packets\t{expected['packets']:,}" in shown
+    assert expected["first_seen"].replace("T", " ")[:19] in shown
+    _shoot(page, "dashboard-profile.png")
+    assert page.errors == []

@@ -61,6 +61,29 @@ async function loadSeries() {
   state.series = drawSeries($('series-chart'), results);
 }
 
+// A source's profile (from /api/ip/ADDRESS), opened by clicking the source anywhere on the page.
+async function openProfile(address) {
+  const panel = $('profile');
+  panel.hidden = false;
+  $('profile-address').textContent = address;
+  try {
+    const p = state.profile = await getJSON(`/api/ip/${encodeURIComponent(address)}`);
+    const where = p.country ? `${p.country}${p.asn ? ` · AS${p.asn} ${p.as_name || ''}` : ''}` : 'location unknown';
+    table($('profile-table'), ['', ''], [
+      ['packets', number(p.packets)],
+      ['first seen', p.first_seen.replace('T', ' ').slice(0, 19)],
+      ['last seen', p.last_seen.replace('T', ' ').slice(0, 19)],
+      ['darknet addresses hit', number(p.destinations)],
+      ['tools', p.tools.join(', ') || 'none recognised'],
+      ['kinds', Object.entries(p.flag_class).map(([k, n]) => `${k} ${number(n)}`).join(', ')],
+      ['ports', p.ports.slice(0, 8).map((r) => `${r.port}/${r.proto} (${number(r.packets)})`).join(', ') || '–'],
+      ['where', where],
+    ]);
+  } catch (err) {
+    table($('profile-table'), ['', ''], [['error', err.message]]);
+  }
+}
+
 async function refresh() {
   await Promise.all([loadSummary(), loadTops(), loadMap(), loadSeries()]);
   state.updates += 1;
@@ -90,6 +113,11 @@ function start() {
     liveMap.setPlaying(!liveMap.playing);
     $('map-play').textContent = liveMap.playing ? 'pause' : 'play';
   });
+  $('map').addEventListener('click', (event) => {
+    const source = liveMap.sourceAt(event);
+    if (source) openProfile(source.src);
+  });
+  $('profile-close').addEventListener('click', () => { $('profile').hidden = true; });
   $('map-window').addEventListener('change', loadMap);
   $('series-apply').addEventListener('click', loadSeries);
   $('series-bucket').addEventListener('change', loadSeries);

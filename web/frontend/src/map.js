@@ -62,7 +62,7 @@ export class LiveMap {
   setPoints(points) {
     this.sources = points.map((p) => {
       const [x, y] = this.place(p);
-      return { x, y, color: COLOR[p.flag_class] || COLOR.other, count: p.count, flag: p.flag_class };
+      return { x, y, src: p.src, color: COLOR[p.flag_class] || COLOR.other, count: p.count, flag: p.flag_class };
     });
     const want = this.sources.map((s) => 1 + Math.floor(Math.log2(s.count)));
     const total = want.reduce((a, b) => a + b, 0);
@@ -75,6 +75,18 @@ export class LiveMap {
       }
     });
     if (!this.playing) this.drawStill();
+  }
+
+  // The source drawn topmost under a click (page coordinates of a mouse event), or null.
+  sourceAt(event) {
+    const rect = this.canvas.getBoundingClientRect();
+    const x = (event.clientX - rect.left) * (this.canvas.width / rect.width);
+    const y = (event.clientY - rect.top) * (this.canvas.height / rect.height);
+    for (let i = this.sources.length - 1; i >= 0; i--) { // drawn last = on top
+      const s = this.sources[i];
+      if (Math.abs(s.x - x) <= HEAD && Math.abs(s.y - y) <= HEAD) return s;
+    }
+    return null;
   }
 
   setPlaying(playing) {
