@@ -162,7 +162,7 @@ def series(con: duckdb.DuckDBPyConnection, proto: str, port: int | None, bucket:
     first_bucket, last_bucket = window.start_us // bucket_us, (window.end_us - 1) // bucket_us
     count = last_bucket - first_bucket + 1
     if count > MAX_BUCKETS:
-        raise ApiParameterError("bucket", f"{count} buckets in the range; at most {MAX_BUCKETS} (use a larger bucket)")
+        raise ApiParameterError("bucket", f"{count} buckets of {bucket} s from 'from' to 'to'; at most {MAX_BUCKETS} (use a larger bucket)")
     in_range, range_params = _in_range(window)
     rows = con.execute(
         f"SELECT epoch_us(ts) // ? AS b, count(*), {_SOURCES} FROM packets WHERE {where} AND {in_range} "

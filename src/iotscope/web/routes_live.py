@@ -18,8 +18,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
 from iotscope.errors import IotscopeError
+from iotscope.web.errors import ERROR_RESPONSES
 
-router = APIRouter(prefix="/api", tags=["live"])
+router = APIRouter(prefix="/api", tags=["live"], responses=ERROR_RESPONSES)
 
 #: A comment line this often keeps proxies and the browser from closing an idle stream.
 _KEEPALIVE_SECONDS = 15.0

@@ -7,14 +7,15 @@ what needs the data to decide (``from`` after ``to``, too many buckets) is check
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import duckdb
 from fastapi import APIRouter, Depends, Path, Query, Request
 
 from iotscope.web import queries
+from iotscope.web.errors import ERROR_RESPONSES, ErrorBody
 
-router = APIRouter(prefix="/api", tags=["traffic"])
+router = APIRouter(prefix="/api", tags=["traffic"], responses=ERROR_RESPONSES)
 
 From = Annotated[datetime | None, Query(alias="from", description="ISO 8601 start (default: 24 h before `to`).")]
 To = Annotated[datetime | None, Query(alias="to", description="ISO 8601 end, exclusive (default: the last packet).")]
@@ -37,7 +38,7 @@ def summary(con: Cursor) -> dict[str, Any]:
 @router.get("/series")
 def series(
     con: Cursor,
-    proto: Annotated[str, Query(description="tcp, udp or icmp.")] = "tcp",
+    proto: Annotated[Literal["tcp", "udp", "icmp"], Query(description="IP protocol.")] = "tcp",
     port: Annotated[int | None, Query(ge=0, le=65535, description="Destination port (tcp/udp).")] = None,
     bucket: Annotated[int, Query(ge=1, le=31 * 86400, description="Bucket length in seconds.")] = 600,
     start: From = None,
@@ -50,7 +51,7 @@ def series(
 @router.get("/top/{by}")
 def top(
     con: Cursor,
-    by: Annotated[str, Path(description="What to rank: " + ", ".join(queries.TOP_DIMENSIONS) + ".")],
+    by: Annotated[Literal["port", "tool"], Path(description="What to rank (country and asn come with geo data).")],
     limit: Annotated[int, Query(ge=1, le=1000)] = 10,
     start: From = None,
     end: To = None,
@@ -69,7 +70,10 @@ def map_points(
     return queries.map_points(con, window, limit)
 
 
-@router.get("/ip/{address}", responses={404: {"description": "The store holds no packet from this address."}})
+_UNSEEN = {404: {"model": ErrorBody, "description": "The store holds no packet from this address."}}
+
+
+@router.get("/ip/{address}", responses=_UNSEEN)
 def source_profile(
     con: Cursor,
     address: Annotated[str, Path(description="An IPv4 or IPv6 source address.")],
