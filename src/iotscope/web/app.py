@@ -21,6 +21,7 @@ from starlette.exceptions import HTTPException
 from iotscope.errors import IotscopeError
 from iotscope.web import routes_live, routes_traffic
 from iotscope.web.queries import ApiParameterError, UnknownSourceError
+from iotscope.web.result_cache import ResultCache
 from iotscope.web.store_reader import StoreReader
 
 #: Where ``make setup`` (npm ci + vite build) puts the dashboard; not in git.
@@ -43,6 +44,7 @@ def create_app(reader: StoreReader, live_poll_seconds: float = 1.0, static_dir: 
     )
     app.state.reader = reader
     app.state.live_poll_seconds = live_poll_seconds
+    app.state.results = ResultCache()
     app.include_router(routes_traffic.router)
     app.include_router(routes_live.router)
     _add_error_handlers(app)

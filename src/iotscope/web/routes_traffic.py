@@ -2,15 +2,17 @@
 
 Parameter bounds are declared here (FastAPI checks them and answers 422 naming the parameter);
 what needs the data to decide (``from`` after ``to``, too many buckets) is checked in ``queries``.
+Answers are kept until the next commit (``result_cache``): same store content, same answer.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import duckdb
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 
 from iotscope.web import queries
 from iotscope.web.errors import ERROR_RESPONSES, ErrorBody
@@ -21,23 +23,21 @@ From = Annotated[datetime | None, Query(alias="from", description="ISO 8601 star
 To = Annotated[datetime | None, Query(alias="to", description="ISO 8601 end, exclusive (default: the last packet).")]
 
 
-def cursor(request: Request) -> duckdb.DuckDBPyConnection:
-    """A cursor of the store opened by the app, seeing every capture committed so far."""
-    return request.app.state.reader.cursor()
-
-
-Cursor = Annotated[duckdb.DuckDBPyConnection, Depends(cursor)]
+def answer(request: Request, key: tuple, compute: Callable[[duckdb.DuckDBPyConnection], Any]) -> Any:
+    """``compute`` over the store as committed now, kept until the next commit (``result_cache``)."""
+    generation, con = request.app.state.reader.snapshot()
+    return request.app.state.results.get(generation, key, lambda: compute(con))
 
 
 @router.get("/summary")
-def summary(con: Cursor) -> dict[str, Any]:
+def summary(request: Request) -> dict[str, Any]:
     """Packets, sources, first/last time, counts by flag and traffic class and tool, packets per year."""
-    return queries.summary(con)
+    return answer(request, ("summary",), queries.summary)
 
 
 @router.get("/series")
 def series(
-    con: Cursor,
+    request: Request,
     proto: Annotated[Literal["tcp", "udp", "icmp"], Query(description="IP protocol.")] = "tcp",
     port: Annotated[int | None, Query(ge=0, le=65535, description="Destination port (tcp/udp).")] = None,
     bucket: Annotated[int, Query(ge=1, le=31 * 86400, description="Bucket length in seconds.")] = 600,
@@ -45,29 +45,30 @@ def series(
     end: To = None,
 ) -> dict[str, Any]:
     """Packets and distinct sources per bucket for one protocol and destination port."""
-    return queries.series(con, proto, port, bucket, start, end)
+    return answer(request, ("series", proto, port, bucket, start, end),
+                  lambda con: queries.series(con, proto, port, bucket, start, end))
 
 
 @router.get("/top/{by}")
 def top(
-    con: Cursor,
+    request: Request,
     by: Annotated[Literal["port", "tool"], Path(description="What to rank (country and asn come with geo data).")],
     limit: Annotated[int, Query(ge=1, le=1000)] = 10,
     start: From = None,
     end: To = None,
 ) -> dict[str, Any]:
     """The largest destination ports (with protocol) or scanning tools, by packets."""
-    return queries.top(con, by, limit, start, end)
+    return answer(request, ("top", by, limit, start, end), lambda con: queries.top(con, by, limit, start, end))
 
 
 @router.get("/map")
 def map_points(
-    con: Cursor,
+    request: Request,
     window: Annotated[int, Query(ge=1, le=7 * 86400, description="Seconds of the latest data to draw.")] = 600,
     limit: Annotated[int, Query(ge=1, le=50_000, description="At most this many points, largest first.")] = 5000,
 ) -> dict[str, Any]:
     """Packets per source and flag class in the latest window, with lat/lon/country for the map."""
-    return queries.map_points(con, window, limit)
+    return answer(request, ("map", window, limit), lambda con: queries.map_points(con, window, limit))
 
 
 _UNSEEN = {404: {"model": ErrorBody, "description": "The store holds no packet from this address."}}
@@ -75,8 +76,8 @@ _UNSEEN = {404: {"model": ErrorBody, "description": "The store holds no packet f
 
 @router.get("/ip/{address}", responses=_UNSEEN)
 def source_profile(
-    con: Cursor,
+    request: Request,
     address: Annotated[str, Path(description="An IPv4 or IPv6 source address.")],
 ) -> dict[str, Any]:
     """One source's profile: first/last seen, packets, destinations, flag classes, tools, top ports."""
-    return queries.source_profile(con, address)
+    return answer(request, ("ip", address), lambda con: queries.source_profile(con, address))

@@ -92,8 +92,8 @@ class StoreReader:
             db.close()
         return [self.root / name for (files,) in rows for name in json.loads(files)]
 
-    def cursor(self) -> duckdb.DuckDBPyConnection:
-        """A cursor whose ``packets`` view covers every capture committed by now."""
+    def snapshot(self) -> tuple[Generation, duckdb.DuckDBPyConnection]:
+        """The current generation and a cursor whose views cover exactly its committed captures."""
         current = self.generation()
         with self._lock:
             if self._connection is None or current != self._generation:
@@ -101,7 +101,11 @@ class StoreReader:
                 # running a query on another thread; it goes when the last of them does.
                 fresh = connect(_CommittedFiles(self._committed_files()))  # type: ignore[arg-type]
                 self._connection, self._generation = fresh, current
-            return self._connection.cursor()
+            return current, self._connection.cursor()
+
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        """A cursor whose ``packets`` view covers every capture committed by now."""
+        return self.snapshot()[1]
 
     def close(self) -> None:
         with self._lock:
