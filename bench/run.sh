@@ -5,3 +5,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 .venv/bin/python bench/ingest/run.py
 .venv/bin/python bench/survey/run.py
+.venv/bin/python bench/api/run.py
