@@ -138,3 +138,25 @@ def test_serving_never_writes_the_store(tmp_path: Path, outbreak_store: Path) ->
         assert files() == before
     finally:
         os.unlink(stray)
+
+
+def test_an_empty_store_answers_zeros_not_errors(tmp_path: Path) -> None:
+    from iotscope.store.packets import PacketStore
+
+    PacketStore(tmp_path / "empty").close()  # a store with no capture committed yet
+    client = TestClient(create_app(StoreReader(tmp_path / "empty")), raise_server_exceptions=False)
+    summary = client.get("/api/summary").json()
+    assert (summary["packets"], summary["sources"], summary["first"], summary["per_year"]) == (0, 0, None, [])
+    series = client.get("/api/series", params={"proto": "tcp", "port": 23, "bucket": 3600}).json()
+    assert len(series["t"]) in (24, 25) and set(series["packets"]) == {0}
+    assert client.get("/api/top/port").json()["rows"] == []
+    assert client.get("/api/map").json()["points"] == []
+    assert client.get("/api/ip/192.0.2.1").status_code == 404
+
+
+def test_a_directory_that_is_not_a_store_is_refused_with_one_line(tmp_path: Path) -> None:
+    from iotscope.store.state import StoreError
+
+    with pytest.raises(StoreError, match="not a store"):
+        StoreReader(tmp_path)
+    assert list(tmp_path.iterdir()) == []  # nothing created

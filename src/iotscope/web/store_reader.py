@@ -43,6 +43,19 @@ class _CommittedFiles:
         return self._files
 
 
+def _views(files: list[Path]) -> duckdb.DuckDBPyConnection:
+    """The store's views (``iotscope.store.query.connect``), usable from every cursor.
+
+    ``connect`` defines an empty store's ``packets`` over a registered Arrow table, which only that
+    connection sees, not its cursors; copied into a table, the empty view works from any thread.
+    """
+    con = connect(_CommittedFiles(files))  # type: ignore[arg-type]
+    if not files:
+        con.execute("CREATE TABLE _no_packets AS SELECT * FROM packets")
+        con.execute("CREATE OR REPLACE VIEW packets AS SELECT * FROM _no_packets")
+    return con
+
+
 class StoreReader:
     """Opens a store read-only and serves DuckDB cursors over its committed files.
 
@@ -99,7 +112,7 @@ class StoreReader:
             if self._connection is None or current != self._generation:
                 # The old connection is not closed here: cursors handed out from it may still be
                 # running a query on another thread; it goes when the last of them does.
-                fresh = connect(_CommittedFiles(self._committed_files()))  # type: ignore[arg-type]
+                fresh = _views(self._committed_files())
                 self._connection, self._generation = fresh, current
             return current, self._connection.cursor()
 
