@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -38,3 +40,27 @@ def test_serve_a_missing_store_is_one_line_and_exit_2(tmp_path: Path) -> None:
     assert "no such store directory" in result.stderr and "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "nope").exists()
+
+
+def test_ctrl_c_stops_the_server_promptly_even_with_a_page_listening(tmp_path: Path) -> None:
+    """An open /api/live stream must not hold shutdown until uvicorn cancels it (and logs a traceback).
+
+    curl is the listener: like a browser's EventSource it just keeps reading (an httpx stream in this
+    process did not reproduce the hang).
+    """
+    server = start_server(build_store(tmp_path, SMALL))
+    listener = subprocess.Popen(["curl", "-sN", server.url + "/api/live"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert listener.stdout.readline().strip() == "event: hello"
+        server.process.send_signal(signal.SIGINT)
+        started = time.monotonic()
+        server.process.wait(10)
+        stopped = time.monotonic() - started
+    finally:
+        listener.kill()
+        listener.wait()
+        stop_server(server)
+    assert server.process.returncode in (0, 130)  # 130: ended by SIGINT, the shell convention
+    assert stopped < 1.5
+    errors = server.process.stderr.read()
+    assert "Traceback" not in errors and "ERROR" not in errors, errors

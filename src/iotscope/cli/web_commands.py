@@ -31,9 +31,8 @@ def serve(
     port: Annotated[int, typer.Option("--port", min=0, max=65535, help="TCP port to listen on.")] = 8000,
 ) -> None:
     """Serve the JSON API (OpenAPI at /docs) and the live dashboard at / over a store."""
-    import uvicorn
-
     from iotscope.web.app import create_app
+    from iotscope.web.server import run
     from iotscope.web.store_reader import StoreReader
 
     try:
@@ -45,9 +44,7 @@ def serve(
                       "are reachable from other hosts", highlight=False)
     shown = f"[{host}]" if ":" in host else host
     console.print(f"dashboard: http://{shown}:{port}/   API docs: http://{shown}:{port}/docs", highlight=False)
-    # Open /api/live streams never end by themselves: give them 2 s at shutdown, not forever.
-    uvicorn.run(create_app(reader), host=host, port=port, log_level="warning", access_log=False,
-                timeout_graceful_shutdown=2)
+    run(create_app(reader), host, port)
 
 
 def register(app: typer.Typer) -> None:

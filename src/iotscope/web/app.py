@@ -44,6 +44,7 @@ def create_app(reader: StoreReader, live_poll_seconds: float = 1.0, static_dir: 
     )
     app.state.reader = reader
     app.state.live_poll_seconds = live_poll_seconds
+    app.state.stopping = False  # set by iotscope.web.server on Ctrl-C/SIGTERM: live streams end
     app.state.results = ResultCache()
     app.include_router(routes_traffic.router)
     app.include_router(routes_live.router)

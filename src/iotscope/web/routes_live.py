@@ -24,6 +24,8 @@ router = APIRouter(prefix="/api", tags=["live"], responses=ERROR_RESPONSES)
 
 #: A comment line this often keeps proxies and the browser from closing an idle stream.
 _KEEPALIVE_SECONDS = 15.0
+#: How often a stream looks whether the server is stopping (``iotscope.web.server``).
+_STOP_CHECK_SECONDS = 0.1
 
 
 def _event(name: str, data: dict) -> str:
@@ -41,8 +43,11 @@ async def live(request: Request) -> StreamingResponse:
         last = reader.generation()
         yield _event("hello", asdict(last))
         quiet_since = time.monotonic()
-        while not await request.is_disconnected():
-            await asyncio.sleep(poll)
+        while not request.app.state.stopping and not await request.is_disconnected():
+            for _ in range(max(1, round(poll / _STOP_CHECK_SECONDS))):  # a shutdown need not wait a poll
+                await asyncio.sleep(min(poll, _STOP_CHECK_SECONDS))
+                if request.app.state.stopping:
+                    return
             try:
                 now = reader.generation()
             except IotscopeError as exc:
