@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import string
 from pathlib import Path
 
@@ -119,27 +118,6 @@ def test_fuzzed_parameters_never_give_a_500(client: TestClient, path: str, param
         assert path.startswith("/api/ip/"), (path, body)
 
 
-def test_serving_never_writes_the_store(tmp_path: Path, outbreak_store: Path) -> None:
-    """A file no commit names would be deleted by a writer's open (crash clean-up); a reader leaves it."""
-    stray = next(outbreak_store.glob("packets/date=*/hour=*")) / "part-stray-0.parquet"
-    stray.write_bytes(b"not committed")
-    # SQLite's WAL index (state.sqlite-shm) is shared memory every reader of a WAL database maps and
-    # updates; it holds no data. Everything else must stay byte for byte and time for time.
-    def files() -> dict[Path, tuple[int, int]]:
-        return {p: (p.stat().st_mtime_ns, p.stat().st_size) for p in outbreak_store.rglob("*")
-                if not p.name.endswith("-shm")}
-
-    before = files()
-    try:
-        client = TestClient(create_app(StoreReader(outbreak_store)), raise_server_exceptions=False)
-        for url in ENDPOINTS:
-            assert client.get(url).status_code == 200
-        assert stray.exists()
-        assert files() == before
-    finally:
-        os.unlink(stray)
-
-
 def test_an_empty_store_answers_zeros_not_errors(tmp_path: Path) -> None:
     from iotscope.store.packets import PacketStore
 
@@ -152,11 +130,3 @@ def test_an_empty_store_answers_zeros_not_errors(tmp_path: Path) -> None:
     assert client.get("/api/top/port").json()["rows"] == []
     assert client.get("/api/map").json()["points"] == []
     assert client.get("/api/ip/192.0.2.1").status_code == 404
-
-
-def test_a_directory_that_is_not_a_store_is_refused_with_one_line(tmp_path: Path) -> None:
-    from iotscope.store.state import StoreError
-
-    with pytest.raises(StoreError, match="not a store"):
-        StoreReader(tmp_path)
-    assert list(tmp_path.iterdir()) == []  # nothing created
