@@ -156,3 +156,16 @@ def test_clicking_a_source_on_the_map_opens_its_profile(page, serve, outbreak_st
     assert expected["first_seen"].replace("T", " ")[:19] in shown
     _shoot(page, "dashboard-profile.png")
     assert page.errors == []
+
+
+def test_a_bad_port_in_the_chart_picker_is_explained_not_drawn(page, serve, outbreak_store: Path) -> None:
+    server = serve(outbreak_store)
+    _open(page, server)
+    page.fill("#series-ports", "tcp/telnet")
+    page.click("#series-apply")
+    page.wait_for_function("document.getElementById('series-error').textContent !== ''", timeout=10_000)
+    assert page.inner_text("#series-error").startswith("port:")
+    page.fill("#series-ports", "udp/5060")
+    page.click("#series-apply")
+    page.wait_for_function("window.iotscope.series.labels[0] === '5060/udp packets'", timeout=10_000)
+    assert page.inner_text("#series-error") == ""

@@ -119,8 +119,10 @@ function start() {
   });
   $('profile-close').addEventListener('click', () => { $('profile').hidden = true; });
   $('map-window').addEventListener('change', loadMap);
-  $('series-apply').addEventListener('click', loadSeries);
-  $('series-bucket').addEventListener('change', loadSeries);
+  const showSeries = () => loadSeries().then(() => { $('series-error').textContent = ''; })
+    .catch((err) => { $('series-error').textContent = err.message; });
+  $('series-apply').addEventListener('click', showSeries);
+  $('series-bucket').addEventListener('change', showSeries);
   refresh().catch((err) => { $('map-info').textContent = `error: ${err.message}`; });
   connectLive();
 }
