@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -64,3 +65,18 @@ def test_ctrl_c_stops_the_server_promptly_even_with_a_page_listening(tmp_path: P
     assert stopped < 1.5
     errors = server.process.stderr.read()
     assert "Traceback" not in errors and "ERROR" not in errors, errors
+
+
+def test_a_port_in_use_or_an_unknown_host_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    store = build_store(tmp_path, SMALL)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        for host, message in (("127.0.0.1", "Address already in use"), ("999.1.1.1", "not an IP address")):
+            result = subprocess.run([sys.executable, "-m", "iotscope", "serve", "--store", str(store),
+                                     "--host", host, "--port", str(port)],
+                                    capture_output=True, text=True, timeout=60, check=False)
+            assert result.returncode == 2, result.stderr
+            assert message in result.stderr and "Traceback" not in result.stderr
+            assert len(result.stderr.strip().splitlines()) == 1, result.stderr

@@ -27,24 +27,26 @@ def _is_loopback(host: str) -> bool:
 
 def serve(
     store: Annotated[Path, typer.Option("--store", help="Store directory to serve (opened read-only).")],
-    host: Annotated[str, typer.Option("--host", help="Address to bind; 0.0.0.0 exposes the dashboard.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", min=0, max=65535, help="TCP port to listen on.")] = 8000,
+    host: Annotated[str, typer.Option("--host", help="IP address to bind; 0.0.0.0 exposes the dashboard.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=0, max=65535, help="TCP port to listen on (0: any free port).")] = 8000,
 ) -> None:
     """Serve the JSON API (OpenAPI at /docs) and the live dashboard at / over a store."""
     from iotscope.web.app import create_app
-    from iotscope.web.server import run
+    from iotscope.web.server import listen, run
     from iotscope.web.store_reader import StoreReader
 
     try:
         reader = StoreReader(store)
+        sock = listen(host, port)
     except IotscopeError as exc:
         fail(str(exc))
     if not _is_loopback(host):
         console.print(f"[bold yellow]warning:[/] binding {host}: the dashboard and API (no authentication) "
                       "are reachable from other hosts", highlight=False)
     shown = f"[{host}]" if ":" in host else host
+    port = sock.getsockname()[1]
     console.print(f"dashboard: http://{shown}:{port}/   API docs: http://{shown}:{port}/docs", highlight=False)
-    run(create_app(reader), host, port)
+    run(create_app(reader), sock)
 
 
 def register(app: typer.Typer) -> None:
