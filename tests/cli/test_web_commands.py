@@ -31,7 +31,7 @@ def test_serve_binds_loopback_by_default(tmp_path: Path) -> None:
 def test_serve_warns_when_binding_every_address(tmp_path: Path) -> None:
     server = start_server(build_store(tmp_path, SMALL), host="0.0.0.0")
     stop_server(server)
-    assert "warning" in server.process.stderr.read()
+    assert "warning: binding 0.0.0.0" in server.banner
 
 
 def test_serve_a_missing_store_is_one_line_and_exit_2(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import socket
 import subprocess
 import sys
@@ -52,31 +53,39 @@ def free_port() -> int:
 class Server:
     url: str
     process: subprocess.Popen
+    banner: str  # what it printed on stderr before serving
 
 
 def start_server(store: Path, host: str = "127.0.0.1") -> Server:
-    """``iotscope serve`` in a subprocess that dies with this process (even on kill -9).
+    """``iotscope serve --port 0`` in a subprocess that dies with this process (even on kill -9).
 
     util-linux's ``setpriv --pdeathsig`` sets the kernel's parent-death signal before exec'ing the
     server (no ``preexec_fn`` in a process with threads); the fixtures terminate it otherwise.
+    The server picks a free port and prints its URL, so no two tests can race for a port.
     """
-    port = free_port()
     process = subprocess.Popen(
         ["setpriv", "--pdeathsig", "KILL", "--", sys.executable, "-m", "iotscope", "serve", "--store", str(store),
-         "--host", host, "--port", str(port)],
+         "--host", host, "--port", "0"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    url = f"http://127.0.0.1:{port}"
+    printed = []
+    for line in process.stderr:
+        printed.append(line)
+        found = re.search(r"dashboard: http://\S+?:(\d+)/", line)
+        if found:
+            break
+    else:
+        process.wait()
+        raise RuntimeError(f"server exited {process.returncode}: {''.join(printed)}")
+    url = f"http://127.0.0.1:{found.group(1)}"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited {process.returncode}: {process.stderr.read()}")
         try:
-            if httpx.get(url + "/api/summary", timeout=5).status_code == 200:
-                return Server(url, process)
+            if httpx.get(url + "/openapi.json", timeout=5).status_code == 200:
+                return Server(url, process, "".join(printed))
         except httpx.TransportError:
-            time.sleep(0.2)
+            time.sleep(0.1)
     process.kill()
-    raise RuntimeError("server did not start within 60 s")
+    raise RuntimeError("server did not answer within 60 s")
 
 
 def stop_server(server: Server) -> None:

@@ -42,10 +42,11 @@ def serve(
         fail(str(exc))
     if not _is_loopback(host):
         console.print(f"[bold yellow]warning:[/] binding {host}: the dashboard and API (no authentication) "
-                      "are reachable from other hosts", highlight=False)
+                      "are reachable from other hosts", highlight=False, soft_wrap=True)
     shown = f"[{host}]" if ":" in host else host
     port = sock.getsockname()[1]
-    console.print(f"dashboard: http://{shown}:{port}/   API docs: http://{shown}:{port}/docs", highlight=False)
+    console.print(f"dashboard: http://{shown}:{port}/   API docs: http://{shown}:{port}/docs", highlight=False,
+                  soft_wrap=True)
     run(create_app(reader), sock)
 
 
