@@ -16,7 +16,7 @@ DASHBOARD := src/iotscope/web/static/index.html
 .PHONY: help setup system-deps demo test bench clean
 
 help:
-	@echo "make demo   - set up, simulate an hour of darknet traffic, ingest it, show stats"
+	@echo "make demo   - set up, simulate an hour of darknet traffic, ingest it, show stats, serve the dashboard"
 	@echo "make test   - set up (incl. Debian packages) and run the test suite"
 	@echo "make bench  - run the benchmarks in bench/ against their peers"
 
