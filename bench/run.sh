@@ -6,3 +6,5 @@ cd "$(dirname "$0")/.."
 .venv/bin/python bench/ingest/run.py
 .venv/bin/python bench/survey/run.py
 .venv/bin/python bench/enrich/run.py
+.venv/bin/python bench/api/run.py
+.venv/bin/python bench/api/map_fps.py

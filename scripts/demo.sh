@@ -72,3 +72,10 @@ iotscope survey report --store "$out/store" --out "$out/reports"
 echo "== 7. per-owner report (Shadowserver-style CSV) in $out/reports/"
 ls "$out/reports"
 head -n 8 "$out"/reports/*.csv | cut -c1-160
+
+echo "== 8. the dashboard: live map, per-port chart (23 and 2323/tcp), source profiles"
+if [ -t 0 ] && [ -z "${DEMO_NO_SERVE:-}" ]; then
+  iotscope serve --store "$out/store" --port "${DEMO_PORT:-8000}"   # prints its URL; Ctrl-C stops it
+else
+  echo "not a terminal: run  .venv/bin/iotscope serve --store $out/store  and open http://127.0.0.1:8000/"
+fi

@@ -45,7 +45,7 @@ _MAX_PENDING_ROWS = 2 * _ROW_GROUP_ROWS
 #: ts, dst, seq and ip_id are near-unique in darknet traffic and are stored plain.
 _DICTIONARY_COLUMNS = [
     "ip_version", "src", "proto", "sport", "dport", "icmp_type", "icmp_code", "tcp_flags", "ttl",
-    "ip_len", "win", "flag_class", "traffic_class",
+    "ip_len", "win", "flag_class", "traffic_class", "tool",
 ]
 #: Parquet encoding is the most expensive step of ingest; pyarrow releases the GIL while it runs,
 #: so row groups are encoded on worker threads while the caller decodes the next block.

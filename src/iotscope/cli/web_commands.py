@@ -1,0 +1,55 @@
+"""``iotscope serve``: the web API and dashboard over one store, read-only.
+
+Binds 127.0.0.1 by default: the dashboard shows who scans a darknet, which an operator may not
+want the world to see, and it has no authentication yet; any other address prints a warning.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from iotscope.cli.common import console, fail
+from iotscope.errors import IotscopeError
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def serve(
+    store: Annotated[Path, typer.Option("--store", help="Store directory to serve (opened read-only).")],
+    host: Annotated[str, typer.Option("--host", help="IP address to bind; 0.0.0.0 exposes the dashboard.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=0, max=65535, help="TCP port to listen on (0: any free port).")] = 8000,
+) -> None:
+    """Serve the JSON API (OpenAPI at /docs) and the live dashboard at / over a store."""
+    from iotscope.web.app import create_app
+    from iotscope.web.server import listen, run
+    from iotscope.web.store_reader import StoreReader
+
+    try:
+        reader = StoreReader(store)
+        sock = listen(host, port)
+    except IotscopeError as exc:
+        fail(str(exc))
+    if not _is_loopback(host):
+        console.print(f"[bold yellow]warning:[/] binding {host}: the dashboard and API (no authentication) "
+                      "are reachable from other hosts", highlight=False, soft_wrap=True)
+    shown = f"[{host}]" if ":" in host else host
+    port = sock.getsockname()[1]
+    console.print(f"dashboard: http://{shown}:{port}/   API docs: http://{shown}:{port}/docs", highlight=False,
+                  soft_wrap=True)
+    run(create_app(reader), sock)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the web commands to the main app."""
+    app.command()(serve)

@@ -1,0 +1,93 @@
+"""The application factory: routes, the one error mapping, and the built dashboard.
+
+Errors become JSON, never a traceback: a bad parameter is 422 ``{"error", "parameter"}``; a
+problem with the store (an :class:`~iotscope.errors.IotscopeError`) is 503 with its one line;
+an address the store never saw is 404; anything else is a bug, logged by the server and answered 500 ``{"error": "internal error"}``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import duckdb
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException
+
+from iotscope.errors import IotscopeError
+from iotscope.web import routes_live, routes_traffic
+from iotscope.web.queries import ApiParameterError, UnknownSourceError
+from iotscope.web.result_cache import ResultCache
+from iotscope.web.store_reader import StoreReader
+
+#: Where ``make setup`` (npm ci + vite build) puts the dashboard; not in git.
+STATIC_DIR = Path(__file__).parent / "static"
+
+
+def create_app(reader: StoreReader, live_poll_seconds: float = 1.0, static_dir: Path = STATIC_DIR) -> FastAPI:
+    """The API and dashboard over ``reader``'s store (closed when the application shuts down)."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        reader.close()
+
+    app = FastAPI(
+        title="iotscope",
+        summary="Darknet telescope API: what reaches the darknet, from where, of which kind.",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.state.reader = reader
+    app.state.live_poll_seconds = live_poll_seconds
+    app.state.stopping = False  # set by iotscope.web.server on Ctrl-C/SIGTERM: live streams end
+    app.state.results = ResultCache()
+    app.include_router(routes_traffic.router)
+    app.include_router(routes_live.router)
+    _add_error_handlers(app)
+    if (static_dir / "index.html").is_file():
+        app.mount("/", StaticFiles(directory=static_dir, html=True), name="dashboard")
+    else:
+        @app.get("/", include_in_schema=False)
+        def dashboard_missing() -> JSONResponse:
+            return JSONResponse({"error": "the dashboard is not built; run `make setup` (npm ci + vite build)"},
+                                status_code=503)
+    return app
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0]
+        location = [str(part) for part in first.get("loc", ()) if part not in ("query", "path")]
+        parameter = location[-1] if location else "request"
+        return JSONResponse({"error": f"{parameter}: {first.get('msg', 'invalid')}", "parameter": parameter},
+                            status_code=422)
+
+    @app.exception_handler(ApiParameterError)
+    async def invalid_parameter(request: Request, exc: ApiParameterError) -> JSONResponse:
+        return JSONResponse({"error": str(exc), "parameter": exc.parameter}, status_code=422)
+
+    @app.exception_handler(UnknownSourceError)
+    async def unknown_source(request: Request, exc: UnknownSourceError) -> JSONResponse:
+        return JSONResponse({"error": str(exc)}, status_code=404)
+
+    @app.exception_handler(IotscopeError)
+    async def store_problem(request: Request, exc: IotscopeError) -> JSONResponse:
+        return JSONResponse({"error": str(exc)}, status_code=503)
+
+    @app.exception_handler(duckdb.IOException)
+    async def unreadable(request: Request, exc: duckdb.IOException) -> JSONResponse:
+        return JSONResponse({"error": "the store could not be read: " + str(exc).splitlines()[0]}, status_code=503)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(Exception)
+    async def bug(request: Request, exc: Exception) -> JSONResponse:
+        return JSONResponse({"error": "internal error"}, status_code=500)

@@ -1,0 +1,88 @@
+"""``/api/summary``, ``/api/series``, ``/api/top/{by}``, ``/api/map``, ``/api/ip/{address}``: shells over ``queries``.
+
+Parameter bounds are declared here (FastAPI checks them and answers 422 naming the parameter);
+what needs the data to decide (``from`` after ``to``, too many buckets) is checked in ``queries``.
+Answers are kept until the next commit (``result_cache``): same store content, same answer.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+import duckdb
+from fastapi import APIRouter, Path, Query, Request, Response
+
+from iotscope.web import queries
+from iotscope.web.errors import ERROR_RESPONSES, ErrorBody
+
+router = APIRouter(prefix="/api", tags=["traffic"], responses=ERROR_RESPONSES)
+
+From = Annotated[datetime | None, Query(alias="from", description="ISO 8601 start (default: 24 h before `to`).")]
+To = Annotated[datetime | None, Query(alias="to", description="ISO 8601 end, exclusive (default: the last packet).")]
+
+
+def answer(request: Request, key: tuple, compute: Callable[[duckdb.DuckDBPyConnection], Any]) -> Response:
+    """``compute`` over the store as committed now, as JSON kept until the next commit (``result_cache``).
+
+    The JSON text is what is kept: encoding 5,000 map points costs more than serving them.
+    """
+    generation, con = request.app.state.reader.snapshot()
+    body = request.app.state.results.get(generation, key, lambda: json.dumps(compute(con)).encode())
+    return Response(body, media_type="application/json")
+
+
+@router.get("/summary")
+def summary(request: Request) -> Response:
+    """Packets, sources, first/last time, counts by flag and traffic class and tool, packets per year."""
+    return answer(request, ("summary",), queries.summary)
+
+
+@router.get("/series")
+def series(
+    request: Request,
+    proto: Annotated[Literal["tcp", "udp", "icmp"], Query(description="IP protocol.")] = "tcp",
+    port: Annotated[int | None, Query(ge=0, le=65535, description="Destination port (tcp/udp).")] = None,
+    bucket: Annotated[int, Query(ge=1, le=31 * 86400, description="Bucket length in seconds.")] = 600,
+    start: From = None,
+    end: To = None,
+) -> Response:
+    """Packets and distinct sources per bucket for one protocol and destination port."""
+    return answer(request, ("series", proto, port, bucket, start, end),
+                  lambda con: queries.series(con, proto, port, bucket, start, end))
+
+
+@router.get("/top/{by}")
+def top(
+    request: Request,
+    by: Annotated[Literal["port", "tool"], Path(description="What to rank (country and asn come with geo data).")],
+    limit: Annotated[int, Query(ge=1, le=1000)] = 10,
+    start: From = None,
+    end: To = None,
+) -> Response:
+    """The largest destination ports (with protocol) or scanning tools, by packets."""
+    return answer(request, ("top", by, limit, start, end), lambda con: queries.top(con, by, limit, start, end))
+
+
+@router.get("/map")
+def map_points(
+    request: Request,
+    window: Annotated[int, Query(ge=1, le=7 * 86400, description="Seconds of the latest data to draw.")] = 600,
+    limit: Annotated[int, Query(ge=1, le=50_000, description="At most this many points, largest first.")] = 5000,
+) -> Response:
+    """Packets per source and flag class in the latest window, with lat/lon/country for the map."""
+    return answer(request, ("map", window, limit), lambda con: queries.map_points(con, window, limit))
+
+
+_UNSEEN = {404: {"model": ErrorBody, "description": "The store holds no packet from this address."}}
+
+
+@router.get("/ip/{address}", responses=_UNSEEN)
+def source_profile(
+    request: Request,
+    address: Annotated[str, Path(description="An IPv4 or IPv6 source address.")],
+) -> Response:
+    """One source's profile: first/last seen, packets, destinations, flag classes, tools, top ports."""
+    return answer(request, ("ip", address), lambda con: queries.source_profile(con, address))

@@ -1,0 +1,151 @@
+"""The library behind every endpoint, each number checked against DuckDB over the raw Parquet files."""
+
+from __future__ import annotations
+
+import ipaddress
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from iotscope.store.schema import FLAG_CLASSES, TRAFFIC_CLASSES
+from iotscope.web import queries
+from iotscope.web.queries import ApiParameterError
+from iotscope.web.store_reader import StoreReader
+from tests.web.conftest import raw
+
+START = datetime(2016, 9, 1, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def reader(outbreak_store: Path) -> StoreReader:
+    return StoreReader(outbreak_store)
+
+
+def test_summary_matches_the_store(reader: StoreReader, outbreak_store: Path) -> None:
+    got = queries.summary(reader.cursor())
+    packets, sources, first, last = raw(
+        outbreak_store, "SELECT count(*), count(DISTINCT src) + count(DISTINCT src6), min(ts), max(ts) FROM p")[0]
+    assert got["packets"] == packets == 120_000
+    assert got["sources"] == sources > 1000
+    assert datetime.fromisoformat(got["first"]) == first
+    assert datetime.fromisoformat(got["last"]) == last
+    by_flag = dict(raw(outbreak_store, "SELECT flag_class, count(*) FROM p GROUP BY 1"))
+    assert got["flag_class"] == {k: by_flag.get(k, 0) for k in FLAG_CLASSES}
+    assert got["flag_class"]["syn"] > 0 and got["flag_class"]["synack"] > 0 and got["flag_class"]["udp"] > 0
+    by_traffic = dict(raw(outbreak_store, "SELECT traffic_class, count(*) FROM p GROUP BY 1"))
+    assert got["traffic_class"] == {k: by_traffic.get(k, 0) for k in TRAFFIC_CLASSES}
+    by_tool = dict(raw(outbreak_store, "SELECT tool, count(*) FROM p WHERE tool IS NOT NULL GROUP BY 1"))
+    assert got["tool"] == by_tool
+    assert got["per_year"] == [{"year": 2016, "packets": packets}]
+
+
+def test_series_of_2323_matches_the_store_bucket_by_bucket(reader: StoreReader, outbreak_store: Path) -> None:
+    got = queries.series(reader.cursor(), "tcp", 2323, 600)
+    expected = raw(outbreak_store,
+                   "SELECT epoch(time_bucket(INTERVAL 600 SECOND, ts))::BIGINT, count(*), count(DISTINCT src) FROM p "
+                   "WHERE proto = 6 AND dport = 2323 GROUP BY 1 ORDER BY 1")
+    assert len(got["t"]) == 18  # three hours of 10-minute buckets, from the first packet (default range)
+    assert got["t"][0] == int(START.timestamp())
+    assert [(t, p, s) for t, p, s in zip(got["t"], got["packets"], got["sources"]) if p] == \
+        [(int(t), int(p), int(s)) for t, p, s in expected]
+    # the outbreak: more distinct sources on 2323 at the end than at the start
+    assert got["sources"][-1] > 3 * got["sources"][0] > 0
+
+
+def test_series_fills_silent_buckets_with_zeros(reader: StoreReader) -> None:
+    got = queries.series(reader.cursor(), "tcp", 2323, 600,
+                         datetime(2016, 8, 31, 23, 0, tzinfo=UTC), datetime(2016, 9, 1, 0, 30, tzinfo=UTC))
+    assert got["packets"][:6] == [0] * 6  # an hour before the capture starts
+    assert len(got["t"]) == 9 and all(got["packets"][6:])
+
+
+def test_top_ports_and_tools_match_the_store(reader: StoreReader, outbreak_store: Path) -> None:
+    got = queries.top(reader.cursor(), "port", 5)
+    expected = raw(outbreak_store, "SELECT dport, proto, count(*) AS n, count(DISTINCT src) FROM p "
+                                   "WHERE dport IS NOT NULL GROUP BY 1, 2 ORDER BY n DESC, dport, proto LIMIT 5")
+    names = {6: "tcp", 17: "udp"}
+    assert [(r["port"], r["proto"], r["packets"], r["sources"]) for r in got["rows"]] == \
+        [(d, names[p], n, s) for d, p, n, s in expected]
+    assert got["rows"][0]["port"] == 23
+    tools = queries.top(reader.cursor(), "tool", 10)
+    expected = raw(outbreak_store, "SELECT tool, count(*) AS n, count(DISTINCT src) FROM p WHERE tool IS NOT NULL "
+                                   "GROUP BY 1 ORDER BY n DESC, tool")
+    assert [(r["tool"], r["packets"], r["sources"]) for r in tools["rows"]] == expected
+    assert {r["tool"] for r in tools["rows"]} == {"mirai", "zmap", "masscan"}
+
+
+def test_top_within_a_time_range(reader: StoreReader, outbreak_store: Path) -> None:
+    start, end = datetime(2016, 9, 1, 1, tzinfo=UTC), datetime(2016, 9, 1, 1, 30, tzinfo=UTC)
+    got = queries.top(reader.cursor(), "port", 1, start, end)
+    expected = raw(outbreak_store, "SELECT dport, count(*) AS n FROM p WHERE dport IS NOT NULL AND ts >= ? AND ts < ? "
+                                   "GROUP BY dport, proto ORDER BY n DESC LIMIT 1", [start, end])
+    assert (got["rows"][0]["port"], got["rows"][0]["packets"]) == expected[0]
+    assert got["from"] == start.isoformat() and got["to"] == end.isoformat()
+
+
+def test_map_aggregates_the_latest_window_by_source_and_flag_class(reader: StoreReader, outbreak_store: Path) -> None:
+    got = queries.map_points(reader.cursor(), 300, 50_000)
+    expected = raw(outbreak_store,
+                   "SELECT count(*), count(DISTINCT (src, src6, flag_class)), count(DISTINCT flag_class) FROM p "
+                   "WHERE ts > (SELECT max(ts) FROM p) - INTERVAL 300 SECOND")[0]
+    assert sum(p["count"] for p in got["points"]) == expected[0]
+    assert len(got["points"]) == expected[1] and not got["truncated"]
+    assert len({p["flag_class"] for p in got["points"]}) == expected[2] >= 3
+    assert all(set(p) == {"src", "flag_class", "count", "lat", "lon", "country"} for p in got["points"])
+    top = got["points"][0]
+    count = raw(outbreak_store, "SELECT count(*) FROM p WHERE src = ? AND flag_class = ? "
+                "AND ts > (SELECT max(ts) FROM p) - INTERVAL 300 SECOND",
+                [int(ipaddress.IPv4Address(top["src"])), top["flag_class"]])[0][0]
+    assert count == top["count"] > 1
+
+
+def test_map_limit_keeps_the_largest_points(reader: StoreReader) -> None:
+    got = queries.map_points(reader.cursor(), 300, 3)
+    everything = queries.map_points(reader.cursor(), 300, 50_000)
+    assert got["truncated"] and got["points"] == everything["points"][:3]
+
+
+@pytest.mark.parametrize(("call", "parameter"), [
+    (lambda c: queries.series(c, "sctp", 1, 600), "proto"),
+    (lambda c: queries.series(c, "icmp", 1, 600), "port"),
+    (lambda c: queries.series(c, "tcp", 70000, 600), "port"),
+    (lambda c: queries.series(c, "tcp", 23, 1, datetime(2000, 1, 1), datetime(2016, 1, 1)), "bucket"),
+    (lambda c: queries.series(c, "tcp", 23, 600, datetime(2016, 9, 2), datetime(2016, 9, 1)), "from"),
+    (lambda c: queries.top(c, "country", 10), "by"),
+    (lambda c: queries.top(c, "port", 0), "limit"),
+    (lambda c: queries.map_points(c, 0, 10), "window"),
+])
+def test_bad_parameters_name_the_parameter(reader: StoreReader, call, parameter: str) -> None:
+    with pytest.raises(ApiParameterError) as caught:
+        call(reader.cursor())
+    assert caught.value.parameter == parameter
+
+
+def test_source_profile_matches_the_store(reader: StoreReader, outbreak_store: Path) -> None:
+    src, packets, first, last, destinations = raw(
+        outbreak_store, "SELECT src, count(*) AS n, min(ts), max(ts), count(DISTINCT dst) FROM p "
+                        "WHERE tool = 'mirai' GROUP BY src ORDER BY n DESC, src LIMIT 1")[0]
+    address = str(ipaddress.IPv4Address(src))
+    got = queries.source_profile(reader.cursor(), address)
+    assert (got["address"], got["packets"], got["destinations"]) == (address, packets, destinations)
+    assert (datetime.fromisoformat(got["first_seen"]), datetime.fromisoformat(got["last_seen"])) == (first, last)
+    assert got["tools"] == ["mirai"]
+    ports = raw(outbreak_store, "SELECT dport, count(*) AS n FROM p WHERE src = ? GROUP BY 1 ORDER BY n DESC, 1",
+                [src])
+    assert [(p["port"], p["packets"]) for p in got["ports"]] == ports
+    assert {p["port"] for p in got["ports"]} <= {23, 2323}
+    assert got["flag_class"] == dict(raw(outbreak_store, "SELECT flag_class, count(*) FROM p WHERE src = ? "
+                                                         "GROUP BY 1", [src]))
+    assert got["country"] is None and "lat" in got and "asn" in got
+
+
+def test_source_profile_of_an_unseen_or_malformed_address(reader: StoreReader) -> None:
+    with pytest.raises(queries.UnknownSourceError):
+        queries.source_profile(reader.cursor(), "192.0.2.1")  # TEST-NET-1: never a simulated source
+    with pytest.raises(queries.UnknownSourceError):
+        queries.source_profile(reader.cursor(), "2001:db8::1")
+    for text in ("not-an-address", "999.1.1.1", "1.2.3", ""):
+        with pytest.raises(ApiParameterError) as caught:
+            queries.source_profile(reader.cursor(), text)
+        assert caught.value.parameter == "address"

@@ -1,0 +1,130 @@
+// The dashboard: every panel is drawn from the JSON API; /api/live says when to redraw.
+import './style.css';
+import { getJSON } from './api.js';
+import { LEGEND, renderLegend } from './legend.js';
+import { LiveMap } from './map.js';
+import { drawSeries, parsePorts } from './series.js';
+
+const $ = (id) => document.getElementById(id);
+const number = (n) => Number(n).toLocaleString('en-US');
+// The sensor's place on the map: NICTER's home (Tokyo) unless the URL says ?sensor=LAT,LON.
+const sensorParam = new URLSearchParams(location.search).get('sensor');
+const [sensorLat, sensorLon] = sensorParam ? sensorParam.split(',').map(Number) : [35.68, 139.76];
+
+// What the page shows, for people debugging it and for the browser tests.
+const state = window.iotscope = { summary: null, map: null, series: null, generation: null, updates: 0 };
+
+function table(element, header, rows) {
+  const head = `<tr>${header.map((h) => `<th>${h}</th>`).join('')}</tr>`;
+  element.innerHTML = head + rows.map((r) => `<tr>${r.map((c) => `<td>${c}</td>`).join('')}</tr>`).join('');
+}
+
+async function loadSummary() {
+  const s = state.summary = await getJSON('/api/summary');
+  $('sum-packets').textContent = number(s.packets);
+  $('sum-sources').textContent = number(s.sources);
+  $('sum-first').textContent = s.first ? s.first.replace('T', ' ').slice(0, 19) : '–';
+  $('sum-last').textContent = s.last ? s.last.replace('T', ' ').slice(0, 19) : '–';
+  $('sum-years').textContent = s.per_year.map((y) => `${y.year}: ${number(y.packets)}`).join('  ·  ') || '–';
+  table($('flag-table'), ['kind', 'packets', 'share'], LEGEND.map((e) => [
+    `<span class="swatch" style="background:${e.color}"></span>${e.label}`,
+    number(s.flag_class[e.key] || 0),
+    s.packets ? `${(100 * (s.flag_class[e.key] || 0) / s.packets).toFixed(1)}%` : '–',
+  ]));
+}
+
+async function loadTops() {
+  const ports = await getJSON('/api/top/port?limit=10');
+  table($('top-port'), ['port', 'packets', 'sources'],
+    ports.rows.map((r) => [`${r.port}/${r.proto}`, number(r.packets), number(r.sources)]));
+  const tools = await getJSON('/api/top/tool?limit=10');
+  table($('top-tool'), ['tool', 'packets', 'sources'],
+    tools.rows.map((r) => [r.tool, number(r.packets), number(r.sources)]));
+}
+
+let liveMap;
+async function loadMap() {
+  const window_ = $('map-window').value;
+  const m = state.map = await getJSON(`/api/map?window=${window_}&limit=5000`);
+  liveMap.setPoints(m.points);
+  const located = m.points.filter((p) => p.lat != null).length;
+  $('map-info').textContent = `${m.points.length} source × kind points${m.truncated ? ' (largest shown)' : ''}, `
+    + `${located} located`;
+}
+
+async function loadSeries() {
+  const bucket = $('series-bucket').value;
+  const wanted = parsePorts($('series-ports').value);
+  const results = await Promise.all(wanted.map(async ({ proto, port }) => ({
+    proto, port, body: await getJSON(`/api/series?proto=${encodeURIComponent(proto)}&port=${encodeURIComponent(port)}&bucket=${bucket}`),
+  })));
+  state.series = drawSeries($('series-chart'), results);
+}
+
+// A source's profile (from /api/ip/ADDRESS), opened by clicking the source anywhere on the page.
+async function openProfile(address) {
+  const panel = $('profile');
+  panel.hidden = false;
+  $('profile-address').textContent = address;
+  try {
+    const p = state.profile = await getJSON(`/api/ip/${encodeURIComponent(address)}`);
+    const where = p.country ? `${p.country}${p.asn ? ` · AS${p.asn} ${p.as_name || ''}` : ''}` : 'location unknown';
+    table($('profile-table'), ['', ''], [
+      ['packets', number(p.packets)],
+      ['first seen', p.first_seen.replace('T', ' ').slice(0, 19)],
+      ['last seen', p.last_seen.replace('T', ' ').slice(0, 19)],
+      ['darknet addresses hit', number(p.destinations)],
+      ['tools', p.tools.join(', ') || 'none recognised'],
+      ['kinds', Object.entries(p.flag_class).map(([k, n]) => `${k} ${number(n)}`).join(', ')],
+      ['ports', p.ports.slice(0, 8).map((r) => `${r.port}/${r.proto} (${number(r.packets)})`).join(', ') || '–'],
+      ['where', where],
+    ]);
+  } catch (err) {
+    table($('profile-table'), ['', ''], [['error', err.message]]);
+  }
+}
+
+async function refresh() {
+  await Promise.all([loadSummary(), loadTops(), loadMap(), loadSeries()]);
+  state.updates += 1;
+}
+
+function connectLive() {
+  const status = $('live-status');
+  const events = new EventSource('/api/live');
+  const show = (text, kind) => { status.textContent = text; status.dataset.state = kind; };
+  events.addEventListener('hello', (e) => {
+    state.generation = JSON.parse(e.data);
+    show('live', 'live');
+  });
+  events.addEventListener('commit', async (e) => {
+    state.generation = JSON.parse(e.data);
+    await refresh();
+    show(`live · updated ${new Date().toLocaleTimeString()}`, 'live');
+  });
+  events.onerror = () => show('reconnecting…', 'down');
+}
+
+function start() {
+  renderLegend($('legend'));
+  liveMap = new LiveMap($('map'), { lat: sensorLat, lon: sensorLon });
+  state.liveMap = liveMap;
+  $('map-play').addEventListener('click', () => {
+    liveMap.setPlaying(!liveMap.playing);
+    $('map-play').textContent = liveMap.playing ? 'pause' : 'play';
+  });
+  $('map').addEventListener('click', (event) => {
+    const source = liveMap.sourceAt(event);
+    if (source) openProfile(source.src);
+  });
+  $('profile-close').addEventListener('click', () => { $('profile').hidden = true; });
+  $('map-window').addEventListener('change', loadMap);
+  const showSeries = () => loadSeries().then(() => { $('series-error').textContent = ''; })
+    .catch((err) => { $('series-error').textContent = err.message; });
+  $('series-apply').addEventListener('click', showSeries);
+  $('series-bucket').addEventListener('change', showSeries);
+  refresh().catch((err) => { $('map-info').textContent = `error: ${err.message}`; });
+  connectLive();
+}
+
+start();
