@@ -6,8 +6,8 @@ BIN   := $(VENV)/bin
 DEMO  ?= demo-out
 # Debian packages the tests and benchmarks drive as real peers (tshark, tcpdump, nmap, hydra),
 # real IoT daemons (busybox telnetd, dropbear; openssl and login for their throwaway account)
-# and namespaces (iproute2).
-APT_PKGS := tshark tcpdump nmap hydra busybox-static dropbear-bin openssl login iproute2 libpcap-dev
+# namespaces (iproute2) and replay into them for the live sensor (tcpreplay; dumpcap comes with tshark).
+APT_PKGS := tshark tcpdump nmap hydra busybox-static dropbear-bin openssl login iproute2 libpcap-dev tcpreplay
 
 .PHONY: help setup system-deps demo test bench clean
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import typer
 
-from iotscope.cli import simulate_commands, survey_commands, telescope_commands
+from iotscope.cli import sensor_commands, simulate_commands, survey_commands, telescope_commands
 from iotscope.cli.common import fail
 from iotscope.errors import IotscopeError
 
@@ -24,6 +24,7 @@ app = typer.Typer(
 telescope_commands.register(app)
 simulate_commands.register(app)
 survey_commands.register(app)
+sensor_commands.register(app)
 
 
 def main() -> None:

@@ -78,7 +78,7 @@ class PacketStore:
 
     def committed_files(self) -> list[Path]:
         """Every Parquet file of the dataset that belongs to a committed capture."""
-        return [self.root / f for entry in self.state.all_ingested() for f in entry.files]
+        return [self.root / f for f in self.state.live_files()]
 
     def ingested(self, content_hash: str) -> IngestedFile | None:
         return self.state.ingested(content_hash)
@@ -89,11 +89,16 @@ class PacketStore:
         Takes the store's ingest lock (kept until :meth:`close`); raises ``StoreError`` when another
         process is ingesting into this store.
         """
+        self.lock_for_writing()
+        return PartitionWriter(self, content_hash)
+
+    def lock_for_writing(self) -> None:
+        """Take the store's ingest lock (kept until :meth:`close`) before changing the dataset
+        (ingest, compaction, retention); raises ``StoreError`` when another process writes."""
         if self._ingest_lock is None:
             self._ingest_lock = self._try_ingest_lock()
             if self._ingest_lock is None:
                 raise StoreError(f"{self.root}: another ingest is writing to this store; try again when it ends")
-        return PartitionWriter(self, content_hash)
 
     def _try_ingest_lock(self) -> int | None:
         return try_lock(self.root / ".ingest.lock")
@@ -215,9 +220,15 @@ class PartitionWriter:
 
 
 def _write_parquet(table: pa.Table, path: Path) -> None:
+    with packet_file_writer(path, table.schema) as writer:
+        writer.write_table(table, row_group_size=_ROW_GROUP_ROWS * 2)
+
+
+def packet_file_writer(path: Path, schema: pa.Schema = PACKET_SCHEMA) -> pq.ParquetWriter:
+    """A Parquet writer with the dataset's encodings (ingest and compaction write files with it)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(
-        table, path, row_group_size=_ROW_GROUP_ROWS * 2, compression="zstd", compression_level=1,
+    return pq.ParquetWriter(
+        path, schema, compression="zstd", compression_level=1,
         use_dictionary=_DICTIONARY_COLUMNS, write_statistics=["ts", "src", "dport"],
     )
 

@@ -6,8 +6,10 @@ a capture counts only once its row is committed here, keyed by the XXH3-128 hash
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -27,6 +29,34 @@ CREATE TABLE IF NOT EXISTS ingested_files (
     skipped     TEXT NOT NULL,   -- JSON object: reason -> count
     files       TEXT NOT NULL,   -- JSON list of Parquet paths relative to the store root
     ingested_at TEXT NOT NULL
+);
+"""
+
+#: Added for compaction and retention (``iotscope.store.compaction``, ``iotscope.store.retention``);
+#: created in any store that lacks them, so earlier stores of this format open unchanged.
+#: The live files of ``packets/`` are those of ``ingested_files`` and ``compacted_files`` that are
+#: not in ``retired_files``; a retired file stays on disk for a grace period (readers that listed
+#: it before may still read it), then is deleted and ``deleted_at`` set.
+_FILES_SCHEMA = """
+CREATE TABLE IF NOT EXISTS compacted_files (
+    path        TEXT PRIMARY KEY,  -- relative to the store root
+    hour        TEXT NOT NULL,     -- partition, 'YYYY-MM-DD HH'
+    rows        INTEGER NOT NULL,
+    replaces    INTEGER NOT NULL,  -- how many files it replaced
+    created_at  TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS retired_files (
+    path        TEXT PRIMARY KEY,
+    reason      TEXT NOT NULL,     -- 'compacted' or 'retention'
+    retired_at  TEXT NOT NULL,
+    deleted_at  TEXT
+);
+CREATE TABLE IF NOT EXISTS retention_log (
+    hour        TEXT NOT NULL,
+    files       INTEGER NOT NULL,
+    rows        INTEGER NOT NULL,
+    keep        TEXT NOT NULL,     -- the retention asked for, e.g. '400d'
+    removed_at  TEXT NOT NULL
 );
 """
 
@@ -68,6 +98,7 @@ class StoreState:
             )
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(_SCHEMA)
+        self._db.executescript(_FILES_SCHEMA)
         self._db.execute(f"PRAGMA user_version = {STORE_FORMAT}")
 
     def close(self) -> None:
@@ -91,6 +122,60 @@ class StoreState:
             "INSERT INTO ingested_files VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (content_hash, source, size, packets, records, json.dumps(skipped), json.dumps(files), now),
         )
+
+    # -- compaction and retention (tables in _FILES_SCHEMA) -------------------------------------
+
+    def live_files(self) -> list[str]:
+        """Parquet files (relative paths) that make up ``packets/`` now: committed by an ingest or
+        a compaction, and not retired since. Ingest order, then compaction order."""
+        retired = {r[0] for r in self._db.execute("SELECT path FROM retired_files")}
+        files = [f for entry in self.all_ingested() for f in entry.files]
+        files += [r[0] for r in self._db.execute("SELECT path FROM compacted_files ORDER BY created_at, path")]
+        return [f for f in files if f not in retired]
+
+    def record_compaction(self, path: str, hour: str, rows: int, replaced: list[str]) -> None:
+        """In one transaction: ``path`` joins the dataset and the files it replaces leave it, so a
+        reader sees either all the old files or the new one, never both or neither."""
+        now = _now()
+        with self._transaction():
+            self._db.execute("INSERT INTO compacted_files VALUES (?, ?, ?, ?, ?)", (path, hour, rows, len(replaced), now))
+            self._db.executemany(
+                "INSERT INTO retired_files VALUES (?, 'compacted', ?, NULL)", [(f, now) for f in replaced])
+
+    def record_retention(self, hour: str, files: list[str], rows: int, keep: str) -> None:
+        """In one transaction: the files of partition ``hour`` leave the dataset, and the log says so."""
+        now = _now()
+        with self._transaction():
+            self._db.executemany(
+                "INSERT INTO retired_files VALUES (?, 'retention', ?, NULL)", [(f, now) for f in files])
+            self._db.execute("INSERT INTO retention_log VALUES (?, ?, ?, ?, ?)", (hour, len(files), rows, keep, now))
+
+    def retention_log(self) -> list[tuple[str, int, int, str, str]]:
+        return self._db.execute("SELECT * FROM retention_log ORDER BY removed_at, hour").fetchall()
+
+    def retired_not_deleted(self, retired_before: str) -> list[str]:
+        rows = self._db.execute(
+            "SELECT path FROM retired_files WHERE deleted_at IS NULL AND retired_at <= ?", (retired_before,))
+        return [r[0] for r in rows]
+
+    def mark_deleted(self, paths: list[str]) -> None:
+        now = _now()
+        with self._transaction():
+            self._db.executemany("UPDATE retired_files SET deleted_at = ? WHERE path = ?", [(now, p) for p in paths])
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
 
 
 def _row_to_file(row: tuple) -> IngestedFile:
