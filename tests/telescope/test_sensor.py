@@ -244,3 +244,37 @@ def test_full_spool_disk_refuses_to_start(ns: VethNamespace, tmp_path: Path) -> 
         assert "disk full" in one_line_error(sensor)
     finally:
         subprocess.run(["umount", str(spool)], check=True)
+
+
+def test_full_spool_disk_while_running_pauses_then_resumes(
+    ns: VethNamespace, parts: tuple[Path, Path], expected: dict[str, tuple[int, int]], tmp_path: Path,
+) -> None:
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=24m", "tmpfs", str(spool)], check=True)
+    try:
+        store = tmp_path / "store"
+        sensor = Sensor(ns, store, "--rotate", "1", "--spool", str(spool))
+        sensor.wait_capturing()
+        free = os.statvfs(spool)
+        filler = spool / "filler.bin"  # another program fills the disk while the sensor runs
+        subprocess.run(["fallocate", "-l", str(free.f_bavail * free.f_frsize - 300_000), str(filler)], check=True)
+        ns.replay(parts[0], RATE)
+        deadline = time.monotonic() + 30
+        while "capture paused" not in sensor.text:
+            assert time.monotonic() < deadline, sensor.text
+            time.sleep(0.2)
+        assert "no space left" in sensor.text
+        filler.unlink()
+        while "capture resumed" not in sensor.text:
+            assert time.monotonic() < deadline + 30, sensor.text
+            time.sleep(0.2)
+        ns.replay(parts[1], RATE)
+        time.sleep(1.0)
+        sensor.proc.send_signal(signal.SIGTERM)
+        assert sensor.finish() == 0, sensor.text
+    finally:
+        subprocess.run(["umount", str(spool)], check=True)
+    rows = fingerprint(store)[0]
+    # all of the replay after the pause, and whatever part of the first the full disk let dumpcap write
+    assert expected["ab"][0] - expected["a"][0] < rows < expected["ab"][0]
