@@ -141,7 +141,12 @@ class DumpcapRing:
             pass_fds=self._inherit, preexec_fn=lambda: end_with_parent(parent, signal.SIGTERM),  # noqa: PLW1509
         )
         if _exec_drops_pdeathsig(binary):
-            self._watchdog = _start_watchdog(self._proc.pid)
+            try:
+                self._watchdog = _start_watchdog(self._proc.pid)
+            except OSError as exc:
+                self._proc.terminate()
+                self._proc.wait()
+                raise LiveCaptureError(f"cannot start the capture's watchdog ({exc.strerror}); capture not started") from None
         self._reader = threading.Thread(target=self._read_messages, name="dumpcap-messages", daemon=True)
         self._reader.start()
         if not self._started.wait(START_TIMEOUT) or self.current is None:
@@ -260,9 +265,13 @@ except ProcessLookupError:
 
 
 def _start_watchdog(pid: int) -> subprocess.Popen[bytes]:
-    """A process that sends SIGTERM to ``pid`` when the sensor dies (pidfd: never to a reused pid)."""
+    """A process that sends SIGTERM to ``pid`` when the sensor dies (pidfd: never to a reused pid).
+
+    It runs this same interpreter through ``/proc/self/exe``, which works even where the path to
+    ``sys.executable`` is not traversable by the service user (it needs only the standard library).
+    """
     return subprocess.Popen(
-        [sys.executable, "-c", _WATCHDOG, str(pid)], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-        start_new_session=True,
+        [sys.executable, "-I", "-c", _WATCHDOG, str(pid)], executable="/proc/self/exe", stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL, start_new_session=True,
     )
 
