@@ -39,6 +39,7 @@ from iotscope.store.packets import PacketStore
 from iotscope.store.retention import apply_retention
 from iotscope.telescope.ingest import CAPTURE_SUFFIXES, FileReport, ingest_file
 from iotscope.telescope.metrics import SensorMetrics
+from iotscope.telescope.store_worker import StoreWorker
 
 #: Below this much free space in the spool, capture does not start (a minute of a busy link fits).
 MIN_FREE_BYTES = 16 << 20
@@ -143,7 +144,7 @@ class Sensor:
             backlog = spooled_files(self._spool)  # before the capture starts: all of them closed
             ring = self._start_capture(lock)
             self.log(f"capturing on {self.config.capture.interface} (dumpcap pid {ring.pid}) into {self._spool}")
-            with PacketStore(self.config.store) as store:
+            with StoreWorker(self.config.store) as store:
                 if backlog:
                     self.log(f"ingesting {len(backlog)} file(s) left in the spool by an earlier run")
                 for path in backlog:
@@ -161,7 +162,7 @@ class Sensor:
         self.metrics.paused.set(0)
         return ring
 
-    def _loop(self, ring: DumpcapRing | None, lock: int, store: PacketStore, stop: threading.Event) -> None:
+    def _loop(self, ring: DumpcapRing | None, lock: int, store: StoreWorker, stop: threading.Event) -> None:
         next_maintenance = time.monotonic() + self.config.maintenance_seconds
         paused_since: float | None = None
         while True:
@@ -190,7 +191,7 @@ class Sensor:
                 paused_since = time.monotonic()
                 ring = None
             if time.monotonic() >= next_maintenance:
-                self.maintain(store)
+                store.run(self.maintain)
                 next_maintenance = time.monotonic() + self.config.maintenance_seconds
 
     def _resume(self, lock: int) -> DumpcapRing | None:
@@ -200,7 +201,7 @@ class Sensor:
         except IotscopeError:
             return None
 
-    def _ingest_closed(self, ring: DumpcapRing, store: PacketStore, stop: threading.Event) -> None:
+    def _ingest_closed(self, ring: DumpcapRing, store: StoreWorker, stop: threading.Event) -> None:
         """Ingest files as dumpcap closes them; returns after ~0.5 s without one, or on stop."""
         while not stop.is_set():
             try:
@@ -226,7 +227,7 @@ class Sensor:
             self.log(f"capture session: {ring.packets:,} packets written, {end.kernel_drops:,} dropped by the kernel")
         return end.error
 
-    def _drain(self, ring: DumpcapRing, store: PacketStore) -> None:
+    def _drain(self, ring: DumpcapRing, store: StoreWorker) -> None:
         while (path := ring.closed.get()) is not None:
             self._ingest(path, store)
         for path in spooled_files(self._spool):  # anything else in the spool (never lost)
@@ -243,7 +244,11 @@ class Sensor:
         self.metrics.spool_bytes.set(sum(p.stat().st_size for p in spooled_files(self._spool)))
         self.metrics.refresh_interface()
 
-    def _ingest(self, path: Path, store: PacketStore) -> FileReport | None:
+    def _ingest(self, path: Path, store: StoreWorker) -> FileReport | None:
+        """Ingest one closed spool file on the store's low-priority thread, then delete it."""
+        return store.run(self._ingest_now, path)
+
+    def _ingest_now(self, store: PacketStore, path: Path) -> FileReport | None:
         """Ingest one closed spool file, then delete it (only after the commit)."""
         if not path.exists():
             return None  # ingested and deleted already (listed twice)
