@@ -36,7 +36,7 @@ from iotscope.capture.live import CaptureSettings, DumpcapRing
 from iotscope.errors import IotscopeError
 from iotscope.store.compaction import compact_hours, delete_retired
 from iotscope.store.packets import PacketStore
-from iotscope.store.retention import apply_retention
+from iotscope.store.retention import apply_retention, keep_text
 from iotscope.telescope.ingest import CAPTURE_SUFFIXES, FileReport, ingest_file
 from iotscope.telescope.metrics import SensorMetrics
 from iotscope.telescope.store_worker import StoreWorker
@@ -283,13 +283,18 @@ class Sensor:
         self.log(f"warning: {reason}; moved to {target}")
 
     def maintain(self, store: PacketStore) -> None:
-        """Compact finished hours, apply retention, delete files retired long enough ago."""
-        now = datetime.now(UTC)
-        compacted = compact_hours(store, before=now - timedelta(seconds=2 * self.config.capture.rotate_seconds))
-        if compacted:
-            self.log(f"compacted {compacted} hour partition(s)")
-        if self.config.keep is not None:
-            removed = apply_retention(store, self.config.keep, now=now)
-            if removed:
-                self.log(f"retention {self.config.keep.days} d: removed {removed} hour partition(s)")
-        delete_retired(store)
+        maintain_store(store, timedelta(seconds=2 * self.config.capture.rotate_seconds), self.config.keep, self.log)
+
+
+def maintain_store(store: PacketStore, settle: timedelta, keep: timedelta | None, log: Log) -> None:
+    """Compact hours that ended ``settle`` ago or more, apply retention ``keep``, and delete files
+    retired longer than the grace period ago. Used by the sensor and ``ingest --watch``."""
+    now = datetime.now(UTC)
+    compacted = compact_hours(store, before=now - settle)
+    if compacted:
+        log(f"compacted {compacted} hour partition(s)")
+    if keep is not None:
+        removed = apply_retention(store, keep, now=now)
+        if removed:
+            log(f"retention {keep_text(keep)}: removed {removed} hour partition(s)")
+    delete_retired(store)

@@ -19,13 +19,14 @@ import os
 import threading
 import time
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 
 from iotscope.capture import CaptureError
 from iotscope.store.packets import PacketStore
 from iotscope.telescope.ingest import FileReport, capture_files, ingest_file
 from iotscope.telescope.metrics import SensorMetrics
-from iotscope.telescope.sensor import analyze_committed
+from iotscope.telescope.sensor import MAINTENANCE_SECONDS, analyze_committed, maintain_store
 
 #: Seconds a file's size and mtime must stay unchanged before it counts as closed.
 DEFAULT_SETTLE_SECONDS = 5.0
@@ -124,9 +125,13 @@ class DirectoryWatch:
         return report
 
     def run(self, stop: threading.Event, on_report: Callable[[FileReport], None] | None = None) -> None:
-        """Poll until ``stop`` is set."""
+        """Poll until ``stop`` is set; every ``MAINTENANCE_SECONDS`` compact the hours that ended."""
+        next_maintenance = time.monotonic() + MAINTENANCE_SECONDS
         while not stop.is_set():
             for report in self.poll():
                 if on_report is not None:
                     on_report(report)
+            if time.monotonic() >= next_maintenance:
+                maintain_store(self.store, timedelta(minutes=5), None, self.log)
+                next_maintenance = time.monotonic() + MAINTENANCE_SECONDS
             stop.wait(POLL_SECONDS)
