@@ -278,3 +278,26 @@ def test_full_spool_disk_while_running_pauses_then_resumes(
     rows = fingerprint(store)[0]
     # all of the replay after the pause, and whatever part of the first the full disk let dumpcap write
     assert expected["ab"][0] - expected["a"][0] < rows < expected["ab"][0]
+
+
+def test_kernel_drops_are_counted_and_reported(
+    ns: VethNamespace, parts: tuple[Path, Path], expected: dict[str, tuple[int, int]], tmp_path: Path,
+) -> None:
+    """Stall the capture with a tiny kernel buffer: the packets the kernel drops are reported, and
+    stored rows + reported drops account for every packet sent."""
+    store = tmp_path / "store"
+    sensor = Sensor(ns, store, "--buffer-mib", "1")
+    sensor.wait_capturing()
+    capture = sensor.capture_pid()
+    os.kill(capture, signal.SIGSTOP)
+    try:
+        ns.replay(parts[0], RATE)
+    finally:
+        os.kill(capture, signal.SIGCONT)
+    time.sleep(1.0)
+    sensor.proc.send_signal(signal.SIGTERM)
+    assert sensor.finish() == 0, sensor.text
+    line = next(line for line in sensor.lines if line.startswith("sensor stopped:"))
+    drops = int(line.split(" dropped by the kernel")[0].rsplit(", ", 1)[1].replace(",", ""))
+    rows = fingerprint(store)[0]
+    assert drops > 0 and rows + drops == expected["a"][0], (rows, drops, sensor.text)

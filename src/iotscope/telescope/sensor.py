@@ -170,7 +170,9 @@ class Sensor:
                 self._end_session(ring)
                 self._drain(ring, store)
                 return
-            if stop.is_set():
+            if stop.is_set():  # stopped while paused: what is spooled is still ingested now
+                for path in spooled_files(self._spool):
+                    self._ingest(path, store)
                 return
             if ring is None:  # paused: ingest what is spooled, then try again
                 for path in spooled_files(self._spool):
