@@ -301,3 +301,12 @@ def test_kernel_drops_are_counted_and_reported(
     drops = int(line.split(" dropped by the kernel")[0].rsplit(", ", 1)[1].replace(",", ""))
     rows = fingerprint(store)[0]
     assert drops > 0 and rows + drops == expected["a"][0], (rows, drops, sensor.text)
+
+
+def test_store_busy_refuses_before_capturing(ns: VethNamespace, tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    with PacketStore(store) as busy:
+        busy.lock_for_writing()  # an `iotscope ingest` writing into the same store
+        sensor = Sensor(ns, store)
+        assert "another ingest is writing" in one_line_error(sensor)
+    assert not list((store / "spool").glob("*.pcapng"))  # the capture never started

@@ -136,21 +136,31 @@ class Sensor:
         self.summary = SensorSummary()
         self._spool = config.capture.spool
         self._counted = 0  # packets of the current capture session already added to the totals
+        self._ring: DumpcapRing | None = None  # the current capture session
 
     def run(self, stop: threading.Event) -> SensorSummary:
+        """Capture and ingest until ``stop``; raises ``IotscopeError`` (one line) if it cannot start.
+
+        Order matters: the spool and the store's write lock are checked before the capture starts
+        (a refusal then leaves nothing running), and the spool is listed before the capture starts
+        (so every file in that backlog is closed).
+        """
         prepare_spool(self._spool)
         lock = lock_spool(self._spool)
         try:
-            backlog = spooled_files(self._spool)  # before the capture starts: all of them closed
-            ring = self._start_capture(lock)
-            self.log(f"capturing on {self.config.capture.interface} (dumpcap pid {ring.pid}) into {self._spool}")
             with StoreWorker(self.config.store) as store:
+                store.run(PacketStore.lock_for_writing)
+                backlog = spooled_files(self._spool)
+                ring = self._start_capture(lock)
+                self.log(f"capturing on {self.config.capture.interface} (dumpcap pid {ring.pid}) into {self._spool}")
                 if backlog:
                     self.log(f"ingesting {len(backlog)} file(s) left in the spool by an earlier run")
                 for path in backlog:
                     self._ingest(path, store)
                 self._loop(ring, lock, store, stop)
         finally:
+            if self._ring is not None and self._ring.running():  # an error: its file waits in the spool
+                self._ring.stop()
             os.close(lock)
         return self.summary
 
@@ -158,6 +168,7 @@ class Sensor:
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
         ring = DumpcapRing(self.config.capture, f"sensor-{stamp}", inherit_fds=(lock,))
         ring.start()
+        self._ring = ring
         self._counted = 0
         self.metrics.paused.set(0)
         return ring
