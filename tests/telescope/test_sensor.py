@@ -310,3 +310,37 @@ def test_store_busy_refuses_before_capturing(ns: VethNamespace, tmp_path: Path) 
         sensor = Sensor(ns, store)
         assert "another ingest is writing" in one_line_error(sensor)
     assert not list((store / "spool").glob("*.pcapng"))  # the capture never started
+
+
+def test_power_cut_leftovers_torn_and_garbage_files(
+    ns: VethNamespace, parts: tuple[Path, Path], expected: dict[str, tuple[int, int]], tmp_path: Path,
+) -> None:
+    """After a power cut the spool may hold a torn file (whole records are kept) and, on a bad
+    disk, garbage (moved to spool/rejected with a warning, never deleted); the sensor runs on."""
+    store, spool = tmp_path / "store", tmp_path / "store" / "spool"
+    spool.mkdir(parents=True)
+    data = parts[0].read_bytes()
+    (spool / "sensor-A_00001_20260101000000.pcap").write_bytes(data[: len(data) - 7])  # cut in the last record
+    (spool / "sensor-A_00002_20260101000100.pcapng").write_bytes(b"\0" * 4096)
+    sensor = Sensor(ns, store)
+    sensor.wait_capturing()
+    deadline = time.monotonic() + 60
+    while not any("rejected" in line for line in sensor.lines):
+        assert time.monotonic() < deadline, sensor.text
+        time.sleep(0.2)
+    sensor.proc.send_signal(signal.SIGTERM)
+    assert sensor.finish() == 0, sensor.text
+    assert fingerprint(store)[0] == expected["a"][0] - 1
+    assert [p.name for p in (spool / "rejected").iterdir()] == ["sensor-A_00002_20260101000100.pcapng"]
+    assert not list(spool.glob("*.pcap*"))
+
+
+def test_second_sensor_on_the_same_spool_is_refused(ns: VethNamespace, tmp_path: Path) -> None:
+    first = Sensor(ns, tmp_path / "store")
+    first.wait_capturing()
+    try:
+        second = Sensor(ns, tmp_path / "other-store", "--spool", str(tmp_path / "store" / "spool"))
+        assert "is in use by another sensor" in one_line_error(second)
+    finally:
+        first.proc.send_signal(signal.SIGTERM)
+        assert first.finish() == 0, first.text
