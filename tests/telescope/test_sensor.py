@@ -344,3 +344,31 @@ def test_second_sensor_on_the_same_spool_is_refused(ns: VethNamespace, tmp_path:
     finally:
         first.proc.send_signal(signal.SIGTERM)
         assert first.finish() == 0, first.text
+
+
+def test_kill_9_during_the_ingest_of_a_spool_file(ns: VethNamespace, tmp_path: Path) -> None:
+    """Killed while a spool file is half ingested: the next start stores it once, in full."""
+    big = tmp_path / "big.pcap"
+    simulate_darknet(DarknetConfig(packets=1_500_000, hours=2, seed=23), big)
+    ingest([big], tmp_path / "reference")
+    spool = tmp_path / "store" / "spool"
+    spool.mkdir(parents=True)
+    os.link(big, spool / "sensor-B_00001_20260101000000.pcap")
+    first = Sensor(ns, tmp_path / "store")
+    deadline = time.monotonic() + 60
+    while not any("left in the spool" in line for line in first.lines):
+        assert first.proc.poll() is None and time.monotonic() < deadline, first.text
+        time.sleep(0.02)
+    time.sleep(0.3)  # inside ingest_file now (it takes ~1 s for this file)
+    first.proc.kill()
+    first.finish()
+    assert (spool / "sensor-B_00001_20260101000000.pcap").exists(), "killed too late: ingest had finished"
+    assert any((tmp_path / "store" / ".staging").iterdir()), "killed outside the ingest (timing)"
+    second = Sensor(ns, tmp_path / "store")
+    second.wait_capturing()
+    while any(spool.glob("*.pcap")):
+        assert time.monotonic() < deadline + 120, second.text
+        time.sleep(0.2)
+    second.proc.send_signal(signal.SIGTERM)
+    assert second.finish() == 0, second.text
+    assert fingerprint(tmp_path / "store") == fingerprint(tmp_path / "reference")
