@@ -136,10 +136,9 @@ def lag_run(ns: VethNamespace, capture: Path, pps: int, rotate: int) -> dict:
 
         poller = threading.Thread(target=poll)
         poller.start()
-        replay(ns, capture, str(pps))
+        sent, _ = replay(ns, capture, str(pps))
         deadline = time.monotonic() + 3 * rotate + 30
-        while seen < 0.999 * int(subprocess.run(["capinfos", "-c", "-M", str(capture)], capture_output=True,
-                                                text=True).stdout.split()[-1]) and time.monotonic() < deadline:
+        while seen < sent and time.monotonic() < deadline:
             time.sleep(0.2)
         done.set()
         poller.join()

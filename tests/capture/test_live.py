@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from iotscope.capture.live import CaptureSettings, DumpcapRing, LiveCaptureError
+from iotscope.capture.live import CaptureSettings, LiveCaptureError
 from tests.telescope.netns import VethNamespace, missing_tools, veth_namespace
 from tests.telescope.test_sensor import gone
 
