@@ -15,7 +15,6 @@ from typing import Annotated
 
 import typer
 
-from iotscope.capture.live import DEFAULT_BUFFER_MIB, DEFAULT_SNAPLEN
 from iotscope.cli.common import console, fail
 from iotscope.errors import IotscopeError
 
@@ -35,7 +34,9 @@ def sensor(
     interface: Annotated[str, typer.Option("--interface", "-i", help="Interface that receives the darknet's traffic.")],
     store: Annotated[Path, typer.Option("--store", help="Store directory (created if missing).")],
     bpf: Annotated[str, typer.Option("--bpf", help="Capture filter (BPF / pcap-filter syntax).")] = "",
-    snaplen: Annotated[int, typer.Option("--snaplen", help="Bytes kept per packet (headers only).")] = DEFAULT_SNAPLEN,
+    snaplen: Annotated[
+        int | None, typer.Option("--snaplen", help="Bytes kept per packet (default 160: IPv6 + TCP headers).")
+    ] = None,
     rotate: Annotated[int, typer.Option("--rotate", help="Seconds per spool file (ingest lag ~ this).")] = 60,
     spool: Annotated[
         Path | None, typer.Option("--spool", help="Directory of closed capture files (default STORE/spool).")
@@ -44,7 +45,7 @@ def sensor(
     metrics: Annotated[
         str | None, typer.Option("--metrics", help="Serve Prometheus metrics at HOST:PORT, e.g. 127.0.0.1:9108.")
     ] = None,
-    buffer_mib: Annotated[int, typer.Option("--buffer-mib", help="Kernel capture buffer.")] = DEFAULT_BUFFER_MIB,
+    buffer_mib: Annotated[int | None, typer.Option("--buffer-mib", help="Kernel capture buffer (default 64).")] = None,
 ) -> None:
     """Capture an interface continuously into the store: spool -> ingest as each file closes.
 
@@ -58,7 +59,8 @@ def sensor(
 
     stop = _stop_on_signals()
     try:
-        settings = CaptureSettings(interface, (spool or store / "spool").absolute(), bpf, snaplen, rotate, buffer_mib)
+        given = {k: v for k, v in (("snaplen", snaplen), ("buffer_mib", buffer_mib)) if v is not None}
+        settings = CaptureSettings(interface, (spool or store / "spool").absolute(), bpf, rotate_seconds=rotate, **given)
         config = SensorConfig(settings, store, parse_keep(keep) if keep else None)
         sensor_metrics = SensorMetrics(interface)
         if metrics:
