@@ -372,3 +372,25 @@ def test_kill_9_during_the_ingest_of_a_spool_file(ns: VethNamespace, tmp_path: P
     second.proc.send_signal(signal.SIGTERM)
     assert second.finish() == 0, second.text
     assert fingerprint(tmp_path / "store") == fingerprint(tmp_path / "reference")
+
+
+def test_runs_as_an_ordinary_user_with_only_net_raw_and_net_admin(
+    ns: VethNamespace, parts: tuple[Path, Path], expected: dict[str, tuple[int, int]],
+) -> None:
+    """What the systemd unit does (AmbientCapabilities): no root, two capabilities, the same result."""
+    with tempfile.TemporaryDirectory(prefix="iotscope-caps-") as shared:
+        os.chmod(shared, 0o777)
+        store = Path(shared) / "store"
+        sensor = Sensor(ns, store, "--rotate", "1", prefix=(
+            "setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
+            "--inh-caps=-all,+net_raw,+net_admin", "--ambient-caps=+net_raw,+net_admin"),
+            env={"NUMBA_CACHE_DIR": str(Path(shared) / "numba")})
+        sensor.wait_capturing()
+        status = Path(f"/proc/{sensor.proc.pid}/status").read_text()
+        assert "Uid:\t65534" in status and "CapEff:\t0000000000003000" in status  # nobody, NET_ADMIN|NET_RAW
+        ns.replay(parts[0], RATE)
+        time.sleep(1.0)
+        sensor.proc.send_signal(signal.SIGTERM)
+        assert sensor.finish() == 0, sensor.text
+        assert fingerprint(store) == expected["a"]
+        assert (store / "spool").stat().st_mode & 0o777 == 0o700
