@@ -7,9 +7,10 @@ DEMO  ?= demo-out
 # Debian packages the tests and benchmarks drive as real peers (tshark, tcpdump, nmap, hydra),
 # real IoT daemons (busybox telnetd, dropbear; openssl and login for their throwaway account),
 # stock web servers (nginx-light, lighttpd: their welcome pages must not count as devices),
-# namespaces (iproute2), and chromium for the dashboard's browser tests (Playwright drives it, never
+# namespaces (iproute2) and replay into them for the live sensor (tcpreplay; dumpcap comes with
+# tshark), and chromium for the dashboard's browser tests (Playwright drives it, never
 # a downloaded browser).
-APT_PKGS := tshark tcpdump nmap hydra busybox-static dropbear-bin openssl login iproute2 libpcap-dev nginx-light lighttpd chromium
+APT_PKGS := tshark tcpdump nmap hydra busybox-static dropbear-bin openssl login iproute2 libpcap-dev nginx-light lighttpd chromium tcpreplay
 # The dashboard: npm packages pinned by package-lock.json, bundled by vite into the Python package.
 FRONTEND := web/frontend
 DASHBOARD := src/iotscope/web/static/index.html

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import typer
 
-from iotscope.cli import analysis_commands, simulate_commands, survey_commands, telescope_commands, web_commands
+from iotscope.cli import (
+    analysis_commands, sensor_commands, simulate_commands, survey_commands, telescope_commands, web_commands,
+)
 from iotscope.cli.common import fail
 from iotscope.errors import IotscopeError
 
@@ -26,6 +28,7 @@ analysis_commands.register(app)
 simulate_commands.register(app)
 survey_commands.register(app)
 web_commands.register(app)
+sensor_commands.register(app)
 
 
 def main() -> None:

@@ -26,12 +26,23 @@ StoreOption = Annotated[Path, typer.Option("--store", help="Store directory (cre
 
 def ingest(
     paths: Annotated[
-        list[Path], typer.Argument(help="pcap / pcapng files (optionally gzip-compressed), or directories of them.")
-    ],
-    store: StoreOption,
+        list[Path] | None,
+        typer.Argument(help="pcap / pcapng files (optionally gzip-compressed), or directories of them."),
+    ] = None,
+    store: StoreOption = ...,  # type: ignore[assignment]
     no_analyze: Annotated[bool, typer.Option("--no-analyze", help="Skip `iotscope analyze` at the end.")] = False,
+    watch: Annotated[
+        Path | None, typer.Option("--watch", help="Keep ingesting closed captures that other tools write into DIR.")
+    ] = None,
+    settle: Annotated[float, typer.Option("--settle", help="--watch: seconds a file must stay unchanged.")] = 5.0,
 ) -> None:
     """Decode darknet captures into the store's Parquet dataset (idempotent, crash-safe), then analyse."""
+    if watch is not None:
+        from iotscope.cli.sensor_commands import watch_directory
+
+        watch_directory(watch, store, settle)
+        return
+    paths = paths or []
     from iotscope.capture import CaptureError
     from iotscope.store.packets import PacketStore
     from iotscope.telescope.ingest import capture_files, check_captures, ingest_file

@@ -36,9 +36,12 @@ def find_damage(store: PacketStore, *, thorough: bool = True) -> list[DamagedCap
     after a failed query.
     """
     damaged = []
+    live = set(store.state.live_files())
     for capture in store.state.all_ingested():
         problems: list[str] = []
         rows = 0
+        if not set(capture.files) <= live:
+            continue  # compacted or past retention: its rows live in other files (see iotscope.store.compaction)
         for name in capture.files:
             path = store.root / name
             if not path.is_file():
@@ -55,9 +58,10 @@ def find_damage(store: PacketStore, *, thorough: bool = True) -> list[DamagedCap
     return damaged
 
 
-def missing_files(store: PacketStore, captures: list[IngestedFile]) -> list[str]:
-    """Files of ``captures`` that do not exist (a stat each: cheap enough for every query)."""
-    return [str(store.root / name) for c in captures for name in c.files if not (store.root / name).is_file()]
+def missing_files(store: PacketStore, files: list[str]) -> list[str]:
+    """Those of the store's ``files`` (relative paths) that do not exist (a stat each: cheap enough
+    for every query)."""
+    return [str(store.root / name) for name in files if not (store.root / name).is_file()]
 
 
 def captures_to_drop(store: PacketStore, damaged: list[DamagedCapture]) -> list[IngestedFile]:

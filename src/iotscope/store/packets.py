@@ -85,7 +85,7 @@ class PacketStore:
 
     def committed_files(self) -> list[Path]:
         """Every Parquet file of the dataset that belongs to a committed capture."""
-        return [self.root / f for entry in self.state.all_ingested() for f in entry.files]
+        return [self.root / f for f in self.state.live_files()]
 
     def ingested(self, content_hash: str) -> IngestedFile | None:
         return self.state.ingested(content_hash)
@@ -96,13 +96,18 @@ class PacketStore:
         Takes the store's ingest lock (kept until :meth:`close`); raises ``StoreError`` when another
         process is ingesting into this store.
         """
+        self.lock_for_writing()
+        return PartitionWriter(self, content_hash)
+
+    def lock_for_writing(self) -> None:
+        """Take the store's ingest lock (kept until :meth:`close`) before changing the dataset
+        (ingest, compaction, retention, repair); raises ``StoreError`` when another process writes."""
         if self.read_only:
-            raise StoreError(f"{self.root}: opened read-only; ingest opens it for writing")
+            raise StoreError(f"{self.root}: opened read-only; this operation writes")
         if self._ingest_lock is None:
             self._ingest_lock = self._try_ingest_lock()
             if self._ingest_lock is None:
                 raise StoreError(f"{self.root}: another ingest is writing to this store; try again when it ends")
-        return PartitionWriter(self, content_hash)
 
     def drop_captures(self, content_hashes: list[str]) -> None:
         """Remove captures from the catalog, then delete their files (``store check --repair``).
@@ -110,12 +115,7 @@ class PacketStore:
         Holds the ingest lock meanwhile; a crash between the two steps leaves files that no
         committed row names, which the next writer's clean-up deletes.
         """
-        if self.read_only:
-            raise StoreError(f"{self.root}: opened read-only; repair opens it for writing")
-        if self._ingest_lock is None:
-            self._ingest_lock = self._try_ingest_lock()
-            if self._ingest_lock is None:
-                raise StoreError(f"{self.root}: an ingest is writing to this store; repair when it ends")
+        self.lock_for_writing()
         doomed = [e for e in self.state.all_ingested() if e.content_hash in set(content_hashes)]
         self.state.forget(content_hashes)
         for entry in doomed:
@@ -250,9 +250,15 @@ class PartitionWriter:
 
 
 def _write_parquet(table: pa.Table, path: Path) -> None:
+    with packet_file_writer(path, table.schema) as writer:
+        writer.write_table(table, row_group_size=_ROW_GROUP_ROWS * 2)
+
+
+def packet_file_writer(path: Path, schema: pa.Schema = PACKET_SCHEMA) -> pq.ParquetWriter:
+    """A Parquet writer with the dataset's encodings (ingest and compaction write files with it)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(
-        table, path, row_group_size=_ROW_GROUP_ROWS * 2, compression="zstd", compression_level=1,
+    return pq.ParquetWriter(
+        path, schema, compression="zstd", compression_level=1,
         use_dictionary=_DICTIONARY_COLUMNS, write_statistics=["ts", "src", "dport"],
     )
 

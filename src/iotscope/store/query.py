@@ -46,14 +46,16 @@ def connect(store: PacketStore) -> duckdb.DuckDBPyConnection:
     Raises ``StoreError`` naming a committed file that is missing (see ``iotscope store check``).
     """
     captures = store.state.all_ingested()  # one snapshot: an ingest may commit meanwhile
-    missing = missing_files(store, captures)
+    live = store.state.live_files()  # the captures' files, or what compaction made of them
+    expected_rows = sum(c.packets for c in captures) - store.state.retained_rows()
+    missing = missing_files(store, live)
     if missing:
         raise _damage_error(store, f"{missing[0]}: committed file missing")
     con = duckdb.connect(config={
         "autoinstall_known_extensions": False, "autoload_known_extensions": False,
         "allow_community_extensions": False,
     })
-    files = [str((store.root / name).resolve()) for c in captures for name in c.files]
+    files = [str((store.root / name).resolve()) for name in live]
     analysis = view_snapshot(store.root)
     allowed = files + analysis.files()
     if allowed:
@@ -69,7 +71,7 @@ def connect(store: PacketStore) -> duckdb.DuckDBPyConnection:
         guarded(store, lambda: con.execute(  # binding the view reads the files' footers
             f"CREATE VIEW packets AS SELECT * FROM read_parquet([{listing}], hive_partitioning = true, "
             "hive_types = {'date': DATE, 'hour': INTEGER})"))
-        _check_row_count(store, con, listing, sum(c.packets for c in captures))
+        _check_row_count(store, con, listing, expected_rows)
     else:
         con.execute("CREATE VIEW packets AS SELECT * FROM _empty_packets")
     guarded(store, lambda: create_views(con, analysis))

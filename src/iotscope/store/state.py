@@ -15,9 +15,11 @@ directory opens it ``immutable=1`` (nobody can be writing it through that mount)
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -43,6 +45,34 @@ CREATE TABLE IF NOT EXISTS ingested_files (
     ingested_at TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS ingested_files_source ON ingested_files (source);
+"""
+
+#: Added for compaction and retention (``iotscope.store.compaction``, ``iotscope.store.retention``);
+#: created in any store that lacks them, so earlier stores of this format open unchanged.
+#: The live files of ``packets/`` are those of ``ingested_files`` and ``compacted_files`` that are
+#: not in ``retired_files``; a retired file stays on disk for a grace period (readers that listed
+#: it before may still read it), then is deleted and ``deleted_at`` set.
+_FILES_SCHEMA = """
+CREATE TABLE IF NOT EXISTS compacted_files (
+    path        TEXT PRIMARY KEY,  -- relative to the store root
+    hour        TEXT NOT NULL,     -- partition, 'YYYY-MM-DD HH'
+    rows        INTEGER NOT NULL,
+    replaces    INTEGER NOT NULL,  -- how many files it replaced
+    created_at  TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS retired_files (
+    path        TEXT PRIMARY KEY,
+    reason      TEXT NOT NULL,     -- 'compacted' or 'retention'
+    retired_at  TEXT NOT NULL,
+    deleted_at  TEXT
+);
+CREATE TABLE IF NOT EXISTS retention_log (
+    hour        TEXT NOT NULL,
+    files       INTEGER NOT NULL,
+    rows        INTEGER NOT NULL,
+    keep        TEXT NOT NULL,     -- the retention asked for, e.g. '400d'
+    removed_at  TEXT NOT NULL
+);
 """
 
 
@@ -89,6 +119,7 @@ class StoreState:
         try:
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.executescript(_SCHEMA)
+            self._db.executescript(_FILES_SCHEMA)
             self._db.execute(f"PRAGMA user_version = {STORE_FORMAT}")
         except sqlite3.OperationalError as exc:
             self._db.close()
@@ -129,6 +160,68 @@ class StoreState:
             (content_hash, source, size, packets, records, json.dumps(skipped), json.dumps(files), now),
         )
 
+    # -- compaction and retention (tables in _FILES_SCHEMA) -------------------------------------
+
+    def live_files(self) -> list[str]:
+        """Parquet files (relative paths) that make up ``packets/`` now: committed by an ingest or
+        a compaction, and not retired since. Ingest order, then compaction order."""
+        files = [f for entry in self.all_ingested() for f in entry.files]
+        if not self._has_files_tables():
+            return files  # a store opened read-only that no compaction-aware writer has opened yet
+        retired = {r[0] for r in self._select("SELECT path FROM retired_files")}
+        files += [r[0] for r in self._select("SELECT path FROM compacted_files ORDER BY created_at, path")]
+        return [f for f in files if f not in retired]
+
+    def retained_rows(self) -> int:
+        """Rows that retention removed from ``packets/``: committed captures' rows minus these are
+        the rows the live files hold (compaction moves rows, it never drops any)."""
+        if not self._has_files_tables():
+            return 0
+        return int(self._select("SELECT coalesce(sum(rows), 0) FROM retention_log")[0][0])
+
+    def _has_files_tables(self) -> bool:
+        return bool(self._select("SELECT count(*) FROM sqlite_master WHERE name = 'retention_log'")[0][0])
+
+    def record_compaction(self, path: str, hour: str, rows: int, replaced: list[str]) -> None:
+        """In one transaction: ``path`` joins the dataset and the files it replaces leave it, so a
+        reader sees either all the old files or the new one, never both or neither."""
+        now = _now()
+        with self._transaction():
+            self._db.execute("INSERT INTO compacted_files VALUES (?, ?, ?, ?, ?)", (path, hour, rows, len(replaced), now))
+            self._db.executemany(
+                "INSERT INTO retired_files VALUES (?, 'compacted', ?, NULL)", [(f, now) for f in replaced])
+
+    def record_retention(self, hour: str, files: list[str], rows: int, keep: str) -> None:
+        """In one transaction: the files of partition ``hour`` leave the dataset, and the log says so."""
+        now = _now()
+        with self._transaction():
+            self._db.executemany(
+                "INSERT INTO retired_files VALUES (?, 'retention', ?, NULL)", [(f, now) for f in files])
+            self._db.execute("INSERT INTO retention_log VALUES (?, ?, ?, ?, ?)", (hour, len(files), rows, keep, now))
+
+    def retention_log(self) -> list[tuple[str, int, int, str, str]]:
+        return self._db.execute("SELECT * FROM retention_log ORDER BY removed_at, hour").fetchall()
+
+    def retired_not_deleted(self, retired_before: str) -> list[str]:
+        rows = self._db.execute(
+            "SELECT path FROM retired_files WHERE deleted_at IS NULL AND retired_at <= ?", (retired_before,))
+        return [r[0] for r in rows]
+
+    def mark_deleted(self, paths: list[str]) -> None:
+        now = _now()
+        with self._transaction():
+            self._db.executemany("UPDATE retired_files SET deleted_at = ? WHERE path = ?", [(now, p) for p in paths])
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
 
     def _select(self, sql: str, params: tuple = ()) -> list[tuple]:
         """Rows of a query; a state file that cannot be read is one line, not a traceback.
@@ -145,6 +238,10 @@ class StoreState:
     def _writable(self) -> None:
         if self.read_only:
             raise StoreError("the store was opened read-only; this operation writes")
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
 
 
 def open_read_only(path: Path) -> sqlite3.Connection:

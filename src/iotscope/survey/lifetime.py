@@ -21,13 +21,14 @@ import sys
 _PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
 
-def end_with_parent(parent_pid: int) -> None:
-    """In a freshly forked child of ``parent_pid``: be killed when that parent dies; exit now if
-    it has died already."""
+def end_with_parent(parent_pid: int, signal_: int = signal.SIGKILL) -> None:
+    """In a freshly forked child of ``parent_pid``: get ``signal_`` (SIGKILL unless a child that
+    must close its files cleanly asks for SIGTERM) when that parent dies; exit now if it has died
+    already."""
     if sys.platform.startswith("linux"):
         try:
             libc = ctypes.CDLL(None, use_errno=True)
-            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+            libc.prctl(_PR_SET_PDEATHSIG, int(signal_), 0, 0, 0)
         except (OSError, AttributeError):
             pass  # no prctl: the pipe from the parent is the only watch
     if os.getppid() != parent_pid:  # died before the prctl took effect (reparented already)

@@ -104,9 +104,8 @@ def analyze(
     report = AnalyzeReport(settings=settings)
     with PacketStore(root) as store:
         files_by_hour: dict[int, list[str]] = {}
-        for entry in store.state.all_ingested():
-            for f in entry.files:
-                files_by_hour.setdefault(hour_of(f), []).append(f)
+        for f in store.state.live_files():  # after compaction, an hour's one file replaces many
+            files_by_hour.setdefault(hour_of(f), []).append(f)
     try:
         with analysis_lock(root):
             report.darknet = _analyze_locked(root, settings, darknet, passes, files_by_hour, report, progress)
