@@ -77,6 +77,15 @@ class SurveyAggregate:
     last_seen: datetime
 
 
+def parse_time(text: str, where: str) -> datetime:
+    """ISO 8601 (``Z`` allowed) as an aware UTC datetime; naive times are taken as UTC."""
+    try:
+        value = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise ShareError(f"{where}: not an ISO 8601 time: {text!r}") from None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
 def indicator_type(value: str) -> str:
     """The type of a feed value: an address, a network (CIDR), a URL or a domain name."""
     text = value.strip()

@@ -60,6 +60,12 @@ class Score:
     valid_until: datetime
 
 
+@dataclass(frozen=True)
+class Scored:
+    indicator: Indicator
+    score: Score
+
+
 def evidence(sources: int, sightings: int, config: ScoringConfig) -> float:
     """Noisy-OR of ``sources`` independent sources and the saturating sightings term."""
     sources = max(sources, 1)
