@@ -7,8 +7,8 @@ import sys
 
 
 def iotscope(*args: str, env: dict[str, str] | None = None, timeout: float = 240) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "iotscope", *map(str, args)], capture_output=True, text=True,
-                          timeout=timeout, env=env)
+    return subprocess.run([sys.executable, "-m", "iotscope", *map(str, args)], check=False, capture_output=True,
+                          text=True, timeout=timeout, env=env)
 
 
 def one_line_error(result: subprocess.CompletedProcess[str]) -> str:

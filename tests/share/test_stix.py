@@ -114,10 +114,10 @@ def test_cli_export_to_file_merges_the_feed(store_with_survey: Path, feed: Path,
     ("{not json", "malformed STIX (not JSON"),
     ('{"type": "bundle", "id": "bundle--1", "objects": [{"type": "indicator"}]}', "malformed STIX"),
     ('{"type": "indicator"}', "not a bundle"),
-    ('{"type": "bundle", "id": "bundle--8f1e5bb6-4a3a-4b8a-9b0e-2b6f3c7d9e10", "objects": [{"type": "indicator",'
-     ' "spec_version": "2.1", "id": "indicator--8f1e5bb6-4a3a-4b8a-9b0e-2b6f3c7d9e11", "created": "2016-01-01T00:00:00Z",'
-     ' "modified": "2016-01-01T00:00:00Z", "pattern": "[ipv4-addr:value = \'999.1.1.1\']", "pattern_type": "stix",'
-     ' "valid_from": "2016-01-01T00:00:00Z"}]}', "malformed STIX"),
+    (('{"type": "bundle", "id": "bundle--8f1e5bb6-4a3a-4b8a-9b0e-2b6f3c7d9e10", "objects": [{"type": "indicator",'
+      ' "spec_version": "2.1", "id": "indicator--8f1e5bb6-4a3a-4b8a-9b0e-2b6f3c7d9e11", "created": "2016-01-01T00:00:00Z",'
+      ' "modified": "2016-01-01T00:00:00Z", "pattern": "[ipv4-addr:value = \'999.1.1.1\']", "pattern_type": "stix",'
+      ' "valid_from": "2016-01-01T00:00:00Z"}]}'), "malformed STIX"),
 ])
 def test_malformed_stix_in_is_one_line_exit_2(content: str, message: str, store_with_survey: Path, tmp_path: Path) -> None:
     bad = tmp_path / "bad.json"
