@@ -186,12 +186,12 @@ def taxii_serve(
     identity: Annotated[str, typer.Option("--identity", help="Our organization's name in the export.")] = "iotscope operator",
     half_life_days: HalfLifeOption = 7.0,
 ) -> None:
-    """Serve our indicators over TAXII 2.1 (OASIS medallion): collection 'indicators' (read) and 'inbox' (write).
+    """Serve our indicators over TAXII 2.1: collection 'indicators' (read-only) and 'inbox' (read-write).
 
     The password is read from the environment variable IOTSCOPE_TAXII_PASSWORD.
     """
     from iotscope.share.stix import build_bundle, bundle_dict
-    from iotscope.share.taxii import (
+    from iotscope.share.taxii_server import (
         API_ROOT,
         INBOX_COLLECTION,
         INDICATORS_COLLECTION,
