@@ -46,8 +46,12 @@ def read_csv_feed(path: Path) -> list[Indicator]:
         value = (row.get("value") or "").strip()
         if not value:
             raise ShareError(f"{where}: empty value")
-        type_ = (row.get("type") or "").strip() or indicator_type(value)
-        if type_ != indicator_type(value):
+        try:
+            inferred = indicator_type(value)
+        except ShareError as exc:
+            raise ShareError(f"{where}: {exc}") from None
+        type_ = (row.get("type") or "").strip() or inferred
+        if type_ != inferred:
             raise ShareError(f"{where}: {value!r} is not of type {type_!r}")
         role = (row.get("role") or "").strip() or "c2"
         if role not in ROLES:

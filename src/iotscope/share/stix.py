@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import stix2
@@ -96,8 +96,10 @@ def build_bundle(indicators: list[Scored], aggregates: list[SurveyAggregate], *,
     """The bundle of released, scored indicators and survey aggregates, and how many indicators had
     no STIX form (hmac pseudonyms)."""
     now = at
+    # A fixed version: the same name is the same identity object in every export (consumers de-duplicate).
+    since = datetime(2016, 1, 1, tzinfo=UTC)
     identity = stix2.Identity(id=_id("identity", identity_name), name=identity_name, identity_class="organization",
-                              created=datetime(2016, 1, 1, tzinfo=now.tzinfo), description="iotscope telescope operator")
+                              created=since, modified=since, description="iotscope telescope operator")
     marking = tlp_marking(tlp)
     common = {"created_by_ref": identity.id, "object_marking_refs": [marking.id]}
     objects: list[Any] = [marking, identity]
