@@ -115,6 +115,14 @@ def test_push_then_pull_round_trip(server: str, tmp_path: Path) -> None:
             ind.sightings, ind.sources, ind.roles, ind.first_seen, ind.last_seen)
 
 
+def test_push_a_store_export(server: str, darknet_store: tuple[Path, Path]) -> None:
+    pushed = iotscope("share", "push", "--taxii", server, "--collection", INBOX_COLLECTION, "--store", darknet_store[0],
+                      "--user", "iotscope", env=ENV)
+    assert pushed.returncode == 0, pushed.stderr
+    added = int(pushed.stderr.split(": ")[1].split(" added")[0].replace(",", ""))
+    assert added > 4 * 1000 and ", 0 refused" in pushed.stderr  # 4 objects per indicator, identity, marking
+
+
 def test_refusals_are_one_line(server: str, tmp_path: Path) -> None:
     bundle_file = tmp_path / "b.json"
     bundle_file.write_text(json.dumps({"type": "bundle", "id": "bundle--0a7a3a1e-7d2b-4a43-9e8a-5b9c1d2e3f41",

@@ -85,20 +85,15 @@ def export(
     at: AtOption = None,
 ) -> None:
     """Export our indicators (merged with --feed files, released by the policy, scored)."""
+    from iotscope.share.collect import stix_bundle
     from iotscope.share.misp import misp_event
-    from iotscope.share.stix import build_bundle, bundle_json
 
     if fmt not in ("stix", "misp"):
         fail(f"unknown --format {fmt!r} (use stix or misp)")
     try:
         shareable = _shareable(store, policy, key, feed, sensor, half_life_days, at)
-        if fmt == "stix":
-            bundle, skipped = build_bundle(shareable.indicators, shareable.aggregates, tlp=shareable.policy.tlp,
-                                           at=shareable.at, identity_name=identity)
-            text = bundle_json(bundle)
-        else:
-            event, skipped = misp_event(shareable, identity)
-            text = json.dumps(event, indent=1) + "\n"
+        document, skipped = stix_bundle(shareable, identity) if fmt == "stix" else misp_event(shareable, identity)
+        text = json.dumps(document, indent=1) + "\n"
     except IotscopeError as exc:
         fail(str(exc))
     _emit(text, out)
@@ -190,7 +185,7 @@ def taxii_serve(
 
     The password is read from the environment variable IOTSCOPE_TAXII_PASSWORD.
     """
-    from iotscope.share.stix import build_bundle, bundle_dict
+    from iotscope.share.collect import stix_bundle
     from iotscope.share.taxii_server import (
         API_ROOT,
         INBOX_COLLECTION,
@@ -203,11 +198,10 @@ def taxii_serve(
         fail(f"set the TAXII password in the environment variable {PASSWORD_ENV}")
     try:
         shareable = _shareable(store, policy, key, feed, sensor, half_life_days, None)
-        bundle, _ = build_bundle(shareable.indicators, shareable.aggregates, tlp=shareable.policy.tlp,
-                                 at=shareable.at, identity_name=identity)
+        bundle, _ = stix_bundle(shareable, identity)
         console.print(f"TAXII 2.1 on http://{host}:{port}/{API_ROOT}/ : collection {INDICATORS_COLLECTION} "
                       f"(indicators, {len(shareable.indicators):,}), {INBOX_COLLECTION} (inbox)", highlight=False)
-        serve(bundle_dict(bundle), host=host, port=port, user=user, password=password)
+        serve(bundle, host=host, port=port, user=user, password=password)
     except IotscopeError as exc:
         fail(str(exc))
 
@@ -227,7 +221,8 @@ def push(
     half_life_days: HalfLifeOption = 7.0,
 ) -> None:
     """Push a bundle (or the store's export) to a TAXII 2.1 collection. Password: IOTSCOPE_TAXII_PASSWORD."""
-    from iotscope.share.stix import build_bundle, bundle_dict, indicators_from_bundle
+    from iotscope.share.collect import stix_bundle
+    from iotscope.share.stix import indicators_from_bundle
     from iotscope.share.taxii import push as push_bundle
 
     if (bundle_file is None) == (store is None):
@@ -241,9 +236,7 @@ def push(
             indicators_from_bundle(data, str(bundle_file), bundle_file.stem)  # refuses malformed STIX before sending
         else:
             shareable = _shareable(store, policy, key, feed, sensor, half_life_days, None)
-            bundle, _ = build_bundle(shareable.indicators, shareable.aggregates, tlp=shareable.policy.tlp,
-                                     at=shareable.at, identity_name=identity)
-            data = bundle_dict(bundle)
+            data, _ = stix_bundle(shareable, identity)
         status = push_bundle(taxii, collection, data, user=user, password=os.environ.get(PASSWORD_ENV))
     except IotscopeError as exc:
         fail(str(exc))

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from iotscope.share.anonymize import AnonymizationKey, load_key
 from iotscope.share.errors import ShareError
@@ -20,6 +21,7 @@ from iotscope.share.indicators import (
 from iotscope.share.policy import Policy
 from iotscope.share.release import release
 from iotscope.share.scoring import Scored, ScoringConfig, score
+from iotscope.share.stix import build_bundle, bundle_dict
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,13 @@ class Shareable:
     withheld: dict[str, int]
     policy: Policy
     at: datetime
+
+
+def stix_bundle(shareable: Shareable, identity_name: str) -> tuple[dict[str, Any], int]:
+    """``shareable`` as a STIX 2.1 bundle (a JSON value) and how many indicators had no STIX form."""
+    bundle, skipped = build_bundle(shareable.indicators, shareable.aggregates, tlp=shareable.policy.tlp,
+                                   at=shareable.at, identity_name=identity_name)
+    return bundle_dict(bundle), skipped
 
 
 def require_store(store_dir: Path) -> None:
