@@ -8,9 +8,10 @@ DEMO  ?= demo-out
 # real IoT daemons (busybox telnetd, dropbear; openssl and login for their throwaway account),
 # stock web servers (nginx-light, lighttpd: their welcome pages must not count as devices),
 # namespaces (iproute2) and replay into them for the live sensor (tcpreplay; dumpcap comes with
-# tshark), and chromium for the dashboard's browser tests (Playwright drives it, never
+# tshark), the consumers that check our blocklists (nftables, bind9-utils' named-checkzone),
+# and chromium for the dashboard's browser tests (Playwright drives it, never
 # a downloaded browser).
-APT_PKGS := tshark tcpdump nmap hydra busybox-static dropbear-bin openssl login iproute2 libpcap-dev nginx-light lighttpd chromium tcpreplay
+APT_PKGS := tshark tcpdump nmap hydra busybox-static dropbear-bin openssl login iproute2 libpcap-dev nginx-light lighttpd chromium tcpreplay nftables bind9-utils
 # The dashboard: npm packages pinned by package-lock.json, bundled by vite into the Python package.
 FRONTEND := web/frontend
 DASHBOARD := src/iotscope/web/static/index.html

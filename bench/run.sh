@@ -13,3 +13,4 @@ if [ "$(id -u)" = 0 ]; then
 else
   echo "bench/sensor needs root (it creates a network namespace): skipped"
 fi
+.venv/bin/python bench/share/run.py

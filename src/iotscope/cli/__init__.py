@@ -1,8 +1,9 @@
 """The ``iotscope`` command: a thin shell over the library.
 
-Each module here owns the commands of one half (telescope, simulate, survey, web) and exposes
-``register(app)``; commands only parse arguments, call library functions and print. Bad input
-ends in a one-line message and exit code 2 (see :func:`fail`), never a traceback.
+Each module here owns the commands of one stage (telescope, analysis, sensor, simulate, survey,
+web, notify, share) and exposes ``register(app)``; commands only parse arguments, call library
+functions and print. Bad input ends in a one-line message and exit code 2 (see :func:`fail`),
+never a traceback.
 """
 
 from __future__ import annotations
@@ -10,7 +11,13 @@ from __future__ import annotations
 import typer
 
 from iotscope.cli import (
-    analysis_commands, sensor_commands, simulate_commands, survey_commands, telescope_commands, web_commands,
+    analysis_commands,
+    sensor_commands,
+    share_commands,
+    simulate_commands,
+    survey_commands,
+    telescope_commands,
+    web_commands,
 )
 from iotscope.cli.common import fail
 from iotscope.errors import IotscopeError
@@ -23,12 +30,11 @@ app = typer.Typer(
     add_completion=False,
 )
 
-telescope_commands.register(app)
-analysis_commands.register(app)
-simulate_commands.register(app)
-survey_commands.register(app)
-web_commands.register(app)
-sensor_commands.register(app)
+for commands in (
+    telescope_commands, analysis_commands, sensor_commands, simulate_commands, survey_commands,
+    web_commands, share_commands,
+):
+    commands.register(app)
 
 
 def main() -> None:
