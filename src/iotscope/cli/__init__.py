@@ -1,6 +1,6 @@
 """The ``iotscope`` command: a thin shell over the library.
 
-Each module here owns the commands of one half (telescope, simulate, survey) and exposes
+Each module here owns the commands of one half (telescope, simulate, survey, notify) and exposes
 ``register(app)``; commands only parse arguments, call library functions and print. Bad input
 ends in a one-line message and exit code 2 (see :func:`fail`), never a traceback.
 """
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import typer
 
-from iotscope.cli import simulate_commands, survey_commands, telescope_commands
+from iotscope.cli import notify_commands, simulate_commands, survey_commands, telescope_commands
 from iotscope.cli.common import fail
 from iotscope.errors import IotscopeError
 
@@ -24,6 +24,7 @@ app = typer.Typer(
 telescope_commands.register(app)
 simulate_commands.register(app)
 survey_commands.register(app)
+notify_commands.register(app)
 
 
 def main() -> None:
