@@ -64,11 +64,10 @@ def darknet(darknet_capture: tuple[Path, list[dict]], tmp_path: Path) -> Darknet
     return Darknet(copy, truth)
 
 
-def org_entry(name: str, emails: list[str], networks: list[str], language: str = "en", kind: str | None = None) -> str:
+def org_entry(name: str, emails: list[str], networks: list[str], language: str = "en") -> str:
     listed = ", ".join(f'"{e}"' for e in emails)
     nets = ", ".join(f'"{n}"' for n in networks)
-    extra = f'kind = "{kind}"\n' if kind else ""
-    return f'\n[[org]]\nname = "{name}"\nemail = [{listed}]\nnetworks = [{nets}]\nlanguage = "{language}"\n{extra}'
+    return f'\n[[org]]\nname = "{name}"\nemail = [{listed}]\nnetworks = [{nets}]\nlanguage = "{language}"\n'
 
 
 def write_orgs(path: Path, entries: list[str]) -> Path:

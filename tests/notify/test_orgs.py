@@ -20,9 +20,9 @@ def load(tmp_path: Path, text: str) -> OrgCatalog:
 
 def test_a_valid_file_loads_with_both_families(tmp_path: Path) -> None:
     catalog = load(tmp_path, SENDER + org_entry("City", ["a@city.example"], ["192.0.2.0/24", "2001:db8:1::/48"], "ja")
-                   + org_entry("ISP", ["x@isp.example", "y@isp.example"], ["198.51.100.0/25"], kind="isp"))
+                   + org_entry("ISP", ["x@isp.example", "y@isp.example"], ["198.51.100.0/25"]))
     assert [o.name for o in catalog.orgs] == ["City", "ISP"]
-    assert catalog.by_name("ISP").emails == ("x@isp.example", "y@isp.example") and catalog.by_name("ISP").kind == "isp"
+    assert catalog.by_name("ISP").emails == ("x@isp.example", "y@isp.example")
     assert catalog.owner_of("2001:db8:1::5").name == "City"
     assert catalog.owner_of("198.51.100.200") is None and catalog.owner_of("::ffff:192.0.2.9").name == "City"
 

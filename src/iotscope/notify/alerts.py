@@ -2,10 +2,8 @@
 
 For each organization with hosts due (:mod:`.history`), one message in its language: the hosts
 with their evidence in the text, one X-ARF v4 JSON report per host and a Shadowserver-style CSV
-attached. Order of writes, so that nothing is lost or claimed falsely: the message goes to the
-outbox first; then the message (``pending``, or ``outbox`` when no SMTP server is configured) and
-its host rows enter the history in one transaction; then delivery, and only a message the
-server accepted becomes ``sent``. A message not delivered leaves its hosts due for the next run.
+attached; written, recorded and delivered by :func:`~iotscope.notify.dispatch.dispatch` (nothing
+is claimed sent that the server did not accept; a message not delivered leaves its hosts due).
 
 ``dry_run`` computes the same plan and writes nothing at all (no outbox file, no history, not
 even ``notify.sqlite``).
@@ -14,18 +12,16 @@ even ``notify.sqlite``).
 from __future__ import annotations
 
 import json
-import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from iotscope.notify.daedalus import ROLES, HostEvidence, find_org_hosts
 from iotscope.notify.database import FILENAME, NotifyDatabase
-from iotscope.notify.errors import DeliveryError
+from iotscope.notify.dispatch import dispatch
 from iotscope.notify.history import DEFAULT_QUIET, Decision, decide, record_alerted
-from iotscope.notify.mail import Attachment, SmtpSettings, build_message, deliver
+from iotscope.notify.mail import Attachment, SmtpSettings, build_message, new_message_id
 from iotscope.notify.orgs import Org, OrgCatalog
-from iotscope.notify.outbox import write_message
 from iotscope.notify.shadowserver import ALERT_FIELDS, alert_rows, csv_text
 from iotscope.notify.templates import render
 from iotscope.notify.xarf import xarf_report
@@ -93,24 +89,13 @@ def _plan(catalog: OrgCatalog, decisions: list[Decision]) -> AlertRun:
 
 def _send(db: NotifyDatabase, catalog: OrgCatalog, org: Org, alert: OrgAlert, org_version: int, outbox: Path,
           smtp: SmtpSettings | None) -> None:
-    alert.message_id = f"alert-{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
-    message = compose(catalog, org, alert.hosts, alert.message_id)
-    alert.outbox_path = write_message(outbox, org.name, alert.message_id, message)
-    with db.transaction():
-        db.add_message(alert.message_id, "alert", org.name, org_version, alert.recipients, str(alert.outbox_path),
-                       "pending" if smtp else "outbox")
-        record_alerted(db, alert.message_id, alert.hosts)
-    if smtp is None:
-        alert.status = "outbox"
-        return
-    try:
-        alert.attempts = deliver(message, smtp)
-    except DeliveryError as exc:
-        alert.status, alert.error, alert.attempts = "pending", str(exc), smtp.attempts
-        db.mark_message(alert.message_id, sent=False, attempts=smtp.attempts, error=str(exc))
-        return
-    alert.status = "sent"
-    db.mark_message(alert.message_id, sent=True, attempts=alert.attempts)
+    alert.message_id = new_message_id("alert")
+    done = dispatch(
+        db, message=compose(catalog, org, alert.hosts, alert.message_id), message_id=alert.message_id,
+        purpose="alert", org=org.name, org_version=org_version, recipients=alert.recipients, outbox=outbox,
+        smtp=smtp, record=lambda: record_alerted(db, alert.message_id, alert.hosts),
+    )
+    alert.outbox_path, alert.status, alert.attempts, alert.error = done.outbox_path, done.status, done.attempts, done.error
 
 
 def compose(catalog: OrgCatalog, org: Org, hosts: list[HostEvidence], message_id: str):

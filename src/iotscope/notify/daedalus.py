@@ -30,6 +30,7 @@ import pyarrow as pa
 from iotscope.notify.orgs import OrgCatalog
 from iotscope.store.packets import PacketStore
 from iotscope.store.query import connect, guarded
+from iotscope.survey.scope import IPNetwork
 
 #: Roles: what the host's packets say about it.
 ROLES = {"scan": "likely infected (scanning)", "backscatter": "under attack (backscatter of a DoS)"}
@@ -106,9 +107,16 @@ def find_org_hosts(store: PacketStore, catalog: OrgCatalog, *, since: datetime |
     (overlaps are refused when the catalog loads): an alert built from this list cannot name a
     host of another organization.
     """
+    return find_hosts(store, networks_table(catalog), since=since, until=until)
+
+
+def find_hosts(store: PacketStore, networks: pa.Table, *, since: datetime | None = None,
+               until: datetime | None = None) -> list[HostEvidence]:
+    """:func:`find_org_hosts` over any table shaped like :func:`networks_table`'s (``org`` is
+    then whatever label the caller wants back, e.g. the address itself for ``iotscope check``)."""
     con = connect(store)
     try:
-        con.register("org_networks", networks_table(catalog))
+        con.register("org_networks", networks)
         window = [since or _EPOCH, until or _END]
         rows = guarded(store, lambda: _fetch_dicts(con, _PER_HOST, window * 2))
     finally:
@@ -119,16 +127,20 @@ def find_org_hosts(store: PacketStore, catalog: OrgCatalog, *, since: datetime |
 def networks_table(catalog: OrgCatalog) -> pa.Table:
     """The catalog's networks as interval rows: IPv4 as uint32 bounds (like ``packets.src``),
     IPv6 as 16-byte bounds (like ``packets.src6``)."""
+    return labelled_networks([(entry.name, network) for entry in catalog.orgs for network in entry.networks])
+
+
+def labelled_networks(networks: list[tuple[str, IPNetwork]]) -> pa.Table:
+    """(label, network) pairs as the interval table :func:`find_hosts` joins with."""
     org, version, first4, last4, first6, last6 = [], [], [], [], [], []
-    for entry in catalog.orgs:
-        for network in entry.networks:
-            org.append(entry.name)
-            version.append(network.version)
-            v4 = network.version == 4
-            first4.append(int(network.network_address) if v4 else None)
-            last4.append(int(network.broadcast_address) if v4 else None)
-            first6.append(None if v4 else network.network_address.packed)
-            last6.append(None if v4 else network.broadcast_address.packed)
+    for label, network in networks:
+        v4 = network.version == 4
+        org.append(label)
+        version.append(network.version)
+        first4.append(int(network.network_address) if v4 else None)
+        last4.append(int(network.broadcast_address) if v4 else None)
+        first6.append(None if v4 else network.network_address.packed)
+        last6.append(None if v4 else network.broadcast_address.packed)
     return pa.table({
         "org": pa.array(org, pa.string()), "version": pa.array(version, pa.uint8()),
         "first4": pa.array(first4, pa.uint32()), "last4": pa.array(last4, pa.uint32()),

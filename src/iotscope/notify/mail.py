@@ -22,6 +22,7 @@ import os
 import smtplib
 import ssl
 import time
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.headerregistry import Address
@@ -82,6 +83,11 @@ class SmtpSettings:
             port = _port(text, server)
         password = os.environ.get(PASSWORD_VARIABLE) if options.get("username") else None
         return cls(host=host, port=port, password=password, **options)  # type: ignore[arg-type]
+
+
+def new_message_id(purpose: str) -> str:
+    """A unique, sortable id for a message of ``purpose`` (``alert-20261130T120000Z-1a2b3c4d``)."""
+    return f"{purpose}-{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
 
 
 def _port(text: str, server: str) -> int:

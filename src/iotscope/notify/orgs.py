@@ -16,8 +16,6 @@ tie-break). Format::
     networks = ["192.0.2.0/24", "2001:db8:1::/48"]   # CIDRs, IPv4 and IPv6, no host bits
     language = "ja"                   # ja or en: the language of its mails and notices
     token_sha256 = "9f86d0...0f00a08" # optional: SHA-256 (hex) of its API token (web API, later)
-    kind = "isp"                      # optional: "isp" (receives survey findings, NOTICE) or
-                                      # "organization" (the default: darknet alerts only)
 
 The file must be a regular file of at most 1 MiB (:mod:`iotscope.survey.textfile`). Every
 problem is one :class:`~iotscope.notify.errors.NotifyError` naming the file, the entry and the key.
@@ -38,8 +36,7 @@ from iotscope.survey.scope import IPNetwork, canonical_address
 from iotscope.survey.textfile import read_text_file
 
 LANGUAGES = ("ja", "en")
-KINDS = ("organization", "isp")
-_ORG_KEYS = {"name", "email", "networks", "language", "token_sha256", "kind"}
+_ORG_KEYS = {"name", "email", "networks", "language", "token_sha256"}
 _SENDER_KEYS = {"org", "email", "domain"}
 _TOP_LEVEL_KEYS = {"sender", "org"}
 _IPV4_MAPPED = ipaddress.IPv6Network("::ffff:0:0/96")
@@ -68,7 +65,6 @@ class Org:
     networks: tuple[IPNetwork, ...]
     language: str
     token_sha256: str | None = None
-    kind: str = "organization"
 
     def contains(self, ip: str) -> bool:
         """Whether the address ``ip`` is inside one of this organization's networks."""
@@ -110,7 +106,7 @@ class OrgCatalog:
             "sender": {"org": self.sender.org, "email": self.sender.email, "domain": self.sender.domain},
             "orgs": [{
                 "name": o.name, "emails": list(o.emails), "networks": [str(n) for n in o.networks],
-                "language": o.language, "token_sha256": o.token_sha256, "kind": o.kind,
+                "language": o.language, "token_sha256": o.token_sha256,
             } for o in self.orgs],
         }, sort_keys=True, ensure_ascii=False)
 
@@ -173,10 +169,7 @@ def _org(entry: object, index: int, origin: str) -> Org:
     token = entry.get("token_sha256")
     if token is not None and (not isinstance(token, str) or not _TOKEN.match(token)):
         raise NotifyError(f"{where}: 'token_sha256' must be 64 lower-case hex digits (the SHA-256 of the token)")
-    kind = entry.get("kind", "organization")
-    if kind not in KINDS:
-        raise NotifyError(f"{where}: 'kind' must be one of {', '.join(KINDS)}, not {kind!r}")
-    return Org(name, emails, networks, language, token, kind)
+    return Org(name, emails, networks, language, token)
 
 
 def _string(table: dict, key: str, where: str) -> str:
