@@ -16,7 +16,9 @@ ones its connection types require or recommend):
                               *target* of the attack: ``destination_ip`` is the host too, and
                               the ``role:victim`` tag and description say so)
 ``protocol``                  ``tcp``, ``udp`` or ``icmp`` (the host's most common)
-``source_port``               the first sample packet's source port (absent for ICMP-only hosts)
+``source_port``               the first sample packet's source port; the master schema requires
+                              it for connection reports, and an ICMP-only host has none to give
+                              (its report then fails that one rule, knowingly)
 ``destination_port``          the port most hit (scans) or the attacked service (backscatter)
 ``first_seen``, ``last_seen`` first and last darknet packet
 ``evidence_source``           ``honeypot`` (a darknet sensor; the closest of the schema's values)
@@ -25,8 +27,9 @@ ones its connection types require or recommend):
 ``description``               one sentence with packets, addresses hit and ports
 ============================  ================================================================
 
-These were checked with ``jsonschema`` against ``xarf-core.json`` and the ``port_scan`` and
-``ddos`` type schemas of xarf-spec at commit 37820da (see tests/notify/test_xarf.py).
+Checked with ``jsonschema`` against ``xarf-v4-master.json`` and the ``connection-port-scan`` and
+``connection-ddos`` schemas of xarf-spec (commit 37820da): tests/notify/test_xarf.py does it when
+``IOTSCOPE_XARF_SCHEMAS`` names that ``schemas/v4`` directory (the schemas are not shipped here).
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ import csv
 import hashlib
 import io
 import uuid
+from datetime import datetime
 
 from iotscope.notify.daedalus import HostEvidence
 from iotscope.notify.orgs import Sender
