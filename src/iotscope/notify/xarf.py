@@ -39,7 +39,6 @@ import csv
 import hashlib
 import io
 import uuid
-from datetime import datetime
 
 from iotscope.notify.daedalus import HostEvidence
 from iotscope.notify.orgs import Sender
