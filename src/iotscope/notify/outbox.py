@@ -9,6 +9,7 @@ vulnerable hosts. Files are written whole and renamed into place, so a crash lea
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from email.message import EmailMessage
@@ -21,8 +22,9 @@ from iotscope.survey.private import open_private, private_directory
 
 
 def folder_name(org: str) -> str:
-    """A safe directory name for an organization ("City of Example" -> "city-of-example")."""
-    return re.sub(r"[^a-z0-9]+", "-", org.lower()).strip("-")[:60] or "org"
+    """A safe directory name for an organization ("City of Example" -> "city-of-example"; a name
+    with no ASCII letters, e.g. in Japanese, -> "org-" and a digest of it)."""
+    return re.sub(r"[^a-z0-9]+", "-", org.lower()).strip("-")[:60] or "org-" + hashlib.sha256(org.encode()).hexdigest()[:10]
 
 
 def write_message(outbox: Path, org: str, message_id: str, message: EmailMessage) -> Path:
