@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 
-from iotscope.notify.database import NotifyDatabase
 from iotscope.notify.errors import NotifyError
 from iotscope.notify.orgs import OrgCatalog
 from tests.notify.conftest import SENDER, org_entry, write_orgs
@@ -72,15 +71,3 @@ def test_a_directory_or_huge_file_is_refused_in_one_line(tmp_path: Path) -> None
         handle.truncate(2 << 20)
     with pytest.raises(NotifyError, match="more than the cap"):
         OrgCatalog.load(big)
-
-
-def test_catalog_versions_follow_content(tmp_path: Path) -> None:
-    first = load(tmp_path, SENDER + org_entry("A", ["a@a.example"], ["192.0.2.0/24"]))
-    second = load(tmp_path, SENDER + org_entry("A", ["a@a.example"], ["192.0.2.0/25"]))
-    with NotifyDatabase(tmp_path / "store") as db:
-        assert db.record_catalog(first) == 1
-        assert db.record_catalog(first) == 1  # unchanged: same version
-        assert db.record_catalog(second) == 2
-        assert db.record_catalog(first) == 1  # edited back: the old version
-        assert db.catalog_document(2)["orgs"][0]["networks"] == ["192.0.2.0/25"]
-        assert [v for v, _, _ in db.catalog_versions()] == [1, 2]

@@ -23,7 +23,7 @@ SESSIONS = (
 )
 
 
-def run(tmp_path: Path, out: str = "out"):  # noqa: ANN201
+def run(tmp_path: Path, out: str = "out"):
     (tmp_path / "findings.csv").write_text(FINDINGS)
     (tmp_path / "sessions.csv").write_text(SESSIONS)
     return subscriber_notices(tmp_path / "findings.csv", tmp_path / "sessions.csv", tmp_path / out, isp="Example ISP")

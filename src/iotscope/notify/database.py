@@ -25,10 +25,14 @@ from typing import Self
 
 from iotscope.notify.errors import NotifyError
 from iotscope.notify.orgs import OrgCatalog
+from iotscope.store.lock import lock_holder, try_lock, unlock
 from iotscope.survey.private import private_directory, private_file
 
 NOTIFY_FORMAT = 1
 FILENAME = "notify.sqlite"
+#: Held by the one writer of ``notify.sqlite``: two runs at once would both decide a host is due
+#: and both alert it (the decisions are made before the messages are recorded).
+LOCK_FILENAME = ".notify.lock"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS org_versions (
@@ -91,6 +95,7 @@ class NotifyDatabase:
     def __init__(self, store: Path, *, read_only: bool = False) -> None:
         self.path = store / FILENAME
         self.read_only = read_only
+        self._lock: int | None = None
         try:
             if read_only:
                 if not self.path.is_file():
@@ -99,6 +104,11 @@ class NotifyDatabase:
             else:
                 if not store.is_dir():
                     private_directory(store)
+                self._lock = try_lock(store / LOCK_FILENAME)
+                if self._lock is None:
+                    holder = lock_holder(store / LOCK_FILENAME)
+                    raise NotifyError(f"{store}: another alerts/notify run (pid {holder or '?'}) is writing; "
+                                      "try again when it ends")
                 private_file(self.path)
                 self.db = sqlite3.connect(self.path, isolation_level=None)
                 self.db.execute("PRAGMA busy_timeout = 10000")
@@ -106,16 +116,27 @@ class NotifyDatabase:
             version = self.db.execute("PRAGMA user_version").fetchone()[0]
             tables = self.db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
         except (sqlite3.DatabaseError, OSError) as exc:
+            self._release()
             raise NotifyError(f"{self.path}: not a usable notify database ({exc})") from None
         if tables and version != NOTIFY_FORMAT:
-            self.db.close()
+            self.close()
             raise NotifyError(f"{self.path}: notify format {version}, this iotscope reads format {NOTIFY_FORMAT}")
         if not read_only:
-            self.db.executescript(_SCHEMA)
-            self.db.execute(f"PRAGMA user_version = {NOTIFY_FORMAT}")
+            try:
+                self.db.executescript(_SCHEMA)
+                self.db.execute(f"PRAGMA user_version = {NOTIFY_FORMAT}")
+            except sqlite3.DatabaseError as exc:
+                self.close()
+                raise NotifyError(f"{self.path}: cannot write the notify database ({exc})") from None
 
     def close(self) -> None:
         self.db.close()
+        self._release()
+
+    def _release(self) -> None:
+        if self._lock is not None:
+            unlock(self._lock)
+            self._lock = None
 
     def __enter__(self) -> Self:
         return self
