@@ -40,20 +40,38 @@ SAMPLES = 3
 TOP_PORTS = 10
 _PROTOCOLS = {1: "icmp", 6: "tcp", 17: "udp", 58: "icmpv6"}
 
-# The org join, per address family. ``src6`` is 16 bytes in network order: BLOB comparison is
-# bytewise, so BETWEEN on the network's first and last address is the prefix test.
+# The org join, in two steps, so that the interval join never runs per packet: (1) the distinct
+# sources of the window are matched to the networks with an ASOF join (the network with the
+# greatest first address <= the source, then checked to reach it: exact because the catalog's
+# networks never overlap; a sort, not a comparison per source x network); (2) the packets of the
+# matched sources are taken with an equality (hash) join. ``src6`` is 16 bytes in network order:
+# BLOB order is bytewise, so the same comparisons are the IPv6 prefix test. Measured on 2M packets,
+# 45k sources, 300 orgs with 2,989 networks (shared 2-core machine): the whole query 1.7-2.1 s; a
+# BETWEEN join straight on the packets took 40-50 s; step (1) alone is 0.2 s as ASOF, 1.7 s as BETWEEN.
 _HITS = """
-SELECT n.org, p.ip_version, p.src, p.src6, CAST(p.traffic_class AS VARCHAR) AS role, p.ts, p.dst, p.dst6,
+WITH sources AS (
+    SELECT DISTINCT ip_version, src, src6 FROM packets
+    WHERE traffic_class IN ('scan', 'backscatter') AND ts >= $since AND ts < $until
+), owned4 AS (
+    SELECT n.org, s.src FROM (SELECT src FROM sources WHERE ip_version = 4) s
+    ASOF JOIN (SELECT org, first4, last4 FROM org_networks WHERE version = 4) n ON s.src >= n.first4
+    WHERE s.src <= n.last4
+), owned6 AS (
+    SELECT n.org, s.src6 FROM (SELECT src6 FROM sources WHERE ip_version = 6) s
+    ASOF JOIN (SELECT org, first6, last6 FROM org_networks WHERE version = 6) n ON s.src6 >= n.first6
+    WHERE s.src6 <= n.last6
+)
+SELECT o.org, p.ip_version, p.src, p.src6, CAST(p.traffic_class AS VARCHAR) AS role, p.ts, p.dst, p.dst6,
        p.proto, p.sport, p.dport, CAST(p.flag_class AS VARCHAR) AS flag_class, p.ttl, p.ip_id, p.seq, p.win,
        CAST(p.tool AS VARCHAR) AS tool
-FROM packets p JOIN org_networks n ON n.version = 4 AND p.src BETWEEN n.first4 AND n.last4
-WHERE p.ip_version = 4 AND p.traffic_class IN ('scan', 'backscatter') AND p.ts >= ? AND p.ts < ?
+FROM packets p JOIN owned4 o ON p.src = o.src
+WHERE p.ip_version = 4 AND p.traffic_class IN ('scan', 'backscatter') AND p.ts >= $since AND p.ts < $until
 UNION ALL
-SELECT n.org, p.ip_version, p.src, p.src6, CAST(p.traffic_class AS VARCHAR) AS role, p.ts, p.dst, p.dst6,
+SELECT o.org, p.ip_version, p.src, p.src6, CAST(p.traffic_class AS VARCHAR) AS role, p.ts, p.dst, p.dst6,
        p.proto, p.sport, p.dport, CAST(p.flag_class AS VARCHAR) AS flag_class, p.ttl, p.ip_id, p.seq, p.win,
        CAST(p.tool AS VARCHAR) AS tool
-FROM packets p JOIN org_networks n ON n.version = 6 AND p.src6 BETWEEN n.first6 AND n.last6
-WHERE p.ip_version = 6 AND p.traffic_class IN ('scan', 'backscatter') AND p.ts >= ? AND p.ts < ?
+FROM packets p JOIN owned6 o ON p.src6 = o.src6
+WHERE p.ip_version = 6 AND p.traffic_class IN ('scan', 'backscatter') AND p.ts >= $since AND p.ts < $until
 """
 
 _PER_HOST = f"""
@@ -117,8 +135,8 @@ def find_hosts(store: PacketStore, networks: pa.Table, *, since: datetime | None
     con = connect(store)
     try:
         con.register("org_networks", networks)
-        window = [since or _EPOCH, until or _END]
-        rows = guarded(store, lambda: _fetch_dicts(con, _PER_HOST, window * 2))
+        window = {"since": since or _EPOCH, "until": until or _END}
+        rows = guarded(store, lambda: _fetch_dicts(con, _PER_HOST, window))
     finally:
         con.close()
     return [_evidence(row) for row in rows]
@@ -155,7 +173,7 @@ def address_text(version: int, v4: int | None, v6: bytes | None) -> str:
     return str(ipaddress.IPv6Address(v6))
 
 
-def _fetch_dicts(con: duckdb.DuckDBPyConnection, sql: str, parameters: list) -> list[dict]:
+def _fetch_dicts(con: duckdb.DuckDBPyConnection, sql: str, parameters: dict) -> list[dict]:
     """Rows as dicts (one per host: few), DuckDB MAPs as Python dicts."""
     cursor = con.execute(sql, parameters)
     names = [d[0] for d in cursor.description]
