@@ -33,3 +33,14 @@ def test_one_writer_at_a_time(tmp_path: Path) -> None:
             assert reader.catalog_versions() == []
     with NotifyDatabase(tmp_path / "store"):  # released on close
         pass
+
+
+def test_status_before_any_notice_is_one_line_and_creates_nothing(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    (tmp_path / "store").mkdir()
+    run = subprocess.run([sys.executable, "-m", "iotscope", "notify", "status", "--store", str(tmp_path / "store")],
+                         capture_output=True, text=True, check=False)
+    assert run.returncode == 2 and "nothing notified yet" in run.stderr
+    assert list((tmp_path / "store").iterdir()) == []

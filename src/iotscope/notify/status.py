@@ -19,7 +19,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from iotscope.notify.database import NotifyDatabase, now_text
+from iotscope.notify.database import FILENAME, NotifyDatabase, now_text
+from iotscope.notify.errors import NotifyError
 from iotscope.survey.findings import CONCLUSIVE, latest_per_service
 from iotscope.survey.report import store_findings
 
@@ -50,6 +51,8 @@ class StatusReport:
 
 def notice_status(store_dir: Path) -> StatusReport:
     """The state of every ISP notice of ``store_dir``, closing the ones a later survey shows fixed."""
+    if not (store_dir / FILENAME).is_file():
+        raise NotifyError(f"{store_dir}: nothing notified yet (run `iotscope notify isp` first)")
     latest = {(r["ip"], r["port"]): r for r in latest_per_service(store_findings(store_dir), CONCLUSIVE).to_pylist()}
     report = StatusReport()
     with NotifyDatabase(store_dir) as db:
