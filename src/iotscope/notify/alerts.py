@@ -18,7 +18,7 @@ from pathlib import Path
 
 from iotscope.notify.daedalus import ROLES, HostEvidence, find_org_hosts
 from iotscope.notify.database import FILENAME, NotifyDatabase
-from iotscope.notify.dispatch import dispatch
+from iotscope.notify.dispatch import OrgMessage, dispatch
 from iotscope.notify.history import DEFAULT_QUIET, Decision, decide, record_alerted
 from iotscope.notify.mail import Attachment, SmtpSettings, build_message, new_message_id
 from iotscope.notify.orgs import Org, OrgCatalog
@@ -29,18 +29,10 @@ from iotscope.store.packets import PacketStore
 
 
 @dataclass
-class OrgAlert:
-    """The message of one organization in one run."""
+class OrgAlert(OrgMessage):
+    """The alert of one organization in one run: its hosts."""
 
-    org: str
-    recipients: list[str]
-    hosts: list[HostEvidence]
-    message_id: str | None = None
-    outbox_path: Path | None = None
-    #: 'planned' (dry run), 'outbox' (no SMTP), 'sent', or 'pending' (delivery failed: see error).
-    status: str = "planned"
-    error: str | None = None
-    attempts: int = 0
+    hosts: list[HostEvidence] = field(default_factory=list)
 
 
 @dataclass
@@ -83,19 +75,18 @@ def _plan(catalog: OrgCatalog, decisions: list[Decision]) -> AlertRun:
     for org in catalog.orgs:
         due = [d.host for d in decisions if d.alert and d.host.org == org.name]
         if due:
-            run.alerts.append(OrgAlert(org.name, list(org.emails), due))
+            run.alerts.append(OrgAlert(org.name, list(org.emails), hosts=due))
     return run
 
 
 def _send(db: NotifyDatabase, catalog: OrgCatalog, org: Org, alert: OrgAlert, org_version: int, outbox: Path,
           smtp: SmtpSettings | None) -> None:
-    alert.message_id = new_message_id("alert")
-    done = dispatch(
-        db, message=compose(catalog, org, alert.hosts, alert.message_id), message_id=alert.message_id,
+    message_id = new_message_id("alert")
+    alert.delivered(dispatch(
+        db, message=compose(catalog, org, alert.hosts, message_id), message_id=message_id,
         purpose="alert", org=org.name, org_version=org_version, recipients=alert.recipients, outbox=outbox,
-        smtp=smtp, record=lambda: record_alerted(db, alert.message_id, alert.hosts),
-    )
-    alert.outbox_path, alert.status, alert.attempts, alert.error = done.outbox_path, done.status, done.attempts, done.error
+        smtp=smtp, record=lambda: record_alerted(db, message_id, alert.hosts),
+    ))
 
 
 def compose(catalog: OrgCatalog, org: Org, hosts: list[HostEvidence], message_id: str):

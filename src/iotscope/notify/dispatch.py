@@ -31,6 +31,24 @@ class Dispatched:
     error: str | None = None
 
 
+@dataclass
+class OrgMessage:
+    """One organization's message of a run: planned (dry run), then what :func:`dispatch` made of it."""
+
+    org: str
+    recipients: list[str]
+    message_id: str | None = None
+    outbox_path: Path | None = None
+    #: 'planned' (dry run), 'outbox' (no SMTP), 'sent', or 'pending' (delivery failed: see ``error``).
+    status: str = "planned"
+    error: str | None = None
+    attempts: int = 0
+
+    def delivered(self, done: Dispatched) -> None:
+        self.message_id, self.outbox_path, self.status = done.message_id, done.outbox_path, done.status
+        self.attempts, self.error = done.attempts, done.error
+
+
 def dispatch(db: NotifyDatabase, *, message: EmailMessage, message_id: str, purpose: str, org: str,
              org_version: int, recipients: list[str], outbox: Path, smtp: SmtpSettings | None,
              record: Callable[[], None]) -> Dispatched:

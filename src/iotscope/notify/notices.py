@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from iotscope.notify.database import FILENAME, NotifyDatabase, now_text
-from iotscope.notify.dispatch import dispatch
+from iotscope.notify.dispatch import OrgMessage, dispatch
 from iotscope.notify.mail import Attachment, SmtpSettings, build_message, new_message_id
 from iotscope.notify.orgs import Org, OrgCatalog
 from iotscope.notify.shadowserver import csv_text
@@ -30,14 +30,10 @@ FINDING_FIELDS = (*REPORT_FIELDS, "tracking_id")
 
 
 @dataclass
-class IspNotice:
-    org: str
-    recipients: list[str]
-    findings: list[dict]
-    message_id: str | None = None
-    outbox_path: Path | None = None
-    status: str = "planned"
-    error: str | None = None
+class IspNotice(OrgMessage):
+    """The findings message of one organization in one run."""
+
+    findings: list[dict] = field(default_factory=list)
 
 
 @dataclass
@@ -103,14 +99,15 @@ def _plan(run: IspRun, catalog: OrgCatalog, findings: list[dict], told: set[str]
             run.already += 1
         else:
             by_org.setdefault(owner.name, []).append(row)
-    run.notices = [IspNotice(org.name, list(org.emails), by_org[org.name]) for org in catalog.orgs if org.name in by_org]
+    run.notices = [IspNotice(org.name, list(org.emails), findings=by_org[org.name])
+                   for org in catalog.orgs if org.name in by_org]
 
 
 def _send(db: NotifyDatabase, catalog: OrgCatalog, org: Org, notice: IspNotice, version: int, outbox: Path,
           smtp: SmtpSettings | None) -> None:
-    notice.message_id = new_message_id("isp")
+    message_id = new_message_id("isp")
     rendered = render("isp", org.language, org=org, sender=catalog.sender, findings=notice.findings,
-                      message_id=notice.message_id)
+                      message_id=message_id)
     attachment = Attachment("findings.csv", "text/csv", csv_text(notice.findings, FINDING_FIELDS).encode())
     message = build_message(catalog.sender, notice.recipients, rendered.subject, rendered.body, attachments=[attachment])
 
@@ -119,10 +116,10 @@ def _send(db: NotifyDatabase, catalog: OrgCatalog, org: Org, notice: IspNotice, 
         db.db.executemany(
             "INSERT OR REPLACE INTO notices (notice_id, message_id, org, ip, port, protocol, survey_id, finding_ts, "
             "notified_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [(f["tracking_id"], notice.message_id, org.name, f["ip"], f["port"], f["protocol"], f["survey_id"],
+            [(f["tracking_id"], message_id, org.name, f["ip"], f["port"], f["protocol"], f["survey_id"],
               f["timestamp"], notified) for f in notice.findings],
         )
 
-    done = dispatch(db, message=message, message_id=notice.message_id, purpose="isp", org=org.name,
-                    org_version=version, recipients=notice.recipients, outbox=outbox, smtp=smtp, record=record)
-    notice.outbox_path, notice.status, notice.error = done.outbox_path, done.status, done.error
+    notice.delivered(dispatch(db, message=message, message_id=message_id, purpose="isp", org=org.name,
+                              org_version=version, recipients=notice.recipients, outbox=outbox, smtp=smtp,
+                              record=record))
