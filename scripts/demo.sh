@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `make demo`: simulate an hour of darknet traffic with a 2323/tcp outbreak, ingest it, show what
-# the telescope sees. Everything stays on this machine; re-running re-uses the store (idempotent).
+# the telescope sees, survey an emulated fleet, and alert two demo organizations into an outbox.
+# Everything stays on this machine; re-running re-uses the store (idempotent).
 #
 # Sizes (environment, for a quick run): DEMO_PACKETS (1000000), DEMO_DEVICES (16), DEMO_BIND
 # (127.0.1.0/26, the fleet's loopback range).
@@ -73,7 +74,46 @@ echo "== 7. per-owner report (Shadowserver-style CSV) in $out/reports/"
 ls "$out/reports"
 head -n 8 "$out"/reports/*.csv | cut -c1-160
 
-echo "== 8. the dashboard: live map, per-port chart (23 and 2323/tcp), source profiles"
+echo "== 8. DAEDALUS-style alerts: two demo organizations whose networks hold top darknet sources"
+# The four busiest telnet scanners (23, 2323/tcp: Mirai and kin) become the two organizations' hosts (as /32 networks), so each gets an alert.
+sources=$(iotscope sql --store "$out/store" --csv "
+  SELECT (src >> 24) || '.' || ((src >> 16) & 255) || '.' || ((src >> 8) & 255) || '.' || (src & 255) AS ip
+  FROM packets WHERE traffic_class = 'scan' AND dport IN (23, 2323) AND src IS NOT NULL GROUP BY src ORDER BY count(*) DESC, src LIMIT 4" | tail -n +2 | tr -d '"')
+set -- $sources
+cat >"$out/orgs.toml" <<TOML
+[sender]
+org = "iotscope demo telescope"
+email = "telescope@demo.example"
+domain = "demo.example"
+
+[[org]]
+name = "Demo City Office"
+email = ["soc@city.demo.example"]
+networks = ["$1/32", "$2/32"]
+language = "en"
+
+[[org]]
+name = "デモ市役所"
+email = "security@shiyakusho.demo.example"
+networks = ["$3/32", "$4/32"]
+language = "ja"
+TOML
+# No --smtp: messages only go to the outbox (a re-run alerts nothing new: de-duplicated).
+iotscope alerts run --orgs "$out/orgs.toml" --store "$out/store" --outbox "$out/outbox"
+echo "== 9. one alert from $out/outbox (attachments: one X-ARF v4 JSON per host, hosts.csv)"
+first=$(ls -t "$out"/outbox/demo-city-office/*.eml | head -n 1)
+python3 - "$first" <<'PY'
+import email, sys
+from email import policy
+message = email.message_from_binary_file(open(sys.argv[1], "rb"), policy=policy.default)
+for header in ("From", "To", "Subject"):
+    print(f"{header}: {message[header]}")
+print()
+print(message.get_body(("plain",)).get_content())
+print("attachments:", ", ".join(part.get_filename() for part in message.iter_attachments()))
+PY
+
+echo "== 10. the dashboard: live map, per-port chart (23 and 2323/tcp), source profiles"
 if [ -t 0 ] && [ -z "${DEMO_NO_SERVE:-}" ]; then
   iotscope serve --store "$out/store" --port "${DEMO_PORT:-8000}"   # prints its URL; Ctrl-C stops it
 else

@@ -1,0 +1,53 @@
+"""Shadowserver-style CSV: the table an abuse desk's scripts already read, one row per host.
+
+Shadowserver's daily reports set the convention (``timestamp, ip, port, protocol, hostname, tag,
+..., severity``); alerts follow it with the darknet-specific columns after those. The survey's
+findings use :data:`iotscope.survey.report.REPORT_FIELDS`, the same convention. Cells a
+spreadsheet would run as a formula get a leading quote (OWASP CSV injection): host names, tags
+and banners can come from the hosts themselves.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable
+
+from iotscope.notify.daedalus import HostEvidence
+
+ALERT_FIELDS = (
+    "timestamp", "ip", "port", "protocol", "hostname", "tag", "severity", "role", "first_seen", "last_seen",
+    "packets", "darknet_addresses", "ports", "tool", "organization",
+)
+SEVERITY = {"scan": "high", "backscatter": "medium"}
+
+
+def alert_rows(hosts: Iterable[HostEvidence]) -> list[dict]:
+    """One CSV row per host."""
+    return [{
+        "timestamp": h.last_seen.strftime("%Y-%m-%dT%H:%M:%SZ"), "ip": h.host,
+        "port": h.port_numbers[0] if h.port_numbers else None, "protocol": h.protocols[0] if h.protocols else None,
+        "hostname": None, "tag": h.tool or ("scan" if h.role == "scan" else "backscatter"),
+        "severity": SEVERITY[h.role], "role": h.role, "first_seen": h.first_seen.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "last_seen": h.last_seen.strftime("%Y-%m-%dT%H:%M:%SZ"), "packets": h.packets,
+        "darknet_addresses": h.targets, "ports": " ".join(map(str, h.port_numbers)), "tool": h.tool,
+        "organization": h.org,
+    } for h in hosts]
+
+
+def csv_text(rows: Iterable[dict], fields: tuple[str, ...]) -> str:
+    """``rows`` as CSV with a header; null is empty, formula-looking text is quoted."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=fields, lineterminator="\n", extrasaction="ignore")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: _safe(row.get(k)) for k in fields})
+    return buffer.getvalue()
+
+
+def _safe(value: object) -> object:
+    if value is None:
+        return ""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
