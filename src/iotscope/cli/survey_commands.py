@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from iotscope.cli.common import console, fail, printable, warn
@@ -32,13 +32,15 @@ survey_app = typer.Typer(
 _DEFAULT_LIMITS = ProbeLimits()
 
 StoreOption = Annotated[Path, typer.Option("--store", help="Store directory (created if missing).")]
+#: Commands that only read a store: they never create or change it.
+ReadStoreOption = Annotated[Path, typer.Option("--store", help="Store directory that `survey run` wrote (read, never changed).")]
 
 
 @survey_app.command("run")
 def run(
     scope_file: Annotated[Path, typer.Option("--scope", help="Scope file (TOML): authorized ranges, owners, blocklist.")],
     store: StoreOption,
-    ports: Annotated[str, typer.Option(help="Comma-separated TCP ports.")] = ",".join(map(str, DEFAULT_PORTS)),
+    ports: Annotated[str, typer.Option(help="TCP ports and ranges, as nmap and zmap take them: 1-1024,2323,8000-8100.")] = ",".join(map(str, DEFAULT_PORTS)),
     rate: Annotated[float, typer.Option(help="Connection attempts per second, all targets together.")] = DEFAULT_RATE,
     credentials: Annotated[Path | None, typer.Option(help="Extra credential file (TOML), tried after the built-in list.")] = None,
     shard: Annotated[str, typer.Option(help="This machine's shard i/N of the scope (disjoint, together complete).")] = "1/1",
@@ -62,6 +64,7 @@ def run(
 
     try:
         scope = Scope.load(scope_file)
+        scope.require_targets()
         port_list = _parse_ports(ports)
         shard_value = Shard.parse(shard)
         if not rate > 0:
@@ -82,10 +85,11 @@ def run(
         fail(str(exc))
     for warning in scope.warnings:
         warn(warning)
+    shown_ports = ",".join(map(str, port_list)) if len(port_list) <= 32 else f"{ports} ({len(port_list):,} ports)"
     console.print(
         f"scope {printable(scope.source)}: {scope.target_count:,} addresses of {len(scope.authorized)} authorized "
         f"range(s), {len(scope.blocklist)} blocklist entr{'y' if len(scope.blocklist) == 1 else 'ies'}; "
-        f"ports {','.join(map(str, port_list))}; shard {shard_value}; {rate:,.0f} attempts/s; "
+        f"ports {shown_ports}; shard {shard_value}; {rate:,.0f} attempts/s; "
         f"at most {max_attempts} logins per service, {attempt_delay:g} s apart",
         highlight=False,
     )
@@ -95,9 +99,14 @@ def run(
 
         def on_progress(p: SurveyProgress) -> None:
             if p.phase not in bars:
-                bars[p.phase] = progress.add_task(p.phase, total=p.total, note="")
-            note = f"{p.open_ports:,} open" if p.phase == "sweep" else f"{p.vulnerable:,} vulnerable, {p.errors:,} errors"
-            progress.update(bars[p.phase], completed=p.done, total=p.total, note=note)
+                bars[p.phase] = progress.add_task(p.phase, total=p.total, count="", note="")
+            if p.phase == "sweep":
+                # The bar moves along the sweep's permutation (its ETA), which has more positions than
+                # targets; the count is the connection attempts made, as the summary counts them.
+                count, note = f"{p.attempts:,} attempts", f"{p.open_ports:,} open"
+            else:
+                count, note = f"{p.done:,}/{p.total:,}", f"{p.vulnerable:,} vulnerable, {p.errors:,} errors"
+            progress.update(bars[p.phase], completed=p.done, total=p.total, count=count, note=note)
 
         try:
             summary = asyncio.run(_stoppable(run_survey(
@@ -118,7 +127,7 @@ def run(
 
 @survey_app.command("report")
 def report(
-    store: StoreOption,
+    store: ReadStoreOption,
     out: Annotated[Path, typer.Option("--out", help="Directory for the per-owner files.")],
     survey: Annotated[str | None, typer.Option("--survey", help="Survey id (default: latest state over all surveys).")] = None,
     fmt: Annotated[str, typer.Option("--format", help="csv or json.")] = "csv",
@@ -154,13 +163,12 @@ async def _stoppable(survey: Coroutine[Any, Any, SurveySummary]) -> SurveySummar
 
 
 def _parse_ports(text: str) -> list[int]:
+    from iotscope.survey.portspec import PortSpecError, parse_ports
+
     try:
-        ports = [int(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise ValueError(f"--ports {text!r}: expected comma-separated numbers, e.g. 23,2323,22") from None
-    if not ports or any(not 0 < p < 65536 for p in ports):
-        raise ValueError(f"--ports {text!r}: ports are 1..65535")
-    return ports
+        return parse_ports(text)
+    except PortSpecError as exc:
+        raise ValueError(f"--ports {text[:60]!r}: {exc}") from None
 
 
 def _raise_file_limit(concurrency: int) -> None:
@@ -174,7 +182,7 @@ def _raise_file_limit(concurrency: int) -> None:
 
 def _progress() -> Progress:
     return Progress(
-        TextColumn("[bold]{task.description:>5}"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("[bold]{task.description:>5}"), BarColumn(), TextColumn("{task.fields[count]}"),
         TextColumn("{task.fields[note]}"), TimeRemainingColumn(), console=console,
     )
 
@@ -187,6 +195,9 @@ def _print_summary(summary: SurveySummary) -> None:
             f": {s.attempted:,} connection attempts in {s.seconds:.1f} s ({s.attempts_per_second:,.0f}/s), "
             f"{s.timeouts:,} timeouts, {s.errors:,} errors"
         )
+        if s.skipped:
+            why = "blocklisted, or swept before the interruption" if summary.resumed else "blocklisted"
+            head += f", {s.skipped:,} skipped ({why})"
     elif summary.imported is not None:
         head += f": imported {len(summary.imported.open_ports):,} open ports ({summary.imported.blocklisted:,} blocklisted dropped)"
     console.print(head, highlight=False)

@@ -53,7 +53,11 @@ _FLUSH_ROWS = 256
 
 @dataclass
 class SurveyProgress:
-    """What a progress bar shows: ``phase`` is "sweep" or "probe"; done/total drive the ETA."""
+    """What a progress bar shows: ``phase`` is "sweep" or "probe"; done/total drive the ETA.
+
+    In the sweep, done/total are positions of its permutation (more than the targets: the walk
+    skips elements past the index space), so ``attempts`` counts what the summary counts:
+    connection attempts made by this run."""
 
     phase: str
     done: int
@@ -61,6 +65,7 @@ class SurveyProgress:
     open_ports: int = 0
     vulnerable: int = 0
     errors: int = 0
+    attempts: int = 0
 
 
 @dataclass
@@ -115,6 +120,7 @@ async def run_survey(
     shards of a survey need the same; by default it is derived from the scope and ports).
     Raises :class:`ResumeError` or :class:`SurveyBusyError` before any connection."""
     ports = _check_ports(ports)
+    scope.require_targets()
     started = time.monotonic()
     findings_dataset = FindingsDataset(store)
     with SurveyJournal(store) as journal:
@@ -175,7 +181,9 @@ async def _sweep_phase(
 
     def on_progress(p: SweepProgress) -> None:
         if progress is not None:
-            progress(SurveyProgress("sweep", p.positions_done, p.positions_total, found_before + p.open, 0, p.errors))
+            progress(SurveyProgress(
+                "sweep", p.positions_done, p.positions_total, found_before + p.open, 0, p.errors, p.attempted,
+            ))
 
     return await sweep(
         scope, ports, permutation, rate=rate, concurrency=concurrency, timeout=connect_timeout,
