@@ -1,4 +1,4 @@
-"""Survey commands: ``iotscope survey run`` (sweep, probe, keep evidence) and ``survey report``."""
+"""Survey commands: ``survey run`` (sweep, probe, keep evidence), ``survey report``, ``survey census``, ``survey compact``."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import asyncio
 import os
 import resource
 import signal
+import sys
 from collections.abc import Coroutine
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -14,7 +15,7 @@ import typer
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from iotscope.cli.common import console, fail, printable, warn
+from iotscope.cli.common import console, fail, printable, stdout_console, warn
 from iotscope.survey.probes.limits import DEFAULT_PROBE_CONCURRENCY, ProbeLimits
 from iotscope.survey.sweep import DEFAULT_CONCURRENCY, DEFAULT_CONNECT_TIMEOUT, DEFAULT_PORTS, DEFAULT_RATE
 
@@ -148,6 +149,41 @@ def report(
     severities = ", ".join(f"{k}={v:,}" for k, v in result.severities.items()) or "no vulnerable services"
     unfinished = f" ({result.incomplete:,} incomplete: device deadline reached)" if result.incomplete else ""
     console.print(f"{severities}; {result.errors:,} errors{unfinished} in {printable(result.errors_file)}", highlight=False)
+
+
+@survey_app.command("census")
+def census(
+    store: ReadStoreOption,
+    by: Annotated[str, typer.Option("--by", help="Group by protocol, port, device or owner.")] = "protocol",
+    survey: Annotated[str | None, typer.Option("--survey", help="Survey id (default: latest state over all surveys).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the rows as JSON on stdout.")] = False,
+    as_csv: Annotated[bool, typer.Option("--csv", help="Print the rows as CSV on stdout.")] = False,
+) -> None:
+    """Exposure census: every identified service, vulnerable or not, counted by protocol, port, device or owner."""
+    from iotscope.survey.census import COUNT_FIELDS, GROUPINGS, exposure_census
+    from iotscope.survey.report import ReportError
+
+    if by not in GROUPINGS:
+        fail(f"--by must be one of {', '.join(GROUPINGS)}, not {by!r}")
+    if as_json and as_csv:
+        fail("--json and --csv exclude each other: choose one")
+    try:
+        result = exposure_census(store, by=by, survey_id=survey)
+    except ReportError as exc:
+        fail(str(exc))
+    if as_json or as_csv:
+        sys.stdout.write(result.render("json" if as_json else "csv"))
+        return
+    table = Table(by, title=f"exposed services by {by}")
+    for name in COUNT_FIELDS:
+        table.add_column(name.replace("_", " "), justify="right")
+    for row in result.rows:
+        table.add_row(printable(row[by]), *(f"{row[f]:,}" for f in COUNT_FIELDS))
+    stdout_console.print(table)
+    console.print(
+        f"{result.services:,} identified services exposed; {result.unidentified:,} open ports unidentified, "
+        f"{result.closed:,} services closed since an earlier survey (not counted)", highlight=False,
+    )
 
 
 def register(app: typer.Typer) -> None:

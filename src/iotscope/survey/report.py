@@ -83,16 +83,27 @@ def export_report(store: Path, out: Path, *, survey_id: str | None = None, fmt: 
     names = _file_names(sorted(by_owner))
     for owner, owner_rows in sorted(by_owner.items()):
         path = out / f"{names[owner]}.{fmt}"
-        _write_atomic(path, _render(owner_rows, REPORT_FIELDS, fmt))
+        _write_atomic(path, render_rows(owner_rows, REPORT_FIELDS, fmt))
         result.owners[owner] = (path, len(owner_rows))
     errors = [r for r in rows if r["status"] in ("error", "incomplete")]
     errors.sort(key=lambda r: (r["owner"], _ip_key(r["ip"]), r["port"]))
     # Written even when empty, so an errors file left by an earlier export cannot mislead.
     result.errors_file = out / f"errors.{fmt}"
-    _write_atomic(result.errors_file, _render([_error_row(r) for r in errors], ERROR_FIELDS, fmt))
+    _write_atomic(result.errors_file, render_rows([_error_row(r) for r in errors], ERROR_FIELDS, fmt))
     result.errors = len(errors)
     result.incomplete = sum(1 for r in errors if r["status"] == "incomplete")
     return result
+
+
+def current_services(table: pa.Table) -> pa.Table:
+    """Each service's (address, port) current state, as reports judge it: its latest conclusive
+    observation (vulnerable, not vulnerable, closed), or, for a service that never had one, its
+    latest observation (an error or ``incomplete``). A later timeout does not undo an earlier
+    conclusive finding; a later ``closed`` does."""
+    conclusive = latest_per_service(table, CONCLUSIVE)
+    latest = latest_per_service(table)
+    unsettled = latest.join(conclusive.select(["ip", "port"]), keys=["ip", "port"], join_type="left anti")
+    return pa.concat_tables([conclusive, unsettled.select(conclusive.column_names).cast(conclusive.schema)])
 
 
 def store_findings(store: Path, survey_id: str | None = None) -> pa.Table:
@@ -132,7 +143,9 @@ def _timestamp(row: dict) -> str:
     return row["ts"].strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _render(rows: list[dict], fields: tuple[str, ...], fmt: str) -> str:
+def render_rows(rows: list[dict], fields: tuple[str, ...], fmt: str) -> str:
+    """``rows`` as a JSON array or as CSV with a header (text a spreadsheet would run as a formula
+    quoted, see :func:`_csv_safe`): the one writer of the survey's exported tables."""
     if fmt == "json":
         return json.dumps(rows, indent=1, ensure_ascii=True) + "\n"
     buffer = io.StringIO()
