@@ -7,6 +7,7 @@ import os
 import resource
 import signal
 import sys
+import time
 from collections.abc import Coroutine
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -97,6 +98,7 @@ def run(
     _raise_file_limit(concurrency)
     with _progress() as progress:
         bars: dict[str, TaskID] = {}
+        last_refresh = [0.0]
 
         def on_progress(p: SurveyProgress) -> None:
             if p.phase not in bars:
@@ -108,6 +110,10 @@ def run(
             else:
                 count, note = f"{p.done:,}/{p.total:,}", f"{p.vulnerable:,} vulnerable, {p.errors:,} errors"
             progress.update(bars[p.phase], completed=p.done, total=p.total, count=count, note=note)
+            now = time.monotonic()
+            if now - last_refresh[0] >= 0.1 or p.done == p.total:
+                last_refresh[0] = now
+                progress.refresh()
 
         try:
             summary = asyncio.run(_stoppable(run_survey(
@@ -217,9 +223,12 @@ def _raise_file_limit(concurrency: int) -> None:
 
 
 def _progress() -> Progress:
+    """The bars of ``survey run``, redrawn when the survey reports (at least once a second), not by
+    a refresh thread: the process stays single-threaded until the sweep starts its workers, so it
+    can fork them (see :func:`iotscope.survey.sweep.worker_start_method`)."""
     return Progress(
         TextColumn("[bold]{task.description:>5}"), BarColumn(), TextColumn("{task.fields[count]}"),
-        TextColumn("{task.fields[note]}"), TimeRemainingColumn(), console=console,
+        TextColumn("{task.fields[note]}"), TimeRemainingColumn(), console=console, auto_refresh=False,
     )
 
 

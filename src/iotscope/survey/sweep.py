@@ -148,7 +148,7 @@ async def sweep(
     ``scope.authorized_at(i // len(ports))`` and port ``ports[i % len(ports)]``. Cancelling the
     task (Ctrl-C) saves a final checkpoint before the ``CancelledError`` propagates.
 
-    ``workers`` > 1 sweeps in that many forked processes, because one event loop is bound to
+    ``workers`` > 1 sweeps in that many worker processes, because one event loop is bound to
     one core: worker ``j`` takes the positions ``p`` with ``p % workers == j`` (disjoint, together
     complete) at ``rate / workers`` with ``concurrency / workers`` in flight, so the totals hold.
     Their checkpoints are merged into one (the lowest watermark plus everything done above it),
@@ -244,19 +244,31 @@ async def _sweep_in_processes(
     checkpoint: Checkpoint | None,
     progress: Callable[[SweepProgress], None] | None,
 ) -> SweepStats:
-    """Run ``lane_sweep`` for lanes 0..workers-1 in forked processes, merging what they report.
+    """Run ``lane_sweep`` for lanes 0..workers-1 in worker processes, merging what they report.
 
-    Fork, not spawn: a worker needs the loaded scope and starts in milliseconds instead of
-    re-importing everything. Workers ignore SIGINT and SIGTERM (a terminal or ``systemctl stop``
-    signals the whole group): the parent stops them when it is cancelled, and they send a last
-    checkpoint before exiting. A worker whose parent is gone, even by ``kill -9``, stops at once
-    (:func:`~iotscope.survey.lifetime.end_with_parent`, and the end-of-file of its pipe, which
-    only the parent holds open: a worker closes the parent's ends it inherited).
+    How they start depends on the threads of this process (:func:`worker_start_method`). A fork
+    of a threaded process copies every lock another thread holds as held forever (a deadlock
+    waiting in the child; Python >= 3.12 warns about it), so a threaded caller's workers come
+    from a ``forkserver``: a single-threaded server process with this module preloaded, which
+    forks each worker and hands it what it needs, pickled (``lane_sweep``: the scope, the ports,
+    the permutation). That costs about 0.6 s once per sweep to start the server (measured with
+    ``bench/survey/sweep_only.py``), so a single-threaded process (the CLI keeps itself so until
+    the sweep, and the benchmark is) forks its workers directly, as safe there and ready in
+    milliseconds. A forked worker closes the parent's pipe ends it copied, so that its own pipe's
+    end-of-file means the parent has exited; a forkserver's worker never had them.
+
+    Workers ignore SIGINT and SIGTERM (a terminal or ``systemctl stop`` signals the whole group):
+    the parent stops them when it is cancelled, and they send a last checkpoint before exiting.
+    A worker whose parent is gone, even by ``kill -9``, stops at once
+    (:func:`~iotscope.survey.lifetime.end_with_parent`, and the end-of-file of its pipe).
     """
     import multiprocessing  # here: a one-process sweep (and its start-up) does without it
 
     started = time.monotonic()
-    context = multiprocessing.get_context("fork")
+    method = worker_start_method()
+    context = multiprocessing.get_context(method)
+    if method == "forkserver":
+        context.set_forkserver_preload([__name__])  # each worker forks with this module imported
     loop = asyncio.get_running_loop()
     merged = _MergedLanes(positions, workers, start_position, done_above or [])
     all_ended = loop.create_future()
@@ -297,10 +309,11 @@ async def _sweep_in_processes(
                 lane_sweep, Shard(lane, workers), rate=rate / workers, concurrency=max(1, concurrency // workers),
                 done_above=merged.ahead[lane],
             )
-            inherited = [*connections, parent_end]  # the parent's pipe ends, which a fork copies
-            process = context.Process(
-                target=_worker_main, args=(child_end, job, os.getpid(), inherited), daemon=True,
-            )
+            # A fork copies the parent's pipe ends (which the worker must close); a forkserver's
+            # worker has only what it is sent, and its parent is the server, not this process.
+            inherited = [*connections, parent_end] if method == "fork" else []
+            parent = os.getpid() if method == "fork" else None
+            process = context.Process(target=_worker_main, args=(child_end, job, parent, inherited), daemon=True)
             process.start()
             child_end.close()  # so the parent sees EOF when the worker exits
             connections.append(parent_end)
@@ -335,6 +348,16 @@ async def _sweep_in_processes(
     return stats
 
 
+def worker_start_method() -> str:
+    """``fork`` when this process runs one thread (the kernel's count, which sees native threads
+    of DuckDB or BLAS too), else ``forkserver``; see :func:`_sweep_in_processes`."""
+    try:
+        threads = len(os.listdir("/proc/self/task"))
+    except OSError:  # no /proc: assume threads, and take the safe way
+        threads = 0
+    return "fork" if threads == 1 else "forkserver"
+
+
 def _stop_workers(connections: list[Connection], ended: set[int], receive: Callable[[int], None]) -> None:
     """Ask every worker to stop and take their last messages (blocking: the sweep is ending)."""
     for connection in connections:
@@ -351,13 +374,17 @@ def _stop_workers(connections: list[Connection], ended: set[int], receive: Calla
 
 
 def _worker_main(
-    connection: Connection, job: Callable[..., Awaitable[SweepStats]], parent: int, inherited: list[Connection],
+    connection: Connection, job: Callable[..., Awaitable[SweepStats]], parent: int | None, inherited: list[Connection],
 ) -> None:
-    """A worker process: run ``job`` on a new event loop, talking to the parent over ``connection``."""
-    end_with_parent(parent)
+    """A worker process: run ``job`` on a new event loop, talking to the parent over ``connection``.
+
+    ``parent`` is the survey's pid for a forked worker; None for a forkserver's, which ends with
+    the server (the server exits when the survey does, even on ``kill -9``: the end-of-file of
+    its own pipe), and with the end-of-file of ``connection`` in any case."""
+    end_with_parent(parent if parent is not None else os.getppid())
     for other in inherited:  # else this worker's own copy would keep its pipe open after the parent dies
         other.close()
-    signal.set_wakeup_fd(-1)  # the fd inherited from the parent's event loop is not ours
+    signal.set_wakeup_fd(-1)  # a forked worker's fd is the parent's event loop's, not ours
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     asyncio.run(_worker(connection, job))
