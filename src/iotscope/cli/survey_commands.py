@@ -192,6 +192,30 @@ def census(
     )
 
 
+@survey_app.command("compact")
+def compact(
+    store: Annotated[Path, typer.Option("--store", help="Store directory that `survey run` wrote.")],
+    survey: Annotated[str | None, typer.Option("--survey", help="Survey id (default: every survey not running now).")] = None,
+) -> None:
+    """Rewrite each survey's findings as one file per day (runs do it when they finish); readers are never disturbed."""
+    from iotscope.survey.compact import compact_findings
+    from iotscope.survey.journal import JournalError
+
+    try:
+        result = compact_findings(store, survey)
+    except JournalError as exc:
+        fail(str(exc))
+    except OSError as exc:
+        fail(f"{store}: {exc.strerror or exc}; the findings are unchanged (old files still count)")
+    console.print(
+        f"{len(result.surveys):,} survey(s): {result.files_before:,} findings files -> {result.files_after:,}"
+        + (f"; {result.orphans_removed:,} uncommitted file(s) removed" if result.orphans_removed else ""),
+        highlight=False,
+    )
+    if result.busy:
+        console.print(f"[yellow]note:[/] running, left alone: {printable(', '.join(result.busy))}", highlight=False)
+
+
 def register(app: typer.Typer) -> None:
     """Add the ``survey`` command group to the main app."""
     app.add_typer(survey_app, name="survey")
@@ -257,6 +281,11 @@ def _print_summary(summary: SurveySummary) -> None:
         console.print(f"{summary.closed:,} services of earlier surveys found closed: no longer reported", highlight=False)
     if summary.skipped:
         console.print(f"{summary.skipped:,} open ports skipped: blocklisted since they were found", highlight=False)
+    if summary.compaction_error:
+        console.print(
+            f"[yellow]note:[/] findings kept in their small files ({printable(summary.compaction_error)}); "
+            "run `iotscope survey compact` later", highlight=False,
+        )
     if summary.unfinished:
         console.print(
             f"[yellow]note:[/] unfinished survey(s) of the same job left as they were: {printable(', '.join(summary.unfinished))} "

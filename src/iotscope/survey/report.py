@@ -41,6 +41,8 @@ REPORT_FIELDS = (
 )
 ERROR_FIELDS = ("timestamp", "ip", "port", "protocol", "tag", "detail", "survey_id", "owner")
 FORMATS = ("csv", "json")
+#: Times a reader lists and reads the findings before giving up on files that keep vanishing.
+_READ_ATTEMPTS = 5
 
 
 class ReportError(IotscopeError, ValueError):
@@ -108,18 +110,27 @@ def current_services(table: pa.Table) -> pa.Table:
 
 def store_findings(store: Path, survey_id: str | None = None) -> pa.Table:
     """Every committed observation of ``survey_id`` (or of every survey in the store), read
-    without writing anything to the store."""
+    without writing anything to the store.
+
+    A compaction (:mod:`iotscope.survey.compact`) may retire files between the moment they are
+    listed and the moment they are read: a file gone missing sends the read back to the journal,
+    whose newer list names the compacted file with the same rows."""
     if not (store / SurveyJournal.FILENAME).is_file():
         raise ReportError(f"{store}: no survey in this store (run `iotscope survey run ... --store {store}` first)")
-    with SurveyJournal(store, read_only=True) as journal:
-        if survey_id is not None and journal.job(survey_id) is None:
-            known = ", ".join(j.survey_id for j in journal.jobs()[-5:]) or "none"
-            raise ReportError(f"{store}: no survey {survey_id!r} (latest: {known})")
-        files = journal.findings_files(survey_id)
-    try:
-        return FindingsDataset(store).read(files)
-    except OSError as exc:
-        raise JournalError(f"{store}: cannot read the findings ({exc})") from None
+    for attempt in range(_READ_ATTEMPTS):
+        with SurveyJournal(store, read_only=True) as journal:
+            if survey_id is not None and journal.job(survey_id) is None:
+                known = ", ".join(j.survey_id for j in journal.jobs()[-5:]) or "none"
+                raise ReportError(f"{store}: no survey {survey_id!r} (latest: {known})")
+            files = journal.findings_files(survey_id)
+        try:
+            return FindingsDataset(store).read(files)
+        except FileNotFoundError as exc:
+            if attempt == _READ_ATTEMPTS - 1:
+                raise JournalError(f"{store}: cannot read the findings ({exc})") from None
+        except OSError as exc:
+            raise JournalError(f"{store}: cannot read the findings ({exc})") from None
+    raise AssertionError("unreachable")
 
 
 

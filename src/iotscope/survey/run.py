@@ -1,5 +1,6 @@
 """One survey run: sweep (or import) the L4 phase, identify each open service, probe it, keep evidence.
 
+When the survey finishes, its findings files are compacted (:mod:`iotscope.survey.compact`).
 The phases are checkpointed in the store's job journal, so ``resume=True`` continues the newest
 unfinished survey of the same job (same authorized ranges, set of ports and shard) where it
 stopped: the sweep from its permutation position, the probes with the open ports not yet probed;
@@ -29,6 +30,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+from iotscope.survey.compact import CompactResult, compact_survey
 from iotscope.survey.credentials import Credential
 from iotscope.survey.findings import Finding, FindingsDataset, closed_findings, make_finding, now
 from iotscope.survey.journal import OpenPort, ResumeError, SurveyJob, SurveyJournal
@@ -85,6 +87,8 @@ class SurveySummary:
     unfinished: list[str] = field(default_factory=list)
     #: Services of earlier surveys that this run's complete sweep found closed (recorded ``closed``).
     closed: int = 0
+    #: Why the findings files were not compacted at the end (``iotscope survey compact`` later), if so.
+    compaction_error: str | None = None
 
     @property
     def by_status(self) -> Counter[str]:
@@ -164,6 +168,11 @@ async def run_survey(
                 journal.commit_findings(job.survey_id, findings_dataset.publish(job.survey_id, closed), [])
             summary.closed = len(closed)
         journal.finish(job.survey_id)
+        compaction = CompactResult()
+        try:
+            compact_survey(journal, findings_dataset, job.survey_id, compaction)
+        except OSError as exc:  # e.g. disk full: the evidence stands as committed, in its small files
+            summary.compaction_error = f"{exc.strerror or exc}"
     summary.seconds = time.monotonic() - started
     return summary
 
