@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from iotscope.survey.journal import OpenPort
 from iotscope.survey.permutation import CyclicPermutation, Shard, is_probable_prime, safe_prime_above
 from iotscope.survey.scope import AuthorizedRange, Scope
-from iotscope.survey.sweep import SweepProgress, TokenBucket, sweep
+from iotscope.survey.sweep import SweepProgress, TokenBucket, sweep, worker_start_method
 from tests.survey.socket_audit import socket_audit
 
 # -- permutation ------------------------------------------------------------------------------------
@@ -305,7 +305,10 @@ def test_workers_share_the_rate_limit(scope: Scope) -> None:
         progress=lambda p: curve.append((time.monotonic() - started, p.attempted)),
     ))
     assert stats.attempted == 63 * 4
-    assert 252 / rate - 0.05 <= stats.seconds < 252 / rate + 0.6, stats.seconds  # one rate, not one per worker
+    # One rate, not one per worker; a threaded test process (threads left by earlier tests) starts
+    # its workers from a forkserver, which takes up to a second or so on a loaded machine.
+    start_up = 0.6 if worker_start_method() == "fork" else 2.0
+    assert 252 / rate - 0.05 <= stats.seconds < 252 / rate + start_up, stats.seconds
     assert len(curve) >= 5
     assert all(attempted <= rate * seconds + 10 for seconds, attempted in curve), curve
 
@@ -323,10 +326,10 @@ def test_a_failing_checkpoint_ends_the_sweep_and_its_workers(scope: Scope) -> No
     started = time.monotonic()
     with pytest.raises(OSError, match="No space left"):
         asyncio.run(sweep(
-            scope, [closed_port()], CyclicPermutation(scope.authorized_count, 2), rate=50, workers=2,
+            scope, [closed_port()], CyclicPermutation(scope.authorized_count, 2), rate=20, workers=2,
             checkpoint=disk_full, checkpoint_interval=0.05,
         ))
-    assert time.monotonic() - started < 1.0  # 63 attempts at 50/s would take 1.3 s
+    assert time.monotonic() - started < 2.0  # 63 attempts at 20/s would take 3.2 s (plus the workers' start)
     assert multiprocessing.active_children() == []
 
 
