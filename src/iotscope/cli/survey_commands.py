@@ -7,7 +7,6 @@ import os
 import resource
 import signal
 import sys
-import time
 from collections.abc import Coroutine
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -57,6 +56,10 @@ def run(
     attempt_delay: Annotated[float, typer.Option(help="Seconds between two login attempts on one service; raise it where devices lock accounts after quick failures.")] = _DEFAULT_LIMITS.attempt_delay,
 ) -> None:
     """Sweep the scope, identify services by handshake, try default credentials, store evidence."""
+    if workers > 1 and import_file is None:
+        from iotscope.survey.sweep import start_worker_server
+
+        start_worker_server()  # starts while the survey engine below is imported
     from iotscope.survey.credentials import CredentialsError, load_builtin, load_credentials, merge
     from iotscope.survey.journal import JournalError
     from iotscope.survey.l4import import L4ImportError
@@ -98,7 +101,6 @@ def run(
     _raise_file_limit(concurrency)
     with _progress() as progress:
         bars: dict[str, TaskID] = {}
-        last_refresh = [0.0]
 
         def on_progress(p: SurveyProgress) -> None:
             if p.phase not in bars:
@@ -110,10 +112,6 @@ def run(
             else:
                 count, note = f"{p.done:,}/{p.total:,}", f"{p.vulnerable:,} vulnerable, {p.errors:,} errors"
             progress.update(bars[p.phase], completed=p.done, total=p.total, count=count, note=note)
-            now = time.monotonic()
-            if now - last_refresh[0] >= 0.1 or p.done == p.total:
-                last_refresh[0] = now
-                progress.refresh()
 
         try:
             summary = asyncio.run(_stoppable(run_survey(
@@ -247,12 +245,9 @@ def _raise_file_limit(concurrency: int) -> None:
 
 
 def _progress() -> Progress:
-    """The bars of ``survey run``, redrawn when the survey reports (at least once a second), not by
-    a refresh thread: the process stays single-threaded until the sweep starts its workers, so it
-    can fork them (see :func:`iotscope.survey.sweep.worker_start_method`)."""
     return Progress(
         TextColumn("[bold]{task.description:>5}"), BarColumn(), TextColumn("{task.fields[count]}"),
-        TextColumn("{task.fields[note]}"), TimeRemainingColumn(), console=console, auto_refresh=False,
+        TextColumn("{task.fields[note]}"), TimeRemainingColumn(), console=console,
     )
 
 

@@ -38,6 +38,7 @@ from iotscope.survey.scope import Scope, start_guarded_connect
 
 if TYPE_CHECKING:
     from multiprocessing.connection import Connection
+    from multiprocessing.context import BaseContext
 
 #: Where IoT devices take logins: telnet (23, Mirai's 2323), SSH, HTTP (80, 8080), FTP.
 DEFAULT_PORTS = (23, 2323, 22, 80, 8080, 21)
@@ -152,7 +153,10 @@ async def sweep(
     one core: worker ``j`` takes the positions ``p`` with ``p % workers == j`` (disjoint, together
     complete) at ``rate / workers`` with ``concurrency / workers`` in flight, so the totals hold.
     Their checkpoints are merged into one (the lowest watermark plus everything done above it),
-    so a resumed sweep needs no per-worker state and may use another number of workers.
+    so a resumed sweep needs no per-worker state and may use another number of workers. The
+    workers come from a forkserver (see :func:`_sweep_in_processes`), so a script that calls this
+    with ``workers`` > 1 needs the ``if __name__ == "__main__":`` guard, as with any
+    multiprocessing program that does not fork.
     """
     if permutation.size != scope.authorized_count * len(ports):
         raise ValueError("permutation size does not match scope x ports")
@@ -246,29 +250,23 @@ async def _sweep_in_processes(
 ) -> SweepStats:
     """Run ``lane_sweep`` for lanes 0..workers-1 in worker processes, merging what they report.
 
-    How they start depends on the threads of this process (:func:`worker_start_method`). A fork
-    of a threaded process copies every lock another thread holds as held forever (a deadlock
-    waiting in the child; Python >= 3.12 warns about it), so a threaded caller's workers come
-    from a ``forkserver``: a single-threaded server process with this module preloaded, which
-    forks each worker and hands it what it needs, pickled (``lane_sweep``: the scope, the ports,
-    the permutation). That costs about 0.6 s once per sweep to start the server (measured with
-    ``bench/survey/sweep_only.py``), so a single-threaded process (the CLI keeps itself so until
-    the sweep, and the benchmark is) forks its workers directly, as safe there and ready in
-    milliseconds. A forked worker closes the parent's pipe ends it copied, so that its own pipe's
-    end-of-file means the parent has exited; a forkserver's worker never had them.
+    Workers are forked by a ``forkserver``, never from this process: by the time a sweep starts,
+    the survey has threads (pyarrow's allocator starts two when it is imported, the CLI's bar, a
+    library caller's own), and a fork copies every lock another thread holds as held forever (a
+    deadlock waiting in the child; Python >= 3.12 warns about it). The server is a fresh,
+    single-threaded interpreter with this module (and the main script) preloaded; it forks each
+    worker and hands it what it needs, pickled: ``lane_sweep`` (the scope, the ports, the
+    permutation) and its lane. Starting the server takes a few tenths of a second, once per
+    process: :func:`start_worker_server` starts it early (``survey run`` does, before importing
+    the survey engine), so that it is ready when the sweep begins.
 
     Workers ignore SIGINT and SIGTERM (a terminal or ``systemctl stop`` signals the whole group):
     the parent stops them when it is cancelled, and they send a last checkpoint before exiting.
     A worker whose parent is gone, even by ``kill -9``, stops at once
     (:func:`~iotscope.survey.lifetime.end_with_parent`, and the end-of-file of its pipe).
     """
-    import multiprocessing  # here: a one-process sweep (and its start-up) does without it
-
     started = time.monotonic()
-    method = worker_start_method()
-    context = multiprocessing.get_context(method)
-    if method == "forkserver":
-        context.set_forkserver_preload([__name__])  # each worker forks with this module imported
+    context = _worker_context()
     loop = asyncio.get_running_loop()
     merged = _MergedLanes(positions, workers, start_position, done_above or [])
     all_ended = loop.create_future()
@@ -309,11 +307,7 @@ async def _sweep_in_processes(
                 lane_sweep, Shard(lane, workers), rate=rate / workers, concurrency=max(1, concurrency // workers),
                 done_above=merged.ahead[lane],
             )
-            # A fork copies the parent's pipe ends (which the worker must close); a forkserver's
-            # worker has only what it is sent, and its parent is the server, not this process.
-            inherited = [*connections, parent_end] if method == "fork" else []
-            parent = os.getpid() if method == "fork" else None
-            process = context.Process(target=_worker_main, args=(child_end, job, parent, inherited), daemon=True)
+            process = context.Process(target=_worker_main, args=(child_end, job), daemon=True)
             process.start()
             child_end.close()  # so the parent sees EOF when the worker exits
             connections.append(parent_end)
@@ -348,14 +342,24 @@ async def _sweep_in_processes(
     return stats
 
 
-def worker_start_method() -> str:
-    """``fork`` when this process runs one thread (the kernel's count, which sees native threads
-    of DuckDB or BLAS too), else ``forkserver``; see :func:`_sweep_in_processes`."""
-    try:
-        threads = len(os.listdir("/proc/self/task"))
-    except OSError:  # no /proc: assume threads, and take the safe way
-        threads = 0
-    return "fork" if threads == 1 else "forkserver"
+def start_worker_server() -> None:
+    """Start the server that forks sweep workers (see :func:`_sweep_in_processes`) now, in the
+    background: its start-up then overlaps whatever the caller does before sweeping. Optional (a
+    sweep starts it when needed) and idempotent; it ends when this process does."""
+    from multiprocessing import forkserver
+
+    _worker_context()
+    forkserver.ensure_running()
+
+
+def _worker_context() -> BaseContext:
+    import multiprocessing  # here: a one-process sweep (and its start-up) does without it
+
+    context = multiprocessing.get_context("forkserver")
+    # Imported once, by the server: every worker forks with them loaded. The main script too, or
+    # each worker would run it again to rebuild ``__main__`` (the CLI's imports, a test runner's).
+    context.set_forkserver_preload(["__main__", __name__])
+    return context
 
 
 def _stop_workers(connections: list[Connection], ended: set[int], receive: Callable[[int], None]) -> None:
@@ -373,18 +377,13 @@ def _stop_workers(connections: list[Connection], ended: set[int], receive: Calla
             break  # out of time; the rest is terminated
 
 
-def _worker_main(
-    connection: Connection, job: Callable[..., Awaitable[SweepStats]], parent: int | None, inherited: list[Connection],
-) -> None:
+def _worker_main(connection: Connection, job: Callable[..., Awaitable[SweepStats]]) -> None:
     """A worker process: run ``job`` on a new event loop, talking to the parent over ``connection``.
 
-    ``parent`` is the survey's pid for a forked worker; None for a forkserver's, which ends with
-    the server (the server exits when the survey does, even on ``kill -9``: the end-of-file of
-    its own pipe), and with the end-of-file of ``connection`` in any case."""
-    end_with_parent(parent if parent is not None else os.getppid())
-    for other in inherited:  # else this worker's own copy would keep its pipe open after the parent dies
-        other.close()
-    signal.set_wakeup_fd(-1)  # a forked worker's fd is the parent's event loop's, not ours
+    Its parent is the forkserver, which exits when the survey does (even on ``kill -9``: the
+    end-of-file of the server's own pipe from the survey); the end-of-file of ``connection`` says
+    the same to the worker directly."""
+    end_with_parent(os.getppid())
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     asyncio.run(_worker(connection, job))
