@@ -18,7 +18,7 @@ import secrets
 from iotscope.survey.permutation import CyclicPermutation, Shard
 from iotscope.survey.portspec import parse_ports
 from iotscope.survey.scope import Scope
-from iotscope.survey.sweep import DEFAULT_CONCURRENCY, DEFAULT_CONNECT_TIMEOUT, DEFAULT_RATE, sweep
+from iotscope.survey.sweep import DEFAULT_CONCURRENCY, DEFAULT_CONNECT_TIMEOUT, DEFAULT_RATE, start_worker_server, sweep
 
 
 def main() -> None:
@@ -32,6 +32,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=None, help="permutation seed (default random)")
     parser.add_argument("--workers", type=int, default=1, help="sweep processes (survey run's --workers)")
     args = parser.parse_args()
+    if args.workers > 1:
+        start_worker_server()  # as survey run does: the workers' server starts while the scope loads
     scope = Scope.load(args.scope)
     ports = parse_ports(args.ports)
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)  # as the CLI does (_raise_file_limit)
