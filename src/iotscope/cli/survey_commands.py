@@ -1,4 +1,4 @@
-"""Survey commands: ``survey run`` (sweep, probe, keep evidence), ``survey report``, ``survey census``, ``survey compact``."""
+"""Survey commands: ``survey run`` (sweep, probe, keep evidence), ``survey report``, ``census``, ``compact``."""
 
 from __future__ import annotations
 
@@ -34,7 +34,9 @@ _DEFAULT_LIMITS = ProbeLimits()
 
 StoreOption = Annotated[Path, typer.Option("--store", help="Store directory (created if missing).")]
 #: Commands that only read a store: they never create or change it.
-ReadStoreOption = Annotated[Path, typer.Option("--store", help="Store directory that `survey run` wrote (read, never changed).")]
+ReadStoreOption = Annotated[
+    Path, typer.Option("--store", help="Store directory that `survey run` wrote (read, never changed)."),
+]
 
 
 @survey_app.command("run")
@@ -159,7 +161,9 @@ def report(
 def census(
     store: ReadStoreOption,
     by: Annotated[str, typer.Option("--by", help="Group by protocol, port, device or owner.")] = "protocol",
-    survey: Annotated[str | None, typer.Option("--survey", help="Survey id (default: latest state over all surveys).")] = None,
+    survey: Annotated[
+        str | None, typer.Option("--survey", help="Survey id (default: latest state over all surveys)."),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the rows as JSON on stdout.")] = False,
     as_csv: Annotated[bool, typer.Option("--csv", help="Print the rows as CSV on stdout.")] = False,
 ) -> None:
@@ -193,7 +197,9 @@ def census(
 @survey_app.command("compact")
 def compact(
     store: Annotated[Path, typer.Option("--store", help="Store directory that `survey run` wrote.")],
-    survey: Annotated[str | None, typer.Option("--survey", help="Survey id (default: every survey not running now).")] = None,
+    survey: Annotated[
+        str | None, typer.Option("--survey", help="Survey id (default: every survey not running now)."),
+    ] = None,
 ) -> None:
     """Rewrite each survey's findings as one file per day (runs do it when they finish); readers are never disturbed."""
     from iotscope.survey.compact import compact_findings

@@ -154,7 +154,8 @@ def _json(text: str, path: Path, number: int) -> object:
 
 def _zmap_csv(text: str, path: Path, ports: list[int] | None) -> list[Row]:
     lines = text.splitlines()
-    number, first = next(((n, line) for n, line in enumerate(lines, 1) if line.strip() and not line.startswith("#")), (0, ""))
+    content = ((n, line) for n, line in enumerate(lines, 1) if line.strip() and not line.startswith("#"))
+    number, first = next(content, (0, ""))
     has_header = "saddr" in first.split(",")
     has_port = has_header and "sport" in first.split(",")
     if not has_header and first and ("," in first or not _is_address(first.strip())):

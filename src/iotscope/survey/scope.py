@@ -177,7 +177,8 @@ class Scope:
         if self.target_count:
             return
         if self.authorized_count == 0:
-            ranges = ", ".join(str(entry.network) for entry in self.authorized[:4]) + (" ..." if len(self.authorized) > 4 else "")
+            ranges = ", ".join(str(entry.network) for entry in self.authorized[:4])
+            ranges += " ..." if len(self.authorized) > 4 else ""
             raise ScopeError(
                 f"{self.source}: no address to survey: the authorized range(s) {ranges} lie in special-purpose space "
                 "(RFC 6890), which is excluded unless the [[authorized]] entry sets special_purpose = true"
