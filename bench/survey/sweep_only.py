@@ -16,14 +16,15 @@ import resource
 import secrets
 
 from iotscope.survey.permutation import CyclicPermutation, Shard
+from iotscope.survey.portspec import parse_ports
 from iotscope.survey.scope import Scope
-from iotscope.survey.sweep import DEFAULT_CONCURRENCY, DEFAULT_CONNECT_TIMEOUT, DEFAULT_RATE, sweep
+from iotscope.survey.sweep import DEFAULT_CONCURRENCY, DEFAULT_CONNECT_TIMEOUT, DEFAULT_RATE, start_worker_server, sweep
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scope", required=True)
-    parser.add_argument("--ports", required=True, help="comma-separated TCP ports")
+    parser.add_argument("--ports", required=True, help="TCP ports and ranges (1-1024,2323), as survey run takes them")
     parser.add_argument("--rate", type=float, default=DEFAULT_RATE)
     parser.add_argument("--concurrency", type=int, default=DEFAULT_CONCURRENCY)
     parser.add_argument("--timeout", type=float, default=DEFAULT_CONNECT_TIMEOUT)
@@ -31,8 +32,10 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=None, help="permutation seed (default random)")
     parser.add_argument("--workers", type=int, default=1, help="sweep processes (survey run's --workers)")
     args = parser.parse_args()
+    if args.workers > 1:
+        start_worker_server()  # as survey run does: the workers' server starts while the scope loads
     scope = Scope.load(args.scope)
-    ports = [int(p) for p in args.ports.split(",")]
+    ports = parse_ports(args.ports)
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)  # as the CLI does (_raise_file_limit)
     wanted = args.concurrency + 256
     if soft != resource.RLIM_INFINITY and soft < wanted:

@@ -101,8 +101,10 @@ def test_user_text_in_tables_progress_and_titles_is_shown_as_written(tmp_path: P
 
 
 def test_owner_with_markup_in_a_scope_warning(tmp_path: Path) -> None:
-    # Without special_purpose = true a loopback range draws a warning that names its owner.
-    (tmp_path / "scope.toml").write_text(_scope(owner="[red]Evil[/] :smile:").replace("special_purpose = true\n", ""))
+    # Without special_purpose = true a loopback range draws a warning that names its owner (another,
+    # flagged range keeps the scope usable: a scope with no usable address at all is an error).
+    unflagged = _scope(owner="[red]Evil[/] :smile:").replace("special_purpose = true\n", "")
+    (tmp_path / "scope.toml").write_text(unflagged + "\n" + _scope().replace("127.0.8.0/29", "127.0.9.0/29"))
     result = iotscope("survey", "run", "--scope", "scope.toml", "--store", "store", "--ports", "21",
                       "--import", "missing.txt", cwd=tmp_path)
     assert result.returncode == 2, result.stderr

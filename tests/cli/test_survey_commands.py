@@ -82,7 +82,7 @@ def test_run_then_report(tmp_path: Path, scope_file: Path, mute_device: int) -> 
 
 @pytest.mark.parametrize(("extra", "message"), [
     (["--shard", "5/4"], "shard '5/4': i must be between 1 and N"),
-    (["--ports", "23,http"], "expected comma-separated numbers"),
+    (["--ports", "23,http"], "expected comma-separated numbers or ranges"),
     (["--ports", "0"], "ports are 1..65535"),
     (["--rate", "0"], "--rate must be positive"),
     (["--workers", "0"], "--workers must be at least 1, not 0"),
@@ -260,7 +260,8 @@ def test_a_second_run_of_a_running_survey_is_refused(tmp_path: Path, scope_file:
 
 
 def test_kill_9_of_a_survey_stops_its_sweep_workers(tmp_path: Path) -> None:
-    """The workers must not go on connecting once their parent is gone (reparented to init)."""
+    """The workers (and the server that forks them) must not go on connecting once the survey is
+    gone (reparented to init)."""
     rng = random.SystemRandom()
     network = f"127.{rng.randrange(1, 255)}.{rng.randrange(256)}.{rng.randrange(8) * 32}"
     hosts = [network.rsplit(".", 1)[0] + f".{int(network.rsplit('.', 1)[1]) + i}" for i in range(32)]
@@ -293,8 +294,10 @@ def test_kill_9_of_a_survey_stops_its_sweep_workers(tmp_path: Path) -> None:
         deadline = time.monotonic() + 30
         while count() < 3 and time.monotonic() < deadline:  # 32 connects at 4/s: the sweep runs ~8 s
             time.sleep(0.05)
+        # The workers' forkserver, its two workers and multiprocessing's resource tracker.
         workers = children(survey.pid)
-        assert len(workers) == 2 and survey.poll() is None
+        workers += [grandchild for pid in workers for grandchild in children(pid)]
+        assert len(workers) >= 3 and survey.poll() is None, workers
         survey.kill()
         survey.wait(10)
         deadline = time.monotonic() + 2
@@ -312,3 +315,94 @@ def test_kill_9_of_a_survey_stops_its_sweep_workers(tmp_path: Path) -> None:
                 os.kill(pid, signal.SIGKILL)
         for listener in listeners:
             listener.close()
+
+
+# -- issue 7, item 5: what a new user trips over ---------------------------------------------------
+
+
+def test_a_scope_with_no_usable_address_is_refused_with_the_reason(tmp_path: Path) -> None:
+    """Loopback authorized without ``special_purpose``: nothing may be contacted, so nothing runs."""
+    scope = tmp_path / "scope.toml"
+    scope.write_text('[[authorized]]\ncidr = "127.0.8.0/29"\nowner = "Lab"\nauthorization = "CLI test"\n')
+    result = runner.invoke(app, ["survey", "run", "--scope", str(scope), "--store", str(tmp_path / "s"), "--ports", "1"])
+    assert result.exit_code == 2, result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "no address to survey" in errors[0] and "special_purpose = true" in errors[0], result.output
+    assert "0 addresses" not in result.output and "warning:" not in result.output
+    assert not (tmp_path / "s").exists()
+
+
+def test_a_scope_whose_every_address_is_blocklisted_is_refused(tmp_path: Path, scope_file: Path) -> None:
+    (tmp_path / "optout.txt").write_text("127.0.8.0/29\n")
+    result = runner.invoke(app, ["survey", "run", "--scope", str(scope_file), "--store", str(tmp_path / "s"), "--ports", "1"])
+    assert result.exit_code == 2 and "no address to survey" in result.output and "blocklisted" in result.output, result.output
+
+
+def test_the_sweep_bar_and_the_summary_count_the_same_attempts(tmp_path: Path, scope_file: Path) -> None:
+    """8 addresses x 8 ports: the bar used to show the permutation's 82 positions, the summary 64 attempts."""
+    result = runner.invoke(app, ["survey", "run", "--scope", str(scope_file), "--store", str(tmp_path / "s"),
+                                 "--ports", "1-8", "--rate", "5000", "--workers", "1"])
+    assert result.exit_code == 0, result.output
+    bar = next(line for line in result.output.splitlines() if line.startswith("sweep"))
+    assert "64 attempts" in bar and "82" not in bar, bar
+    assert "64 connection attempts" in result.output
+
+
+def test_sweep_bar_of_workers_with_a_blocklist_counts_like_the_summary(tmp_path: Path, scope_file: Path) -> None:
+    (tmp_path / "optout.txt").write_text("127.0.8.1\n")  # 7 addresses x 2 ports left
+    result = runner.invoke(app, ["survey", "run", "--scope", str(scope_file), "--store", str(tmp_path / "s"),
+                                 "--ports", "1,2", "--rate", "5000", "--workers", "2"])
+    assert result.exit_code == 0, result.output
+    bar = next(line for line in result.output.splitlines() if line.startswith("sweep"))
+    assert "14 attempts" in bar, bar
+    assert "14 connection attempts" in result.output and "2 skipped (blocklisted)" in result.output, result.output
+
+
+@pytest.mark.parametrize("command", [["survey", "run"], ["survey", "report"], ["survey", "census"], ["survey", "compact"]])
+def test_help_shows_no_value_for_flags(command: list[str]) -> None:
+    """typer 0.29 rendered ``--resume <bool>`` and ``--help <bool>``: flags take no value."""
+    result = subprocess.run([sys.executable, "-m", "iotscope", *command, "--help"], capture_output=True, text=True,
+                            env={**os.environ, "COLUMNS": "160", "TERM": "dumb"}, check=False)
+    assert result.returncode == 0, result.stderr
+    assert "<bool>" not in result.stdout, result.stdout
+    assert re.search(r"--help\s+Show this message", result.stdout), result.stdout
+
+
+def test_report_help_does_not_promise_to_create_the_store() -> None:
+    for command in ("report", "census"):
+        result = runner.invoke(app, ["survey", command, "--help"], env={"COLUMNS": "200"})
+        assert result.exit_code == 0
+        assert "created if missing" not in result.output, result.output
+    run_help = runner.invoke(app, ["survey", "run", "--help"], env={"COLUMNS": "200"})
+    assert "created if missing" in run_help.output  # true there: survey run creates it
+
+
+def test_import_without_the_expected_header_says_so_with_the_line(tmp_path: Path, scope_file: Path) -> None:
+    """A zmap CSV whose header lacks 'saddr' (here: 'ip,port') used to be read as one address per line."""
+    (tmp_path / "scan.csv").write_text("# zmap\nip,port\n127.0.8.1,23\n")
+    result = runner.invoke(app, ["survey", "run", "--scope", str(scope_file), "--store", str(tmp_path / "s"),
+                                 "--ports", "23", "--import", str(tmp_path / "scan.csv")])
+    assert result.exit_code == 2, result.output
+    (error,) = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert "scan.csv:2:" in error and "header" in error and "saddr" in error, error
+
+
+def test_ports_take_nmap_style_ranges(tmp_path: Path, scope_file: Path) -> None:
+    result = runner.invoke(app, ["survey", "run", "--scope", str(scope_file), "--store", str(tmp_path / "s"),
+                                 "--ports", "1-4, 2323,6-7", "--rate", "100000", "--workers", "1"])
+    assert result.exit_code == 0, result.output
+    assert "ports 1,2,3,4,2323,6,7;" in result.output.replace("\n", "")
+    assert "56 connection attempts" in result.output  # 8 addresses x 7 ports
+
+
+@pytest.mark.parametrize(("ports", "message"), [
+    ("100-1", "range '100-1' is reversed"),
+    ("0-10", "port 0 in '0-10': ports are 1..65535"),
+    ("22,65536", "port 65536 in '65536': ports are 1..65535"),
+    ("", "empty port list"),
+    ("22,,23", "empty item between commas"),
+    ("1-2-3", "'1-2-3' is not a port or range"),
+])
+def test_bad_port_ranges_fail_with_one_line(tmp_path: Path, scope_file: Path, ports: str, message: str) -> None:
+    result = runner.invoke(app, ["survey", "run", "--scope", str(scope_file), "--store", str(tmp_path / "s"), "--ports", ports])
+    assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output, result.output

@@ -63,3 +63,15 @@ def test_a_survey_is_held_by_one_journal_at_a_time(tmp_path: Path) -> None:
         first.close()
         second.close()
     assert oct((tmp_path / ".survey-locks").stat().st_mode & 0o777) == "0o700"
+
+
+def test_replace_findings_files_swaps_in_one_transaction_or_not_at_all(tmp_path: Path) -> None:
+    with SurveyJournal(tmp_path) as journal:
+        journal.create("A", "key", 1, "1/1", [23], "scope.toml")
+        journal.commit_findings("A", ["findings/date=2026-01-01/part-A-1.parquet", "findings/date=2026-01-01/part-A-2.parquet"], [])
+        with pytest.raises(JournalError, match="findings files changed during compaction; nothing replaced"):
+            journal.replace_findings_files("A", ["findings/date=2026-01-01/part-A-3.parquet"],
+                                           ["findings/date=2026-01-01/part-A-1.parquet", "findings/date=2026-01-01/part-A-9.parquet"])
+        assert len(journal.findings_files("A")) == 2
+        journal.replace_findings_files("A", ["findings/date=2026-01-01/part-A-3.parquet"], journal.findings_files("A"))
+        assert journal.findings_files("A") == journal.findings_files() == ["findings/date=2026-01-01/part-A-3.parquet"]

@@ -444,3 +444,21 @@ def test_the_static_check_can_fail(tmp_path: Path) -> None:
     bad = tmp_path / "bad.py"
     bad.write_text("import socket, asyncio, asyncssh\nsocket.socket()\nasyncio.open_connection('h', 1)\nasyncssh.connect('h')\ns.connect(('h', 1))\n")
     assert len(_unguarded_calls(bad)) == 4
+
+
+def test_a_scope_with_no_usable_address_says_why(tmp_path: Path) -> None:
+    """Issue 7, item 5: refused before a survey starts, instead of a warning and "0 addresses"."""
+    entry = '[[authorized]]\ncidr = "{}"\nowner = "Lab"\nauthorization = "t"\n'
+    unflagged = tmp_path / "unflagged.toml"
+    unflagged.write_text(entry.format("10.1.0.0/24") + entry.format("127.0.8.0/29"))
+    with pytest.raises(ScopeError, match=r"no address to survey: the authorized range\(s\) 10.1.0.0/24, 127.0.8.0/29 "
+                                         r"lie in special-purpose space .* special_purpose = true"):
+        Scope.load(unflagged).require_targets()
+    (tmp_path / "all.txt").write_text("127.0.8.0/29\n")
+    blocked = tmp_path / "blocked.toml"
+    blocked.write_text('blocklist = "all.txt"\n' + entry.format("127.0.8.0/29") + "special_purpose = true\n")
+    with pytest.raises(ScopeError, match="every authorized address is blocklisted by .*all.txt"):
+        Scope.load(blocked).require_targets()
+    usable = tmp_path / "usable.toml"
+    usable.write_text(entry.format("127.0.8.0/29") + "special_purpose = true\n" + entry.format("10.1.0.0/24"))
+    Scope.load(usable).require_targets()  # 8 usable addresses: no error

@@ -1,4 +1,4 @@
-"""Survey commands: ``iotscope survey run`` (sweep, probe, keep evidence) and ``survey report``."""
+"""Survey commands: ``survey run`` (sweep, probe, keep evidence), ``survey report``, ``census``, ``compact``."""
 
 from __future__ import annotations
 
@@ -6,15 +6,16 @@ import asyncio
 import os
 import resource
 import signal
+import sys
 from collections.abc import Coroutine
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from iotscope.cli.common import console, fail, printable, warn
+from iotscope.cli.common import console, fail, printable, stdout_console, warn
 from iotscope.survey.probes.limits import DEFAULT_PROBE_CONCURRENCY, ProbeLimits
 from iotscope.survey.sweep import DEFAULT_CONCURRENCY, DEFAULT_CONNECT_TIMEOUT, DEFAULT_PORTS, DEFAULT_RATE
 
@@ -32,13 +33,17 @@ survey_app = typer.Typer(
 _DEFAULT_LIMITS = ProbeLimits()
 
 StoreOption = Annotated[Path, typer.Option("--store", help="Store directory (created if missing).")]
+#: Commands that only read a store: they never create or change it.
+ReadStoreOption = Annotated[
+    Path, typer.Option("--store", help="Store directory that `survey run` wrote (read, never changed)."),
+]
 
 
 @survey_app.command("run")
 def run(
     scope_file: Annotated[Path, typer.Option("--scope", help="Scope file (TOML): authorized ranges, owners, blocklist.")],
     store: StoreOption,
-    ports: Annotated[str, typer.Option(help="Comma-separated TCP ports.")] = ",".join(map(str, DEFAULT_PORTS)),
+    ports: Annotated[str, typer.Option(help="TCP ports and ranges, as nmap and zmap take them: 1-1024,2323,8000-8100.")] = ",".join(map(str, DEFAULT_PORTS)),
     rate: Annotated[float, typer.Option(help="Connection attempts per second, all targets together.")] = DEFAULT_RATE,
     credentials: Annotated[Path | None, typer.Option(help="Extra credential file (TOML), tried before the built-in corpus (after the device maker's defaults).")] = None,
     shard: Annotated[str, typer.Option(help="This machine's shard i/N of the scope (disjoint, together complete).")] = "1/1",
@@ -53,6 +58,10 @@ def run(
     attempt_delay: Annotated[float, typer.Option(help="Seconds between two login attempts on one service; raise it where devices lock accounts after quick failures.")] = _DEFAULT_LIMITS.attempt_delay,
 ) -> None:
     """Sweep the scope, identify services by handshake, try default credentials, store evidence."""
+    if workers > 1 and import_file is None:
+        from iotscope.survey.sweep import start_worker_server
+
+        start_worker_server()  # starts while the survey engine below is imported
     from iotscope.survey.credentials import CredentialsError, load_builtin, load_credentials, merge
     from iotscope.survey.journal import JournalError
     from iotscope.survey.l4import import L4ImportError
@@ -62,6 +71,7 @@ def run(
 
     try:
         scope = Scope.load(scope_file)
+        scope.require_targets()
         port_list = _parse_ports(ports)
         shard_value = Shard.parse(shard)
         if not rate > 0:
@@ -83,10 +93,11 @@ def run(
         fail(str(exc))
     for warning in scope.warnings:
         warn(warning)
+    shown_ports = ",".join(map(str, port_list)) if len(port_list) <= 32 else f"{ports} ({len(port_list):,} ports)"
     console.print(
         f"scope {printable(scope.source)}: {scope.target_count:,} addresses of {len(scope.authorized)} authorized "
         f"range(s), {len(scope.blocklist)} blocklist entr{'y' if len(scope.blocklist) == 1 else 'ies'}; "
-        f"ports {','.join(map(str, port_list))}; shard {shard_value}; {rate:,.0f} attempts/s; "
+        f"ports {shown_ports}; shard {shard_value}; {rate:,.0f} attempts/s; "
         f"at most {max_attempts} logins per service, {attempt_delay:g} s apart",
         highlight=False,
     )
@@ -96,9 +107,14 @@ def run(
 
         def on_progress(p: SurveyProgress) -> None:
             if p.phase not in bars:
-                bars[p.phase] = progress.add_task(p.phase, total=p.total, note="")
-            note = f"{p.open_ports:,} open" if p.phase == "sweep" else f"{p.vulnerable:,} vulnerable, {p.errors:,} errors"
-            progress.update(bars[p.phase], completed=p.done, total=p.total, note=note)
+                bars[p.phase] = progress.add_task(p.phase, total=p.total, count="", note="")
+            if p.phase == "sweep":
+                # The bar moves along the sweep's permutation (its ETA), which has more positions than
+                # targets; the count is the connection attempts made, as the summary counts them.
+                count, note = f"{p.attempts:,} attempts", f"{p.open_ports:,} open"
+            else:
+                count, note = f"{p.done:,}/{p.total:,}", f"{p.vulnerable:,} vulnerable, {p.errors:,} errors"
+            progress.update(bars[p.phase], completed=p.done, total=p.total, count=count, note=note)
 
         try:
             summary = asyncio.run(_stoppable(run_survey(
@@ -119,7 +135,7 @@ def run(
 
 @survey_app.command("report")
 def report(
-    store: StoreOption,
+    store: ReadStoreOption,
     out: Annotated[Path, typer.Option("--out", help="Directory for the per-owner files.")],
     survey: Annotated[str | None, typer.Option("--survey", help="Survey id (default: latest state over all surveys).")] = None,
     fmt: Annotated[str, typer.Option("--format", help="csv or json.")] = "csv",
@@ -142,6 +158,69 @@ def report(
     console.print(f"{severities}; {result.errors:,} errors{unfinished} in {printable(result.errors_file)}", highlight=False)
 
 
+@survey_app.command("census")
+def census(
+    store: ReadStoreOption,
+    by: Annotated[str, typer.Option("--by", help="Group by protocol, port, device or owner.")] = "protocol",
+    survey: Annotated[
+        str | None, typer.Option("--survey", help="Survey id (default: latest state over all surveys)."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the rows as JSON on stdout.")] = False,
+    as_csv: Annotated[bool, typer.Option("--csv", help="Print the rows as CSV on stdout.")] = False,
+) -> None:
+    """Exposure census: every identified service, vulnerable or not, counted by protocol, port, device or owner."""
+    from iotscope.survey.census import COUNT_FIELDS, GROUPINGS, exposure_census
+    from iotscope.survey.report import ReportError
+
+    if by not in GROUPINGS:
+        fail(f"--by must be one of {', '.join(GROUPINGS)}, not {by!r}")
+    if as_json and as_csv:
+        fail("--json and --csv exclude each other: choose one")
+    try:
+        result = exposure_census(store, by=by, survey_id=survey)
+    except ReportError as exc:
+        fail(str(exc))
+    if as_json or as_csv:
+        sys.stdout.write(result.render("json" if as_json else "csv"))
+        return
+    table = Table(by, title=f"exposed services by {by}")
+    for name in COUNT_FIELDS:
+        table.add_column(name.replace("_", " "), justify="right")
+    for row in result.rows:
+        table.add_row(printable(row[by]), *(f"{row[f]:,}" for f in COUNT_FIELDS))
+    stdout_console.print(table)
+    console.print(
+        f"{result.services:,} identified services exposed; {result.unidentified:,} open ports unidentified, "
+        f"{result.closed:,} services closed since an earlier survey (not counted)", highlight=False,
+    )
+
+
+@survey_app.command("compact")
+def compact(
+    store: Annotated[Path, typer.Option("--store", help="Store directory that `survey run` wrote.")],
+    survey: Annotated[
+        str | None, typer.Option("--survey", help="Survey id (default: every survey not running now)."),
+    ] = None,
+) -> None:
+    """Rewrite each survey's findings as one file per day (runs do it when they finish); readers are never disturbed."""
+    from iotscope.survey.compact import compact_findings
+    from iotscope.survey.journal import JournalError
+
+    try:
+        result = compact_findings(store, survey)
+    except JournalError as exc:
+        fail(str(exc))
+    except OSError as exc:
+        fail(f"{store}: {exc.strerror or exc}; the findings are unchanged (old files still count)")
+    console.print(
+        f"{len(result.surveys):,} survey(s): {result.files_before:,} findings files -> {result.files_after:,}"
+        + (f"; {result.orphans_removed:,} uncommitted file(s) removed" if result.orphans_removed else ""),
+        highlight=False,
+    )
+    if result.busy:
+        console.print(f"[yellow]note:[/] running, left alone: {printable(', '.join(result.busy))}", highlight=False)
+
+
 def register(app: typer.Typer) -> None:
     """Add the ``survey`` command group to the main app."""
     app.add_typer(survey_app, name="survey")
@@ -155,13 +234,12 @@ async def _stoppable(survey: Coroutine[Any, Any, SurveySummary]) -> SurveySummar
 
 
 def _parse_ports(text: str) -> list[int]:
+    from iotscope.survey.portspec import PortSpecError, parse_ports
+
     try:
-        ports = [int(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise ValueError(f"--ports {text!r}: expected comma-separated numbers, e.g. 23,2323,22") from None
-    if not ports or any(not 0 < p < 65536 for p in ports):
-        raise ValueError(f"--ports {text!r}: ports are 1..65535")
-    return ports
+        return parse_ports(text)
+    except PortSpecError as exc:
+        raise ValueError(f"--ports {text[:60]!r}: {exc}") from None
 
 
 def _raise_file_limit(concurrency: int) -> None:
@@ -175,7 +253,7 @@ def _raise_file_limit(concurrency: int) -> None:
 
 def _progress() -> Progress:
     return Progress(
-        TextColumn("[bold]{task.description:>5}"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("[bold]{task.description:>5}"), BarColumn(), TextColumn("{task.fields[count]}"),
         TextColumn("{task.fields[note]}"), TimeRemainingColumn(), console=console,
     )
 
@@ -188,6 +266,9 @@ def _print_summary(summary: SurveySummary) -> None:
             f": {s.attempted:,} connection attempts in {s.seconds:.1f} s ({s.attempts_per_second:,.0f}/s), "
             f"{s.timeouts:,} timeouts, {s.errors:,} errors"
         )
+        if s.skipped:
+            why = "blocklisted, or swept before the interruption" if summary.resumed else "blocklisted"
+            head += f", {s.skipped:,} skipped ({why})"
     elif summary.imported is not None:
         head += f": imported {len(summary.imported.open_ports):,} open ports ({summary.imported.blocklisted:,} blocklisted dropped)"
     console.print(head, highlight=False)
@@ -202,6 +283,11 @@ def _print_summary(summary: SurveySummary) -> None:
         console.print(f"{summary.closed:,} services of earlier surveys found closed: no longer reported", highlight=False)
     if summary.skipped:
         console.print(f"{summary.skipped:,} open ports skipped: blocklisted since they were found", highlight=False)
+    if summary.compaction_error:
+        console.print(
+            f"[yellow]note:[/] findings kept in their small files ({printable(summary.compaction_error)}); "
+            "run `iotscope survey compact` later", highlight=False,
+        )
     if summary.unfinished:
         console.print(
             f"[yellow]note:[/] unfinished survey(s) of the same job left as they were: {printable(', '.join(summary.unfinished))} "

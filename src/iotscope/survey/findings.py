@@ -12,7 +12,8 @@ authorization reference of the range at the time). Never the plaintext of a cred
 Layout, like ``packets/``: ``findings/date=YYYY-MM-DD/part-<survey id>-<random>.parquet``. A
 file is written in ``findings/.staging/``, renamed into its partition, and counts once the job
 journal commits it (together with the targets it covers); files of a survey that the journal
-does not name are remains of a killed run and are removed when the survey resumes. Files and
+does not name are remains of a killed run and are removed when the survey resumes (or is
+compacted: :mod:`iotscope.survey.compact` rewrites a survey's files as one per partition). Files and
 directories are created private (0600/0700) whatever the umask (:mod:`iotscope.survey.private`).
 """
 
@@ -226,19 +227,21 @@ class FindingsDataset:
         by_date: dict[str, list[Finding]] = {}
         for finding in findings:
             by_date.setdefault(finding.ts.astimezone(timezone.utc).strftime("%Y-%m-%d"), []).append(finding)
+        return [self.publish_table(survey_id, date, to_table(rows)) for date, rows in sorted(by_date.items())]
+
+    def publish_table(self, survey_id: str, date: str, table: pa.Table) -> str:
+        """Write ``table`` (rows of partition ``date``, YYYY-MM-DD) as one new file of ``survey_id``
+        and move it into place; returns its path relative to the store root, for the journal."""
         private_directory(self._staging)
         os.chmod(self.directory, PRIVATE_DIRECTORY)
-        published = []
-        for date, rows in sorted(by_date.items()):
-            name = f"part-{survey_id}-{uuid.uuid4().hex[:12]}.parquet"
-            staged = self._staging / name
-            with os.fdopen(open_private(staged), "wb") as handle:
-                pq.write_table(to_table(rows), handle, compression="zstd")
-            relative = Path("findings") / f"date={date}" / name
-            private_directory((self.root / relative).parent)
-            move_into_place(staged, self.root / relative)
-            published.append(relative.as_posix())
-        return published
+        name = f"part-{survey_id}-{uuid.uuid4().hex[:12]}.parquet"
+        staged = self._staging / name
+        with os.fdopen(open_private(staged), "wb") as handle:
+            pq.write_table(table, handle, compression="zstd")
+        relative = Path("findings") / f"date={date}" / name
+        private_directory((self.root / relative).parent)
+        move_into_place(staged, self.root / relative)
+        return relative.as_posix()
 
     def remove_uncommitted(self, survey_id: str, committed: list[str]) -> int:
         """Delete files of ``survey_id`` the journal does not name (a killed run's remains)."""

@@ -201,6 +201,20 @@ class SurveyJournal:
             self._db.executemany("INSERT INTO findings_files VALUES (?, ?)", [(survey_id, p) for p in paths])
             self._db.executemany("INSERT OR IGNORE INTO probed VALUES (?, ?, ?)", [(survey_id, ip, port) for ip, port in targets])
 
+    def replace_findings_files(self, survey_id: str, new: list[str], old: list[str]) -> None:
+        """Swap ``old`` findings files of ``survey_id`` for ``new`` ones holding the same rows (a
+        compaction), in one transaction: readers see the old set or the new one, never both or
+        neither. Refused (:class:`JournalError`, nothing changed) unless every ``old`` file is
+        still committed for that survey."""
+        with self._transaction():
+            committed = {path for (path,) in self._db.execute(
+                "SELECT path FROM findings_files WHERE survey_id = ?", (survey_id,),
+            )}
+            if not set(old) <= committed:
+                raise JournalError(f"survey {survey_id}: findings files changed during compaction; nothing replaced")
+            self._db.executemany("DELETE FROM findings_files WHERE path = ?", [(p,) for p in old])
+            self._db.executemany("INSERT INTO findings_files VALUES (?, ?)", [(survey_id, p) for p in new])
+
     def findings_files(self, survey_id: str | None = None) -> list[str]:
         if survey_id is None:
             rows = self._db.execute("SELECT path FROM findings_files ORDER BY rowid")

@@ -154,9 +154,16 @@ def _json(text: str, path: Path, number: int) -> object:
 
 def _zmap_csv(text: str, path: Path, ports: list[int] | None) -> list[Row]:
     lines = text.splitlines()
-    first = next((line for line in lines if line.strip() and not line.startswith("#")), "")
+    content = ((n, line) for n, line in enumerate(lines, 1) if line.strip() and not line.startswith("#"))
+    number, first = next(content, (0, ""))
     has_header = "saddr" in first.split(",")
     has_port = has_header and "sport" in first.split(",")
+    if not has_header and first and ("," in first or not _is_address(first.strip())):
+        # Neither zmap's CSV (whose header names 'saddr') nor its one-address-per-line output.
+        raise L4ImportError(
+            f"{path}:{number}: expected a zmap CSV header naming 'saddr' (and 'sport'), masscan -oL/-oJ, "
+            f"or one address per line; got {first.strip()[:60]!r}"
+        )
     if not has_port and (ports is None or len(ports) != 1):
         raise L4ImportError(f"{path}: zmap output without a 'sport' column needs exactly one --ports value")
     if not has_header:
@@ -183,3 +190,11 @@ def _zmap_csv(text: str, path: Path, ports: list[int] | None) -> list[Row]:
     except csv.Error as exc:
         raise L4ImportError(f"{path}:{reader.line_num}: not zmap CSV ({exc})") from None
     return rows
+
+
+def _is_address(text: str) -> bool:
+    try:
+        canonical_address(text)
+    except ValueError:
+        return False
+    return True

@@ -41,6 +41,8 @@ REPORT_FIELDS = (
 )
 ERROR_FIELDS = ("timestamp", "ip", "port", "protocol", "tag", "detail", "survey_id", "owner")
 FORMATS = ("csv", "json")
+#: Times a reader lists and reads the findings before giving up on files that keep vanishing.
+_READ_ATTEMPTS = 5
 
 
 class ReportError(IotscopeError, ValueError):
@@ -83,32 +85,52 @@ def export_report(store: Path, out: Path, *, survey_id: str | None = None, fmt: 
     names = _file_names(sorted(by_owner))
     for owner, owner_rows in sorted(by_owner.items()):
         path = out / f"{names[owner]}.{fmt}"
-        _write_atomic(path, _render(owner_rows, REPORT_FIELDS, fmt))
+        _write_atomic(path, render_rows(owner_rows, REPORT_FIELDS, fmt))
         result.owners[owner] = (path, len(owner_rows))
     errors = [r for r in rows if r["status"] in ("error", "incomplete")]
     errors.sort(key=lambda r: (r["owner"], _ip_key(r["ip"]), r["port"]))
     # Written even when empty, so an errors file left by an earlier export cannot mislead.
     result.errors_file = out / f"errors.{fmt}"
-    _write_atomic(result.errors_file, _render([_error_row(r) for r in errors], ERROR_FIELDS, fmt))
+    _write_atomic(result.errors_file, render_rows([_error_row(r) for r in errors], ERROR_FIELDS, fmt))
     result.errors = len(errors)
     result.incomplete = sum(1 for r in errors if r["status"] == "incomplete")
     return result
 
 
+def current_services(table: pa.Table) -> pa.Table:
+    """Each service's (address, port) current state, as reports judge it: its latest conclusive
+    observation (vulnerable, not vulnerable, closed), or, for a service that never had one, its
+    latest observation (an error or ``incomplete``). A later timeout does not undo an earlier
+    conclusive finding; a later ``closed`` does."""
+    conclusive = latest_per_service(table, CONCLUSIVE)
+    latest = latest_per_service(table)
+    unsettled = latest.join(conclusive.select(["ip", "port"]), keys=["ip", "port"], join_type="left anti")
+    return pa.concat_tables([conclusive, unsettled.select(conclusive.column_names).cast(conclusive.schema)])
+
+
 def store_findings(store: Path, survey_id: str | None = None) -> pa.Table:
     """Every committed observation of ``survey_id`` (or of every survey in the store), read
-    without writing anything to the store."""
+    without writing anything to the store.
+
+    A compaction (:mod:`iotscope.survey.compact`) may retire files between the moment they are
+    listed and the moment they are read: a file gone missing sends the read back to the journal,
+    whose newer list names the compacted file with the same rows."""
     if not (store / SurveyJournal.FILENAME).is_file():
         raise ReportError(f"{store}: no survey in this store (run `iotscope survey run ... --store {store}` first)")
-    with SurveyJournal(store, read_only=True) as journal:
-        if survey_id is not None and journal.job(survey_id) is None:
-            known = ", ".join(j.survey_id for j in journal.jobs()[-5:]) or "none"
-            raise ReportError(f"{store}: no survey {survey_id!r} (latest: {known})")
-        files = journal.findings_files(survey_id)
-    try:
-        return FindingsDataset(store).read(files)
-    except OSError as exc:
-        raise JournalError(f"{store}: cannot read the findings ({exc})") from None
+    for attempt in range(_READ_ATTEMPTS):
+        with SurveyJournal(store, read_only=True) as journal:
+            if survey_id is not None and journal.job(survey_id) is None:
+                known = ", ".join(j.survey_id for j in journal.jobs()[-5:]) or "none"
+                raise ReportError(f"{store}: no survey {survey_id!r} (latest: {known})")
+            files = journal.findings_files(survey_id)
+        try:
+            return FindingsDataset(store).read(files)
+        except FileNotFoundError as exc:
+            if attempt == _READ_ATTEMPTS - 1:
+                raise JournalError(f"{store}: cannot read the findings ({exc})") from None
+        except OSError as exc:
+            raise JournalError(f"{store}: cannot read the findings ({exc})") from None
+    raise AssertionError("unreachable")
 
 
 
@@ -132,7 +154,9 @@ def _timestamp(row: dict) -> str:
     return row["ts"].strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _render(rows: list[dict], fields: tuple[str, ...], fmt: str) -> str:
+def render_rows(rows: list[dict], fields: tuple[str, ...], fmt: str) -> str:
+    """``rows`` as a JSON array or as CSV with a header (text a spreadsheet would run as a formula
+    quoted, see :func:`_csv_safe`): the one writer of the survey's exported tables."""
     if fmt == "json":
         return json.dumps(rows, indent=1, ensure_ascii=True) + "\n"
     buffer = io.StringIO()

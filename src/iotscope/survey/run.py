@@ -1,5 +1,6 @@
 """One survey run: sweep (or import) the L4 phase, identify each open service, probe it, keep evidence.
 
+When the survey finishes, its findings files are compacted (:mod:`iotscope.survey.compact`).
 The phases are checkpointed in the store's job journal, so ``resume=True`` continues the newest
 unfinished survey of the same job (same authorized ranges, set of ports and shard) where it
 stopped: the sweep from its permutation position, the probes with the open ports not yet probed;
@@ -29,6 +30,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+from iotscope.survey.compact import CompactResult, compact_survey
 from iotscope.survey.credentials import Credential
 from iotscope.survey.findings import Finding, FindingsDataset, closed_findings, make_finding, now
 from iotscope.survey.journal import OpenPort, ResumeError, SurveyJob, SurveyJournal
@@ -54,7 +56,11 @@ _FLUSH_ROWS = 256
 
 @dataclass
 class SurveyProgress:
-    """What a progress bar shows: ``phase`` is "sweep" or "probe"; done/total drive the ETA."""
+    """What a progress bar shows: ``phase`` is "sweep" or "probe"; done/total drive the ETA.
+
+    In the sweep, done/total are positions of its permutation (more than the targets: the walk
+    skips elements past the index space), so ``attempts`` counts what the summary counts:
+    connection attempts made by this run."""
 
     phase: str
     done: int
@@ -62,6 +68,7 @@ class SurveyProgress:
     open_ports: int = 0
     vulnerable: int = 0
     errors: int = 0
+    attempts: int = 0
 
 
 @dataclass
@@ -81,6 +88,8 @@ class SurveySummary:
     unfinished: list[str] = field(default_factory=list)
     #: Services of earlier surveys that this run's complete sweep found closed (recorded ``closed``).
     closed: int = 0
+    #: Why the findings files were not compacted at the end (``iotscope survey compact`` later), if so.
+    compaction_error: str | None = None
 
     @property
     def by_status(self) -> Counter[str]:
@@ -116,6 +125,7 @@ async def run_survey(
     shards of a survey need the same; by default it is derived from the scope and ports).
     Raises :class:`ResumeError` or :class:`SurveyBusyError` before any connection."""
     ports = _check_ports(ports)
+    scope.require_targets()
     started = time.monotonic()
     findings_dataset = FindingsDataset(store)
     with SurveyJournal(store) as journal:
@@ -159,6 +169,11 @@ async def run_survey(
                 journal.commit_findings(job.survey_id, findings_dataset.publish(job.survey_id, closed), [])
             summary.closed = len(closed)
         journal.finish(job.survey_id)
+        compaction = CompactResult()
+        try:
+            compact_survey(journal, findings_dataset, job.survey_id, compaction)
+        except OSError as exc:  # e.g. disk full: the evidence stands as committed, in its small files
+            summary.compaction_error = f"{exc.strerror or exc}"
     summary.seconds = time.monotonic() - started
     return summary
 
@@ -176,7 +191,9 @@ async def _sweep_phase(
 
     def on_progress(p: SweepProgress) -> None:
         if progress is not None:
-            progress(SurveyProgress("sweep", p.positions_done, p.positions_total, found_before + p.open, 0, p.errors))
+            progress(SurveyProgress(
+                "sweep", p.positions_done, p.positions_total, found_before + p.open, 0, p.errors, p.attempted,
+            ))
 
     return await sweep(
         scope, ports, permutation, rate=rate, concurrency=concurrency, timeout=connect_timeout,

@@ -168,6 +168,25 @@ class Scope:
             )
         return f"not in any authorized range of {self.source}"
 
+    def require_targets(self) -> None:
+        """Raise :class:`ScopeError` saying why, when no address of the scope may be contacted.
+
+        A survey of such a scope would sweep nothing and report nothing, which reads as "no
+        vulnerable device" when the scope file is what is wrong (typically a private or loopback
+        range authorized without ``special_purpose = true``): better refuse it before it starts."""
+        if self.target_count:
+            return
+        if self.authorized_count == 0:
+            ranges = ", ".join(str(entry.network) for entry in self.authorized[:4])
+            ranges += " ..." if len(self.authorized) > 4 else ""
+            raise ScopeError(
+                f"{self.source}: no address to survey: the authorized range(s) {ranges} lie in special-purpose space "
+                "(RFC 6890), which is excluded unless the [[authorized]] entry sets special_purpose = true"
+            )
+        raise ScopeError(
+            f"{self.source}: no address to survey: every authorized address is blocklisted by {self.blocklist_source}"
+        )
+
     def is_allowed(self, ip: str | IPAddress) -> bool:
         """Whether :meth:`check` would pass, without building a refusal (cheap on the sweep's path)."""
         address = _parse_address(ip)

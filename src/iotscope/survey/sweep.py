@@ -38,6 +38,7 @@ from iotscope.survey.scope import Scope, start_guarded_connect
 
 if TYPE_CHECKING:
     from multiprocessing.connection import Connection
+    from multiprocessing.context import BaseContext
 
 #: Where IoT devices take logins: telnet (23, Mirai's 2323), SSH, HTTP (80, 8080), FTP.
 DEFAULT_PORTS = (23, 2323, 22, 80, 8080, 21)
@@ -148,11 +149,14 @@ async def sweep(
     ``scope.authorized_at(i // len(ports))`` and port ``ports[i % len(ports)]``. Cancelling the
     task (Ctrl-C) saves a final checkpoint before the ``CancelledError`` propagates.
 
-    ``workers`` > 1 sweeps in that many forked processes, because one event loop is bound to
+    ``workers`` > 1 sweeps in that many worker processes, because one event loop is bound to
     one core: worker ``j`` takes the positions ``p`` with ``p % workers == j`` (disjoint, together
     complete) at ``rate / workers`` with ``concurrency / workers`` in flight, so the totals hold.
     Their checkpoints are merged into one (the lowest watermark plus everything done above it),
-    so a resumed sweep needs no per-worker state and may use another number of workers.
+    so a resumed sweep needs no per-worker state and may use another number of workers. The
+    workers come from a forkserver (see :func:`_sweep_in_processes`), so a script that calls this
+    with ``workers`` > 1 needs the ``if __name__ == "__main__":`` guard, as with any
+    multiprocessing program that does not fork.
     """
     if permutation.size != scope.authorized_count * len(ports):
         raise ValueError("permutation size does not match scope x ports")
@@ -244,19 +248,25 @@ async def _sweep_in_processes(
     checkpoint: Checkpoint | None,
     progress: Callable[[SweepProgress], None] | None,
 ) -> SweepStats:
-    """Run ``lane_sweep`` for lanes 0..workers-1 in forked processes, merging what they report.
+    """Run ``lane_sweep`` for lanes 0..workers-1 in worker processes, merging what they report.
 
-    Fork, not spawn: a worker needs the loaded scope and starts in milliseconds instead of
-    re-importing everything. Workers ignore SIGINT and SIGTERM (a terminal or ``systemctl stop``
-    signals the whole group): the parent stops them when it is cancelled, and they send a last
-    checkpoint before exiting. A worker whose parent is gone, even by ``kill -9``, stops at once
-    (:func:`~iotscope.survey.lifetime.end_with_parent`, and the end-of-file of its pipe, which
-    only the parent holds open: a worker closes the parent's ends it inherited).
+    Workers are forked by a ``forkserver``, never from this process: by the time a sweep starts,
+    the survey has threads (pyarrow's allocator starts two when it is imported, the CLI's bar, a
+    library caller's own), and a fork copies every lock another thread holds as held forever (a
+    deadlock waiting in the child; Python >= 3.12 warns about it). The server is a fresh,
+    single-threaded interpreter with this module (and the main script) preloaded; it forks each
+    worker and hands it what it needs, pickled: ``lane_sweep`` (the scope, the ports, the
+    permutation) and its lane. Starting the server takes a few tenths of a second, once per
+    process: :func:`start_worker_server` starts it early (``survey run`` does, before importing
+    the survey engine), so that it is ready when the sweep begins.
+
+    Workers ignore SIGINT and SIGTERM (a terminal or ``systemctl stop`` signals the whole group):
+    the parent stops them when it is cancelled, and they send a last checkpoint before exiting.
+    A worker whose parent is gone, even by ``kill -9``, stops at once
+    (:func:`~iotscope.survey.lifetime.end_with_parent`, and the end-of-file of its pipe).
     """
-    import multiprocessing  # here: a one-process sweep (and its start-up) does without it
-
     started = time.monotonic()
-    context = multiprocessing.get_context("fork")
+    context = _worker_context()
     loop = asyncio.get_running_loop()
     merged = _MergedLanes(positions, workers, start_position, done_above or [])
     all_ended = loop.create_future()
@@ -297,10 +307,7 @@ async def _sweep_in_processes(
                 lane_sweep, Shard(lane, workers), rate=rate / workers, concurrency=max(1, concurrency // workers),
                 done_above=merged.ahead[lane],
             )
-            inherited = [*connections, parent_end]  # the parent's pipe ends, which a fork copies
-            process = context.Process(
-                target=_worker_main, args=(child_end, job, os.getpid(), inherited), daemon=True,
-            )
+            process = context.Process(target=_worker_main, args=(child_end, job), daemon=True)
             process.start()
             child_end.close()  # so the parent sees EOF when the worker exits
             connections.append(parent_end)
@@ -335,6 +342,26 @@ async def _sweep_in_processes(
     return stats
 
 
+def start_worker_server() -> None:
+    """Start the server that forks sweep workers (see :func:`_sweep_in_processes`) now, in the
+    background: its start-up then overlaps whatever the caller does before sweeping. Optional (a
+    sweep starts it when needed) and idempotent; it ends when this process does."""
+    from multiprocessing import forkserver
+
+    _worker_context()
+    forkserver.ensure_running()
+
+
+def _worker_context() -> BaseContext:
+    import multiprocessing  # here: a one-process sweep (and its start-up) does without it
+
+    context = multiprocessing.get_context("forkserver")
+    # Imported once, by the server: every worker forks with them loaded. The main script too, or
+    # each worker would run it again to rebuild ``__main__`` (the CLI's imports, a test runner's).
+    context.set_forkserver_preload(["__main__", __name__])
+    return context
+
+
 def _stop_workers(connections: list[Connection], ended: set[int], receive: Callable[[int], None]) -> None:
     """Ask every worker to stop and take their last messages (blocking: the sweep is ending)."""
     for connection in connections:
@@ -350,14 +377,13 @@ def _stop_workers(connections: list[Connection], ended: set[int], receive: Calla
             break  # out of time; the rest is terminated
 
 
-def _worker_main(
-    connection: Connection, job: Callable[..., Awaitable[SweepStats]], parent: int, inherited: list[Connection],
-) -> None:
-    """A worker process: run ``job`` on a new event loop, talking to the parent over ``connection``."""
-    end_with_parent(parent)
-    for other in inherited:  # else this worker's own copy would keep its pipe open after the parent dies
-        other.close()
-    signal.set_wakeup_fd(-1)  # the fd inherited from the parent's event loop is not ours
+def _worker_main(connection: Connection, job: Callable[..., Awaitable[SweepStats]]) -> None:
+    """A worker process: run ``job`` on a new event loop, talking to the parent over ``connection``.
+
+    Its parent is the forkserver, which exits when the survey does (even on ``kill -9``: the
+    end-of-file of the server's own pipe from the survey); the end-of-file of ``connection`` says
+    the same to the worker directly."""
+    end_with_parent(os.getppid())
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     asyncio.run(_worker(connection, job))
