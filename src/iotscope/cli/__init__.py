@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import typer
 
-from iotscope.cli import analysis_commands, simulate_commands, survey_commands, telescope_commands
+from iotscope.cli import analysis_commands, report_commands, simulate_commands, survey_commands, telescope_commands
 from iotscope.cli.common import fail
 from iotscope.errors import IotscopeError
 
@@ -23,6 +23,7 @@ app = typer.Typer(
 
 telescope_commands.register(app)
 analysis_commands.register(app)
+report_commands.register(app)
 simulate_commands.register(app)
 survey_commands.register(app)
 
