@@ -9,7 +9,13 @@ from __future__ import annotations
 
 import typer
 
-from iotscope.cli import analysis_commands, report_commands, simulate_commands, survey_commands, telescope_commands
+from iotscope.cli import (
+    analysis_commands,
+    report_commands,
+    simulate_commands,
+    survey_commands,
+    telescope_commands,
+)
 from iotscope.cli.common import fail
 from iotscope.errors import IotscopeError
 
