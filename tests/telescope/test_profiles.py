@@ -17,7 +17,14 @@ from iotscope.telescope.ingest import ingest
 from iotscope.telescope.passes.finish import resolve_profile_inputs
 from iotscope.telescope.passes.runner import analyze
 from tests.enrich.mmdb_files import write_asn_mmdb, write_city_mmdb
-from tests.telescope.passes.captures import at, seconds, syn, syn6, synack, write_capture
+from tests.telescope.passes.captures import (
+    at,
+    seconds,
+    syn,
+    syn6,
+    synack,
+    write_capture,
+)
 
 
 def _sql(store: Path, query: str) -> list[dict]:
