@@ -29,6 +29,7 @@ from iotscope.store.datasets import (
     AnalysisCatalog,
     view_snapshot,
 )
+from iotscope.store.state import StoreError
 from iotscope.store.summaries import (
     ALERTS,
     CATEGORIES,
@@ -66,7 +67,7 @@ def resolve_profile_inputs(root: Path, categories: Path | None = None, geo_city:
     Given files replace what the store recorded; absent ones fall back to it, then to the defaults.
     Raises ``CategoryError`` / ``EnrichDataError`` (one line) for a bad file.
     """
-    stored_summaries, stored_enrich = {}, {}
+    stored_summaries, stored_enrich, snapshot = {}, {}, None
     if (Path(root) / "state.sqlite").is_file():
         snapshot = view_snapshot(root)
         stored_summaries = snapshot.summaries
@@ -81,8 +82,9 @@ def resolve_profile_inputs(root: Path, categories: Path | None = None, geo_city:
     else:
         entry = stored_summaries.get("categories") or {}
         source = entry.get("meta", {}).get("source", DEFAULT_CATEGORIES_SOURCE)
-        if source != DEFAULT_CATEGORIES_SOURCE and snapshot.summary_file("categories"):
-            table = _table_from_file(Path(snapshot.summary_file("categories")))
+        stored_file = snapshot.summary_file("categories") if snapshot is not None else None
+        if source != DEFAULT_CATEGORIES_SOURCE and stored_file:
+            table = _table_from_file(Path(stored_file))
         else:
             table, source = load_categories(), DEFAULT_CATEGORIES_SOURCE
     paths = {"city": str(geo_city) if geo_city else stored_enrich.get("city"),
@@ -98,7 +100,12 @@ def resolve_profile_inputs(root: Path, categories: Path | None = None, geo_city:
 
 
 def _table_from_file(path: Path) -> CategoryTable:
-    table = pq.read_table(path).cast(CATEGORIES.schema)
+    """The category table a previous analysis stored (the user's file may be gone since)."""
+    try:
+        table = pq.read_table(path).cast(CATEGORIES.schema)
+    except (OSError, pa.ArrowException) as exc:
+        raise StoreError(f"{path}: the stored category table is unreadable ({str(exc).splitlines()[0]}); "
+                         "give the table again with --categories FILE") from None
     names = sorted(set(table["category"].to_pylist()) - {OTHER})
     return CategoryTable(table=table, names=(*names, OTHER))
 
