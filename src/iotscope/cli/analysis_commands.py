@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from iotscope.cli.common import console, fail
+from iotscope.cli.common import console, fail, require_store
 from iotscope.errors import IotscopeError
 
 
@@ -47,8 +47,7 @@ def analyze(
         "attack_min_duration_s": attack_min_duration, "attack_min_window_packets": attack_min_window_packets,
         "series_bucket_s": series_bucket,
     }
-    if not (store / "state.sqlite").is_file():
-        fail(f"{store}: not an iotscope store (run `iotscope ingest ... --store {store}` first)")
+    require_store(store)
     run_analysis(store, {k: v for k, v in overrides.items() if v is not None}, darknet,
                  categories=categories, geo_city=geo_city, geo_asn=geo_asn)
 

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from iotscope.cli.common import fail, printable, stdout_console
+from iotscope.cli.common import fail, printable, require_store, stdout_console
 from iotscope.errors import IotscopeError
 
 StoreOption = Annotated[Path, typer.Option("--store", help="Store directory (made by `iotscope ingest`).")]
@@ -36,7 +36,7 @@ def report(
     try:
         begin, finish = parse_time(start, "--from"), parse_time(end, "--to")
         check_range(begin, finish)
-        _require_store(store)
+        require_store(store)
         with PacketStore(store, read_only=True) as packet_store:
             result = breakdown(packet_store, by, begin, finish, top)
     except IotscopeError as exc:
@@ -65,7 +65,7 @@ def ip(
 
     try:
         canonical_address(address)  # before the store is opened
-        _require_store(store)
+        require_store(store)
         with PacketStore(store, read_only=True) as packet_store:
             found = source_profile(packet_store, address)
     except IotscopeError as exc:
@@ -106,11 +106,6 @@ def _cell(key: str, value: Any) -> str:
     if isinstance(value, list):
         return printable(", ".join(map(str, value)))
     return printable("" if value is None else value)
-
-
-def _require_store(store: Path) -> None:
-    if not (store / "state.sqlite").is_file():
-        fail(f"{store}: not an iotscope store (run `iotscope ingest ... --store {store}` first)")
 
 
 def register(app: typer.Typer) -> None:

@@ -27,15 +27,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from iotscope.enrich import Enricher
-from iotscope.store.datasets import address_text
-from iotscope.store.summaries import SOURCES
+from iotscope.store.datasets import SOURCE_HOURS, address_text
+from iotscope.store.summaries import SOURCES, source_key_sql
 from iotscope.telescope.categories import CategoryTable
 from iotscope.telescope.scanners import ResearchScanners
 
 #: How many of a source's destination ports ``sources.ports`` lists.
 TOP_PORTS = 10
 CLASSIFICATIONS = ("benign", "malicious", "unknown")
-_KEY = "coalesce(src::UBIGINT, hash(src6) | (1::UBIGINT << 63))"
+_KEY = source_key_sql()
 
 
 def merge_source_hours(files: list[str], categories: CategoryTable) -> pa.Table:
@@ -46,8 +46,6 @@ def merge_source_hours(files: list[str], categories: CategoryTable) -> pa.Table:
             listing = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
             con.execute(f"CREATE VIEW parts AS SELECT *, {_KEY} AS k FROM read_parquet([{listing}])")
         else:
-            from iotscope.store.datasets import SOURCE_HOURS
-
             con.register("_parts", SOURCE_HOURS.schema.empty_table())
             con.execute(f"CREATE VIEW parts AS SELECT *, {_KEY} AS k FROM _parts")
         categories.register(con)

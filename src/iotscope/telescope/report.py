@@ -28,10 +28,10 @@ import pyarrow as pa
 from iotscope.errors import IotscopeError
 from iotscope.store.packets import PacketStore
 from iotscope.store.query import connect, guarded
+from iotscope.store.summaries import source_key_sql
 
 #: What ``report --by`` accepts.
 BY = ("country", "asn", "port", "category", "tool")
-_KEY = "coalesce({t}.src::UBIGINT, hash({t}.src6) | (1::UBIGINT << 63))"
 _GROUPS = {
     "country": ("s.country", "true"),
     "asn": ("s.asn, s.as_name", "true"),
@@ -70,7 +70,7 @@ def breakdown(store: PacketStore, by: str, start: datetime | None = None, end: d
         raise ReportError(f"--top must be at least 1, got {top}")
     check_range(start, end)
     group, population = _GROUPS[by]
-    join = (f"LEFT JOIN sources s ON {_KEY.format(t='s')} = {_KEY.format(t='p')}"
+    join = (f"LEFT JOIN sources s ON {source_key_sql('s')} = {source_key_sql('p')}"
             if by in ("country", "asn") else "")
     where = [population]
     params: list[Any] = []
@@ -82,7 +82,7 @@ def breakdown(store: PacketStore, by: str, start: datetime | None = None, end: d
         params.append(end)
     sql = f"""
         SELECT {group}, count(*) AS packets,
-               count(DISTINCT {_KEY.format(t='p')}) AS sources,
+               count(DISTINCT {source_key_sql('p')}) AS sources,
                count(*) / sum(count(*)) OVER () AS share
         FROM packets p {join}
         WHERE {' AND '.join(where)}
