@@ -16,6 +16,7 @@ from iotscope.store.query import connect
 from iotscope.telescope.ingest import ingest
 from iotscope.telescope.passes.finish import resolve_profile_inputs
 from iotscope.telescope.passes.runner import analyze
+from iotscope.telescope.report import source_profile
 from tests.enrich.mmdb_files import write_asn_mmdb, write_city_mmdb
 from tests.telescope.passes.captures import (
     at,
@@ -124,6 +125,10 @@ def test_classification_research_scanner_mirai_and_a_source_over_two_ingests(tmp
     v6 = rows["2001:db8::1"]
     assert v6["src"] is None and v6["country"] is None and v6["tags"] == ["remote_login"]
     assert rows["1.0.0.9"]["tags"] == ["dos_victim"] and rows["1.0.0.9"]["backscatter_packets"] == 6
+    with PacketStore(store, read_only=True) as s:  # any spelling of an address finds its profile
+        found = source_profile(s, " 2001:0DB8:0000::0001 ")
+    assert found["address"] == "2001:db8::1" and found["profile"]["tags"] == ["remote_login"]
+    assert [(e["dport"], e["packets"]) for e in found["events"]] == [(22, 1)]
 
 
 def test_user_mmdb_files_answer_and_are_kept_by_later_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
