@@ -13,6 +13,7 @@ import typer
 from iotscope.cli import (
     analysis_commands,
     notify_commands,
+    report_commands,
     sensor_commands,
     share_commands,
     simulate_commands,
@@ -32,7 +33,7 @@ app = typer.Typer(
 )
 
 for commands in (
-    telescope_commands, analysis_commands, sensor_commands, simulate_commands, survey_commands,
+    telescope_commands, analysis_commands, report_commands, sensor_commands, simulate_commands, survey_commands,
     web_commands, notify_commands, share_commands,
 ):
     commands.register(app)

@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from iotscope.cli.common import console, fail
+from iotscope.cli.common import console, fail, require_store
 from iotscope.errors import IotscopeError
 
 
@@ -32,27 +32,38 @@ def analyze(
     darknet: Annotated[str | None, typer.Option(
         "--darknet", help="The telescope's IPv4 prefix (CIDR), for attack rate estimates "
                           "[stored; default: the smallest prefix covering the destinations seen].")] = None,
+    categories: Annotated[Path | None, typer.Option(
+        "--categories", help="TOML of target categories by protocol and port, amending (or with "
+                             "`replace = true` replacing) the default [stored].")] = None,
+    geo_city: Annotated[Path | None, typer.Option(
+        "--geo-city", help="MaxMind-format .mmdb with country/location (GeoLite2-City, DB-IP, IPinfo) "
+                           "instead of the embedded default [stored].")] = None,
+    geo_asn: Annotated[Path | None, typer.Option(
+        "--geo-asn", help="MaxMind-format .mmdb with AS numbers and names (GeoLite2-ASN, ...) [stored].")] = None,
 ) -> None:
-    """Find scanner events, DoS attacks and per-port series in the hours not analysed yet."""
+    """Find scanner events, DoS attacks, per-port series, surge alerts and source profiles (hours not analysed yet)."""
     overrides = {
         "event_idle_s": event_idle, "attack_timeout_s": attack_timeout, "attack_min_packets": attack_min_packets,
         "attack_min_duration_s": attack_min_duration, "attack_min_window_packets": attack_min_window_packets,
         "series_bucket_s": series_bucket,
     }
-    if not (store / "state.sqlite").is_file():
-        fail(f"{store}: not an iotscope store (run `iotscope ingest ... --store {store}` first)")
-    run_analysis(store, {k: v for k, v in overrides.items() if v is not None}, darknet)
+    require_store(store)
+    run_analysis(store, {k: v for k, v in overrides.items() if v is not None}, darknet,
+                 categories=categories, geo_city=geo_city, geo_asn=geo_asn)
 
 
-def run_analysis(store: Path, overrides: dict[str, object] | None = None, darknet: str | None = None) -> None:
-    """Validate the settings first (bad input leaves the store untouched), analyse, print a summary."""
+def run_analysis(store: Path, overrides: dict[str, object] | None = None, darknet: str | None = None, *,
+                 categories: Path | None = None, geo_city: Path | None = None, geo_asn: Path | None = None) -> None:
+    """Validate the settings and files first (bad input leaves the store untouched), analyse, print a summary."""
+    from iotscope.telescope.passes.finish import resolve_profile_inputs
     from iotscope.telescope.passes.runner import analyze as run
     from iotscope.telescope.passes.settings import AnalysisSettings, Darknet
 
     try:
         prefix = Darknet.parse(darknet) if darknet is not None else None
         AnalysisSettings.from_dict({**AnalysisSettings().as_dict(), **(overrides or {})})  # before any file is opened
-        report = run(store, overrides, prefix)
+        profile = resolve_profile_inputs(store, categories, geo_city, geo_asn)
+        report = run(store, overrides, prefix, profile=profile)
     except IotscopeError as exc:
         fail(str(exc))
     if report.hours_analysed == 0:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import NoReturn
 
 import typer
@@ -41,6 +42,12 @@ def fail(message: object, code: int = 2) -> NoReturn:
     """
     console.print(f"[bold red]error:[/] {printable(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
+
+
+def require_store(store: Path) -> None:
+    """Refuse (one line, exit 2) a ``--store`` that is not a store, before anything opens or creates it."""
+    if not (store / "state.sqlite").is_file():
+        fail(f"{store}: not an iotscope store (run `iotscope ingest ... --store {store}` first)")
 
 
 def warn(message: object) -> None:

@@ -15,7 +15,7 @@ import typer
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
 from rich.table import Table
 
-from iotscope.cli.common import console, fail, printable, stdout_console, warn
+from iotscope.cli.common import console, fail, printable, require_store, stdout_console, warn
 from iotscope.store.state import StoreError
 
 if TYPE_CHECKING:
@@ -74,7 +74,7 @@ def stats(store: StoreOption, as_json: Annotated[bool, typer.Option("--json", he
     from iotscope.store.packets import PacketStore
     from iotscope.store.query import store_stats
 
-    _require_store(store)
+    require_store(store)
     with PacketStore(store, read_only=True) as packet_store:
         summary = store_stats(packet_store)
     if as_json:
@@ -98,7 +98,7 @@ def sql(
     from iotscope.store.packets import PacketStore
     from iotscope.store.query import run_query
 
-    _require_store(store)
+    require_store(store)
     with PacketStore(store, read_only=True) as packet_store:
         result = run_query(packet_store, query)
     if as_csv:
@@ -132,7 +132,7 @@ def store_check(
     from iotscope.store.packets import PacketStore
     from iotscope.telescope.repair import reingest_dropped
 
-    _require_store(store)
+    require_store(store)
     with PacketStore(store, read_only=not repair) as packet_store:
         damaged = find_damage(packet_store)
         for d in damaged:
@@ -158,11 +158,6 @@ def register(app: typer.Typer) -> None:
     app.command()(stats)
     app.command()(sql)
     app.add_typer(store_app, name="store")
-
-
-def _require_store(store: Path) -> None:
-    if not (store / "state.sqlite").is_file():
-        fail(f"{store}: not an iotscope store (run `iotscope ingest ... --store {store}` first)")
 
 
 def _progress() -> Progress:

@@ -28,6 +28,7 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -37,6 +38,8 @@ import pyarrow as pa
 from iotscope.store.state import StoreError, open_read_only
 
 ANALYSIS_DIR = "analysis"
+#: The catalog setting naming the committed whole-store results (see ``iotscope.store.summaries``).
+SUMMARIES_KEY = "summaries"
 _TS = pa.timestamp("us", tz="UTC")
 
 
@@ -91,8 +94,24 @@ PORT_SERIES = DatasetSpec("port_series", pa.schema([
     pa.field("sources", pa.int64(), nullable=False),
 ]), version=1)
 
+#: Per hour, one row per (source, protocol, destination port, traffic class): the partial aggregates
+#: the ``sources`` profiles are merged from (backscatter rows have a null port: theirs is spoofed).
+SOURCE_HOURS = DatasetSpec("source_hours", pa.schema([
+    pa.field("src", pa.uint32()),
+    pa.field("src6", pa.binary(16)),
+    pa.field("proto", pa.uint8(), nullable=False),
+    pa.field("dport", pa.uint16()),
+    pa.field("traffic_class", pa.string(), nullable=False),
+    pa.field("first_ts", _TS, nullable=False),
+    pa.field("last_ts", _TS, nullable=False),
+    pa.field("packets", pa.int64(), nullable=False),
+    pa.field("mirai", pa.int64(), nullable=False),  # packets with each tool fingerprint
+    pa.field("zmap", pa.int64(), nullable=False),
+    pa.field("masscan", pa.int64(), nullable=False),
+]), version=1)
+
 #: Every analysis dataset the store knows, by name.
-DATASETS: dict[str, DatasetSpec] = {spec.name: spec for spec in (EVENTS, ATTACKS, PORT_SERIES)}
+DATASETS: dict[str, DatasetSpec] = {spec.name: spec for spec in (EVENTS, ATTACKS, PORT_SERIES, SOURCE_HOURS)}
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS analysed_hours (
@@ -201,6 +220,9 @@ def remove_uncommitted(root: Path, catalog: AnalysisCatalog) -> None:
     """
     shutil.rmtree(staging_dir(root), ignore_errors=True)
     named = set()
+    summaries = catalog.setting(SUMMARIES_KEY)
+    if isinstance(summaries, dict):
+        named.update(e["path"] for e in summaries.values() if isinstance(e, dict) and "path" in e)
     for entry in catalog.hours().values():
         named.update(entry.rows.values())
         for tables in entry.state.values():
@@ -276,6 +298,8 @@ class ViewSnapshot:
     root: Path
     hours: dict[int, AnalysedHour]
     darknet: object
+    #: The committed whole-store results: {name: {"path", "inputs", "meta", "version"}}.
+    summaries: dict = dataclass_field(default_factory=dict)
 
     def rows_files(self, name: str) -> list[str]:
         return [str(self.root / e.rows[name]) for e in self.hours.values() if name in e.rows]
@@ -287,9 +311,15 @@ class ViewSnapshot:
         path = self.hours[max(self.hours)].state.get(_OPEN_STATE[name], {}).get("open")
         return str(self.root / path) if path else None
 
+    def summary_file(self, name: str) -> str | None:
+        """The committed file of the whole-store result ``name`` (alerts, sources, categories), if any."""
+        entry = self.summaries.get(name)
+        return str(self.root / entry["path"]) if isinstance(entry, dict) and "path" in entry else None
+
     def files(self) -> list[str]:
         """Every file the views read."""
         out = [f for name in DATASETS for f in self.rows_files(name)]
+        out += [f for name in self.summaries if (f := self.summary_file(name))]
         return out + [f for name in DATASETS if (f := self.open_file(name))]
 
 
@@ -301,19 +331,23 @@ def view_snapshot(root: Path) -> ViewSnapshot:
         return ViewSnapshot(root, {}, None)
     catalog = AnalysisCatalog(root, read_only=True)
     try:
-        return ViewSnapshot(root, catalog.hours(), catalog.setting("darknet"))
+        summaries = catalog.setting(SUMMARIES_KEY)
+        return ViewSnapshot(root, catalog.hours(), catalog.setting("darknet"),
+                            summaries if isinstance(summaries, dict) else {})
     finally:
         catalog.close()
 
 
-def create_views(con: duckdb.DuckDBPyConnection, snapshot: ViewSnapshot) -> None:
+def create_views(con: duckdb.DuckDBPyConnection, snapshot: ViewSnapshot) -> dict[str, str]:
     """Views ``events``, ``attacks``, ``port_series`` over the committed analysis files.
 
     ``events`` and ``attacks`` add a boolean ``open``: rows of the newest analysed hour's carried
     state (an event whose source may still send, an attack still going on) are shown with
     ``open = true`` below the closed ones. ``attacks`` adds the rate columns that need the
-    darknet's size (see docs/analytics.md).
+    darknet's size (see docs/analytics.md). Returns each view's SELECT (``iotscope.store.summaries``
+    builds on ``events``'s).
     """
+    selects = {}
     for spec in DATASETS.values():
         closed = _scan(con, spec, snapshot.rows_files(spec.name), f"_{spec.name}_closed")
         select = f"SELECT *, false AS open FROM {closed}"
@@ -325,6 +359,8 @@ def create_views(con: duckdb.DuckDBPyConnection, snapshot: ViewSnapshot) -> None
         if spec is ATTACKS:
             select = _attack_rates(select, snapshot.darknet)
         con.execute(f"CREATE OR REPLACE VIEW {spec.name} AS {select}")
+        selects[spec.name] = select
+    return selects
 
 
 #: The pass whose carried state table ``open`` holds a dataset's still-open rows.

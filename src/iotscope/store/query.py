@@ -27,6 +27,7 @@ from iotscope.store.datasets import create_views, view_snapshot
 from iotscope.store.packets import PacketStore
 from iotscope.store.schema import FLAG_CLASSES, PACKET_SCHEMA, TRAFFIC_CLASSES
 from iotscope.store.state import StoreError
+from iotscope.store.summaries import category_sql, create_summary_views
 
 #: What ``iotscope sql`` runs: statements that only read. DESCRIBE, SHOW and SUMMARIZE parse as SELECT.
 READING_STATEMENTS = frozenset({duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN})
@@ -41,7 +42,9 @@ class QueryError(IotscopeError):
 
 def connect(store: PacketStore) -> duckdb.DuckDBPyConnection:
     """An in-memory, locked-down DuckDB connection with the view ``packets`` over the committed files
-    and the analysis views (``events``, ``attacks``, ``port_series``, see ``iotscope.store.datasets``).
+    and the analysis views (``events``, ``attacks``, ``port_series``, ``source_hours``, see
+    ``iotscope.store.datasets``; ``alerts``, ``sources``, ``enrichment_sources`` and ``packets.category``,
+    see ``iotscope.store.summaries``).
 
     Raises ``StoreError`` naming a committed file that is missing (see ``iotscope store check``).
     """
@@ -66,15 +69,16 @@ def connect(store: PacketStore) -> duckdb.DuckDBPyConnection:
         con.register("_empty_packets", empty)
     con.execute("SET enable_external_access = false")
     con.execute("SET lock_configuration = true")
+    category = guarded(store, lambda: category_sql(analysis))
     if files:
         listing = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
         guarded(store, lambda: con.execute(  # binding the view reads the files' footers
-            f"CREATE VIEW packets AS SELECT * FROM read_parquet([{listing}], hive_partitioning = true, "
-            "hive_types = {'date': DATE, 'hour': INTEGER})"))
+            f"CREATE VIEW packets AS SELECT *, {category} AS category FROM read_parquet([{listing}], "
+            "hive_partitioning = true, hive_types = {'date': DATE, 'hour': INTEGER})"))
         _check_row_count(store, con, listing, expected_rows)
     else:
-        con.execute("CREATE VIEW packets AS SELECT * FROM _empty_packets")
-    guarded(store, lambda: create_views(con, analysis))
+        con.execute(f"CREATE VIEW packets AS SELECT *, {category} AS category FROM _empty_packets")
+    guarded(store, lambda: create_summary_views(con, analysis, create_views(con, analysis)))
     return con
 
 

@@ -46,6 +46,7 @@ import numpy as np
 import pyarrow as pa
 
 from iotscope.errors import IotscopeError
+from iotscope.store.summaries import CATEGORIES
 
 #: Protocol names a category file may use, with their IP protocol numbers.
 PROTOCOLS: dict[str, int] = {"tcp": 6, "udp": 17}
@@ -55,11 +56,8 @@ OTHER = "other"
 DEFAULT_CATEGORIES = "data/categories.toml"
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
-_ARROW_SCHEMA = pa.schema([
-    pa.field("proto", pa.uint8(), nullable=False),
-    pa.field("port", pa.uint16(), nullable=False),
-    pa.field("category", pa.string(), nullable=False),
-])
+#: (proto, port, category): the table's Arrow schema is the store's ``categories`` file's.
+_ARROW_SCHEMA = CATEGORIES.schema
 
 
 class CategoryError(IotscopeError, ValueError):

@@ -43,23 +43,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from iotscope.errors import IotscopeError
+from iotscope.store.summaries import ALERTS
 
 #: Columns :func:`detect_surges` reads (the ``port_series`` dataset).
 SERIES_COLUMNS = ("proto", "port", "bucket", "packets", "sources")
 METHOD = "cusum-robust"
 _TS = pa.timestamp("us", tz="UTC")
 
-ALERT_SCHEMA = pa.schema([
-    pa.field("proto", pa.uint8(), nullable=False),
-    pa.field("port", pa.uint16(), nullable=False),
-    pa.field("start", _TS, nullable=False),  # first bucket of the change
-    pa.field("detected", _TS, nullable=False),  # bucket at whose end the alarm fired
-    pa.field("baseline_sources", pa.float64(), nullable=False),  # distinct sources per bucket before
-    pa.field("level_sources", pa.float64(), nullable=False),  # mean over the confirming buckets
-    pa.field("magnitude", pa.float64(), nullable=False),  # level / baseline (baseline floored at 1)
-    pa.field("packets", pa.int64(), nullable=False),  # packets to the port from start to detected
-    pa.field("method", pa.string(), nullable=False),
-])
+#: One row per alert: the store's ``alerts`` dataset (``iotscope.store.summaries``).
+ALERT_SCHEMA = ALERTS.schema
 
 
 class SurgeError(IotscopeError, ValueError):

@@ -38,6 +38,9 @@ VIEWS = {
     "events": "SELECT * EXCLUDE (open) FROM events ORDER BY ALL",
     "attacks": "SELECT * EXCLUDE (open) FROM attacks ORDER BY ALL",
     "port_series": "SELECT * FROM port_series ORDER BY ALL",
+    "sources": "SELECT * FROM sources ORDER BY src_ip",
+    "alerts": "SELECT * FROM alerts ORDER BY ALL",
+    "categories": "SELECT category, count(*) FROM packets GROUP BY ALL ORDER BY ALL",
 }
 
 

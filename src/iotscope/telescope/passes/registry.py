@@ -7,6 +7,7 @@ from iotscope.telescope.passes.base import AnalysisPass
 from iotscope.telescope.passes.events import EventsPass
 from iotscope.telescope.passes.series import PortSeriesPass
 from iotscope.telescope.passes.settings import AnalysisSettings
+from iotscope.telescope.passes.sources import SourceHoursPass
 
 
 def default_passes(settings: AnalysisSettings) -> tuple[AnalysisPass, ...]:
@@ -15,4 +16,5 @@ def default_passes(settings: AnalysisSettings) -> tuple[AnalysisPass, ...]:
         EventsPass(settings.event_idle_s),
         AttacksPass(settings),
         PortSeriesPass(settings.series_bucket_s),
+        SourceHoursPass(),
     )

@@ -45,6 +45,11 @@ from iotscope.store.durable import is_disk_full, move_into_place
 from iotscope.store.packets import PacketStore
 from iotscope.store.state import StoreError
 from iotscope.telescope.passes.base import US_PER_HOUR, AnalysisPass, Partition, State
+from iotscope.telescope.passes.finish import (
+    ProfileInputs,
+    finish,
+    resolve_profile_inputs,
+)
 from iotscope.telescope.passes.registry import default_passes
 from iotscope.telescope.passes.settings import AnalysisSettings, Darknet
 
@@ -92,15 +97,20 @@ def analyze(
     darknet: Darknet | None = None,
     progress: ProgressCallback | None = None,
     passes: Callable[[AnalysisSettings], tuple[AnalysisPass, ...]] = default_passes,
+    profile: ProfileInputs | None = None,
 ) -> AnalyzeReport:
     """Analyse every hour of the store at ``store_dir`` that needs it; see the module docstring.
 
     ``overrides`` (settings by field name) and ``darknet`` are validated before the store is touched
-    and are stored, so that later runs (``ingest`` runs ``analyze`` at its end) keep them.
+    and are stored, so that later runs (``ingest`` runs ``analyze`` at its end) keep them; so are
+    ``profile``'s category table and ``.mmdb`` files (default: what the store recorded, see
+    :func:`~iotscope.telescope.passes.finish.resolve_profile_inputs`). The whole-store results
+    (``alerts``, ``sources``) are brought up to date at the end (``passes.finish``).
     """
     started = time.perf_counter()
     root = Path(store_dir)
     settings = resolve_settings(root, overrides or {})
+    profile = profile if profile is not None else resolve_profile_inputs(root)
     report = AnalyzeReport(settings=settings)
     with PacketStore(root) as store:
         files_by_hour: dict[int, list[str]] = {}
@@ -108,7 +118,8 @@ def analyze(
             files_by_hour.setdefault(hour_of(f), []).append(f)
     try:
         with analysis_lock(root):
-            report.darknet = _analyze_locked(root, settings, darknet, passes, files_by_hour, report, progress)
+            report.darknet = _analyze_locked(root, settings, darknet, passes, files_by_hour, report, progress,
+                                             profile)
     except (OSError, sqlite3.OperationalError) as exc:  # pyarrow's I/O errors are OSErrors
         text = (str(exc).splitlines() or [type(exc).__name__])[0]
         why = "the disk is full" if is_disk_full(exc) else text
@@ -121,7 +132,7 @@ def analyze(
 def _analyze_locked(root: Path, settings: AnalysisSettings, darknet: Darknet | None,
                     passes: Callable[[AnalysisSettings], tuple[AnalysisPass, ...]],
                     files_by_hour: dict[int, list[str]], report: AnalyzeReport,
-                    progress: ProgressCallback | None) -> Darknet | None:
+                    progress: ProgressCallback | None, profile: ProfileInputs) -> Darknet | None:
     """The work of :func:`analyze` while it holds the analysis lock; returns the darknet it assumed."""
     catalog = AnalysisCatalog(root)
     try:
@@ -132,6 +143,8 @@ def _analyze_locked(root: Path, settings: AnalysisSettings, darknet: Darknet | N
             catalog.set_setting("darknet", _darknet_json(darknet))
             known = _darknet_json(darknet)
         seen = _run(root, catalog, settings, passes(settings), files_by_hour, report, progress)
+        for name, rows in finish(root, catalog, settings, profile).items():
+            report.rows[name] = rows
         return _widen_darknet(catalog, known, seen)
     finally:
         catalog.close()

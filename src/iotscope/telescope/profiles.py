@@ -1,0 +1,146 @@
+"""Per-source profiles (GreyNoise-like): one row per source address over the whole store.
+
+Merged from the hourly partial aggregates (``source_hours``) with one DuckDB aggregation, then
+enriched once (country, AS, location: ``iotscope.enrich``, one vectorized lookup of every IPv4
+source) and classified:
+
+* ``benign``: the address lies in a network a research scanner publishes
+  (``iotscope.telescope.scanners``); its organisation is in ``scanner_org``. This wins over a
+  fingerprint: research scanners emulate Mirai's SYNs to measure it.
+* ``malicious``: at least one of its packets carries Mirai's fingerprint (``seq == dst``). The
+  issue also names credential-scanning sources; a darknet cannot see those: it answers no SYN, so
+  no handshake completes and no login is ever attempted against it. Scanning login ports (Telnet,
+  SSH) is shown as the tags ``iot`` / ``remote_login``, not as malicious.
+* ``unknown`` otherwise.
+
+``ports`` holds the ``TOP_PORTS`` destination ports it scanned most (by packets, both protocols;
+backscatter has no target port), ``distinct_ports`` counts every distinct (protocol, port).
+``tags``: its tools, the target categories of its scans, ``dos_victim`` when it sent backscatter
+and ``research_scanner`` when benign.
+"""
+
+from __future__ import annotations
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from iotscope.enrich import Enricher
+from iotscope.store.datasets import SOURCE_HOURS, address_text
+from iotscope.store.summaries import SOURCES, source_key_sql
+from iotscope.telescope.categories import CategoryTable
+from iotscope.telescope.scanners import ResearchScanners
+
+#: How many of a source's destination ports ``sources.ports`` lists.
+TOP_PORTS = 10
+CLASSIFICATIONS = ("benign", "malicious", "unknown")
+_KEY = source_key_sql()
+
+
+def merge_source_hours(files: list[str], categories: CategoryTable) -> pa.Table:
+    """One row per source from the ``source_hours`` files: times, packets, ports, tools, category tags."""
+    con = duckdb.connect()
+    try:
+        if files:
+            listing = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
+            con.execute(f"CREATE VIEW parts AS SELECT *, {_KEY} AS k FROM read_parquet([{listing}])")
+        else:
+            con.register("_parts", SOURCE_HOURS.schema.empty_table())
+            con.execute(f"CREATE VIEW parts AS SELECT *, {_KEY} AS k FROM _parts")
+        categories.register(con)
+        return con.sql(f"""
+            WITH base AS (
+                SELECT k, any_value(src) AS src, any_value(src6) AS src6, min(first_ts) AS first_ts,
+                       max(last_ts) AS last_ts, sum(packets)::BIGINT AS packets,
+                       coalesce(sum(packets) FILTER (WHERE traffic_class = 'scan'), 0)::BIGINT AS scan_packets,
+                       coalesce(sum(packets) FILTER (WHERE traffic_class = 'backscatter'), 0)::BIGINT
+                           AS backscatter_packets,
+                       sum(mirai) AS mirai, sum(zmap) AS zmap, sum(masscan) AS masscan
+                FROM parts GROUP BY k),
+            targets AS (
+                SELECT k, proto, dport, sum(packets) AS packets, any_value(traffic_class = 'scan') AS scan
+                FROM parts WHERE dport IS NOT NULL AND traffic_class <> 'backscatter' GROUP BY ALL),
+            by_port AS (
+                SELECT k, dport, sum(packets) AS packets FROM targets GROUP BY ALL),
+            ranked AS (
+                SELECT *, row_number() OVER (PARTITION BY k ORDER BY packets DESC, dport) AS rn FROM by_port),
+            ports AS (
+                SELECT k, list(dport ORDER BY rn) FILTER (WHERE rn <= {TOP_PORTS}) AS ports FROM ranked GROUP BY k),
+            counted AS (SELECT k, count(*) AS distinct_ports FROM targets GROUP BY k),
+            cats AS (
+                SELECT t.k, list(DISTINCT c.category ORDER BY c.category)
+                           AS categories
+                FROM targets t JOIN categories c ON c.proto = t.proto AND c.port = t.dport
+                WHERE t.scan GROUP BY t.k)
+            SELECT b.src, b.src6, b.first_ts, b.last_ts, b.packets, b.scan_packets, b.backscatter_packets,
+                   coalesce(n.distinct_ports, 0)::BIGINT AS distinct_ports,
+                   coalesce(p.ports, [])::USMALLINT[] AS ports,
+                   list_concat(CASE WHEN b.mirai > 0 THEN ['mirai'] ELSE [] END,
+                               CASE WHEN b.zmap > 0 THEN ['zmap'] ELSE [] END,
+                               CASE WHEN b.masscan > 0 THEN ['masscan'] ELSE [] END) AS tools,
+                   coalesce(c.categories, [])::VARCHAR[] AS categories
+            FROM base b LEFT JOIN ports p USING (k) LEFT JOIN counted n USING (k) LEFT JOIN cats c USING (k)
+            ORDER BY b.packets DESC, b.src, b.src6
+        """).to_arrow_table()
+    finally:
+        con.close()
+
+
+def profile_sources(merged: pa.Table, enricher: Enricher | None, scanners: ResearchScanners) -> pa.Table:
+    """The ``sources`` dataset: ``merged`` (:func:`merge_source_hours`) enriched and classified (array code)."""
+    n = merged.num_rows
+    src = merged["src"].combine_chunks()
+    src6 = merged["src6"].combine_chunks()
+    if enricher is not None and n:
+        geo = enricher.lookup_ipv4(src)
+        country = _decoded(geo["country"])
+        as_name = _decoded(geo["as_name"])
+        asn, lat, lon = (geo[c].combine_chunks() for c in ("asn", "lat", "lon"))
+    else:
+        country = as_name = pa.nulls(n, pa.string())
+        asn, lat, lon = pa.nulls(n, pa.uint32()), pa.nulls(n, pa.float32()), pa.nulls(n, pa.float32())
+    is_v4 = src.is_valid().to_numpy(zero_copy_only=False)
+    codes = np.where(is_v4, scanners.codes_v4(src.fill_null(0).to_numpy(zero_copy_only=False)),
+                     scanners.codes_v6(src6)).astype(np.int16)
+    benign = codes >= 0
+    mirai = _has(merged["tools"], "mirai")
+    classification = np.where(benign, "benign", np.where(mirai, "malicious", "unknown")).astype(object)
+    tags = _tags(merged, benign)
+    return pa.table({
+        "src": src, "src6": src6, "src_ip": address_text(src, src6),
+        **{c: merged[c] for c in ("first_ts", "last_ts", "packets", "scan_packets", "backscatter_packets",
+                                  "distinct_ports", "ports", "tools")},
+        "tags": tags, "country": country, "asn": asn, "as_name": as_name, "lat": lat, "lon": lon,
+        "scanner_org": scanners.names(codes), "classification": pa.array(classification, pa.string()),
+    }).cast(SOURCES.schema)
+
+
+def _decoded(column: pa.ChunkedArray) -> pa.Array:
+    array = column.combine_chunks()
+    return array.dictionary_decode() if pa.types.is_dictionary(array.type) else array
+
+
+def _has(lists: pa.ChunkedArray, value: str) -> np.ndarray:
+    """Per row, whether the list column holds ``value`` (vectorized over the flattened lists)."""
+    array = lists.combine_chunks()
+    flat = pc.equal(array.flatten(), value).to_numpy(zero_copy_only=False)
+    parents = pc.list_parent_indices(array).to_numpy(zero_copy_only=False)
+    out = np.zeros(len(array), dtype=bool)
+    out[parents[flat]] = True
+    return out
+
+
+def _tags(merged: pa.Table, benign: np.ndarray) -> pa.Array:
+    """tools + categories + ``dos_victim`` + ``research_scanner``, per source (one list concatenation)."""
+    con = duckdb.connect()
+    try:
+        extra = pa.table({"backscatter": merged["backscatter_packets"], "benign": pa.array(benign),
+                          "tools": merged["tools"], "categories": merged["categories"]})
+        con.register("extra", extra)
+        return con.sql(
+            "SELECT list_concat(tools, categories, CASE WHEN backscatter > 0 THEN ['dos_victim'] ELSE [] END, "
+            "CASE WHEN benign THEN ['research_scanner'] ELSE [] END)::VARCHAR[] AS tags FROM extra"
+        ).to_arrow_table()["tags"].combine_chunks()
+    finally:
+        con.close()
