@@ -25,10 +25,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from iotscope.errors import IotscopeError
+from iotscope.store.layout import STORE_FORMAT
 from iotscope.store.sqlite import connect_read_only
 
-#: Bumped whenever the layout of the store changes; a store of another version is refused, not guessed at.
-STORE_FORMAT = 2  # 2: packets gained the ``tool`` column
 
 #: How long a reader and a committing writer wait for each other's lock on ``state.sqlite``.
 _BUSY_TIMEOUT_MS = 10_000

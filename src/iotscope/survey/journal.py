@@ -19,6 +19,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from iotscope.errors import IotscopeError
+from iotscope.store.layout import SURVEY_STATE_FILE
 from iotscope.store.lock import lock_holder, try_lock, unlock
 from iotscope.store.sqlite import connect_read_only
 from iotscope.survey.private import private_directory, private_file
@@ -95,7 +96,7 @@ class SurveyJob:
 class SurveyJournal:
     """The job-state database of one store directory."""
 
-    FILENAME = "survey_state.sqlite"
+    FILENAME = SURVEY_STATE_FILE
 
     def __init__(self, store_root: Path, *, read_only: bool = False) -> None:
         self._root = store_root
