@@ -28,6 +28,7 @@ from iotscope.notify.errors import NotifyError
 from iotscope.notify.orgs import OrgCatalog
 from iotscope.store.layout import NOTIFY_FILE, NOTIFY_FORMAT
 from iotscope.store.lock import lock_holder, try_lock, unlock
+from iotscope.store.sqlite import connect_read_only
 from iotscope.survey.private import private_directory, private_file
 
 FILENAME = NOTIFY_FILE
@@ -101,7 +102,7 @@ class NotifyDatabase:
             if read_only:
                 if not self.path.is_file():
                     raise NotifyError(f"{store}: nothing notified yet (no {FILENAME})")
-                self.db = sqlite3.connect(f"file:{self.path.resolve()}?mode=ro", uri=True, isolation_level=None)
+                self.db = connect_read_only(self.path)
             else:
                 if not store.is_dir():
                     private_directory(store)
