@@ -25,8 +25,8 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
+from iotscope.lifetime import end_with_parent
 from iotscope.simulate.darknet import DarknetConfig, simulate_darknet
-from iotscope.survey.lifetime import end_with_parent
 from iotscope.telescope.ingest import ingest
 
 SERVER = Path(__file__).with_name("smtp_server.py")

@@ -44,3 +44,14 @@ def test_status_before_any_notice_is_one_line_and_creates_nothing(tmp_path: Path
                          capture_output=True, text=True, check=False)
     assert run.returncode == 2 and "nothing notified yet" in run.stderr
     assert list((tmp_path / "store").iterdir()) == []
+
+
+def test_read_only_open_of_a_store_whose_path_has_uri_characters(tmp_path: Path) -> None:
+    """The read-only open goes through the store's one opener, which quotes the path: ``#`` and
+    ``?`` in a directory name used to cut the ``file:`` URI (no such file, or ``mode=ro`` lost)."""
+    store = tmp_path / "sensor #2?x"
+    first = load(tmp_path, SENDER + org_entry("A", ["a@a.example"], ["192.0.2.0/24"]))
+    with NotifyDatabase(store) as db:
+        db.record_catalog(first)
+    with NotifyDatabase(store, read_only=True) as reader:
+        assert [v for v, _, _ in reader.catalog_versions()] == [1]

@@ -16,6 +16,7 @@ import pytest
 import requests
 import stix2validator
 
+from iotscope.lifetime import end_with_parent
 from iotscope.share.collect import collect
 from iotscope.share.feeds import read_feed
 from iotscope.share.policy import default_policy
@@ -26,7 +27,6 @@ from iotscope.share.taxii_server import (
     INBOX_COLLECTION,
     INDICATORS_COLLECTION,
 )
-from iotscope.survey.lifetime import end_with_parent
 from tests.share.cli import iotscope, one_line_error
 
 PASSWORD = "correct horse"

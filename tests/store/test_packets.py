@@ -9,7 +9,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from iotscope.store.packets import PacketStore, StoreError
+from iotscope.store.packets import PacketStore, StoreError, partition_of
 from iotscope.store.query import connect, store_stats
 from iotscope.store.schema import PACKET_SCHEMA, packet_record_batch
 
@@ -158,3 +158,16 @@ def test_a_time_no_partition_can_name_is_a_one_line_store_error(tmp_path: Path) 
             writer.commit("x.pcap", 1, 2, {})
         assert "\n" not in str(raised.value)
         writer.abort()
+
+
+def test_partition_of_reads_back_the_hour_a_file_was_written_to(tmp_path: Path) -> None:
+    """The one parser of ``date=/hour=`` paths (compaction labels and the analysis hours use it)."""
+    hours = np.array([0, 1, 25])  # 2016-09-01 00h and 01h, 2016-09-02 01h
+    with PacketStore(tmp_path / "s") as store:
+        writer = store.writer("c" * 32)
+        writer.write(make_batch(T0 + hours * 3_600_000_000))
+        entry = writer.commit("/c.pcap", 1, 3, {})
+    assert sorted(partition_of(f) for f in entry.files) == [
+        ("2016-09-01", "00"), ("2016-09-01", "01"), ("2016-09-02", "01")]
+    assert partition_of("packets/x.parquet") is None
+    assert partition_of("packets/date=2016-09-01/x.parquet") is None

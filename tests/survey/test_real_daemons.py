@@ -25,7 +25,8 @@ from pathlib import Path
 import pytest
 
 from iotscope.survey.credentials import load_builtin
-from iotscope.survey.probes import PROBES, ProbeLimits, identify_service
+from iotscope.survey.probes import ProbeLimits, identify_service
+from iotscope.survey.probes.registry import probes
 
 from .probes.fake_devices import loopback_scope
 
@@ -149,8 +150,8 @@ def test_busybox_telnetd_and_dropbear(daemons):
         return await asyncio.gather(
             identify_service(scope, TELNET_HOST, ports.telnet_port, LIMITS),
             identify_service(scope, SSH_HOST, ports.ssh_port, LIMITS),
-            PROBES["telnet"](scope, TELNET_HOST, ports.telnet_port, credentials, LIMITS),
-            PROBES["ssh"](scope, SSH_HOST, ports.ssh_port, credentials, LIMITS),
+            probes()["telnet"](scope, TELNET_HOST, ports.telnet_port, credentials, LIMITS),
+            probes()["ssh"](scope, SSH_HOST, ports.ssh_port, credentials, LIMITS),
         )
 
     telnet_service, ssh_service, telnet, ssh = asyncio.run(survey())
@@ -214,7 +215,7 @@ def test_stock_page_of_a_real_web_server_is_not_an_admin_page(server, command, t
             scope = loopback_scope()
             return (
                 await identify_service(scope, WEB_HOST, port, LIMITS),
-                await PROBES["http"](scope, WEB_HOST, port, CREDENTIALS, LIMITS),
+                await probes()["http"](scope, WEB_HOST, port, CREDENTIALS, LIMITS),
             )
 
         service, result = asyncio.run(survey())

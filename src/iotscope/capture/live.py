@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from iotscope.errors import IotscopeError
-from iotscope.survey.lifetime import end_with_parent
+from iotscope.lifetime import end_with_parent
 
 #: Ethernet (14) + two VLAN tags (8) + IPv6 (40) + one extension header (8) + TCP with all options
 #: (60) = 130 bytes; an ICMP error quoting an IPv4 header with options and its 8 bytes needs less.

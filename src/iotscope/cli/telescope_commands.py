@@ -1,4 +1,4 @@
-"""Telescope commands: ``ingest`` captures into a store, ``stats`` about it, ad-hoc ``sql``, ``store check``.
+"""Telescope commands: ``ingest`` captures into a store, ``stats`` about it, ad-hoc ``sql``, ``store check|info``.
 
 The engine (numba kernels, pyarrow, DuckDB) is imported inside the commands, so that every other
 command, and ``--help``, starts without paying for it.
@@ -115,7 +115,8 @@ def sql(
         stdout_console.print(table)
 
 
-store_app = typer.Typer(help="Look after a store: find and repair damaged files.", no_args_is_help=True)
+store_app = typer.Typer(help="Look after a store: list its datasets, find and repair damaged files.",
+                        no_args_is_help=True)
 
 
 @store_app.command("check")
@@ -150,6 +151,28 @@ def store_check(
         packet_store.drop_captures([c.content_hash for c in dropped])
         for outcome in reingest_dropped(dropped, packet_store):
             console.print(printable(outcome), highlight=False)
+
+
+@store_app.command("info")
+def store_info(
+    store: Annotated[Path, typer.Option("--store", help="Store directory.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the catalog as JSON.")] = False,
+) -> None:
+    """List every dataset of the store: writer, format version, files, DuckDB view (read-only; see docs/schema.md)."""
+    from iotscope.store.catalog import store_catalog
+
+    datasets = store_catalog(store)
+    if as_json:
+        sys.stdout.write(json.dumps([d.to_json() for d in datasets], indent=1) + "\n")
+        return
+    table = Table(caption="where each is listed, and by what it is written: --json")
+    table.add_column("dataset", no_wrap=True)
+    for column in ("format", "stored", "files", "view", "where"):
+        table.add_column(column)
+    for d in datasets:
+        stored = ", ".join(map(str, d.stored_formats)) or "-"
+        table.add_row(d.name, str(d.format), stored, f"{d.files:,}", d.view or "-", printable(d.location))
+    stdout_console.print(table)
 
 
 def register(app: typer.Typer) -> None:

@@ -5,7 +5,8 @@ to ``store/`` and is versioned by its ``STORE_FORMAT``, which every packet reade
 tables there would change a format the telescope owns, and tie the packets' readers (``sql``,
 ``stats``, read-only mounts) to tables they never read. This file also holds contact addresses
 and the history of who was told what, so it is private (0600) like the survey's evidence, while
-the packet store may be shared read-only. It has its own ``user_version`` (:data:`NOTIFY_FORMAT`).
+the packet store may be shared read-only. It has its own ``user_version`` (``NOTIFY_FORMAT``, in
+:mod:`iotscope.store.layout` so that the store's catalog can name it).
 
 Versioned: loading an orgs file whose content differs from the newest catalog adds a version
 (older versions stay, and every alert message records the version it was sent under), and the
@@ -25,11 +26,12 @@ from typing import Self
 
 from iotscope.notify.errors import NotifyError
 from iotscope.notify.orgs import OrgCatalog
+from iotscope.store.layout import NOTIFY_FILE, NOTIFY_FORMAT
 from iotscope.store.lock import lock_holder, try_lock, unlock
+from iotscope.store.sqlite import connect_read_only
 from iotscope.survey.private import private_directory, private_file
 
-NOTIFY_FORMAT = 1
-FILENAME = "notify.sqlite"
+FILENAME = NOTIFY_FILE
 #: Held by the one writer of ``notify.sqlite``: two runs at once would both decide a host is due
 #: and both alert it (the decisions are made before the messages are recorded).
 LOCK_FILENAME = ".notify.lock"
@@ -100,7 +102,7 @@ class NotifyDatabase:
             if read_only:
                 if not self.path.is_file():
                     raise NotifyError(f"{store}: nothing notified yet (no {FILENAME})")
-                self.db = sqlite3.connect(f"file:{self.path.resolve()}?mode=ro", uri=True, isolation_level=None)
+                self.db = connect_read_only(self.path)
             else:
                 if not store.is_dir():
                     private_directory(store)

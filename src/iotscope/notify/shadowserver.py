@@ -3,8 +3,8 @@
 Shadowserver's daily reports set the convention (``timestamp, ip, port, protocol, hostname, tag,
 ..., severity``); alerts follow it with the darknet-specific columns after those. The survey's
 findings use :data:`iotscope.survey.report.REPORT_FIELDS`, the same convention. Cells a
-spreadsheet would run as a formula get a leading quote (OWASP CSV injection): host names, tags
-and banners can come from the hosts themselves.
+spreadsheet would run as a formula get a leading quote (:func:`iotscope.spreadsheet.csv_cell`): host
+names, tags and banners can come from the hosts themselves.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import io
 from collections.abc import Iterable
 
 from iotscope.notify.daedalus import HostEvidence
+from iotscope.spreadsheet import csv_cell
 
 ALERT_FIELDS = (
     "timestamp", "ip", "port", "protocol", "hostname", "tag", "severity", "role", "first_seen", "last_seen",
@@ -41,13 +42,5 @@ def csv_text(rows: Iterable[dict], fields: tuple[str, ...]) -> str:
     writer = csv.DictWriter(buffer, fieldnames=fields, lineterminator="\n", extrasaction="ignore")
     writer.writeheader()
     for row in rows:
-        writer.writerow({k: _safe(row.get(k)) for k in fields})
+        writer.writerow({k: csv_cell(row.get(k)) for k in fields})
     return buffer.getvalue()
-
-
-def _safe(value: object) -> object:
-    if value is None:
-        return ""
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
-    return value

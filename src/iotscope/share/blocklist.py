@@ -25,6 +25,7 @@ from datetime import datetime
 from iotscope.share.errors import ShareError
 from iotscope.share.indicators import MALICIOUS_ROLES
 from iotscope.share.scoring import Scored
+from iotscope.spreadsheet import csv_cell
 
 FORMATS: tuple[str, ...] = ("rpz", "nftables", "csv", "plain")
 NFT_TABLE = "iotscope_blocklist"
@@ -131,10 +132,5 @@ def csv_list(entries: list[Entry]) -> str:
     writer.writerow(["type", "value", "score", "valid_until", "roles", "sources"])
     for e in entries:
         writer.writerow([e.type, e.value, f"{e.score:.1f}", e.valid_until.isoformat(), " ".join(e.roles),
-                         " ".join(_csv_safe(s) for s in e.sources)])
+                         " ".join(str(csv_cell(s)) for s in e.sources)])
     return out.getvalue()
-
-
-def _csv_safe(text: str) -> str:
-    """A feed name a spreadsheet would run as a formula is quoted with a leading apostrophe."""
-    return "'" + text if text[:1] in ("=", "+", "-", "@") else text

@@ -29,7 +29,7 @@ import pyarrow.parquet as pq
 import xxhash
 
 from iotscope.store.durable import move_into_place
-from iotscope.store.packets import PacketStore, packet_file_writer
+from iotscope.store.packets import PacketStore, packet_file_writer, partition_of
 
 #: Rows per row group of a compacted file: large, since the file is read many times and written once.
 COMPACT_ROW_GROUP_ROWS = 1 << 20
@@ -37,12 +37,11 @@ COMPACT_ROW_GROUP_ROWS = 1 << 20
 RETIRED_GRACE_SECONDS = 600.0
 
 
-def hour_of(relative: str) -> str | None:
-    """``'packets/date=2026-12-01/hour=05/x.parquet'`` -> ``'2026-12-01 05'`` (None if not a partition)."""
-    parts = Path(relative).parts
-    if len(parts) < 4 or not parts[1].startswith("date=") or not parts[2].startswith("hour="):
-        return None
-    return f"{parts[1][5:]} {parts[2][5:]}"
+def partition_label(relative: str) -> str | None:
+    """``'packets/date=2026-12-01/hour=05/x.parquet'`` -> ``'2026-12-01 05'``, the hour as the
+    catalog's ``compacted_files`` and ``retention_log`` name it (None if not a partition)."""
+    partition = partition_of(relative)
+    return None if partition is None else " ".join(partition)
 
 
 def hour_start(hour: str) -> datetime:
@@ -53,7 +52,7 @@ def live_files_by_hour(store: PacketStore) -> dict[str, list[str]]:
     """The dataset's live files grouped by their hour partition."""
     grouped: dict[str, list[str]] = defaultdict(list)
     for relative in store.state.live_files():
-        hour = hour_of(relative)
+        hour = partition_label(relative)
         if hour is not None:
             grouped[hour].append(relative)
     return dict(grouped)

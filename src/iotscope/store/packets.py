@@ -277,3 +277,13 @@ def _partition_path(hour: int, content_hash: str, sequence: int) -> Path:
         raise StoreError(f"packet time {hour:,} hours from 1970 is outside the years 1970..9999 the store can partition")
     stamp = np.datetime64(hour, "h").item()
     return Path(f"date={stamp:%Y-%m-%d}") / f"hour={stamp:%H}" / f"part-{content_hash}-{sequence}.parquet"
+
+
+def partition_of(relative: str | os.PathLike[str]) -> tuple[str, str] | None:
+    """``('2026-12-01', '05')`` for ``packets/date=2026-12-01/hour=05/x.parquet``: the partition a
+    dataset file is in, read back from the path :func:`_partition_path` wrote (the one parser of
+    it); None for a path outside a ``<dataset>/date=.../hour=.../<file>`` partition."""
+    parts = Path(relative).parts
+    if len(parts) < 4 or not parts[-3].startswith("date=") or not parts[-2].startswith("hour="):
+        return None
+    return parts[-3][5:], parts[-2][5:]

@@ -10,25 +10,24 @@ a rollback journal, not WAL: a WAL reader must create a ``-shm`` file next to th
 cannot on a read-only directory); a rollback-journal reader only takes a shared lock. Commits are
 one per capture, so WAL's concurrency buys nothing here. A store still in WAL mode (made by an
 older iotscope) is switched by its next writer; until then a reader that cannot write the
-directory opens it ``immutable=1`` (nobody can be writing it through that mount).
+directory opens it ``immutable=1`` (nobody can be writing it through that mount; see
+:mod:`iotscope.store.sqlite`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-import os
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from urllib.parse import quote
 
 from iotscope.errors import IotscopeError
+from iotscope.store.layout import STORE_FORMAT
+from iotscope.store.sqlite import connect_read_only
 
-#: Bumped whenever the layout of the store changes; a store of another version is refused, not guessed at.
-STORE_FORMAT = 2  # 2: packets gained the ``tool`` column
 
 #: How long a reader and a committing writer wait for each other's lock on ``state.sqlite``.
 _BUSY_TIMEOUT_MS = 10_000
@@ -245,16 +244,10 @@ def _now() -> str:
 
 
 def open_read_only(path: Path) -> sqlite3.Connection:
-    """Open ``path`` for reading only, never creating it (see the module docstring for ``immutable``)."""
+    """Open ``path`` for reading only, never creating it (see :mod:`iotscope.store.sqlite`)."""
     if not path.is_file():
         raise StoreError(f"{path.parent}: not an iotscope store (no {path.name})")
-    uri = "file:" + quote(str(path.resolve()))
-    with open(path, "rb") as f:
-        header = f.read(20)
-    wal = len(header) == 20 and header[18] == 2  # the file format's read version: 2 means WAL
-    if wal and not os.access(path.parent, os.W_OK):
-        return sqlite3.connect(uri + "?immutable=1", uri=True, isolation_level=None)
-    return sqlite3.connect(uri + "?mode=ro", uri=True, isolation_level=None)
+    return connect_read_only(path)
 
 
 def _row_to_file(row: tuple) -> IngestedFile:

@@ -15,6 +15,8 @@ journal commits it (together with the targets it covers); files of a survey that
 does not name are remains of a killed run and are removed when the survey resumes (or is
 compacted: :mod:`iotscope.survey.compact` rewrites a survey's files as one per partition). Files and
 directories are created private (0600/0700) whatever the umask (:mod:`iotscope.survey.private`).
+Its format version is ``FINDINGS_FORMAT`` in :mod:`iotscope.store.layout` (bump it with the schema),
+where the store's catalog (``iotscope store info``) reads it.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from iotscope.store.durable import move_into_place
+from iotscope.store.layout import FINDINGS_DIR
 from iotscope.survey.private import PRIVATE_DIRECTORY, open_private, private_directory
 from iotscope.survey.probes import ProbeResult
 from iotscope.survey.scope import AuthorizedRange, Scope, canonical_address
@@ -218,7 +221,7 @@ class FindingsDataset:
 
     def __init__(self, store_root: Path) -> None:
         self.root = store_root
-        self.directory = store_root / "findings"
+        self.directory = store_root / FINDINGS_DIR
         self._staging = self.directory / ".staging"
 
     def publish(self, survey_id: str, findings: list[Finding]) -> list[str]:
@@ -238,7 +241,7 @@ class FindingsDataset:
         staged = self._staging / name
         with os.fdopen(open_private(staged), "wb") as handle:
             pq.write_table(table, handle, compression="zstd")
-        relative = Path("findings") / f"date={date}" / name
+        relative = Path(FINDINGS_DIR) / f"date={date}" / name
         private_directory((self.root / relative).parent)
         move_into_place(staged, self.root / relative)
         return relative.as_posix()

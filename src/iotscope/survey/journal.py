@@ -19,7 +19,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from iotscope.errors import IotscopeError
+from iotscope.store.layout import SURVEY_STATE_FILE
 from iotscope.store.lock import lock_holder, try_lock, unlock
+from iotscope.store.sqlite import connect_read_only
 from iotscope.survey.private import private_directory, private_file
 
 _SCHEMA = """
@@ -94,7 +96,7 @@ class SurveyJob:
 class SurveyJournal:
     """The job-state database of one store directory."""
 
-    FILENAME = "survey_state.sqlite"
+    FILENAME = SURVEY_STATE_FILE
 
     def __init__(self, store_root: Path, *, read_only: bool = False) -> None:
         self._root = store_root
@@ -241,18 +243,15 @@ class _Transaction:
 
 
 def _open_read_only(path: Path) -> sqlite3.Connection:
-    """``path`` for reading only, creating nothing: SQLite's ``mode=ro`` still creates the
-    ``-wal``/``-shm`` files of a WAL database, so without a ``-wal`` file (no writer running, none
-    interrupted) the file is opened ``immutable``, which reads it as plain bytes (a report takes
-    milliseconds; a survey starting meanwhile writes to a WAL file, the main file only at checkpoints)."""
+    """``path`` for reading only, creating nothing (see :mod:`iotscope.store.sqlite`: without a
+    ``-wal`` file, no writer running or interrupted, the file is read ``immutable``; a report takes
+    milliseconds, and a survey starting meanwhile writes to a WAL file, the main file only at checkpoints)."""
     if not path.is_file():
         raise JournalError(f"{path.parent}: no survey state ({path.name}) in this store")
-    immutable = not path.with_name(path.name + "-wal").exists()
-    uri = f"{path.resolve().as_uri()}?mode=ro" + ("&immutable=1" if immutable else "")
     try:
-        db = sqlite3.connect(uri, uri=True, isolation_level=None)
+        db = connect_read_only(path)
         db.execute("SELECT count(*) FROM surveys").fetchone()
-    except sqlite3.Error as exc:
+    except (sqlite3.Error, OSError) as exc:
         raise JournalError(f"{path.parent}: cannot read the survey state ({exc})") from None
     return db
 

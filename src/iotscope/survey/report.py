@@ -31,6 +31,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from iotscope.errors import IotscopeError
+from iotscope.spreadsheet import csv_cell
 from iotscope.survey.findings import CONCLUSIVE, SEVERITIES, FindingsDataset, latest_per_service
 from iotscope.survey.journal import JournalError, SurveyJournal
 from iotscope.survey.private import private_directory
@@ -156,24 +157,15 @@ def _timestamp(row: dict) -> str:
 
 def render_rows(rows: list[dict], fields: tuple[str, ...], fmt: str) -> str:
     """``rows`` as a JSON array or as CSV with a header (text a spreadsheet would run as a formula
-    quoted, see :func:`_csv_safe`): the one writer of the survey's exported tables."""
+    quoted, see :func:`iotscope.spreadsheet.csv_cell`): the one writer of the survey's exported tables."""
     if fmt == "json":
         return json.dumps(rows, indent=1, ensure_ascii=True) + "\n"
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=fields, lineterminator="\n")
     writer.writeheader()
     for row in rows:
-        writer.writerow({k: _csv_safe(v) for k, v in row.items()})
+        writer.writerow({k: csv_cell(v) for k, v in row.items()})
     return buffer.getvalue()
-
-
-def _csv_safe(value: object) -> object:
-    """Empty for null; text a spreadsheet would run as a formula gets a leading quote (OWASP)."""
-    if value is None:
-        return ""
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
-    return value
 
 
 def _file_names(owners: list[str]) -> dict[str, str]:

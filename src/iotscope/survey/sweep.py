@@ -31,8 +31,8 @@ from dataclasses import dataclass, field, fields
 from functools import partial
 from typing import TYPE_CHECKING
 
+from iotscope.lifetime import end_with_parent
 from iotscope.survey.journal import OpenPort
-from iotscope.survey.lifetime import end_with_parent
 from iotscope.survey.permutation import CyclicPermutation, Shard
 from iotscope.survey.scope import Scope, start_guarded_connect
 
@@ -263,7 +263,7 @@ async def _sweep_in_processes(
     Workers ignore SIGINT and SIGTERM (a terminal or ``systemctl stop`` signals the whole group):
     the parent stops them when it is cancelled, and they send a last checkpoint before exiting.
     A worker whose parent is gone, even by ``kill -9``, stops at once
-    (:func:`~iotscope.survey.lifetime.end_with_parent`, and the end-of-file of its pipe).
+    (:func:`~iotscope.lifetime.end_with_parent`, and the end-of-file of its pipe).
     """
     started = time.monotonic()
     context = _worker_context()

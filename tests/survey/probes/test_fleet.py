@@ -10,7 +10,8 @@ import time
 
 from iotscope.simulate.devices import default_fleet, run_fleet
 from iotscope.survey.credentials import load_builtin
-from iotscope.survey.probes import PROBES, identify_service
+from iotscope.survey.probes import identify_service
+from iotscope.survey.probes.registry import probes
 
 from .fake_devices import FAST, loopback_scope
 
@@ -30,7 +31,7 @@ def test_probes_find_exactly_the_vulnerable_services_of_the_fleet():
         protocol = await identify_service(scope, ip, port, LIMITS)
         if protocol is None:
             return None, None
-        return protocol, await PROBES[protocol](scope, ip, port, credentials, LIMITS)
+        return protocol, await probes()[protocol](scope, ip, port, credentials, LIMITS)
 
     async def main():
         async with run_fleet(spec) as fleet:

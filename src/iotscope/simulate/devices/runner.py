@@ -14,11 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import errno
 import os
 import signal
-import sys
 import threading
 import zlib
 from collections.abc import AsyncIterator, Callable
@@ -26,6 +24,7 @@ from typing import Any, Self
 
 import asyncssh
 
+from iotscope.lifetime import signal_when_parent_dies
 from iotscope.simulate.devices.accounts import Account
 from iotscope.simulate.devices.connections import ConnectionTracker
 from iotscope.simulate.devices.fleet import (
@@ -46,7 +45,6 @@ from iotscope.simulate.devices.ssh_device import (
 from iotscope.simulate.devices.telnet_device import telnet_handler
 
 _START_TIMEOUT = 60.0
-_PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
 
 class Fleet:
@@ -239,13 +237,12 @@ def serve_fleet(spec: FleetSpec, *, on_ready: Callable[[Fleet], None] | None = N
 
 def _stop_with_parent(parent: int) -> None:
     """Have the kernel send SIGTERM (a clean stop, see :func:`serve_fleet`) when the process that
-    started this one exits (Linux ``PR_SET_PDEATHSIG``), and stop now if it has exited already.
+    started this one exits (:func:`iotscope.lifetime.signal_when_parent_dies`), and stop now if it
+    has exited already.
 
     The death signal only covers a parent that dies after the call, hence the check that the
     parent is still ``parent`` (the one seen at start). Elsewhere the fleet runs until stopped.
     """
-    if sys.platform.startswith("linux"):
-        with contextlib.suppress(OSError, AttributeError):
-            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    signal_when_parent_dies(signal.SIGTERM)
     if os.getppid() != parent:
         os.kill(os.getpid(), signal.SIGTERM)

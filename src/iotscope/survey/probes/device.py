@@ -12,10 +12,10 @@ from __future__ import annotations
 import asyncio
 
 from iotscope.survey.credentials import Credential
-from iotscope.survey.probes import PROBES
 from iotscope.survey.probes.identify import identify_service
 from iotscope.survey.probes.limits import ProbeLimits
 from iotscope.survey.probes.outcome import ProbeResult
+from iotscope.survey.probes.registry import probes
 from iotscope.survey.scope import Scope
 
 
@@ -47,4 +47,4 @@ async def probe_service(
         )
     if protocol is None:
         return None
-    return await PROBES[protocol](scope, ip, port, credentials, limits, until=until)
+    return await probes()[protocol](scope, ip, port, credentials, limits, until=until)

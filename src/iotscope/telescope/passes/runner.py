@@ -42,7 +42,7 @@ from iotscope.store.datasets import (
     state_path,
 )
 from iotscope.store.durable import is_disk_full, move_into_place
-from iotscope.store.packets import PacketStore
+from iotscope.store.packets import PacketStore, partition_of
 from iotscope.store.state import StoreError
 from iotscope.telescope.passes.base import US_PER_HOUR, AnalysisPass, Partition, State
 from iotscope.telescope.passes.finish import (
@@ -85,10 +85,13 @@ def resolve_settings(root: Path, overrides: dict[str, object]) -> AnalysisSettin
     return AnalysisSettings.from_dict(values)
 
 
-def hour_of(relative: str) -> int:
+def epoch_hour_of(relative: str) -> int:
     """The hour since the epoch of a packet file, from its ``date=YYYY-MM-DD/hour=HH`` path."""
-    parts = dict(p.split("=", 1) for p in Path(relative).parts if "=" in p)
-    return (date.fromisoformat(parts["date"]) - date(1970, 1, 1)).days * 24 + int(parts["hour"])
+    partition = partition_of(relative)
+    if partition is None:
+        raise StoreError(f"{relative}: a committed packet file outside a date=/hour= partition")
+    day, hour = partition
+    return (date.fromisoformat(day) - date(1970, 1, 1)).days * 24 + int(hour)
 
 
 def analyze(
@@ -115,7 +118,7 @@ def analyze(
     with PacketStore(root) as store:
         files_by_hour: dict[int, list[str]] = {}
         for f in store.state.live_files():  # after compaction, an hour's one file replaces many
-            files_by_hour.setdefault(hour_of(f), []).append(f)
+            files_by_hour.setdefault(epoch_hour_of(f), []).append(f)
     try:
         with analysis_lock(root):
             report.darknet = _analyze_locked(root, settings, darknet, passes, files_by_hour, report, progress,

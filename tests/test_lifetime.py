@@ -10,11 +10,11 @@ import sys
 import time
 from pathlib import Path
 
-from iotscope.survey.lifetime import end_with_parent
+from iotscope.lifetime import end_with_parent
 
 PARENT = """
 import os, signal, sys, time
-from iotscope.survey.lifetime import end_with_parent
+from iotscope.lifetime import end_with_parent
 parent = os.getpid()
 child = os.fork()
 if child == 0:
