@@ -36,6 +36,26 @@ def outbreak_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_store(tmp_path_factory.mktemp("outbreak"))
 
 
+@pytest.fixture(scope="session")
+def analysed_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The outbreak, ingested and analysed: ``events``, ``attacks`` and ``port_series`` have rows."""
+    from iotscope.telescope.passes.runner import analyze
+
+    store = build_store(tmp_path_factory.mktemp("analysed"))
+    analyze(store)
+    return store
+
+
+def views(store: Path, sql: str, params: list | None = None) -> list[tuple]:
+    """The reference for analysis tables: the store's own views (``iotscope sql``), queried directly."""
+    from iotscope.store.packets import PacketStore
+    from iotscope.store.query import connect
+
+    with PacketStore(store, read_only=True) as opened:
+        con = connect(opened)
+    return con.execute(sql, params or []).fetchall()
+
+
 def raw(store: Path, sql: str, params: list | None = None) -> list[tuple]:
     """The reference: DuckDB straight over the store's Parquet files, not through iotscope's views."""
     con = duckdb.connect(config={"autoinstall_known_extensions": False, "autoload_known_extensions": False})
