@@ -76,7 +76,7 @@ class Server:
     banner: str  # what it printed on stderr before serving
 
 
-def start_server(store: Path, host: str = "127.0.0.1") -> Server:
+def start_server(store: Path, host: str = "127.0.0.1", extra: tuple[str, ...] = ()) -> Server:
     """``iotscope serve --port 0`` in a subprocess that dies with this process (even on kill -9).
 
     util-linux's ``setpriv --pdeathsig`` sets the kernel's parent-death signal before exec'ing the
@@ -85,7 +85,7 @@ def start_server(store: Path, host: str = "127.0.0.1") -> Server:
     """
     process = subprocess.Popen(
         ["setpriv", "--pdeathsig", "KILL", "--", sys.executable, "-m", "iotscope", "serve", "--store", str(store),
-         "--host", host, "--port", "0"],
+         "--host", host, "--port", "0", *extra],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     printed = []
     for line in process.stderr:
@@ -122,8 +122,8 @@ def serve() -> Iterator:
     """Start servers with ``serve(store)``; every one is stopped when the test ends."""
     started: list[Server] = []
 
-    def start(store: Path, host: str = "127.0.0.1") -> Server:
-        server = start_server(store, host)
+    def start(store: Path, host: str = "127.0.0.1", extra: tuple[str, ...] = ()) -> Server:
+        server = start_server(store, host, extra)
         started.append(server)
         return server
 

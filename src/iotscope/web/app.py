@@ -12,7 +12,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import duckdb
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
@@ -21,7 +21,7 @@ from starlette.exceptions import HTTPException
 from iotscope.errors import IotscopeError
 from iotscope.notify.orgs import OrgCatalog
 from iotscope.web import routes_live, routes_tables, routes_traffic
-from iotscope.web.access import Unauthorized
+from iotscope.web.access import Unauthorized, caller_of
 from iotscope.web.cursor import CursorCodec
 from iotscope.web.queries import ApiParameterError, UnknownSourceError
 from iotscope.web.result_cache import ResultCache
@@ -56,9 +56,10 @@ def create_app(reader: StoreReader, live_poll_seconds: float = 1.0, static_dir: 
     app.state.results = ResultCache()
     app.state.orgs = orgs
     app.state.cursors = CursorCodec()
-    app.include_router(routes_traffic.router)
-    app.include_router(routes_tables.router)
-    app.include_router(routes_live.router)
+    identified = [Depends(caller_of)]  # a wrong token is a 401 on every endpoint, aggregates included
+    app.include_router(routes_traffic.router, dependencies=identified)
+    app.include_router(routes_tables.router, dependencies=identified)
+    app.include_router(routes_live.router, dependencies=identified)
     _add_error_handlers(app)
     if (static_dir / "index.html").is_file():
         app.mount("/", StaticFiles(directory=static_dir, html=True), name="dashboard")

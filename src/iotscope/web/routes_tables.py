@@ -13,11 +13,10 @@ from fastapi import APIRouter, Query, Request, Response
 from iotscope.store.schema import TOOLS
 from iotscope.web import listings
 from iotscope.web.access import caller_of, require_addresses
-from iotscope.web.errors import ERROR_RESPONSES, ErrorBody
+from iotscope.web.errors import ERROR_RESPONSES, UNAUTHORIZED
 from iotscope.web.routes_traffic import From, To, answer
 
-router = APIRouter(prefix="/api", tags=["tables"], responses={
-    **ERROR_RESPONSES, 401: {"model": ErrorBody, "description": "A token is needed (with --orgs) or is not valid."}})
+router = APIRouter(prefix="/api", tags=["tables"], responses={**ERROR_RESPONSES, **UNAUTHORIZED})
 
 Limit = Annotated[int, Query(ge=1, le=listings.MAX_PAGE, description="Rows per page.")]
 Cursor = Annotated[str | None, Query(description="The previous page's `cursor`, as given.")]
