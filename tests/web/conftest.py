@@ -19,6 +19,11 @@ import pytest
 from iotscope.simulate.darknet import DarknetConfig, simulate_darknet
 from iotscope.telescope.ingest import ingest
 
+#: Debian's chromium, driven by Playwright (never a downloaded browser).
+CHROMIUM = "/usr/bin/chromium"
+BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                "--no-first-run", "--disable-sync"]
+
 #: Three hours of the Mirai outbreak scenario: 23/2323 surge, ZMap, masscan, backscatter, noise.
 OUTBREAK = DarknetConfig(packets=120_000, hours=3, outbreak=True, seed=7, start=datetime(2016, 9, 1))
 
@@ -130,3 +135,15 @@ def serve() -> Iterator:
     yield start
     for server in started:
         stop_server(server)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator:
+    """Headless Debian chromium for the browser tests of a module."""
+    playwright_sync = pytest.importorskip("playwright.sync_api")
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Debian's chromium is not installed (make system-deps)")
+    with playwright_sync.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=BROWSER_ARGS)
+        yield browser
+        browser.close()

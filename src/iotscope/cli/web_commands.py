@@ -33,15 +33,22 @@ def serve(
     orgs: Annotated[Path | None, typer.Option(
         "--orgs", help="orgs.toml: each organization's token shows only its own networks; without a token, "
         "aggregates only.")] = None,
+    trusted_proxy: Annotated[list[str] | None, typer.Option(
+        "--trusted-proxy", help="Address or network of a reverse proxy whose X-Forwarded-For /check believes "
+        "(repeatable).")] = None,
+    check_days: Annotated[float | None, typer.Option("--check-days", min=0.001, help="Days of darknet data the "
+                                                     "self-check at /check covers [default: 30].")] = None,
 ) -> None:
     """Serve the JSON API (OpenAPI at /docs) and the live dashboard at / over a store."""
     from iotscope.notify.orgs import OrgCatalog
     from iotscope.web.app import create_app
+    from iotscope.web.client_address import trusted_networks
     from iotscope.web.server import listen, run
     from iotscope.web.store_reader import StoreReader
 
     try:
         catalog = OrgCatalog.load(orgs) if orgs is not None else None
+        proxies = trusted_networks(trusted_proxy or [])
         reader = StoreReader(store)
         sock = listen(host, port)
     except IotscopeError as exc:
@@ -55,7 +62,8 @@ def serve(
     port = sock.getsockname()[1]
     console.print(f"dashboard: http://{shown}:{port}/   API docs: http://{shown}:{port}/docs", highlight=False,
                   soft_wrap=True)
-    run(create_app(reader, orgs=catalog), sock)
+    days = {} if check_days is None else {"check_days": check_days}
+    run(create_app(reader, orgs=catalog, trusted_proxies=proxies, **days), sock)
 
 
 def register(app: typer.Typer) -> None:

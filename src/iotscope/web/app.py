@@ -20,10 +20,12 @@ from starlette.exceptions import HTTPException
 
 from iotscope.errors import IotscopeError
 from iotscope.notify.orgs import OrgCatalog
-from iotscope.web import routes_live, routes_tables, routes_traffic
+from iotscope.web import routes_check, routes_live, routes_tables, routes_traffic
 from iotscope.web.access import Unauthorized, caller_of
+from iotscope.web.client_address import IPNetwork
 from iotscope.web.cursor import CursorCodec
 from iotscope.web.queries import ApiParameterError, UnknownSourceError
+from iotscope.web.rate_limit import RateLimiter
 from iotscope.web.result_cache import ResultCache
 from iotscope.web.store_reader import StoreReader
 
@@ -32,11 +34,13 @@ STATIC_DIR = Path(__file__).parent / "static"
 
 
 def create_app(reader: StoreReader, live_poll_seconds: float = 1.0, static_dir: Path = STATIC_DIR,
-               orgs: OrgCatalog | None = None) -> FastAPI:
+               orgs: OrgCatalog | None = None, trusted_proxies: tuple[IPNetwork, ...] = (),
+               check_days: float = routes_check.CHECK_DAYS) -> FastAPI:
     """The API and dashboard over ``reader``'s store (closed when the application shuts down).
 
     With ``orgs``, each organization's token shows it only its own networks' addresses and a caller
-    without a token sees aggregates only (:mod:`iotscope.web.access`).
+    without a token sees aggregates only (:mod:`iotscope.web.access`). ``trusted_proxies`` may set
+    ``X-Forwarded-For`` for the self-check at ``/check``, which covers ``check_days`` days.
     """
 
     @asynccontextmanager
@@ -56,10 +60,14 @@ def create_app(reader: StoreReader, live_poll_seconds: float = 1.0, static_dir: 
     app.state.results = ResultCache()
     app.state.orgs = orgs
     app.state.cursors = CursorCodec()
+    app.state.trusted_proxies = trusted_proxies
+    app.state.check_days = check_days
+    app.state.check_limiter = RateLimiter(routes_check.CHECK_REQUESTS, routes_check.CHECK_WINDOW_S)
     identified = [Depends(caller_of)]  # a wrong token is a 401 on every endpoint, aggregates included
     app.include_router(routes_traffic.router, dependencies=identified)
     app.include_router(routes_tables.router, dependencies=identified)
     app.include_router(routes_live.router, dependencies=identified)
+    app.include_router(routes_check.router)  # public: the requester's own address only
     _add_error_handlers(app)
     if (static_dir / "index.html").is_file():
         app.mount("/", StaticFiles(directory=static_dir, html=True), name="dashboard")
