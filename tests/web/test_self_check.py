@@ -4,6 +4,7 @@ seen scanning or not, ja/en, rate limited; in Debian's chromium and over real HT
 from __future__ import annotations
 
 import ipaddress
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -18,12 +19,14 @@ from iotscope.web.client_address import (
 from iotscope.web.rate_limit import RateLimiter
 from iotscope.web.routes_check import CHECK_REQUESTS
 from iotscope.web.self_check_page import language
+from tests.notify.test_check import add_finding
 from tests.telescope.passes.captures import at, darknet_address, syn, write_capture
 
 from .conftest import raw
 
 PROXY = "127.0.0.1"
 ELSEWHERE = "192.0.2.77"  # documentation address: only ever written into a header, never contacted
+DEFAULT_PASSWORD = "203.0.113.50"  # a survey finding (written into the store; never contacted)
 
 
 @pytest.fixture(scope="module")
@@ -35,6 +38,7 @@ def loopback_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     packets += [(start + i * 1000 + 7, syn("203.0.113.9", darknet_address(i), 22)) for i in range(20)]
     write_capture(root / "capture.pcap", packets)
     ingest([root / "capture.pcap"], root / "store")
+    add_finding(root / "store", DEFAULT_PASSWORD, "vulnerable", datetime(2026, 11, 1, tzinfo=UTC), "S1")
     return root / "store"
 
 
@@ -115,3 +119,13 @@ def test_the_page_in_chromium_says_seen_or_not_seen(browser, serve, loopback_sto
     assert "was not seen scanning the darknet in the last 30 days" in page.inner_text("#verdict")
     page.screenshot(path=str(artifacts / "self-check-clean-en.png"), full_page=True)
     context.close()
+
+
+def test_a_survey_finding_says_default_password(serve, loopback_store: Path) -> None:
+    server = serve(loopback_store, extra=("--trusted-proxy", PROXY))
+    page = httpx.get(server.url + "/check", headers={"X-Forwarded-For": DEFAULT_PASSWORD}).text
+    assert 'data-verdict="vulnerable"' in page
+    assert "default password" in page and "port 23/telnet" in page and "2026-11-01 00:00:00 UTC" in page
+    assert "Change the default password" in page
+    japanese = httpx.get(server.url + "/check?lang=ja", headers={"X-Forwarded-For": DEFAULT_PASSWORD}).text
+    assert "初期パスワード" in japanese and "ポート 23/telnet" in japanese

@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 class RateLimiter:
     """``allow(client)`` is True for at most ``requests`` calls per ``window_s`` seconds per client."""
 
-    requests: int = 10
-    window_s: float = 60.0
+    requests: int
+    window_s: float
     clock: Callable[[], float] = time.monotonic
     _seen: dict[str, deque[float]] = field(default_factory=dict, init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
