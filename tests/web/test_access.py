@@ -155,3 +155,34 @@ def test_serve_takes_orgs_and_refuses_a_bad_file_in_one_line(serve, analysed_sto
                             timeout=60)
     assert result.returncode == 2
     assert "orgs.toml" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_the_dashboard_shows_the_public_aggregates_then_an_organizations_own_rows(
+        browser, serve, analysed_store: Path, orgs_file: Path, networks: dict) -> None:
+    from iotscope.web.app import STATIC_DIR
+
+    if not (STATIC_DIR / "index.html").exists():
+        pytest.skip("dashboard not built (make setup)")
+    server = serve(analysed_store, extra=("--orgs", str(orgs_file)))
+    context = browser.new_context(viewport={"width": 1280, "height": 1400})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(server.url + "/")
+    page.wait_for_function("window.iotscope && window.iotscope.updates >= 1", timeout=30_000)
+    assert page.evaluate("window.iotscope.map.points.every((p) => p.src === null)")
+    assert page.evaluate("window.iotscope.liveMap.sources.length") > 0  # drawn, without addresses
+    assert "token" in page.inner_text("#events-note")
+    assert page.locator("#events-table a.source").count() == 0
+    page.fill("#token", TOKENS["A"])
+    page.click("#token-form button")
+    page.wait_for_function("window.iotscope.updates >= 2 && window.iotscope.listings.events.length > 0",
+                           timeout=30_000)
+    shown = page.locator("#events-table a.source").all_inner_texts() + \
+        page.locator("#attacks-table a.source").all_inner_texts() + \
+        page.evaluate("window.iotscope.map.points.map((p) => p.src)")
+    assert shown and all(inside(address, networks["A"]) for address in shown)
+    page.screenshot(path=str(Path(__file__).resolve().parents[2] / "test-artifacts" / "dashboard-org-a.png"),
+                    full_page=True)
+    assert errors == []
+    context.close()

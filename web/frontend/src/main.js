@@ -1,6 +1,6 @@
 // The dashboard: every panel is drawn from the JSON API; /api/live says when to redraw.
 import './style.css';
-import { getJSON } from './api.js';
+import { getJSON, token } from './api.js';
 import { LEGEND, renderLegend } from './legend.js';
 import { LiveMap } from './map.js';
 import { drawSeries, parsePorts } from './series.js';
@@ -153,13 +153,19 @@ function start() {
   });
   $('map').addEventListener('click', (event) => {
     const source = liveMap.sourceAt(event);
-    if (source) openProfile(source.src);
+    if (source && source.src) openProfile(source.src);
   });
   document.querySelector('.listings').addEventListener('click', (event) => {
     const link = event.target.closest('a.source');
     if (!link) return;
     event.preventDefault();
     openProfile(link.dataset.src);
+  });
+  $('token').value = token.get();
+  $('token-form').addEventListener('submit', (event) => {
+    event.preventDefault();
+    token.set($('token').value.trim());
+    refresh().catch((err) => { $('map-info').textContent = `error: ${err.message}`; });
   });
   $('events-more').addEventListener('click', () => loadListing('events', true));
   $('attacks-more').addEventListener('click', () => loadListing('attacks', true));
