@@ -53,28 +53,42 @@ def _after(key: list[Any] | None, columns: str, arity: int) -> tuple[str, list[A
             [key[0], key[0], *key[1:]])
 
 
+def _port(where: list[str], params: list[Any], port: int | None, condition: str) -> None:
+    if port is None:
+        return
+    if not 0 <= port <= 65535:
+        raise ApiParameterError("port", f"{port} is not a port (0..65535)")
+    where.append(condition)
+    params.append(port)
+
+
+def _page(con: duckdb.DuckDBPyConnection, select: str, where: list[str], params: list[Any], columns: str,
+          arity: int, after: list[Any] | None, limit: int) -> tuple[list[tuple], list[Any] | None]:
+    """One page of ``select``'s rows (its first column ``f`` is ``first_ts`` in µs, then the
+    ``arity - 1`` sort ``columns``) and the key of its last row when more follow."""
+    page, page_params = _after(after, columns, arity)
+    rows = con.execute(f"{select} WHERE {' AND '.join(where)} AND {page} ORDER BY f DESC, {columns} LIMIT ?",
+                       [*params, *page_params, limit + 1]).fetchall()
+    shown = rows[:limit]
+    following = [int(shown[-1][0]), *shown[-1][1:arity]] if len(rows) > limit else None
+    return shown, following
+
+
 def events(con: duckdb.DuckDBPyConnection, *, scope: AddressScope = EVERYTHING, port: int | None = None,
            proto: str | None = None, tool: str | None = None, start: datetime | None = None,
            end: datetime | None = None, limit: int = DEFAULT_PAGE, after: list[Any] | None = None) -> dict[str, Any]:
     """Scanner events (``events`` view) newest first; ``next`` is the key to pass as ``after``, or None."""
     where, params, window = _common_filters(scope, "src", "src6", proto, start, end, con, limit)
-    if port is not None:
-        if not 0 <= port <= 65535:
-            raise ApiParameterError("port", f"{port} is not a port (0..65535)")
-        where.append("dport = ?")
-        params.append(port)
+    _port(where, params, port, "dport = ?")
     if tool is not None:
         if tool not in TOOLS:
             raise ApiParameterError("tool", f"unknown tool {tool!r}; one of {', '.join(TOOLS)}")
         where.append("tool = ?")
         params.append(tool)
-    columns = "src_ip, proto, coalesce(dport, -1)"
-    page, page_params = _after(after, columns, 4)
-    rows = con.execute(
-        f"SELECT epoch_us(first_ts) AS f, src_ip, proto, coalesce(dport, -1) AS d, epoch_us(last_ts), traffic_class, "
-        f"packets, destinations, dst_24s, tool, open FROM events WHERE {' AND '.join(where)} AND {page} "
-        f"ORDER BY f DESC, {columns} LIMIT ?", [*params, *page_params, limit + 1]).fetchall()
-    shown = rows[:limit]
+    shown, following = _page(
+        con, "SELECT epoch_us(first_ts) AS f, src_ip, proto, coalesce(dport, -1) AS d, epoch_us(last_ts), "
+        "traffic_class, packets, destinations, dst_24s, tool, open FROM events", where, params,
+        "src_ip, proto, coalesce(dport, -1)", 4, after, limit)
     return {
         **window.as_json(),
         "rows": [{"src": src, "proto": _PROTOCOL_NAMES.get(p, str(p)), "port": None if d < 0 else int(d),
@@ -82,7 +96,7 @@ def events(con: duckdb.DuckDBPyConnection, *, scope: AddressScope = EVERYTHING, 
                   "destinations": int(dests), "dst_24s": None if d24 is None else int(d24), "tool": t,
                   "open": bool(is_open)}
                  for f, src, p, d, last, kind, n, dests, d24, t, is_open in shown],
-        "next": [int(shown[-1][0]), shown[-1][1], int(shown[-1][2]), int(shown[-1][3])] if len(rows) > limit else None,
+        "next": following,
     }
 
 
@@ -91,19 +105,11 @@ def attacks(con: duckdb.DuckDBPyConnection, *, scope: AddressScope = EVERYTHING,
             limit: int = DEFAULT_PAGE, after: list[Any] | None = None) -> dict[str, Any]:
     """DoS attacks (``attacks`` view) newest first; ``port`` keeps attacks on that victim port."""
     where, params, window = _common_filters(scope, "victim", "victim6", proto, start, end, con, limit)
-    if port is not None:
-        if not 0 <= port <= 65535:
-            raise ApiParameterError("port", f"{port} is not a port (0..65535)")
-        where.append("list_contains(victim_ports, ?::USMALLINT)")
-        params.append(port)
-    columns = "victim_ip, proto"
-    page, page_params = _after(after, columns, 3)
-    rows = con.execute(
-        f"SELECT epoch_us(first_ts) AS f, victim_ip, proto, epoch_us(last_ts), packets, bytes, victim_ports, "
-        f"peak_window_packets, window_s, duration_s, observed_pps, est_attack_pps, est_peak_pps, open "
-        f"FROM attacks WHERE {' AND '.join(where)} AND {page} ORDER BY f DESC, {columns} LIMIT ?",
-        [*params, *page_params, limit + 1]).fetchall()
-    shown = rows[:limit]
+    _port(where, params, port, "list_contains(victim_ports, ?::USMALLINT)")
+    shown, following = _page(
+        con, "SELECT epoch_us(first_ts) AS f, victim_ip, proto, epoch_us(last_ts), packets, bytes, victim_ports, "
+        "peak_window_packets, window_s, duration_s, observed_pps, est_attack_pps, est_peak_pps, open FROM attacks",
+        where, params, "victim_ip, proto", 3, after, limit)
 
     def number(value: float | None) -> float | None:
         return None if value is None else float(value)
@@ -116,5 +122,5 @@ def attacks(con: duckdb.DuckDBPyConnection, *, scope: AddressScope = EVERYTHING,
                   "observed_pps": number(obs), "est_attack_pps": number(est), "est_peak_pps": number(est_peak),
                   "open": bool(is_open)}
                  for f, victim, p, last, n, size, ports, peak, win, dur, obs, est, est_peak, is_open in shown],
-        "next": [int(shown[-1][0]), shown[-1][1], int(shown[-1][2])] if len(rows) > limit else None,
+        "next": following,
     }
