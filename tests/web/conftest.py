@@ -19,6 +19,11 @@ import pytest
 from iotscope.simulate.darknet import DarknetConfig, simulate_darknet
 from iotscope.telescope.ingest import ingest
 
+#: Debian's chromium, driven by Playwright (never a downloaded browser).
+CHROMIUM = "/usr/bin/chromium"
+BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                "--no-first-run", "--disable-sync"]
+
 #: Three hours of the Mirai outbreak scenario: 23/2323 surge, ZMap, masscan, backscatter, noise.
 OUTBREAK = DarknetConfig(packets=120_000, hours=3, outbreak=True, seed=7, start=datetime(2016, 9, 1))
 
@@ -34,6 +39,26 @@ def build_store(root: Path, config: DarknetConfig = OUTBREAK, name: str = "captu
 @pytest.fixture(scope="session")
 def outbreak_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_store(tmp_path_factory.mktemp("outbreak"))
+
+
+@pytest.fixture(scope="session")
+def analysed_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The outbreak, ingested and analysed: ``events``, ``attacks`` and ``port_series`` have rows."""
+    from iotscope.telescope.passes.runner import analyze
+
+    store = build_store(tmp_path_factory.mktemp("analysed"))
+    analyze(store)
+    return store
+
+
+def views(store: Path, sql: str, params: list | None = None) -> list[tuple]:
+    """The reference for analysis tables: the store's own views (``iotscope sql``), queried directly."""
+    from iotscope.store.packets import PacketStore
+    from iotscope.store.query import connect
+
+    with PacketStore(store, read_only=True) as opened:
+        con = connect(opened)
+    return con.execute(sql, params or []).fetchall()
 
 
 def raw(store: Path, sql: str, params: list | None = None) -> list[tuple]:
@@ -56,7 +81,7 @@ class Server:
     banner: str  # what it printed on stderr before serving
 
 
-def start_server(store: Path, host: str = "127.0.0.1") -> Server:
+def start_server(store: Path, host: str = "127.0.0.1", extra: tuple[str, ...] = ()) -> Server:
     """``iotscope serve --port 0`` in a subprocess that dies with this process (even on kill -9).
 
     util-linux's ``setpriv --pdeathsig`` sets the kernel's parent-death signal before exec'ing the
@@ -65,7 +90,7 @@ def start_server(store: Path, host: str = "127.0.0.1") -> Server:
     """
     process = subprocess.Popen(
         ["setpriv", "--pdeathsig", "KILL", "--", sys.executable, "-m", "iotscope", "serve", "--store", str(store),
-         "--host", host, "--port", "0"],
+         "--host", host, "--port", "0", *extra],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     printed = []
     for line in process.stderr:
@@ -102,11 +127,23 @@ def serve() -> Iterator:
     """Start servers with ``serve(store)``; every one is stopped when the test ends."""
     started: list[Server] = []
 
-    def start(store: Path, host: str = "127.0.0.1") -> Server:
-        server = start_server(store, host)
+    def start(store: Path, host: str = "127.0.0.1", extra: tuple[str, ...] = ()) -> Server:
+        server = start_server(store, host, extra)
         started.append(server)
         return server
 
     yield start
     for server in started:
         stop_server(server)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator:
+    """Headless Debian chromium for the browser tests of a module."""
+    playwright_sync = pytest.importorskip("playwright.sync_api")
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Debian's chromium is not installed (make system-deps)")
+    with playwright_sync.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=BROWSER_ARGS)
+        yield browser
+        browser.close()

@@ -17,27 +17,16 @@ import pytest
 from iotscope.simulate.darknet import DarknetConfig, simulate_darknet
 from iotscope.telescope.ingest import ingest
 from iotscope.web.app import STATIC_DIR
-from tests.web.conftest import Server, build_store
+from tests.web.conftest import CHROMIUM, Server, build_store
 
 playwright_sync = pytest.importorskip("playwright.sync_api")
 
-CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                "--no-first-run", "--disable-sync"]
 
 pytestmark = [
     pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed (make system-deps)"),
     pytest.mark.skipif(not (STATIC_DIR / "index.html").exists(), reason="dashboard not built (make setup)"),
 ]
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator:
-    with playwright_sync.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=BROWSER_ARGS)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture
@@ -169,3 +158,27 @@ def test_a_bad_port_in_the_chart_picker_is_explained_not_drawn(page, serve, outb
     page.click("#series-apply")
     page.wait_for_function("window.iotscope.series.labels[0] === '5060/udp packets'", timeout=10_000)
     assert page.inner_text("#series-error") == ""
+
+
+def test_events_and_attacks_tables_show_the_api_rows_and_open_profiles(page, serve, analysed_store: Path) -> None:
+    server = serve(analysed_store)
+    _open(page, server)
+    first_page = httpx.get(f"{server.url}/api/events", params={"limit": 25}).json()
+    events = first_page["rows"]
+    attacks = httpx.get(f"{server.url}/api/attacks", params={"limit": 25}).json()["rows"]
+    assert events and attacks
+    shown_events = page.locator("#events-table a.source").all_inner_texts()
+    assert shown_events == [r["src"] for r in events]
+    assert page.locator("#attacks-table a.source").all_inner_texts() == [r["victim"] for r in attacks]
+    page.click("#events-more")
+    page.wait_for_function("window.iotscope.listings.events.length > 25", timeout=10_000)
+    second = httpx.get(f"{server.url}/api/events", params={"limit": 25, "cursor": first_page["cursor"]}).json()["rows"]
+    assert page.locator("#events-table a.source").all_inner_texts()[25:] == [r["src"] for r in second]
+    victim = attacks[0]["victim"]
+    page.locator("#attacks-table a.source").first.click()
+    page.wait_for_function(f"window.iotscope.profile && window.iotscope.profile.address === '{victim}'", timeout=10_000)
+    assert not page.locator("#profile").is_hidden()
+    expected = httpx.get(f"{server.url}/api/ip/{victim}").json()
+    assert f"packets\t{expected['packets']:,}" in page.inner_text("#profile-table")
+    _shoot(page, "dashboard-listings.png")
+    assert page.errors == []

@@ -59,3 +59,14 @@ def test_a_new_commit_is_a_new_generation_and_a_new_view(tmp_path: Path) -> None
     ingest([more.path], store)
     assert reader.generation() == Generation(2, 5_000)
     assert reader.cursor().execute("SELECT count(*) FROM packets").fetchone() == (5_000,)
+
+
+def test_analysis_views_of_an_unanalysed_store_work_from_any_cursor(outbreak_store: Path) -> None:
+    """Before any analysis the views stand on empty registered tables; a cursor must still read them."""
+    reader = StoreReader(outbreak_store)
+    cursor = reader.cursor()
+    for view in ("events", "attacks", "port_series"):
+        assert cursor.execute(f"SELECT count(*) FROM {view}").fetchone() == (0,)
+    client = TestClient(create_app(reader), raise_server_exceptions=False)
+    assert client.get("/api/events").json()["rows"] == []
+    assert client.get("/api/attacks").status_code == 200

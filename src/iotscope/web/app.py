@@ -2,7 +2,7 @@
 
 Errors become JSON, never a traceback: a bad parameter is 422 ``{"error", "parameter"}``; a
 problem with the store (an :class:`~iotscope.errors.IotscopeError`) is 503 with its one line;
-an address the store never saw is 404; anything else is a bug, logged by the server and answered 500 ``{"error": "internal error"}``.
+an address the store never saw is 404; a missing or wrong token (``--orgs``) is 401; anything else is a bug, logged by the server and answered 500 ``{"error": "internal error"}``.
 """
 
 from __future__ import annotations
@@ -12,15 +12,20 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import duckdb
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 
 from iotscope.errors import IotscopeError
-from iotscope.web import routes_live, routes_traffic
+from iotscope.notify.orgs import OrgCatalog
+from iotscope.web import routes_check, routes_live, routes_tables, routes_traffic
+from iotscope.web.access import Unauthorized, caller_of
+from iotscope.web.client_address import IPNetwork
+from iotscope.web.cursor import CursorCodec
 from iotscope.web.queries import ApiParameterError, UnknownSourceError
+from iotscope.web.rate_limit import RateLimiter
 from iotscope.web.result_cache import ResultCache
 from iotscope.web.store_reader import StoreReader
 
@@ -28,8 +33,15 @@ from iotscope.web.store_reader import StoreReader
 STATIC_DIR = Path(__file__).parent / "static"
 
 
-def create_app(reader: StoreReader, live_poll_seconds: float = 1.0, static_dir: Path = STATIC_DIR) -> FastAPI:
-    """The API and dashboard over ``reader``'s store (closed when the application shuts down)."""
+def create_app(reader: StoreReader, live_poll_seconds: float = 1.0, static_dir: Path = STATIC_DIR,
+               orgs: OrgCatalog | None = None, trusted_proxies: tuple[IPNetwork, ...] = (),
+               check_days: float = routes_check.CHECK_DAYS) -> FastAPI:
+    """The API and dashboard over ``reader``'s store (closed when the application shuts down).
+
+    With ``orgs``, each organization's token shows it only its own networks' addresses and a caller
+    without a token sees aggregates only (:mod:`iotscope.web.access`). ``trusted_proxies`` may set
+    ``X-Forwarded-For`` for the self-check at ``/check``, which covers ``check_days`` days.
+    """
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -46,8 +58,16 @@ def create_app(reader: StoreReader, live_poll_seconds: float = 1.0, static_dir: 
     app.state.live_poll_seconds = live_poll_seconds
     app.state.stopping = False  # set by iotscope.web.server on Ctrl-C/SIGTERM: live streams end
     app.state.results = ResultCache()
-    app.include_router(routes_traffic.router)
-    app.include_router(routes_live.router)
+    app.state.orgs = orgs
+    app.state.cursors = CursorCodec()
+    app.state.trusted_proxies = trusted_proxies
+    app.state.check_days = check_days
+    app.state.check_limiter = RateLimiter(routes_check.CHECK_REQUESTS, routes_check.CHECK_WINDOW_S)
+    identified = [Depends(caller_of)]  # a wrong token is a 401 on every endpoint, aggregates included
+    app.include_router(routes_traffic.router, dependencies=identified)
+    app.include_router(routes_tables.router, dependencies=identified)
+    app.include_router(routes_live.router, dependencies=identified)
+    app.include_router(routes_check.router)  # public: the requester's own address only
     _add_error_handlers(app)
     if (static_dir / "index.html").is_file():
         app.mount("/", StaticFiles(directory=static_dir, html=True), name="dashboard")
@@ -71,6 +91,10 @@ def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiParameterError)
     async def invalid_parameter(request: Request, exc: ApiParameterError) -> JSONResponse:
         return JSONResponse({"error": str(exc), "parameter": exc.parameter}, status_code=422)
+
+    @app.exception_handler(Unauthorized)
+    async def unauthorized(request: Request, exc: Unauthorized) -> JSONResponse:
+        return JSONResponse({"error": str(exc)}, status_code=401, headers={"WWW-Authenticate": "Bearer"})
 
     @app.exception_handler(UnknownSourceError)
     async def unknown_source(request: Request, exc: UnknownSourceError) -> JSONResponse:

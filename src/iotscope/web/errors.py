@@ -28,3 +28,8 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     422: {"model": ParameterErrorBody, "description": "A parameter is invalid; `parameter` names it."},
     503: {"model": ErrorBody, "description": "The store could not be read."},
 }
+
+#: For endpoints scoped to the caller: with ``--orgs``, a missing (address listings) or wrong token.
+UNAUTHORIZED: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorBody, "description": "With --orgs: no token where addresses are listed, or a wrong token."},
+}

@@ -21,6 +21,7 @@ import numpy as np
 
 from iotscope.errors import IotscopeError
 from iotscope.store.schema import FLAG_CLASSES, TOOLS, TRAFFIC_CLASSES
+from iotscope.web.access import EVERYTHING, AddressScope
 
 #: Protocol names the API accepts, and their IP protocol numbers.
 PROTOCOLS: dict[str, int] = {"tcp": 6, "udp": 17, "icmp": 1}
@@ -217,12 +218,15 @@ def top(con: duckdb.DuckDBPyConnection, by: str, limit: int,
     return {"by": by, **window.as_json(), "rows": rows}
 
 
-def map_points(con: duckdb.DuckDBPyConnection, window: int, limit: int) -> dict[str, Any]:
+def map_points(con: duckdb.DuckDBPyConnection, window: int, limit: int, scope: AddressScope = EVERYTHING,
+               sources: bool = True) -> dict[str, Any]:
     """Packets per source and flag class in the latest ``window`` seconds of data, for the live map.
 
     Each point has ``lat``, ``lon`` and ``country``; they are null until the enrichment stage
     locates sources (the page then draws such points on its "location unknown" band).
     The largest ``limit`` points are returned; ``truncated`` says whether any were left out.
+    Only sources inside ``scope`` count; with ``sources=False`` (the public, under ``--orgs``) the
+    points are per flag class (and location) with ``src`` null: how much, never who.
     """
     if window < 1:
         raise ApiParameterError("window", "must be at least 1 second")
@@ -233,26 +237,33 @@ def map_points(con: duckdb.DuckDBPyConnection, window: int, limit: int) -> dict[
         return {"window": window, "from": None, "to": None, "points": [], "truncated": False}
     span = TimeRange(extent[1] + 1 - window * _US, extent[1] + 1)
     in_range, range_params = _in_range(span)
+    in_scope, scope_params = scope.sql("src", "src6")
+    who = "src, src6" if sources else "NULL::UINTEGER AS src, NULL::BLOB AS src6"
+    group = "src, src6, flag_class" if sources else "flag_class"
     rows = con.execute(
-        f"SELECT src, src6, flag_class, count(*) AS n FROM packets WHERE {in_range} "
-        "GROUP BY src, src6, flag_class ORDER BY n DESC, src, flag_class LIMIT ?",
-        [*range_params, limit + 1]).fetchall()
-    points = [{"src": address_text(src, src6), "flag_class": flag, "count": int(n),
+        f"SELECT {who}, flag_class, count(*) AS n FROM packets WHERE {in_range} AND {in_scope} "
+        f"GROUP BY {group} ORDER BY n DESC, src, flag_class LIMIT ?",
+        [*range_params, *scope_params, limit + 1]).fetchall()
+    points = [{"src": address_text(src, src6) if sources else None, "flag_class": flag, "count": int(n),
                "lat": None, "lon": None, "country": None} for src, src6, flag, n in rows[:limit]]
     return {"window": window, **span.as_json(), "points": points, "truncated": len(rows) > limit}
 
 
-def source_profile(con: duckdb.DuckDBPyConnection, address: str, top_ports: int = 20) -> dict[str, Any]:
+def source_profile(con: duckdb.DuckDBPyConnection, address: str, top_ports: int = 20,
+                   scope: AddressScope = EVERYTHING) -> dict[str, Any]:
     """What the store knows about one source address, from its packets.
 
     Location and network fields (``country``, ``asn``, ``as_name``, ``lat``, ``lon``) are present
     and null until the enrichment stage fills them. Raises :class:`ApiParameterError` for text
-    that is not an address and :class:`UnknownSourceError` for an address never seen.
+    that is not an address and :class:`UnknownSourceError` for an address never seen or outside
+    ``scope`` (the same answer: an organization cannot tell another's sources from silence).
     """
     try:
         parsed = ipaddress.ip_address(address)
     except ValueError:
         raise ApiParameterError("address", f"{address!r} is not an IPv4 or IPv6 address") from None
+    if not scope.contains(parsed):
+        raise UnknownSourceError(f"address: {parsed} sent nothing the store holds")
     where, key = ("src = ?", int(parsed)) if parsed.version == 4 else ("src6 = ?", parsed.packed)
     packets, first, last, destinations = con.execute(
         f"SELECT count(*), epoch_us(min(ts)), epoch_us(max(ts)), count(DISTINCT coalesce(CAST(dst AS VARCHAR), "

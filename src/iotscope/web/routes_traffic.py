@@ -1,5 +1,8 @@
 """``/api/summary``, ``/api/series``, ``/api/top/{by}``, ``/api/map``, ``/api/ip/{address}``: shells over ``queries``.
 
+Summary, series and top lists are aggregates (no address) and the same for every caller; the map
+and the profile are scoped to the caller (:mod:`iotscope.web.access`).
+
 Parameter bounds are declared here (FastAPI checks them and answers 422 naming the parameter);
 what needs the data to decide (``from`` after ``to``, too many buckets) is checked in ``queries``.
 Answers are kept until the next commit (``result_cache``): same store content, same answer.
@@ -16,7 +19,8 @@ import duckdb
 from fastapi import APIRouter, Path, Query, Request, Response
 
 from iotscope.web import queries
-from iotscope.web.errors import ERROR_RESPONSES, ErrorBody
+from iotscope.web.access import EVERYTHING, caller_of, require_addresses
+from iotscope.web.errors import ERROR_RESPONSES, UNAUTHORIZED, ErrorBody
 
 router = APIRouter(prefix="/api", tags=["traffic"], responses=ERROR_RESPONSES)
 
@@ -66,17 +70,24 @@ def top(
     return answer(request, ("top", by, limit, start, end), lambda con: queries.top(con, by, limit, start, end))
 
 
-@router.get("/map")
+@router.get("/map", responses=UNAUTHORIZED)
 def map_points(
     request: Request,
     window: Annotated[int, Query(ge=1, le=7 * 86400, description="Seconds of the latest data to draw.")] = 600,
     limit: Annotated[int, Query(ge=1, le=50_000, description="At most this many points, largest first.")] = 5000,
 ) -> Response:
-    """Packets per source and flag class in the latest window, with lat/lon/country for the map."""
-    return answer(request, ("map", window, limit), lambda con: queries.map_points(con, window, limit))
+    """Packets per source and flag class in the latest window, with lat/lon/country for the map.
+
+    With ``--orgs``: an organization's token shows its own sources only; without a token, the
+    points are per flag class with ``src`` null."""
+    caller = caller_of(request)
+    # the public's points count every source but name none; everyone else's name their own sources only
+    scope = caller.scope if caller.sees_addresses else EVERYTHING
+    return answer(request, ("map", caller.name, window, limit), lambda con: queries.map_points(
+        con, window, limit, scope, caller.sees_addresses))
 
 
-_UNSEEN = {404: {"model": ErrorBody, "description": "The store holds no packet from this address."}}
+_UNSEEN = {404: {"model": ErrorBody, "description": "The store holds no packet from this address."}, **UNAUTHORIZED}
 
 
 @router.get("/ip/{address}", responses=_UNSEEN)
@@ -84,5 +95,10 @@ def source_profile(
     request: Request,
     address: Annotated[str, Path(description="An IPv4 or IPv6 source address.")],
 ) -> Response:
-    """One source's profile: first/last seen, packets, destinations, flag classes, tools, top ports."""
-    return answer(request, ("ip", address), lambda con: queries.source_profile(con, address))
+    """One source's profile: first/last seen, packets, destinations, flag classes, tools, top ports.
+
+    With ``--orgs``: a token is needed (401), and an address outside the organization's networks is 404."""
+    caller = caller_of(request)
+    require_addresses(caller)
+    return answer(request, ("ip", caller.name, address), lambda con: queries.source_profile(
+        con, address, scope=caller.scope))

@@ -59,5 +59,8 @@ def listen(host: str, port: int) -> socket.socket:
 
 def run(app: FastAPI, sock: socket.socket) -> None:
     """Serve ``app`` on the listening socket ``sock`` until a signal asks to stop."""
-    config = uvicorn.Config(app, log_level="warning", access_log=False, timeout_graceful_shutdown=5)
+    # proxy_headers off: uvicorn would otherwise take X-Forwarded-For from any loopback peer as the
+    # client's address; only iotscope.web.client_address reads it, and only from --trusted-proxy peers.
+    config = uvicorn.Config(app, log_level="warning", access_log=False, timeout_graceful_shutdown=5,
+                            proxy_headers=False)
     _Server(config, app).run(sockets=[sock])

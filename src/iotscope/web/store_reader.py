@@ -36,13 +36,18 @@ class Generation:
 def _views(store: PacketStore) -> duckdb.DuckDBPyConnection:
     """The store's views (``iotscope.store.query.connect``), usable from every cursor.
 
-    ``connect`` defines an empty store's ``packets`` over a registered Arrow table, which only that
-    connection sees, not its cursors; copied into a table, the empty view works from any thread.
+    ``connect`` defines an empty store's ``packets``, and an analysis table with no files yet
+    (``events`` before any analysis, ``attacks`` with no open attack), over registered empty Arrow
+    tables, which only that connection sees, not its cursors. Each is replaced by an empty table of
+    the same name and columns, so every view works from any thread.
     """
     con = connect(store)
-    if not store.state.all_ingested():
-        con.execute("CREATE TABLE _no_packets AS SELECT * FROM packets")
-        con.execute("CREATE OR REPLACE VIEW packets AS SELECT * FROM _no_packets")
+    registered = [name for (name,) in con.execute(
+        "SELECT view_name FROM duckdb_views() WHERE temporary AND NOT internal").fetchall()]
+    for number, name in enumerate(registered):
+        con.execute(f'CREATE TABLE "_empty_{number}" AS SELECT * FROM "{name}"')
+        con.unregister(name)
+        con.execute(f'ALTER TABLE "_empty_{number}" RENAME TO "{name}"')
     return con
 
 

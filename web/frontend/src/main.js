@@ -1,6 +1,6 @@
 // The dashboard: every panel is drawn from the JSON API; /api/live says when to redraw.
 import './style.css';
-import { getJSON } from './api.js';
+import { getJSON, token } from './api.js';
 import { LEGEND, renderLegend } from './legend.js';
 import { LiveMap } from './map.js';
 import { drawSeries, parsePorts } from './series.js';
@@ -61,6 +61,44 @@ async function loadSeries() {
   state.series = drawSeries($('series-chart'), results);
 }
 
+const escapeHTML = (text) => String(text).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+const when = (iso) => iso.replace('T', ' ').slice(0, 19);
+const sourceLink = (address) => `<a href="#" class="source" data-src="${escapeHTML(address)}">${escapeHTML(address)}</a>`;
+
+// The events and attacks tables: a page at a time from the listing endpoints, "more" follows the cursor.
+const LISTINGS = {
+  events: {
+    header: ['source', 'port', 'tool', 'first', 'last', 'packets', 'dests'],
+    row: (r) => [sourceLink(r.src), r.port == null ? r.proto : `${r.port}/${r.proto}`, escapeHTML(r.tool || '–'),
+      when(r.first), when(r.last), number(r.packets), number(r.destinations)],
+  },
+  attacks: {
+    header: ['victim', 'ports', 'first', 'duration', 'packets', 'est. pps'],
+    row: (r) => [sourceLink(r.victim), r.victim_ports.join(', ') || r.proto, when(r.first),
+      `${Math.round(r.duration_s)} s`, number(r.packets), number(Math.round(r.est_attack_pps || 0))],
+  },
+};
+state.listings = { events: [], attacks: [] };
+const cursors = { events: null, attacks: null };
+
+async function loadListing(kind, more = false) {
+  const spec = LISTINGS[kind];
+  const query = more && cursors[kind] ? `&cursor=${encodeURIComponent(cursors[kind])}` : '';
+  try {
+    const page = await getJSON(`/api/${kind}?limit=25${query}`);
+    state.listings[kind] = more ? state.listings[kind].concat(page.rows) : page.rows;
+    cursors[kind] = page.cursor;
+    table($(`${kind}-table`), spec.header, state.listings[kind].map(spec.row));
+    $(`${kind}-more`).hidden = !page.cursor;
+    $(`${kind}-note`).textContent = state.listings[kind].length ? '' : 'none in the last 24 h of data (run iotscope analyze?)';
+  } catch (err) {
+    $(`${kind}-more`).hidden = true;
+    $(`${kind}-note`).textContent = err.message;
+  }
+}
+
+const loadListings = () => Promise.all([loadListing('events'), loadListing('attacks')]);
+
 // A source's profile (from /api/ip/ADDRESS), opened by clicking the source anywhere on the page.
 async function openProfile(address) {
   const panel = $('profile');
@@ -85,7 +123,7 @@ async function openProfile(address) {
 }
 
 async function refresh() {
-  await Promise.all([loadSummary(), loadTops(), loadMap(), loadSeries()]);
+  await Promise.all([loadSummary(), loadTops(), loadMap(), loadSeries(), loadListings()]);
   state.updates += 1;
 }
 
@@ -115,8 +153,22 @@ function start() {
   });
   $('map').addEventListener('click', (event) => {
     const source = liveMap.sourceAt(event);
-    if (source) openProfile(source.src);
+    if (source && source.src) openProfile(source.src);
   });
+  document.querySelector('.listings').addEventListener('click', (event) => {
+    const link = event.target.closest('a.source');
+    if (!link) return;
+    event.preventDefault();
+    openProfile(link.dataset.src);
+  });
+  $('token').value = token.get();
+  $('token-form').addEventListener('submit', (event) => {
+    event.preventDefault();
+    token.set($('token').value.trim());
+    refresh().catch((err) => { $('map-info').textContent = `error: ${err.message}`; });
+  });
+  $('events-more').addEventListener('click', () => loadListing('events', true));
+  $('attacks-more').addEventListener('click', () => loadListing('attacks', true));
   $('profile-close').addEventListener('click', () => { $('profile').hidden = true; });
   $('map-window').addEventListener('change', loadMap);
   const showSeries = () => loadSeries().then(() => { $('series-error').textContent = ''; })

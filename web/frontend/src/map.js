@@ -53,7 +53,7 @@ export class LiveMap {
 
   place(point) {
     if (point.lat != null && point.lon != null) return this.projection([point.lon, point.lat]);
-    const h = hash(point.src);
+    const h = hash(point.src ?? point.flag_class); // no address for the public under --orgs
     const { width, height } = this.canvas;
     return [10 + (h % (width - 20)), height - UNKNOWN_BAND + 20 + ((h >>> 16) % (UNKNOWN_BAND - 26))];
   }

@@ -1,0 +1,56 @@
+"""``/api/events`` and ``/api/attacks``: shells over ``listings``, scoped to the caller, paged by cursor.
+
+The cursor is the previous page's ``next`` as given; it is signed and bound to the caller
+(:mod:`iotscope.web.cursor`), so it works only for whoever received it.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query, Request, Response
+
+from iotscope.store.schema import TOOLS
+from iotscope.web import listings
+from iotscope.web.access import caller_of, require_addresses
+from iotscope.web.errors import ERROR_RESPONSES, UNAUTHORIZED
+from iotscope.web.routes_traffic import From, To, answer
+
+router = APIRouter(prefix="/api", tags=["tables"], responses={**ERROR_RESPONSES, **UNAUTHORIZED})
+
+Limit = Annotated[int, Query(ge=1, le=listings.MAX_PAGE, description="Rows per page.")]
+Cursor = Annotated[str | None, Query(description="The previous page's `cursor`, as given.")]
+Port = Annotated[int | None, Query(ge=0, le=65535, description="Destination port (events) or victim port (attacks).")]
+Proto = Annotated[Literal["tcp", "udp", "icmp"] | None, Query(description="IP protocol.")]
+
+
+def _page(request: Request, kind: str, arity: int, cursor: str | None, params: tuple, compute) -> Response:
+    caller = caller_of(request)
+    require_addresses(caller)
+    codec = request.app.state.cursors
+    after = None if cursor is None else codec.decode(cursor, caller.name + "\0" + kind, arity)
+
+    def run(con):
+        page = compute(con, caller.scope, after)
+        following = page.pop("next")
+        page["cursor"] = None if following is None else codec.encode(following, caller.name + "\0" + kind)
+        return page
+
+    return answer(request, (kind, caller.name, cursor, *params), run)
+
+
+@router.get("/events")
+def events(request: Request, port: Port = None, proto: Proto = None,
+           tool: Annotated[str | None, Query(description=f"Scanning tool: {', '.join(TOOLS)}.")] = None,
+           start: From = None, end: To = None, limit: Limit = listings.DEFAULT_PAGE, cursor: Cursor = None) -> Response:
+    """Scanner events newest first (one source, protocol and port; first and last packet, tool)."""
+    return _page(request, "events", 4, cursor, (port, proto, tool, start, end, limit), lambda con, scope, after: listings.events(
+        con, scope=scope, port=port, proto=proto, tool=tool, start=start, end=end, limit=limit, after=after))
+
+
+@router.get("/attacks")
+def attacks(request: Request, port: Port = None, proto: Proto = None, start: From = None, end: To = None,
+            limit: Limit = listings.DEFAULT_PAGE, cursor: Cursor = None) -> Response:
+    """DoS attacks inferred from backscatter, newest first, with estimated rates."""
+    return _page(request, "attacks", 3, cursor, (port, proto, start, end, limit), lambda con, scope, after: listings.attacks(
+        con, scope=scope, port=port, proto=proto, start=start, end=end, limit=limit, after=after))
