@@ -36,26 +36,46 @@ def _slot(table: np.ndarray, key: np.uint64, mask: np.uint64) -> np.int64:
 
 
 @numba.njit(cache=True, nogil=True)
+def _grown(table: np.ndarray, current: np.ndarray, last: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The hash table at twice the size, entries re-inserted (keeps it at most half full)."""
+    size = 2 * len(table)
+    mask = np.uint64(size - 1)
+    new_table = np.full(size, _EMPTY, dtype=np.uint64)
+    new_current = np.empty(size, dtype=np.int64)
+    new_last = np.empty(size, dtype=np.int64)
+    for i in range(len(table)):
+        if table[i] != _EMPTY:
+            s = _slot(new_table, table[i], mask)
+            new_table[s] = table[i]
+            new_current[s] = current[i]
+            new_last[s] = last[i]
+    return new_table, new_current, new_last
+
+
+@numba.njit(cache=True, nogil=True)
 def split_runs(carried_keys: np.ndarray, carried_last: np.ndarray, keys: np.ndarray, t: np.ndarray,
                order: np.ndarray, idle_us: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Run of every packet, and per run its first packet (-1: a carried event's run), first and last time.
 
-    ``order`` lists the packets in time order (ties in input order); ``carried_keys`` are the keys of
-    the open events carried in, one event per key, whose runs are numbered 0 .. len-1.
+    ``order`` lists the packets to split in time order (ties in input order); packets not in it get
+    run -1. ``carried_keys`` are the keys of the open events carried in, one event per key, whose
+    runs are numbered 0 .. len-1. The hash table starts small and doubles: an hour has far fewer keys
+    than packets, and a table that fits in cache is what makes this pass fast.
     """
     n, c = len(keys), len(carried_keys)
-    size = 1
-    while size < 2 * (n + c) + 2:
+    size = 1 << 12
+    while size < 2 * c + 2:
         size *= 2
     mask = np.uint64(size - 1)
     table = np.full(size, _EMPTY, dtype=np.uint64)
     current = np.empty(size, dtype=np.int64)  # the key's current run
     last = np.empty(size, dtype=np.int64)  # the key's latest packet time
-    run_of = np.empty(n, dtype=np.int64)
-    first_row = np.full(n + c, -1, dtype=np.int64)
-    first_t = np.empty(n + c, dtype=np.int64)
-    last_t = np.empty(n + c, dtype=np.int64)
+    run_of = np.full(n, -1, dtype=np.int64)
+    first_row = np.full(len(order) + c, -1, dtype=np.int64)
+    first_t = np.empty(len(order) + c, dtype=np.int64)
+    last_t = np.empty(len(order) + c, dtype=np.int64)
     runs = 0
+    used = 0
     for i in range(c):
         s = _slot(table, carried_keys[i], mask)
         table[s] = carried_keys[i]
@@ -64,10 +84,18 @@ def split_runs(carried_keys: np.ndarray, carried_last: np.ndarray, keys: np.ndar
         last_t[runs] = carried_last[i]
         first_t[runs] = carried_last[i]  # replaced by the caller with the carried first time
         runs += 1
-    for j in range(n):
+        used += 1
+    for j in range(len(order)):
         row = order[j]
         key, when = keys[row], t[row]
         s = _slot(table, key, mask)
+        if table[s] == _EMPTY:
+            if 2 * (used + 1) > size:
+                table, current, last = _grown(table, current, last)
+                size = len(table)
+                mask = np.uint64(size - 1)
+                s = _slot(table, key, mask)
+            used += 1
         if table[s] == _EMPTY or when - last[s] > idle_us:
             table[s] = key
             current[s] = runs

@@ -43,8 +43,10 @@ from iotscope.telescope.passes.event_runs import merge_destinations, split_runs
 _TOOL_COUNTS = [pa.field(f"n_{tool}", pa.int64(), nullable=False) for tool in TOOLS]
 #: ``open``: the dataset's columns plus per-tool packet counts (the majority needs them across hours).
 OPEN_SCHEMA = pa.schema([*EVENTS.schema, *_TOOL_COUNTS])
-#: ``dsts``: the distinct destinations of each open event, by its packed key ``k``.
-DSTS_SCHEMA = pa.schema([pa.field("k", pa.uint64()), pa.field("dst", pa.uint32()), pa.field("dst6", pa.binary(16))])
+#: ``dsts`` / ``dsts6``: the distinct IPv4 / IPv6 destinations of each open event, by its packed key ``k``,
+#: in the ``open`` table's order and sorted within each event.
+DSTS_SCHEMA = pa.schema([pa.field("k", pa.uint64()), pa.field("dst", pa.uint32(), nullable=False)])
+DSTS6_SCHEMA = pa.schema([pa.field("k", pa.uint64()), pa.field("dst6", pa.binary(16), nullable=False)])
 
 
 class EventsPass(AnalysisPass):
@@ -56,51 +58,50 @@ class EventsPass(AnalysisPass):
         self.idle_us = round(idle_s * US_PER_SECOND)
 
     def config(self) -> dict[str, object]:
-        return {"idle_us": self.idle_us, "key": 2}  # "key": version of ``packed_keys`` (the carried sets use it)
+        return {"idle_us": self.idle_us, "key": 3}  # "key": version of ``packed_keys`` (the carried sets use it)
 
     def run(self, partition: Partition, carried: State) -> tuple[pa.Table, State]:
         opened = carried.get("open", OPEN_SCHEMA.empty_table())
-        carried_dsts = carried.get("dsts", DSTS_SCHEMA.empty_table())
         hour = partition.table
         traffic = _codes(hour.column("traffic_class"), TRAFFIC_CLASSES)
-        rows = np.flatnonzero(traffic != TRAFFIC_CLASSES.index("backscatter"))
-        fresh = {name: hour.column(name).combine_chunks().take(rows) for name in ("src", "src6", "proto", "dport")}
-        fresh["is_scan"] = traffic[rows] == TRAFFIC_CLASSES.index("scan")
-        keys = packed_keys(fresh)
-        t = hour.column("ts").combine_chunks().cast(pa.int64()).to_numpy()[rows]
-        tool = _codes(hour.column("tool"), TOOLS)[rows]
+        columns = {name: hour.column(name).combine_chunks() for name in ("src", "src6", "proto", "dport")}
+        columns["is_scan"] = traffic == TRAFFIC_CLASSES.index("scan")
+        keys = packed_keys(columns)
+        t = hour.column("ts").combine_chunks().cast(pa.int64()).to_numpy()
+        tool = _codes(hour.column("tool"), TOOLS)
+        rows = np.flatnonzero(traffic != TRAFFIC_CLASSES.index("backscatter"))  # backscatter: run -1
+        if len(t) > 1 and not bool(np.all(t[1:] >= t[:-1])):
+            rows = rows[np.argsort(t[rows], kind="stable")]
         old = {name: opened.column(name).combine_chunks() for name in ("src", "src6", "proto", "dport")}
         old["is_scan"] = np.asarray(pc.equal(opened.column("traffic_class"), "scan").to_numpy(zero_copy_only=False),
                                     dtype=bool)
         old_keys = packed_keys(old)
         nc = opened.num_rows
-        in_time = len(t) < 2 or bool(np.all(t[1:] >= t[:-1]))
-        order = np.arange(len(t)) if in_time else np.argsort(t, kind="stable")
         run_of, first_row, first_us, last_us = split_runs(
-            old_keys, opened.column("last_ts").cast(pa.int64()).to_numpy(), keys, t, order, self.idle_us)
+            old_keys, opened.column("last_ts").cast(pa.int64()).to_numpy(), keys, t, rows, self.idle_us)
         n = len(first_row)
         first_us[:nc] = opened.column("first_ts").cast(pa.int64()).to_numpy()
-        packets = np.bincount(run_of, minlength=n)
+        split = run_of[rows]
+        packets = np.bincount(split, minlength=n)
         packets[:nc] += opened.column("packets").to_numpy()
+        tools = tool[rows]
         tool_counts = np.empty((len(TOOLS), n), dtype=np.int64)
         for i, name in enumerate(TOOLS):
-            tool_counts[i] = np.bincount(run_of[tool == i], minlength=n)
+            tool_counts[i] = np.bincount(split[tools == i], minlength=n)
             tool_counts[i, :nc] += opened.column(f"n_{name}").to_numpy()
         closes_before = partition.horizon_us - self.idle_us  # closed: more than idle before the horizon
         still_open = last_us >= closes_before
-        run_key = np.concatenate([old_keys, keys[first_row[nc:]]])
-        destinations, dst_24s, open_dsts = _destinations(hour, rows, run_of, carried_dsts, old_keys, n, still_open,
-                                                         run_key)
         new_rows = first_row[nc:]
+        run_key = np.concatenate([old_keys, keys[new_rows]])
+        destinations, dst_24s, sets = _destinations(hour, run_of, carried, old_keys, n, still_open, run_key)
 
-        def per_run(name: str, carried_values: pa.Array) -> pa.Array:
-            return pa.concat_arrays([carried_values, fresh[name].take(new_rows)])
+        def per_run(name: str) -> pa.Array:
+            return pa.concat_arrays([old[name], columns[name].take(new_rows)])
 
-        src = per_run("src", old["src"])
-        is_scan = np.concatenate([old["is_scan"], fresh["is_scan"][new_rows]])
+        src = per_run("src")
+        is_scan = np.concatenate([old["is_scan"], columns["is_scan"][new_rows]])
         runs = pa.table({
-            "src": src, "src6": per_run("src6", old["src6"]), "proto": per_run("proto", old["proto"]),
-            "dport": per_run("dport", old["dport"]),
+            "src": src, "src6": per_run("src6"), "proto": per_run("proto"), "dport": per_run("dport"),
             "traffic_class": pa.array(np.where(is_scan, "scan", "other")),
             "first_ts": first_us, "last_ts": last_us, "packets": packets, "destinations": destinations,
             "dst_24s": pa.array(dst_24s, mask=np.asarray(src.is_null())),
@@ -112,48 +113,51 @@ class EventsPass(AnalysisPass):
              ("dport", "ascending"), ("traffic_class", "ascending")])
         return with_address_text(closed, "src", "src6", "src_ip", EVENTS.schema), {
             "open": with_address_text(runs.filter(pa.array(still_open)), "src", "src6", "src_ip", OPEN_SCHEMA),
-            "dsts": open_dsts,
+            **sets,
         }
 
 
-def _destinations(hour: pa.Table, rows: np.ndarray, run_of: np.ndarray, carried: pa.Table, carried_keys: np.ndarray,
-                  n: int, still_open: np.ndarray, run_key: np.ndarray) -> tuple[np.ndarray, np.ndarray, pa.Table]:
+def _destinations(hour: pa.Table, run_of: np.ndarray, carried: State, carried_keys: np.ndarray, n: int,
+                  still_open: np.ndarray, run_key: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict[str, pa.Table]]:
     """Distinct destinations and /24s per run (exact), and the destination sets of the runs left open.
 
     IPv4: the hour's ``run << 32 | dst`` pairs, sorted once, merged with the carried sets
     (:func:`event_runs.merge_destinations`). IPv6 destinations (rare) are rows of (run, high, low)
-    words made distinct by one ``np.unique``. The result is stored in run order, IPv4 rows first.
+    words made distinct by one ``np.unique``. The sets are stored in run order, by packed key.
     """
-    carried_run = _carried_runs(carried.column("k").to_numpy(), carried_keys)
-    carried_dst = carried.column("dst").combine_chunks()
-    v4_carried = np.asarray(carried_dst.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
-    c_run, c_dst = carried_run[v4_carried], pc.fill_null(carried_dst, 0).to_numpy()[v4_carried]
-    if len(c_run) > 1 and not bool(np.all(c_run[1:] >= c_run[:-1])):  # a state not written by this pass, e.g. merged shards
+    dsts = carried.get("dsts", DSTS_SCHEMA.empty_table())
+    c_run = _carried_runs(dsts.column("k").to_numpy(), carried_keys)
+    c_dst = dsts.column("dst").to_numpy()
+    if len(c_run) > 1 and not bool(np.all(c_run[1:] >= c_run[:-1])):  # e.g. merged shards' states
         by = np.lexsort((c_dst, c_run))
         c_run, c_dst = c_run[by], c_dst[by]
-    dst = hour.column("dst").combine_chunks().take(rows)
-    v4 = np.asarray(dst.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
-    pairs = (run_of[v4].astype(np.uint64) << np.uint64(32)) | pc.fill_null(dst, 0).to_numpy()[v4].astype(np.uint64)
+    dst = hour.column("dst").combine_chunks()
+    if dst.null_count:  # IPv6 packets
+        take = (run_of >= 0) & np.asarray(dst.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+        values = pc.fill_null(dst, 0).to_numpy()[take]
+    else:
+        take = run_of >= 0
+        values = dst.to_numpy()[take]
+    pairs = (run_of[take].astype(np.uint64) << np.uint64(32)) | values.astype(np.uint64)
     pairs.sort()
     destinations, dst_24s, kept_run, kept_dst = merge_destinations(pairs, c_run, c_dst, n, still_open)
-    k = [run_key[kept_run]]
-    dst_col: list[pa.Array] = [pa.array(kept_dst, pa.uint32())]
-    dst6_col: list[pa.Array] = [pa.nulls(len(kept_dst), pa.binary(16))]
-    fresh6 = hour.column("dst6").combine_chunks().take(rows)
-    carried6 = carried.column("dst6").combine_chunks()
-    if fresh6.null_count < len(fresh6) or carried6.null_count < len(carried6):
-        words = [_words6(run_of, fresh6), _words6(carried_run, carried6)]
+    sets = {"dsts": pa.table({"k": run_key[kept_run], "dst": kept_dst}, schema=DSTS_SCHEMA)}
+    fresh6 = hour.column("dst6").combine_chunks()
+    dsts6 = carried.get("dsts6", DSTS6_SCHEMA.empty_table())
+    if fresh6.null_count < len(fresh6) or dsts6.num_rows:
+        fresh_run = np.where(np.asarray(fresh6.is_valid().to_numpy(zero_copy_only=False), dtype=bool), run_of, -1)
+        words = [_words6(fresh_run, fresh6),
+                 _words6(_carried_runs(dsts6.column("k").to_numpy(), carried_keys), dsts6.column("dst6").combine_chunks())]
         unique6 = np.unique(np.concatenate(words), axis=0)
         run6 = unique6[:, 0].astype(np.int64)
         destinations += np.bincount(run6, minlength=n)
         keep6 = still_open[run6]
-        k.append(run_key[run6[keep6]])
-        dst_col.append(pa.nulls(int(keep6.sum()), pa.uint32()))
         raw = unique6[keep6][:, 1:].astype(">u8").tobytes()
-        dst6_col.append(pa.Array.from_buffers(pa.binary(16), int(keep6.sum()), [None, pa.py_buffer(raw)]))
-    open_dsts = pa.table({"k": pa.array(np.concatenate(k), pa.uint64()), "dst": pa.concat_arrays(dst_col),
-                          "dst6": pa.concat_arrays(dst6_col)}, schema=DSTS_SCHEMA)
-    return destinations, dst_24s, open_dsts
+        sets["dsts6"] = pa.table({
+            "k": run_key[run6[keep6]],
+            "dst6": pa.Array.from_buffers(pa.binary(16), int(keep6.sum()), [None, pa.py_buffer(raw)]),
+        }, schema=DSTS6_SCHEMA)
+    return destinations, dst_24s, sets
 
 
 def _carried_runs(dst_keys: np.ndarray, carried_keys: np.ndarray) -> np.ndarray:
@@ -167,8 +171,8 @@ def _carried_runs(dst_keys: np.ndarray, carried_keys: np.ndarray) -> np.ndarray:
 
 
 def _words6(runs: np.ndarray, dst6: pa.Array) -> np.ndarray:
-    """(run, high word, low word) rows of the IPv6 destinations in ``dst6``."""
-    valid = np.asarray(dst6.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+    """(run, high word, low word) rows of the IPv6 destinations in ``dst6`` whose run is not -1."""
+    valid = np.asarray(dst6.is_valid().to_numpy(zero_copy_only=False), dtype=bool) & (runs >= 0)
     if not valid.any():
         return np.empty((0, 3), dtype=np.uint64)
     fixed = dst6.filter(pa.array(valid)).cast(pa.binary(16))
