@@ -37,6 +37,7 @@ from iotscope.telescope.passes.base import (
     AnalysisPass,
     Partition,
     State,
+    dictionary_codes,
 )
 from iotscope.telescope.passes.event_runs import merge_destinations, split_runs
 
@@ -63,12 +64,12 @@ class EventsPass(AnalysisPass):
     def run(self, partition: Partition, carried: State) -> tuple[pa.Table, State]:
         opened = carried.get("open", OPEN_SCHEMA.empty_table())
         hour = partition.table
-        traffic = _codes(hour.column("traffic_class"), TRAFFIC_CLASSES)
+        traffic = dictionary_codes(hour.column("traffic_class"), TRAFFIC_CLASSES)
         columns = {name: hour.column(name).combine_chunks() for name in ("src", "src6", "proto", "dport")}
         columns["is_scan"] = traffic == TRAFFIC_CLASSES.index("scan")
         keys = packed_keys(columns)
         t = hour.column("ts").combine_chunks().cast(pa.int64()).to_numpy()
-        tool = _codes(hour.column("tool"), TOOLS)
+        tool = dictionary_codes(hour.column("tool"), TOOLS)
         rows = np.flatnonzero(traffic != TRAFFIC_CLASSES.index("backscatter"))  # backscatter: run -1
         if len(t) > 1 and not bool(np.all(t[1:] >= t[:-1])):
             rows = rows[np.argsort(t[rows], kind="stable")]
@@ -217,18 +218,3 @@ def packed_keys(columns: Mapping[str, object]) -> np.ndarray:
             mixed ^= (fields[v6] + np.uint64(0x165667B19E3779F9)) * np.uint64(0xFF51AFD7ED558CCD)
         keys[v6] = mixed | _V6
     return keys
-
-
-def _codes(column: pa.ChunkedArray, names: tuple[str, ...]) -> np.ndarray:
-    """Index of each value in ``names`` (int8), -1 for null or unknown: per chunk, from its dictionary's indices."""
-    parts = []
-    for chunk in column.chunks:
-        if pa.types.is_dictionary(chunk.type):
-            lookup = np.array([names.index(v) if v in names else -1 for v in chunk.dictionary.to_pylist()] + [-1],
-                              dtype=np.int8)  # once per dictionary entry; the last entry serves nulls
-            indices = pc.fill_null(chunk.indices.cast(pa.int32()), len(lookup) - 1).to_numpy()
-            parts.append(lookup[indices])
-        else:
-            parts.append(pc.fill_null(pc.index_in(chunk.cast(pa.string()), pa.array(names)), -1)
-                         .cast(pa.int8()).to_numpy())
-    return np.concatenate(parts) if parts else np.empty(0, dtype=np.int8)

@@ -12,10 +12,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import pyarrow as pa
 
 from iotscope.store.datasets import PORT_SERIES, conform
-from iotscope.telescope.passes.base import US_PER_SECOND, AnalysisPass, Partition, State
+from iotscope.store.schema import TRAFFIC_CLASSES
+from iotscope.telescope.passes.base import (
+    US_PER_SECOND,
+    AnalysisPass,
+    Partition,
+    State,
+    dictionary_codes,
+)
 
 
 class PortSeriesPass(AnalysisPass):
@@ -31,12 +39,18 @@ class PortSeriesPass(AnalysisPass):
 
     def run(self, partition: Partition, carried: State) -> tuple[pa.Table, State]:
         width = self.bucket_s * US_PER_SECOND
-        rows = partition.con.sql(f"""
+        hour = partition.table
+        # The rows are selected in Arrow (dictionary codes, validity bitmap): SQL gets only the scans.
+        scans = (dictionary_codes(hour.column("traffic_class"), TRAFFIC_CLASSES) == TRAFFIC_CLASSES.index("scan")) \
+            & np.asarray(hour.column("dport").is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+        con = partition.con
+        con.register("ps_scans", hour.select(["ts", "src", "src6", "proto", "dport"]).filter(pa.array(scans)))
+        rows = con.sql(f"""
             SELECT proto, dport AS port, epoch_us(ts) // {width} * {width} AS bucket, {self.bucket_s} AS bucket_s,
                    count(*) AS packets, count(DISTINCT src) + count(DISTINCT src6) AS sources
-            FROM packets_hour WHERE traffic_class = 'scan' AND dport IS NOT NULL
-            GROUP BY ALL ORDER BY bucket, proto, port
+            FROM ps_scans GROUP BY ALL ORDER BY bucket, proto, port
         """).to_arrow_table()
+        con.unregister("ps_scans")
         return conform(rows, PORT_SERIES.schema), {}
 
     def merge(self, results: Sequence[tuple[pa.Table, State]]) -> tuple[pa.Table, State]:
