@@ -26,87 +26,129 @@ _EMPTY = np.uint64(0xFFFFFFFFFFFFFFFF)  # never a packed key: IPv4 keys use 58 b
 
 
 @numba.njit(cache=True, inline="always")
-def _slot(table: np.ndarray, key: np.uint64, mask: np.uint64) -> np.int64:
-    """Slot of ``key`` in the open-addressing ``table`` (linear probing): where it is, or the empty slot to use."""
+def _slot(slots: np.ndarray, key: np.uint64, mask: np.uint64) -> np.int64:
+    """Slot of ``key`` in the open-addressing table (linear probing; key at ``2 * slot``): where it is, or the empty one."""
     h = (key * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(20)
     i = h & mask
-    while table[i] != key and table[i] != _EMPTY:
+    while slots[2 * i] != key and slots[2 * i] != _EMPTY:
         i = (i + np.uint64(1)) & mask
     return np.int64(i)
 
 
 @numba.njit(cache=True, nogil=True)
-def _grown(table: np.ndarray, current: np.ndarray, last: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _grown(slots: np.ndarray) -> np.ndarray:
     """The hash table at twice the size, entries re-inserted (keeps it at most half full)."""
-    size = 2 * len(table)
+    size = len(slots)  # two words per slot: key, run
     mask = np.uint64(size - 1)
-    new_table = np.full(size, _EMPTY, dtype=np.uint64)
-    new_current = np.empty(size, dtype=np.int64)
-    new_last = np.empty(size, dtype=np.int64)
-    for i in range(len(table)):
-        if table[i] != _EMPTY:
-            s = _slot(new_table, table[i], mask)
-            new_table[s] = table[i]
-            new_current[s] = current[i]
-            new_last[s] = last[i]
-    return new_table, new_current, new_last
+    grown = np.full(2 * size, _EMPTY, dtype=np.uint64)
+    for i in range(size // 2):
+        if slots[2 * i] != _EMPTY:
+            s = _slot(grown, slots[2 * i], mask)
+            grown[2 * s] = slots[2 * i]
+            grown[2 * s + 1] = slots[2 * i + 1]
+    return grown
+
+
+@numba.njit(cache=True, inline="always")
+def _valid(bits: np.ndarray, offset: int, i: int) -> bool:
+    """Arrow validity bitmap test; an empty bitmap means no nulls."""
+    if len(bits) == 0:
+        return True
+    j = offset + i
+    return (bits[j >> 3] >> (j & 7)) & 1 == 1
 
 
 @numba.njit(cache=True, nogil=True)
-def split_runs(carried_keys: np.ndarray, carried_last: np.ndarray, keys: np.ndarray, t: np.ndarray,
-               order: np.ndarray, idle_us: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Run of every packet, and per run its first packet (-1: a carried event's run), first and last time.
+def split_runs(carried_keys: np.ndarray, carried_last: np.ndarray, t: np.ndarray, order: np.ndarray,
+               src: np.ndarray, src_bits: np.ndarray, src_offset: int, keys6: np.ndarray,
+               proto: np.ndarray, dport: np.ndarray, dport_bits: np.ndarray, dport_offset: int,
+               traffic: np.ndarray, skip_class: int, scan_class: int, tool: np.ndarray, tools: int,
+               dst: np.ndarray, dst_bits: np.ndarray, dst_offset: int, idle_us: int):
+    """Split the hour's packets into runs; per run its first packet, times, packets, tool counts; the dst pairs.
 
-    ``order`` lists the packets to split in time order (ties in input order); packets not in it get
-    run -1. ``carried_keys`` are the keys of the open events carried in, one event per key, whose
-    runs are numbered 0 .. len-1. The hash table starts small and doubles: an hour has far fewer keys
-    than packets, and a table that fits in cache is what makes this pass fast.
+    ``order``: the packets in time order (ties in input order), or empty when the input is in time
+    order. Packets of class ``skip_class`` (backscatter) are left out. A packet's key is
+    :func:`events.packed_keys`'s: ``src << 26 | proto << 18 | (dport or 65536) << 1 | not scan``
+    for IPv4, ``keys6[row]`` (computed by ``packed_keys``) for IPv6. Columns come as Arrow buffers
+    (values, validity bitmap, offset) so that nothing is copied to fill nulls.
+
+    ``carried_keys`` are the keys of the open events carried in, one event per key, whose runs are
+    numbered 0 .. len-1. The hash table (key, run per slot, side by side: one cache line per
+    probe) starts small and doubles: an hour has far fewer keys than packets, and a table that
+    fits in cache is what makes this pass fast. ``pairs`` are ``run << 32 | dst`` of the IPv4
+    destinations, unsorted; ``rows6``/``runs6`` the packets with an IPv6 destination and their runs.
     """
-    n, c = len(keys), len(carried_keys)
+    c = len(carried_keys)
+    n = len(order) if len(order) else len(t)
     size = 1 << 12
     while size < 2 * c + 2:
         size *= 2
     mask = np.uint64(size - 1)
-    table = np.full(size, _EMPTY, dtype=np.uint64)
-    current = np.empty(size, dtype=np.int64)  # the key's current run
-    last = np.empty(size, dtype=np.int64)  # the key's latest packet time
-    run_of = np.full(n, -1, dtype=np.int64)
-    first_row = np.full(len(order) + c, -1, dtype=np.int64)
-    first_t = np.empty(len(order) + c, dtype=np.int64)
-    last_t = np.empty(len(order) + c, dtype=np.int64)
+    slots = np.full(2 * size, _EMPTY, dtype=np.uint64)
+    first_row = np.full(n + c, -1, dtype=np.int64)
+    first_t = np.empty(n + c, dtype=np.int64)
+    last_t = np.empty(n + c, dtype=np.int64)
+    packets = np.zeros(n + c, dtype=np.int64)
+    tool_counts = np.zeros((tools, n + c), dtype=np.int64)
+    pairs = np.empty(n, dtype=np.uint64)
+    rows6 = np.empty(n, dtype=np.int64)  # packets with an IPv6 destination, and their runs
+    runs6 = np.empty(n, dtype=np.int64)
     runs = 0
     used = 0
+    w = 0
+    w6 = 0
     for i in range(c):
-        s = _slot(table, carried_keys[i], mask)
-        table[s] = carried_keys[i]
-        current[s] = runs
-        last[s] = carried_last[i]
+        s = _slot(slots, carried_keys[i], mask)
+        slots[2 * s] = carried_keys[i]
+        slots[2 * s + 1] = np.uint64(runs)
         last_t[runs] = carried_last[i]
         first_t[runs] = carried_last[i]  # replaced by the caller with the carried first time
         runs += 1
         used += 1
-    for j in range(len(order)):
-        row = order[j]
-        key, when = keys[row], t[row]
-        s = _slot(table, key, mask)
-        if table[s] == _EMPTY:
+    for j in range(n):
+        row = order[j] if len(order) else j
+        if traffic[row] == skip_class:
+            continue
+        when = t[row]
+        if _valid(src_bits, src_offset, row):
+            port = np.uint64(dport[row]) if _valid(dport_bits, dport_offset, row) else np.uint64(65536)
+            other = np.uint64(0) if traffic[row] == scan_class else np.uint64(1)
+            key = (np.uint64(src[row]) << np.uint64(26)) | (np.uint64(proto[row]) << np.uint64(18)) \
+                | (port << np.uint64(1)) | other
+        else:
+            key = keys6[row]
+        s = _slot(slots, key, mask)
+        if slots[2 * s] == _EMPTY:
             if 2 * (used + 1) > size:
-                table, current, last = _grown(table, current, last)
-                size = len(table)
+                slots = _grown(slots)
+                size = len(slots) // 2
                 mask = np.uint64(size - 1)
-                s = _slot(table, key, mask)
+                s = _slot(slots, key, mask)
             used += 1
-        if table[s] == _EMPTY or when - last[s] > idle_us:
-            table[s] = key
-            current[s] = runs
-            first_row[runs] = row
-            first_t[runs] = when
+            slots[2 * s] = key
+            r = runs
+        else:
+            r = np.int64(slots[2 * s + 1])
+            if when - last_t[r] > idle_us:
+                r = runs
+        if r == runs:
+            slots[2 * s + 1] = np.uint64(r)
+            first_row[r] = row
+            first_t[r] = when
             runs += 1
-        r = current[s]
-        run_of[row] = r
-        last[s] = when
         last_t[r] = when
-    return run_of, first_row[:runs], first_t[:runs], last_t[:runs]
+        packets[r] += 1
+        if tool[row] >= 0:
+            tool_counts[tool[row], r] += 1
+        if _valid(dst_bits, dst_offset, row):
+            pairs[w] = (np.uint64(r) << np.uint64(32)) | np.uint64(dst[row])
+            w += 1
+        else:
+            rows6[w6] = row
+            runs6[w6] = r
+            w6 += 1
+    return (first_row[:runs], first_t[:runs], last_t[:runs], packets[:runs], tool_counts[:, :runs], pairs[:w],
+            rows6[:w6], runs6[:w6])
 
 
 @numba.njit(cache=True, nogil=True)

@@ -65,42 +65,42 @@ class EventsPass(AnalysisPass):
         opened = carried.get("open", OPEN_SCHEMA.empty_table())
         hour = partition.table
         traffic = dictionary_codes(hour.column("traffic_class"), TRAFFIC_CLASSES)
-        columns = {name: hour.column(name).combine_chunks() for name in ("src", "src6", "proto", "dport")}
+        columns = {name: hour.column(name).combine_chunks() for name in ("src", "src6", "proto", "dport", "dst")}
         columns["is_scan"] = traffic == TRAFFIC_CLASSES.index("scan")
-        keys = packed_keys(columns)
         t = hour.column("ts").combine_chunks().cast(pa.int64()).to_numpy()
-        tool = dictionary_codes(hour.column("tool"), TOOLS)
-        rows = np.flatnonzero(traffic != TRAFFIC_CLASSES.index("backscatter"))  # backscatter: run -1
-        if len(t) > 1 and not bool(np.all(t[1:] >= t[:-1])):
-            rows = rows[np.argsort(t[rows], kind="stable")]
+        in_time = len(t) < 2 or bool(np.all(t[1:] >= t[:-1]))
+        order = np.empty(0, dtype=np.int64) if in_time else np.argsort(t, kind="stable")
         old = {name: opened.column(name).combine_chunks() for name in ("src", "src6", "proto", "dport")}
         old["is_scan"] = np.asarray(pc.equal(opened.column("traffic_class"), "scan").to_numpy(zero_copy_only=False),
                                     dtype=bool)
         old_keys = packed_keys(old)
         nc = opened.num_rows
-        run_of, first_row, first_us, last_us = split_runs(
-            old_keys, opened.column("last_ts").cast(pa.int64()).to_numpy(), keys, t, rows, self.idle_us)
+        keys6 = packed_keys(columns) if columns["src"].null_count else np.empty(0, dtype=np.uint64)
+        first_row, first_us, last_us, packets, tool_counts, pairs, rows6, runs6 = split_runs(
+            old_keys, opened.column("last_ts").cast(pa.int64()).to_numpy(), t, order,
+            *_buffers(columns["src"], np.uint32), keys6, _buffers(columns["proto"], np.uint8)[0],
+            *_buffers(columns["dport"], np.uint16), traffic, TRAFFIC_CLASSES.index("backscatter"),
+            TRAFFIC_CLASSES.index("scan"), dictionary_codes(hour.column("tool"), TOOLS), len(TOOLS),
+            *_buffers(columns["dst"], np.uint32), self.idle_us)
         n = len(first_row)
         first_us[:nc] = opened.column("first_ts").cast(pa.int64()).to_numpy()
-        split = run_of[rows]
-        packets = np.bincount(split, minlength=n)
         packets[:nc] += opened.column("packets").to_numpy()
-        tools = tool[rows]
-        tool_counts = np.empty((len(TOOLS), n), dtype=np.int64)
         for i, name in enumerate(TOOLS):
-            tool_counts[i] = np.bincount(split[tools == i], minlength=n)
             tool_counts[i, :nc] += opened.column(f"n_{name}").to_numpy()
         closes_before = partition.horizon_us - self.idle_us  # closed: more than idle before the horizon
         still_open = last_us >= closes_before
         new_rows = first_row[nc:]
-        run_key = np.concatenate([old_keys, keys[new_rows]])
-        destinations, dst_24s, sets = _destinations(hour, run_of, carried, old_keys, n, still_open, run_key)
+        new = {name: columns[name].take(new_rows) for name in ("src", "src6", "proto", "dport")}
+        new["is_scan"] = columns["is_scan"][new_rows]
+        run_key = np.concatenate([old_keys, packed_keys(new)])
+        destinations, dst_24s, sets = _destinations(hour, pairs, (rows6, runs6), carried, old_keys, n, still_open,
+                                                    run_key)
 
         def per_run(name: str) -> pa.Array:
-            return pa.concat_arrays([old[name], columns[name].take(new_rows)])
+            return pa.concat_arrays([old[name], new[name]])
 
         src = per_run("src")
-        is_scan = np.concatenate([old["is_scan"], columns["is_scan"][new_rows]])
+        is_scan = np.concatenate([old["is_scan"], new["is_scan"]])
         runs = pa.table({
             "src": src, "src6": per_run("src6"), "proto": per_run("proto"), "dport": per_run("dport"),
             "traffic_class": pa.array(np.where(is_scan, "scan", "other")),
@@ -118,8 +118,10 @@ class EventsPass(AnalysisPass):
         }
 
 
-def _destinations(hour: pa.Table, run_of: np.ndarray, carried: State, carried_keys: np.ndarray, n: int,
-                  still_open: np.ndarray, run_key: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict[str, pa.Table]]:
+def _destinations(hour: pa.Table, pairs: np.ndarray, ipv6: tuple[np.ndarray, np.ndarray], carried: State,
+                  carried_keys: np.ndarray,
+                  n: int, still_open: np.ndarray, run_key: np.ndarray,
+                  ) -> tuple[np.ndarray, np.ndarray, dict[str, pa.Table]]:
     """Distinct destinations and /24s per run (exact), and the destination sets of the runs left open.
 
     IPv4: the hour's ``run << 32 | dst`` pairs, sorted once, merged with the carried sets
@@ -132,22 +134,14 @@ def _destinations(hour: pa.Table, run_of: np.ndarray, carried: State, carried_ke
     if len(c_run) > 1 and not bool(np.all(c_run[1:] >= c_run[:-1])):  # e.g. merged shards' states
         by = np.lexsort((c_dst, c_run))
         c_run, c_dst = c_run[by], c_dst[by]
-    dst = hour.column("dst").combine_chunks()
-    if dst.null_count:  # IPv6 packets
-        take = (run_of >= 0) & np.asarray(dst.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
-        values = pc.fill_null(dst, 0).to_numpy()[take]
-    else:
-        take = run_of >= 0
-        values = dst.to_numpy()[take]
-    pairs = (run_of[take].astype(np.uint64) << np.uint64(32)) | values.astype(np.uint64)
     pairs.sort()
     destinations, dst_24s, kept_run, kept_dst = merge_destinations(pairs, c_run, c_dst, n, still_open)
     sets = {"dsts": pa.table({"k": run_key[kept_run], "dst": kept_dst}, schema=DSTS_SCHEMA)}
     fresh6 = hour.column("dst6").combine_chunks()
     dsts6 = carried.get("dsts6", DSTS6_SCHEMA.empty_table())
     if fresh6.null_count < len(fresh6) or dsts6.num_rows:
-        fresh_run = np.where(np.asarray(fresh6.is_valid().to_numpy(zero_copy_only=False), dtype=bool), run_of, -1)
-        words = [_words6(fresh_run, fresh6),
+        rows6, runs6 = ipv6
+        words = [_words6(runs6, fresh6.take(rows6)),
                  _words6(_carried_runs(dsts6.column("k").to_numpy(), carried_keys), dsts6.column("dst6").combine_chunks())]
         unique6 = np.unique(np.concatenate(words), axis=0)
         run6 = unique6[:, 0].astype(np.int64)
@@ -159,6 +153,15 @@ def _destinations(hour: pa.Table, run_of: np.ndarray, carried: State, carried_ke
             "dst6": pa.Array.from_buffers(pa.binary(16), int(keep6.sum()), [None, pa.py_buffer(raw)]),
         }, schema=DSTS6_SCHEMA)
     return destinations, dst_24s, sets
+
+
+def _buffers(array: pa.Array, dtype: type) -> tuple[np.ndarray, np.ndarray, int]:
+    """An Arrow array's values (no copy; values under nulls are arbitrary), validity bitmap and its bit offset."""
+    validity, data = array.buffers()[:2]
+    values = np.frombuffer(data, dtype=dtype)[array.offset:array.offset + len(array)] if data is not None \
+        else np.empty(0, dtype=dtype)
+    bits = np.frombuffer(validity, dtype=np.uint8) if validity is not None and array.null_count else np.empty(0, np.uint8)
+    return values, bits, array.offset
 
 
 def _carried_runs(dst_keys: np.ndarray, carried_keys: np.ndarray) -> np.ndarray:
