@@ -22,40 +22,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-_EMPTY = np.uint64(0xFFFFFFFFFFFFFFFF)  # never a packed key: IPv4 keys use 58 bits, IPv6 ones have bit 63 plus a hash
-
-
-@numba.njit(cache=True, inline="always")
-def _slot(slots: np.ndarray, key: np.uint64, mask: np.uint64) -> np.int64:
-    """Slot of ``key`` in the open-addressing table (linear probing; key at ``2 * slot``): where it is, or the empty one."""
-    h = (key * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(20)
-    i = h & mask
-    while slots[2 * i] != key and slots[2 * i] != _EMPTY:
-        i = (i + np.uint64(1)) & mask
-    return np.int64(i)
-
-
-@numba.njit(cache=True, nogil=True)
-def _grown(slots: np.ndarray) -> np.ndarray:
-    """The hash table at twice the size, entries re-inserted (keeps it at most half full)."""
-    size = len(slots)  # two words per slot: key, run
-    mask = np.uint64(size - 1)
-    grown = np.full(2 * size, _EMPTY, dtype=np.uint64)
-    for i in range(size // 2):
-        if slots[2 * i] != _EMPTY:
-            s = _slot(grown, slots[2 * i], mask)
-            grown[2 * s] = slots[2 * i]
-            grown[2 * s + 1] = slots[2 * i + 1]
-    return grown
-
-
-@numba.njit(cache=True, inline="always")
-def _valid(bits: np.ndarray, offset: int, i: int) -> bool:
-    """Arrow validity bitmap test; an empty bitmap means no nulls."""
-    if len(bits) == 0:
-        return True
-    j = offset + i
-    return (bits[j >> 3] >> (j & 7)) & 1 == 1
+from iotscope.telescope.passes.arrow_buffers import valid
+from iotscope.telescope.passes.hash_table import find_or_add, new_table
 
 
 @numba.njit(cache=True, nogil=True)
@@ -80,11 +48,7 @@ def split_runs(carried_keys: np.ndarray, carried_last: np.ndarray, t: np.ndarray
     """
     c = len(carried_keys)
     n = len(order) if len(order) else len(t)
-    size = 1 << 12
-    while size < 2 * c + 2:
-        size *= 2
-    mask = np.uint64(size - 1)
-    slots = np.full(2 * size, _EMPTY, dtype=np.uint64)
+    slots = new_table(2 * c + 2)
     first_row = np.full(n + c, -1, dtype=np.int64)
     first_t = np.empty(n + c, dtype=np.int64)
     last_t = np.empty(n + c, dtype=np.int64)
@@ -98,34 +62,25 @@ def split_runs(carried_keys: np.ndarray, carried_last: np.ndarray, t: np.ndarray
     w = 0
     w6 = 0
     for i in range(c):
-        s = _slot(slots, carried_keys[i], mask)
-        slots[2 * s] = carried_keys[i]
+        slots, s, _, used = find_or_add(slots, carried_keys[i], used)
         slots[2 * s + 1] = np.uint64(runs)
         last_t[runs] = carried_last[i]
         first_t[runs] = carried_last[i]  # replaced by the caller with the carried first time
         runs += 1
-        used += 1
     for j in range(n):
         row = order[j] if len(order) else j
         if traffic[row] == skip_class:
             continue
         when = t[row]
-        if _valid(src_bits, src_offset, row):
-            port = np.uint64(dport[row]) if _valid(dport_bits, dport_offset, row) else np.uint64(65536)
+        if valid(src_bits, src_offset, row):
+            port = np.uint64(dport[row]) if valid(dport_bits, dport_offset, row) else np.uint64(65536)
             other = np.uint64(0) if traffic[row] == scan_class else np.uint64(1)
             key = (np.uint64(src[row]) << np.uint64(26)) | (np.uint64(proto[row]) << np.uint64(18)) \
                 | (port << np.uint64(1)) | other
         else:
             key = keys6[row]
-        s = _slot(slots, key, mask)
-        if slots[2 * s] == _EMPTY:
-            if 2 * (used + 1) > size:
-                slots = _grown(slots)
-                size = len(slots) // 2
-                mask = np.uint64(size - 1)
-                s = _slot(slots, key, mask)
-            used += 1
-            slots[2 * s] = key
+        slots, s, added, used = find_or_add(slots, key, used)
+        if added:
             r = runs
         else:
             r = np.int64(slots[2 * s + 1])
@@ -140,7 +95,7 @@ def split_runs(carried_keys: np.ndarray, carried_last: np.ndarray, t: np.ndarray
         packets[r] += 1
         if tool[row] >= 0:
             tool_counts[tool[row], r] += 1
-        if _valid(dst_bits, dst_offset, row):
+        if valid(dst_bits, dst_offset, row):
             pairs[w] = (np.uint64(r) << np.uint64(32)) | np.uint64(dst[row])
             w += 1
         else:

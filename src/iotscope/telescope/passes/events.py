@@ -32,6 +32,7 @@ import pyarrow.compute as pc
 
 from iotscope.store.datasets import EVENTS, with_address_text
 from iotscope.store.schema import TOOLS, TRAFFIC_CLASSES
+from iotscope.telescope.passes.arrow_buffers import arrow_buffers
 from iotscope.telescope.passes.base import (
     US_PER_SECOND,
     AnalysisPass,
@@ -78,10 +79,10 @@ class EventsPass(AnalysisPass):
         keys6 = packed_keys(columns) if columns["src"].null_count else np.empty(0, dtype=np.uint64)
         first_row, first_us, last_us, packets, tool_counts, pairs, rows6, runs6 = split_runs(
             old_keys, opened.column("last_ts").cast(pa.int64()).to_numpy(), t, order,
-            *_buffers(columns["src"], np.uint32), keys6, _buffers(columns["proto"], np.uint8)[0],
-            *_buffers(columns["dport"], np.uint16), traffic, TRAFFIC_CLASSES.index("backscatter"),
+            *arrow_buffers(columns["src"], np.uint32), keys6, arrow_buffers(columns["proto"], np.uint8)[0],
+            *arrow_buffers(columns["dport"], np.uint16), traffic, TRAFFIC_CLASSES.index("backscatter"),
             TRAFFIC_CLASSES.index("scan"), dictionary_codes(hour.column("tool"), TOOLS), len(TOOLS),
-            *_buffers(columns["dst"], np.uint32), self.idle_us)
+            *arrow_buffers(columns["dst"], np.uint32), self.idle_us)
         n = len(first_row)
         first_us[:nc] = opened.column("first_ts").cast(pa.int64()).to_numpy()
         packets[:nc] += opened.column("packets").to_numpy()
@@ -153,15 +154,6 @@ def _destinations(hour: pa.Table, pairs: np.ndarray, ipv6: tuple[np.ndarray, np.
             "dst6": pa.Array.from_buffers(pa.binary(16), int(keep6.sum()), [None, pa.py_buffer(raw)]),
         }, schema=DSTS6_SCHEMA)
     return destinations, dst_24s, sets
-
-
-def _buffers(array: pa.Array, dtype: type) -> tuple[np.ndarray, np.ndarray, int]:
-    """An Arrow array's values (no copy; values under nulls are arbitrary), validity bitmap and its bit offset."""
-    validity, data = array.buffers()[:2]
-    values = np.frombuffer(data, dtype=dtype)[array.offset:array.offset + len(array)] if data is not None \
-        else np.empty(0, dtype=dtype)
-    bits = np.frombuffer(validity, dtype=np.uint8) if validity is not None and array.null_count else np.empty(0, np.uint8)
-    return values, bits, array.offset
 
 
 def _carried_runs(dst_keys: np.ndarray, carried_keys: np.ndarray) -> np.ndarray:
