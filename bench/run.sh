@@ -6,3 +6,4 @@ cd "$(dirname "$0")/.."
 .venv/bin/python bench/ingest/run.py
 .venv/bin/python bench/survey/run.py
 .venv/bin/python bench/enrich/run.py
+.venv/bin/python bench/analytics/analyze_vs_ingest.py
