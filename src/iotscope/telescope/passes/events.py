@@ -17,7 +17,7 @@ An event's row is written in the hour in which it was found closed.
 Array code: the hour's rows and the carried events are keyed by one integer each
 (:func:`packed_keys`), split into runs by one compiled pass in time order and aggregated with
 ``bincount``; distinct destinations are one sort of ``run << 32 | dst`` integers merged with the
-carried sets (:mod:`.event_runs`). The ``open`` table is kept in run order (carried events first,
+carried sets (:mod:`.kernels`). The ``open`` table is kept in run order (carried events first,
 then new ones by first packet, hence ``first_ts`` order) and ``dsts`` in the same order, sorted
 within each event, so the carried sets are merged, never re-sorted. Python runs once per hour.
 """
@@ -32,7 +32,6 @@ import pyarrow.compute as pc
 
 from iotscope.store.datasets import EVENTS, with_address_text
 from iotscope.store.schema import TOOLS, TRAFFIC_CLASSES
-from iotscope.telescope.passes.arrow_buffers import arrow_buffers
 from iotscope.telescope.passes.base import (
     US_PER_SECOND,
     AnalysisPass,
@@ -40,7 +39,11 @@ from iotscope.telescope.passes.base import (
     State,
     dictionary_codes,
 )
-from iotscope.telescope.passes.event_runs import merge_destinations, split_runs
+from iotscope.telescope.passes.kernels import (
+    arrow_buffers,
+    merge_destinations,
+    split_runs,
+)
 
 _TOOL_COUNTS = [pa.field(f"n_{tool}", pa.int64(), nullable=False) for tool in TOOLS]
 #: ``open``: the dataset's columns plus per-tool packet counts (the majority needs them across hours).
@@ -126,7 +129,7 @@ def _destinations(hour: pa.Table, pairs: np.ndarray, ipv6: tuple[np.ndarray, np.
     """Distinct destinations and /24s per run (exact), and the destination sets of the runs left open.
 
     IPv4: the hour's ``run << 32 | dst`` pairs, sorted once, merged with the carried sets
-    (:func:`event_runs.merge_destinations`). IPv6 destinations (rare) are rows of (run, high, low)
+    (:func:`kernels.merge_destinations`). IPv6 destinations (rare) are rows of (run, high, low)
     words made distinct by one ``np.unique``. The sets are stored in run order, by packed key.
     """
     dsts = carried.get("dsts", DSTS_SCHEMA.empty_table())
