@@ -27,7 +27,7 @@ GEO_DATA := src/iotscope/enrich/data/default
 .PHONY: help setup system-deps geo-data demo test bench clean
 
 help:
-	@echo "make demo   - set up, simulate an hour of darknet traffic, ingest it, show stats, survey a fleet, serve the dashboard"
+	@echo "make demo   - set up, simulate 12 h of darknet traffic with a Mirai outbreak, ingest and analyse it, survey a fleet, alert, serve the dashboard"
 	@echo "              (smaller or elsewhere: DEMO_PACKETS=20000 DEMO_DEVICES=4 DEMO_BIND=127.0.2.0/26 make demo)"
 	@echo "make test   - set up (incl. Debian packages) and run the test suite"
 	@echo "make bench  - run the benchmarks in bench/ against their peers"

@@ -12,11 +12,12 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Run:
-    """One measured process: wall seconds and peak resident memory."""
+    """One measured process: wall seconds, peak resident memory and CPU seconds (user + system, all threads)."""
 
     seconds: float
     peak_rss_mb: float
     stdout: str
+    cpu_seconds: float = 0.0
 
 
 def measure(cmd: list[str], **kwargs) -> Run:
@@ -31,7 +32,7 @@ def measure(cmd: list[str], **kwargs) -> Run:
         err.seek(0)
         if proc.returncode != 0:
             raise RuntimeError(f"{cmd[0]} failed ({proc.returncode}): {err.read().decode(errors='replace')[-500:]}")
-        return Run(seconds, usage.ru_maxrss / 1024, out.read().decode(errors="replace"))
+        return Run(seconds, usage.ru_maxrss / 1024, out.read().decode(errors="replace"), usage.ru_utime + usage.ru_stime)
 
 
 def machine() -> str:

@@ -14,3 +14,4 @@ else
   echo "bench/sensor needs root (it creates a network namespace): skipped"
 fi
 .venv/bin/python bench/share/run.py
+.venv/bin/python bench/analytics/analyze_vs_ingest.py

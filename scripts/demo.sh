@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# `make demo`: simulate an hour of darknet traffic with a 2323/tcp outbreak, ingest it, show what
-# the telescope sees, survey an emulated fleet, and alert two demo organizations into an outbox.
-# Everything stays on this machine; re-running re-uses the store (idempotent).
+# `make demo`: simulate 12 hours of darknet traffic with a Mirai outbreak halfway, ingest and analyse
+# it, show what the telescope concludes (surge alert on 2323/tcp, events, attacks, categories,
+# countries, a source profile), survey an emulated fleet, alert two demo organizations into an
+# outbox, and serve the dashboard. Everything stays on this machine; re-running re-uses the store
+# (idempotent).
 #
 # Sizes (environment, for a quick run): DEMO_PACKETS (1000000), DEMO_DEVICES (16), DEMO_BIND
 # (127.0.1.0/26, the fleet's loopback range).
@@ -22,14 +24,17 @@ fi
 iotscope() { ${die_with_me[@]+"${die_with_me[@]}"} .venv/bin/iotscope "$@"; }
 mkdir -p "$out"
 
-echo "== 1. simulate one hour of darknet traffic toward 198.18.0.0/15 (RFC 2544 range)"
-# The marker is written once the capture is complete: an interrupted demo simulates again.
-if [ ! -f "$out/.simulated" ]; then
-  iotscope simulate --out "$out/darknet.pcap" --packets "$packets" --hours 1 --outbreak --seed 2016
-  touch "$out/.simulated"
+echo "== 1. simulate 12 hours of darknet traffic toward 198.18.0.0/15 (RFC 2544 range), Mirai outbreak from 06:00"
+# The marker holds the settings and is written once the capture is complete: an interrupted demo,
+# or one with other settings, simulates again.
+settings="--packets $packets --hours 12 --outbreak-start 0.5 --seed 2016"
+if [ "$(cat "$out/.simulated" 2>/dev/null)" != "$settings" ]; then
+  # shellcheck disable=SC2086  # $settings is a list of options
+  iotscope simulate --out "$out/darknet.pcap" $settings
+  echo "$settings" >"$out/.simulated"
 fi
 
-echo "== 2. ingest it into $out/store (Parquet, partitioned by hour)"
+echo "== 2. ingest it into $out/store (Parquet, partitioned by hour; the analysis passes run at the end)"
 iotscope ingest "$out/darknet.pcap" --store "$out/store"
 
 echo "== 3. what the telescope saw"
@@ -41,10 +46,41 @@ iotscope sql --store "$out/store" "
          count(*) AS packets, count(DISTINCT dst) AS darknet_addresses, list_distinct(list(dport)) AS ports
   FROM packets WHERE flag_class = 'syn' AND seq = dst GROUP BY src ORDER BY packets DESC LIMIT 10"
 
-echo "== 5. the 2323/tcp outbreak: packets and distinct sources per 10 minutes"
+echo "== 5. the 2323/tcp outbreak: packets and distinct sources per hour (port_series, 10-minute buckets)"
 iotscope sql --store "$out/store" "
-  SELECT time_bucket(INTERVAL 10 MINUTE, ts) AS window, count(*) AS packets, count(DISTINCT src) AS sources
-  FROM packets WHERE proto = 6 AND dport = 2323 GROUP BY 1 ORDER BY 1"
+  SELECT date_trunc('hour', bucket) AS hour, sum(packets) AS packets, max(sources) AS most_sources_in_10_min
+  FROM port_series WHERE proto = 6 AND port = 2323 GROUP BY 1 ORDER BY 1"
+
+echo "== 5a. surge alerts: when the number of sources scanning a port rose sharply (expected: 2323/tcp near 06:00)"
+iotscope sql --store "$out/store" "
+  SELECT proto, port, strftime(start, '%Y-%m-%d %H:%M') AS start, strftime(detected, '%H:%M') AS detected,
+         round(baseline_sources, 1) AS baseline_sources, round(level_sources, 1) AS level_sources,
+         round(magnitude, 1) AS magnitude FROM alerts ORDER BY start, port"
+
+echo "== 5b. scanner events (a source's run of packets to one port, ending after 10 idle minutes), by tool"
+iotscope sql --store "$out/store" "
+  SELECT coalesce(tool, 'none') AS tool, count(*) AS events, count(DISTINCT src_ip) AS sources,
+         sum(packets) AS packets, max(destinations) AS max_dsts,
+         round(median(epoch(last_ts) - epoch(first_ts)) / 60, 1) AS median_min
+  FROM events GROUP BY ALL ORDER BY packets DESC"
+
+echo "== 5c. DoS attacks seen through backscatter (victims answering spoofed floods)"
+iotscope sql --store "$out/store" "
+  SELECT victim_ip, proto, strftime(first_ts, '%H:%M:%S') AS start,
+         round((epoch(last_ts) - epoch(first_ts)) / 60, 1) AS minutes, packets, round(est_attack_pps) AS est_pps
+  FROM attacks ORDER BY packets DESC LIMIT 10"
+
+echo "== 5d. what the scans target: breakdown by category"
+iotscope report --store "$out/store" --by category
+
+echo "== 5e. where the scanners are: top countries and ASNs"
+iotscope report --store "$out/store" --by country --top 5
+iotscope report --store "$out/store" --by asn --top 5
+
+echo "== 5f. one source's profile: the busiest Mirai-fingerprinted scanner"
+top=$(iotscope sql --store "$out/store" --csv "
+  SELECT src_ip FROM events WHERE tool = 'mirai' GROUP BY src_ip ORDER BY sum(packets) DESC LIMIT 1" | tail -n 1 | tr -d '"')
+iotscope ip "$top" --store "$out/store"
 
 echo "== 6. survey: an emulated IoT fleet on loopback ($bind), authorized by a scope file"
 rm -f "$out/fleet-truth.json"

@@ -24,6 +24,19 @@ def _parse_start(text: str | None) -> datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
+def _parse_fraction(text: str | None) -> float | None:
+    """``--outbreak-start``: a fraction of the run in [0, 1), checked here so a bad value is one line."""
+    if text is None:
+        return None
+    try:
+        fraction = float(text)
+    except ValueError:
+        fraction = float("nan")
+    if not 0 <= fraction < 1:  # also rejects nan
+        fail(f"--outbreak-start must be a fraction of the run in [0, 1) (example: 0.5), got {text!r}")
+    return fraction
+
+
 def simulate(
     out: Path = typer.Option(..., "--out", help="Capture to write: .pcap or .pcapng, optionally .gz."),
     packets: int = typer.Option(1_000_000, "--packets", help="Total packets in the capture."),
@@ -33,11 +46,18 @@ def simulate(
     outbreak: bool = typer.Option(False, "--outbreak/--no-outbreak",
                                   help="Mirai infections grow during the run (2323/TCP sources rise)."),
     start: str | None = typer.Option(None, "--start", help="Start time, ISO 8601 (default 2016-09-01T00:00Z)."),
+    outbreak_start: str | None = typer.Option(
+        None, "--outbreak-start", metavar="FRACTION",
+        help="Date the outbreak: the first infection comes this fraction of the run in (0 <= x < 1; implies "
+             "--outbreak). Before it, bots scan 23/TCP only, so 2323/TCP surges at that time (the alerts pass "
+             "finds it)."),
 ) -> None:
     """Write realistic darknet traffic (Mirai, scanners, worms, backscatter, probes, noise) and its ground truth."""
     from iotscope.simulate.darknet import DEFAULT_START, DarknetConfig, SimulationError, simulate_darknet
 
-    config = DarknetConfig(packets=packets, hours=hours, seed=seed, darknet=darknet, outbreak=outbreak,
+    onset = _parse_fraction(outbreak_start)
+    config = DarknetConfig(packets=packets, hours=hours, seed=seed, darknet=darknet,
+                           outbreak=outbreak or onset is not None, outbreak_start=onset,
                            start=_parse_start(start) or DEFAULT_START)
     try:
         config.validate()

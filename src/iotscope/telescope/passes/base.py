@@ -26,6 +26,7 @@ from typing import ClassVar
 import duckdb
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from iotscope.store.datasets import DatasetSpec
 
@@ -123,43 +124,20 @@ def packed_key_sql(src: str, src6: str, fields: Sequence[tuple[str, int]]) -> st
     return f"CASE WHEN {src} IS NOT NULL THEN {' | '.join(packed)} ELSE {v6} END"
 
 
-@dataclass(frozen=True)
-class Sessions:
-    """Rows split into sessions: ``ids[i]`` is row i's session; each session's first and last row index."""
+def dictionary_codes(column: pa.ChunkedArray, names: tuple[str, ...]) -> np.ndarray:
+    """Index of each value in ``names`` (int8), -1 for null or unknown.
 
-    ids: np.ndarray  # int64, per input row, 0 .. count-1 in (key, time) order
-    first_row: np.ndarray  # input index of each session's earliest row
-    last_row: np.ndarray  # input index of each session's latest row
-
-    @property
-    def count(self) -> int:
-        return len(self.first_row)
-
-
-def sessions(key: np.ndarray, t: np.ndarray, idle_us: int) -> Sessions:
-    """Group rows by ``key`` and split each key's rows at gaps longer than ``idle_us`` (array code).
-
-    One sort (a stable radix sort by key when the rows are already in time order, the usual case
-    for a capture; else a ``lexsort`` by key and time) and a few vector operations: a row starts a
-    session when its key differs from the previous row's or it comes more than ``idle_us`` after it.
-    A gap of exactly ``idle_us`` continues the session. This replaces two SQL window functions
-    (``lag`` and a running ``sum``) that DuckDB evaluates with a sort each.
+    For the dictionary-encoded text columns (``traffic_class``, ``tool``): per chunk, the names are
+    looked up once per dictionary entry and the row codes are a gather by the indices, never text per row.
     """
-    n = len(key)
-    if n == 0:
-        empty = np.empty(0, dtype=np.int64)
-        return Sessions(empty, empty, empty)
-    if n < 2 or bool(np.all(t[1:] >= t[:-1])):
-        order = np.argsort(key, kind="stable")
-    else:
-        order = np.lexsort((t, key))
-    k, ts = key[order], t[order]
-    starts = np.empty(n, dtype=bool)
-    starts[0] = True
-    np.not_equal(k[1:], k[:-1], out=starts[1:])
-    starts[1:] |= (ts[1:] - ts[:-1]) > idle_us
-    ids = np.empty(n, dtype=np.int64)
-    ids[order] = np.cumsum(starts) - 1
-    begin = np.flatnonzero(starts)
-    end = np.append(begin[1:], n) - 1
-    return Sessions(ids, order[begin], order[end])
+    parts = []
+    for chunk in column.chunks:
+        if pa.types.is_dictionary(chunk.type):
+            lookup = np.array([names.index(v) if v in names else -1 for v in chunk.dictionary.to_pylist()] + [-1],
+                              dtype=np.int8)  # once per dictionary entry; the last entry serves nulls
+            indices = pc.fill_null(chunk.indices.cast(pa.int32()), len(lookup) - 1).to_numpy()
+            parts.append(lookup[indices])
+        else:
+            parts.append(pc.fill_null(pc.index_in(chunk.cast(pa.string()), pa.array(names)), -1)
+                         .cast(pa.int8()).to_numpy())
+    return np.concatenate(parts) if parts else np.empty(0, dtype=np.int8)

@@ -15,33 +15,43 @@ an event spanning hours, capture files and separate ingests is one event with ex
 An event's row is written in the hour in which it was found closed.
 
 Array code: the hour's rows and the carried events are keyed by one integer each
-(:func:`packed_keys`), split into runs by one sort (``passes.base.sessions``), and aggregated with
-``bincount``; distinct destinations are one sort of ``run << 32 | dst`` integers. Python runs once
-per hour.
+(:func:`packed_keys`), split into runs by one compiled pass in time order and aggregated with
+``bincount``; distinct destinations are one sort of ``run << 32 | dst`` integers merged with the
+carried sets (:mod:`.kernels`). The ``open`` table is kept in run order (carried events first,
+then new ones by first packet, hence ``first_ts`` order) and ``dsts`` in the same order, sorted
+within each event, so the carried sets are merged, never re-sorted. Python runs once per hour.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from iotscope.store.datasets import EVENTS, conform, with_address_text
-from iotscope.store.schema import TOOLS
+from iotscope.store.datasets import EVENTS, with_address_text
+from iotscope.store.schema import TOOLS, TRAFFIC_CLASSES
 from iotscope.telescope.passes.base import (
     US_PER_SECOND,
     AnalysisPass,
     Partition,
     State,
-    sessions,
+    dictionary_codes,
+)
+from iotscope.telescope.passes.kernels import (
+    arrow_buffers,
+    merge_destinations,
+    split_runs,
 )
 
-_KEY = "src, src6, proto, dport, traffic_class"
 _TOOL_COUNTS = [pa.field(f"n_{tool}", pa.int64(), nullable=False) for tool in TOOLS]
 #: ``open``: the dataset's columns plus per-tool packet counts (the majority needs them across hours).
 OPEN_SCHEMA = pa.schema([*EVENTS.schema, *_TOOL_COUNTS])
-#: ``dsts``: the distinct destinations of each open event, by its packed key ``k``.
-DSTS_SCHEMA = pa.schema([pa.field("k", pa.uint64()), pa.field("dst", pa.uint32()), pa.field("dst6", pa.binary(16))])
+#: ``dsts`` / ``dsts6``: the distinct IPv4 / IPv6 destinations of each open event, by its packed key ``k``,
+#: in the ``open`` table's order and sorted within each event.
+DSTS_SCHEMA = pa.schema([pa.field("k", pa.uint64()), pa.field("dst", pa.uint32(), nullable=False)])
+DSTS6_SCHEMA = pa.schema([pa.field("k", pa.uint64()), pa.field("dst6", pa.binary(16), nullable=False)])
 
 
 class EventsPass(AnalysisPass):
@@ -53,179 +63,156 @@ class EventsPass(AnalysisPass):
         self.idle_us = round(idle_s * US_PER_SECOND)
 
     def config(self) -> dict[str, object]:
-        return {"idle_us": self.idle_us, "key": 1}  # "key": version of ``packed_keys`` (the carried sets use it)
+        return {"idle_us": self.idle_us, "key": 3}  # "key": version of ``packed_keys`` (the carried sets use it)
 
     def run(self, partition: Partition, carried: State) -> tuple[pa.Table, State]:
-        con = partition.con
         opened = carried.get("open", OPEN_SCHEMA.empty_table())
-        carried_dsts = carried.get("dsts", DSTS_SCHEMA.empty_table())
         hour = partition.table
-        traffic = hour.column("traffic_class").combine_chunks().cast(pa.string())
-        hour = hour.filter(pc.not_equal(traffic, "backscatter"))
-        tool = _codes(hour.column("tool"), TOOLS)
-        fresh = pa.table({
-            "t": hour.column("ts").cast(pa.int64()), "tool": tool, "dst": hour.column("dst"),
-            "dst6": hour.column("dst6"), "src": hour.column("src"), "src6": hour.column("src6"),
-            "proto": hour.column("proto"), "dport": hour.column("dport"),
-            "is_scan": pc.equal(hour.column("traffic_class").cast(pa.string()), "scan"),
-        })
-        fresh = fresh.append_column("k", pa.array(packed_keys(fresh)))
-        old = pa.table({
-            "t": opened.column("last_ts").cast(pa.int64()), "first_us": opened.column("first_ts").cast(pa.int64()),
-            "src": opened.column("src"), "src6": opened.column("src6"), "proto": opened.column("proto"),
-            "dport": opened.column("dport"), "is_scan": pc.equal(opened.column("traffic_class"), "scan"),
-        })
-        old = old.append_column("k", pa.array(packed_keys(old)))
-        # Sessionize the carried events with this hour's packets: a carried event's last packet is
-        # older than any of this hour's, so it is the first row of its key and its session continues it.
-        nc = old.num_rows
-        k = np.concatenate([old.column("k").to_numpy(), fresh.column("k").to_numpy()])
-        t = np.concatenate([old.column("t").to_numpy(), fresh.column("t").to_numpy()])
-        runs = sessions(k, t, self.idle_us)
-        n = runs.count
-        sid_old, sid_new = runs.ids[:nc], runs.ids[nc:]
-
-        def stacked(name: str) -> pa.Array:
-            return pa.concat_arrays([old.column(name).combine_chunks(), fresh.column(name).combine_chunks()])
-
-        firsts = pa.array(runs.first_row)
-        first_us = np.concatenate([old.column("first_us").to_numpy(), t[nc:]])[runs.first_row]
-        packets = np.bincount(sid_new, minlength=n)
-        np.add.at(packets, sid_old, opened.column("packets").to_numpy())
-        tool = np.asarray(tool)
-        tool_counts = {}
+        traffic = dictionary_codes(hour.column("traffic_class"), TRAFFIC_CLASSES)
+        columns = {name: hour.column(name).combine_chunks() for name in ("src", "src6", "proto", "dport", "dst")}
+        columns["is_scan"] = traffic == TRAFFIC_CLASSES.index("scan")
+        t = hour.column("ts").combine_chunks().cast(pa.int64()).to_numpy()
+        in_time = len(t) < 2 or bool(np.all(t[1:] >= t[:-1]))
+        order = np.empty(0, dtype=np.int64) if in_time else np.argsort(t, kind="stable")
+        old = {name: opened.column(name).combine_chunks() for name in ("src", "src6", "proto", "dport")}
+        old["is_scan"] = np.asarray(pc.equal(opened.column("traffic_class"), "scan").to_numpy(zero_copy_only=False),
+                                    dtype=bool)
+        old_keys = packed_keys(old)
+        nc = opened.num_rows
+        keys6 = packed_keys(columns) if columns["src"].null_count else np.empty(0, dtype=np.uint64)
+        first_row, first_us, last_us, packets, tool_counts, pairs, rows6, runs6 = split_runs(
+            old_keys, opened.column("last_ts").cast(pa.int64()).to_numpy(), t, order,
+            *arrow_buffers(columns["src"], np.uint32), keys6, arrow_buffers(columns["proto"], np.uint8)[0],
+            *arrow_buffers(columns["dport"], np.uint16), traffic, TRAFFIC_CLASSES.index("backscatter"),
+            TRAFFIC_CLASSES.index("scan"), dictionary_codes(hour.column("tool"), TOOLS), len(TOOLS),
+            *arrow_buffers(columns["dst"], np.uint32), self.idle_us)
+        n = len(first_row)
+        first_us[:nc] = opened.column("first_ts").cast(pa.int64()).to_numpy()
+        packets[:nc] += opened.column("packets").to_numpy()
         for i, name in enumerate(TOOLS):
-            counts = np.bincount(sid_new, weights=tool == i, minlength=n).astype(np.int64)
-            np.add.at(counts, sid_old, opened.column(f"n_{name}").to_numpy())
-            tool_counts[f"n_{name}"] = counts
-        destinations, dst_24s, open_dsts = self._destinations(
-            fresh, carried_dsts, old.column("k").to_numpy(), sid_old, sid_new, n,
-            open_run=t[runs.last_row] >= partition.horizon_us - self.idle_us, run_key=k[runs.first_row])
-        is_scan = stacked("is_scan").take(firsts)
-        src = stacked("src").take(firsts)
-        runs_table = pa.table({
-            "src": src, "src6": stacked("src6").take(firsts), "proto": stacked("proto").take(firsts),
-            "dport": stacked("dport").take(firsts),
-            "traffic_class": pc.if_else(is_scan, "scan", "other"),
-            "first_ts": first_us, "last_ts": t[runs.last_row], "packets": packets, "destinations": destinations,
-            "dst_24s": pa.array(dst_24s, mask=np.asarray(src.is_null())), **tool_counts,
-        })
-        con.register("ev_runs", runs_table)
+            tool_counts[i, :nc] += opened.column(f"n_{name}").to_numpy()
         closes_before = partition.horizon_us - self.idle_us  # closed: more than idle before the horizon
-        select = f"SELECT * EXCLUDE (first_ts, last_ts), first_ts, last_ts, {_majority_tool_sql()} AS tool FROM ev_runs"
-        order = f"ORDER BY first_ts, {_KEY}"
-        closed = con.sql(f"{select} WHERE last_ts < {closes_before} {order}").to_arrow_table()
-        still_open = con.sql(f"{select} WHERE last_ts >= {closes_before} {order}").to_arrow_table()
-        con.unregister("ev_runs")
+        still_open = last_us >= closes_before
+        new_rows = first_row[nc:]
+        new = {name: columns[name].take(new_rows) for name in ("src", "src6", "proto", "dport")}
+        new["is_scan"] = columns["is_scan"][new_rows]
+        run_key = np.concatenate([old_keys, packed_keys(new)])
+        destinations, dst_24s, sets = _destinations(hour, pairs, (rows6, runs6), carried, old_keys, n, still_open,
+                                                    run_key)
+
+        def per_run(name: str) -> pa.Array:
+            return pa.concat_arrays([old[name], new[name]])
+
+        src = per_run("src")
+        is_scan = np.concatenate([old["is_scan"], new["is_scan"]])
+        runs = pa.table({
+            "src": src, "src6": per_run("src6"), "proto": per_run("proto"), "dport": per_run("dport"),
+            "traffic_class": pa.array(np.where(is_scan, "scan", "other")),
+            "first_ts": first_us, "last_ts": last_us, "packets": packets, "destinations": destinations,
+            "dst_24s": pa.array(dst_24s, mask=np.asarray(src.is_null())),
+            "tool": _majority_tool(tool_counts, packets),
+            **{f"n_{name}": tool_counts[i] for i, name in enumerate(TOOLS)},
+        })
+        closed = runs.filter(pa.array(~still_open)).sort_by(
+            [("first_ts", "ascending"), ("src", "ascending"), ("src6", "ascending"), ("proto", "ascending"),
+             ("dport", "ascending"), ("traffic_class", "ascending")])
         return with_address_text(closed, "src", "src6", "src_ip", EVENTS.schema), {
-            "open": with_address_text(still_open, "src", "src6", "src_ip", OPEN_SCHEMA),
-            "dsts": conform(open_dsts, DSTS_SCHEMA),
+            "open": with_address_text(runs.filter(pa.array(still_open)), "src", "src6", "src_ip", OPEN_SCHEMA),
+            **sets,
         }
 
-    @staticmethod
-    def _destinations(fresh: pa.Table, carried: pa.Table, carried_keys: np.ndarray, sid_old: np.ndarray,
-                      sid_new: np.ndarray, n: int, open_run: np.ndarray, run_key: np.ndarray,
-                      ) -> tuple[np.ndarray, np.ndarray, pa.Table]:
-        """Distinct destinations and /24s per run, and the destination sets of the runs left open.
 
-        Each (run, IPv4 destination) pair is one integer, ``run << 32 | dst``, so the distinct pairs
-        are one ``np.unique``; /24s are the distinct ``pair >> 8``. IPv6 destinations are rows of
-        (run, high, low) words. A carried destination belongs to the run that continues its event.
-        """
-        by_key = np.argsort(carried_keys)
-        carried_run = sid_old[by_key][np.searchsorted(carried_keys[by_key], carried.column("k").to_numpy())] \
-            if len(carried_keys) else np.empty(carried.num_rows, dtype=np.int64)
-        pairs, pairs6 = [], []
-        for runs, table in ((sid_new, fresh), (carried_run, carried)):
-            dst = table.column("dst").combine_chunks()
-            v4 = np.asarray(dst.is_valid())
-            pairs.append((runs[v4].astype(np.uint64) << np.uint64(32)) | dst.filter(pa.array(v4)).to_numpy().astype(np.uint64))
-            dst6 = table.column("dst6").combine_chunks()
-            v6 = np.asarray(dst6.is_valid())
-            if v6.any():
-                fixed = dst6.filter(pa.array(v6)).cast(pa.binary(16))
-                words = np.frombuffer(fixed.buffers()[1], dtype=">u8")[2 * fixed.offset:].reshape(-1, 2)
-                pairs6.append(np.column_stack([runs[v6].astype(np.uint64), words.astype(np.uint64)]))
-        unique4 = _distinct(np.concatenate(pairs[::-1]))  # the carried sorted run first
-        run4 = (unique4 >> np.uint64(32)).astype(np.int64)
-        destinations = np.bincount(run4, minlength=n)
-        dst_24s = np.bincount((_distinct(unique4 >> np.uint64(8)) >> np.uint64(24)).astype(np.int64), minlength=n)
-        keep4 = open_run[run4]
-        columns = {"k": [run_key[run4[keep4]]], "dst": [(unique4[keep4] & np.uint64(0xFFFFFFFF)).astype(np.uint32)],
-                   "dst6": [pa.nulls(int(keep4.sum()), pa.binary(16))]}
-        if pairs6:
-            unique6 = np.unique(np.concatenate(pairs6), axis=0)
-            run6 = unique6[:, 0].astype(np.int64)
-            destinations += np.bincount(run6, minlength=n)
-            keep6 = open_run[run6]
-            raw = unique6[keep6][:, 1:].astype(">u8").tobytes()
-            columns["k"].append(run_key[run6[keep6]])
-            columns["dst"].append(pa.nulls(int(keep6.sum()), pa.uint32()))
-            columns["dst6"].append(pa.Array.from_buffers(pa.binary(16), int(keep6.sum()), [None, pa.py_buffer(raw)]))
-        open_dsts = pa.table({
-            "k": pa.array(np.concatenate(columns["k"]), pa.uint64()),
-            "dst": pa.concat_arrays([pa.array(c, pa.uint32()) if isinstance(c, np.ndarray) else c for c in columns["dst"]]),
-            "dst6": pa.concat_arrays(columns["dst6"]),
-        })
-        return destinations, dst_24s, open_dsts
+def _destinations(hour: pa.Table, pairs: np.ndarray, ipv6: tuple[np.ndarray, np.ndarray], carried: State,
+                  carried_keys: np.ndarray,
+                  n: int, still_open: np.ndarray, run_key: np.ndarray,
+                  ) -> tuple[np.ndarray, np.ndarray, dict[str, pa.Table]]:
+    """Distinct destinations and /24s per run (exact), and the destination sets of the runs left open.
+
+    IPv4: the hour's ``run << 32 | dst`` pairs, sorted once, merged with the carried sets
+    (:func:`kernels.merge_destinations`). IPv6 destinations (rare) are rows of (run, high, low)
+    words made distinct by one ``np.unique``. The sets are stored in run order, by packed key.
+    """
+    dsts = carried.get("dsts", DSTS_SCHEMA.empty_table())
+    c_run = _carried_runs(dsts.column("k").to_numpy(), carried_keys)
+    c_dst = dsts.column("dst").to_numpy()
+    if len(c_run) > 1 and not bool(np.all(c_run[1:] >= c_run[:-1])):  # e.g. merged shards' states
+        by = np.lexsort((c_dst, c_run))
+        c_run, c_dst = c_run[by], c_dst[by]
+    pairs.sort()
+    destinations, dst_24s, kept_run, kept_dst = merge_destinations(pairs, c_run, c_dst, n, still_open)
+    sets = {"dsts": pa.table({"k": run_key[kept_run], "dst": kept_dst}, schema=DSTS_SCHEMA)}
+    fresh6 = hour.column("dst6").combine_chunks()
+    dsts6 = carried.get("dsts6", DSTS6_SCHEMA.empty_table())
+    if fresh6.null_count < len(fresh6) or dsts6.num_rows:
+        rows6, runs6 = ipv6
+        words = [_words6(runs6, fresh6.take(rows6)),
+                 _words6(_carried_runs(dsts6.column("k").to_numpy(), carried_keys), dsts6.column("dst6").combine_chunks())]
+        unique6 = np.unique(np.concatenate(words), axis=0)
+        run6 = unique6[:, 0].astype(np.int64)
+        destinations += np.bincount(run6, minlength=n)
+        keep6 = still_open[run6]
+        raw = unique6[keep6][:, 1:].astype(">u8").tobytes()
+        sets["dsts6"] = pa.table({
+            "k": run_key[run6[keep6]],
+            "dst6": pa.Array.from_buffers(pa.binary(16), int(keep6.sum()), [None, pa.py_buffer(raw)]),
+        }, schema=DSTS6_SCHEMA)
+    return destinations, dst_24s, sets
+
+
+def _carried_runs(dst_keys: np.ndarray, carried_keys: np.ndarray) -> np.ndarray:
+    """The run (index of the carried open event) of each carried destination row, found by its key."""
+    if len(dst_keys) == 0:
+        return np.empty(0, dtype=np.int64)
+    starts = np.flatnonzero(np.concatenate([[True], dst_keys[1:] != dst_keys[:-1]]))
+    by_key = np.argsort(carried_keys)
+    group = by_key[np.searchsorted(carried_keys[by_key], dst_keys[starts])]
+    return np.repeat(group, np.diff(np.append(starts, len(dst_keys))))
+
+
+def _words6(runs: np.ndarray, dst6: pa.Array) -> np.ndarray:
+    """(run, high word, low word) rows of the IPv6 destinations in ``dst6`` whose run is not -1."""
+    valid = np.asarray(dst6.is_valid().to_numpy(zero_copy_only=False), dtype=bool) & (runs >= 0)
+    if not valid.any():
+        return np.empty((0, 3), dtype=np.uint64)
+    fixed = dst6.filter(pa.array(valid)).cast(pa.binary(16))
+    words = np.frombuffer(fixed.buffers()[1], dtype=">u8")[2 * fixed.offset:2 * (fixed.offset + len(fixed))]
+    return np.column_stack([runs[valid].astype(np.uint64), words.reshape(-1, 2).astype(np.uint64)])
+
+
+def _majority_tool(counts: np.ndarray, packets: np.ndarray) -> pa.Array:
+    """The most frequent tool per run, "no fingerprint" competing; ties go to the tool, earlier tools first."""
+    best = counts.max(axis=0) if len(counts) else np.zeros(len(packets), dtype=np.int64)
+    untagged = packets - counts.sum(axis=0)
+    names = np.asarray(TOOLS, dtype=object)[counts.argmax(axis=0)]
+    return pa.array(names, pa.string(), mask=(best == 0) | (best < untagged))
 
 
 _SCAN_BIT_SHIFT, _PORT_SHIFT, _PROTO_SHIFT, _SRC_SHIFT = 0, 1, 18, 26
 _V6 = np.uint64(1 << 63)
 
 
-def packed_keys(table: pa.Table) -> np.ndarray:
+def packed_keys(columns: Mapping[str, object]) -> np.ndarray:
     """One uint64 per row for (source, proto, dport, scan or other): exact for IPv4, hashed for IPv6.
 
+    ``columns``: Arrow arrays ``src``, ``src6``, ``proto``, ``dport`` and a numpy bool ``is_scan``.
     IPv4: ``src << 26 | proto << 18 | (dport or 65536) << 1 | not scan`` (58 bits). IPv6: a
     multiply-xor hash of the address words and the same fields, with the top bit set so it never
     equals an IPv4 key; two IPv6 keys colliding is a ~n²/2⁶⁴ event. Array code, no DuckDB hash, so
     the carried destination sets stay valid across DuckDB versions.
     """
-    n = table.num_rows
-    proto = table.column("proto").to_numpy(zero_copy_only=False).astype(np.uint64)
-    dport = pc.fill_null(table.column("dport").cast(pa.int64()), 65536).to_numpy().astype(np.uint64)
-    other = (~np.asarray(table.column("is_scan").to_numpy(zero_copy_only=False), dtype=bool)).astype(np.uint64)
+    src = columns["src"]
+    proto = np.asarray(columns["proto"].to_numpy(zero_copy_only=False)).astype(np.uint64)
+    dport = pc.fill_null(columns["dport"].cast(pa.int64()), 65536).to_numpy().astype(np.uint64)
+    other = (~np.asarray(columns["is_scan"], dtype=bool)).astype(np.uint64)
     fields = (proto << np.uint64(_PROTO_SHIFT)) | (dport << np.uint64(_PORT_SHIFT)) | (other << np.uint64(_SCAN_BIT_SHIFT))
-    src = table.column("src").combine_chunks() if n else pa.array([], pa.uint32())
-    v4 = np.asarray(src.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
     keys = (pc.fill_null(src, 0).to_numpy().astype(np.uint64) << np.uint64(_SRC_SHIFT)) | fields
-    if not v4.all():
-        v6 = ~v4
-        fixed = table.column("src6").combine_chunks().filter(pa.array(v6)).cast(pa.binary(16))
-        words = np.frombuffer(fixed.buffers()[1], dtype=">u8")[2 * fixed.offset:].reshape(-1, 2).astype(np.uint64)
+    if src.null_count:
+        v6 = np.asarray(src.is_null().to_numpy(zero_copy_only=False), dtype=bool)
+        fixed = columns["src6"].filter(pa.array(v6)).cast(pa.binary(16))
+        words = np.frombuffer(fixed.buffers()[1], dtype=">u8")[2 * fixed.offset:2 * (fixed.offset + len(fixed))]
+        words = words.reshape(-1, 2).astype(np.uint64)
         with np.errstate(over="ignore"):
             mixed = (words[:, 0] * np.uint64(0x9E3779B97F4A7C15)) ^ (words[:, 1] * np.uint64(0xC2B2AE3D27D4EB4F))
             mixed ^= (fields[v6] + np.uint64(0x165667B19E3779F9)) * np.uint64(0xFF51AFD7ED558CCD)
         keys[v6] = mixed | _V6
     return keys
-
-
-def _codes(column: pa.ChunkedArray, names: tuple[str, ...]) -> pa.Array:
-    """Index of each value in ``names`` (int8), -1 for null or unknown."""
-    values = column.combine_chunks().cast(pa.string())
-    return pc.fill_null(pc.index_in(values, pa.array(names)), -1).cast(pa.int8())
-
-
-def _distinct(values: np.ndarray) -> np.ndarray:
-    """Sorted distinct values: a sort and a compare (numpy 2's hash-based ``unique`` measured 3x slower here).
-
-    A stable sort is a timsort for 64-bit integers, which merges sorted runs in linear time: the
-    carried destination sets arrive as one sorted run (stored in (key, destination) order, and run
-    numbers follow key order), so only this hour's pairs are really sorted.
-    """
-    values = np.sort(values, kind="stable")
-    if len(values) < 2:
-        return values
-    keep = np.empty(len(values), dtype=bool)
-    keep[0] = True
-    np.not_equal(values[1:], values[:-1], out=keep[1:])
-    return values[keep]
-
-
-def _majority_tool_sql() -> str:
-    """The most frequent tool, "none" (untagged packets) competing; ties go to the earlier tool."""
-    untagged = "packets - " + " - ".join(f"n_{t}" for t in TOOLS)
-    best = f"greatest({', '.join(f'n_{t}' for t in TOOLS)})"
-    cases = " ".join(f"WHEN n_{t} = {best} THEN '{t}'" for t in TOOLS)
-    return f"CASE WHEN {best} = 0 OR {best} < {untagged} THEN NULL {cases} END"

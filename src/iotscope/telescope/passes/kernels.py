@@ -1,0 +1,271 @@
+"""The compiled kernels of the analysis passes (numba), with the helpers they inline, in one module.
+
+One module on purpose (as ``decode/kernel.py``): numba's on-disk cache (``cache=True``) is
+invalidated only when the file defining the cached function changes, so a helper inlined from
+another module could change while the cached kernels keep the old machine code.
+
+* **Arrow buffers.** Kernels read a column's values buffer and test its validity bitmap
+  (:func:`arrow_buffers`, :func:`valid`) instead of getting null-filled numpy copies.
+* **Hash table.** Open addressing of 64-bit keys, two words per slot (key, value) so a probe costs
+  one cache line, linear probing, starting at 4,096 slots and doubling at half full: an hour has
+  ~10⁶ packets but ~10⁴-10⁵ keys, and a table that stays in cache is what makes the passes fast.
+* **events** (:func:`split_runs`, :func:`merge_destinations`): split an hour's packets into runs
+  in one pass in time order (the carried open events are inserted first and keep their index as
+  run number; a packet starts a new run when its key is new or it comes more than ``idle_us``
+  after the key's previous packet; a gap of exactly ``idle_us`` continues the run), then per run
+  merge the carried sorted destination set with the hour's sorted ``run << 32 | dst`` pairs,
+  counting distinct destinations and /24s exactly. Carried sets are stored in run order, sorted
+  within each run, so they are merged, never re-sorted. Runs are numbered carried events first
+  (in ``open`` order), then new runs in order of their first packet, so the ``open`` table written
+  in run order stays in ``first_ts`` order hour after hour.
+* **port_series** (:func:`count_cells`): packets per (protocol, port, bucket) cell and a hash set
+  of (cell, IPv4 source) pairs for exact distinct sources.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+import pyarrow as pa
+
+EMPTY = np.uint64(0xFFFFFFFFFFFFFFFF)  # a free hash slot: never an IPv4 key (58 bits); an IPv6 key (bit 63 + hash) equal to it is a 2^-63 event
+BUCKET_BITS = 22  # port_series cells: bucket numbers relative to the hour's first (< 3600: buckets >= 1 s divide the hour)
+
+
+def arrow_buffers(array: pa.Array, dtype: type) -> tuple[np.ndarray, np.ndarray, int]:
+    """(values, validity bitmap, bit offset) of a fixed-width Arrow array; values under nulls are arbitrary.
+
+    The bitmap is empty when the array has no nulls (see :func:`valid`).
+    """
+    validity, data = array.buffers()[:2]
+    values = np.frombuffer(data, dtype=dtype)[array.offset:array.offset + len(array)] if data is not None \
+        else np.empty(0, dtype=dtype)
+    bits = np.frombuffer(validity, dtype=np.uint8) if validity is not None and array.null_count else np.empty(0, np.uint8)
+    return values, bits, array.offset
+
+
+@numba.njit(cache=True, inline="always")
+def valid(bits: np.ndarray, offset: int, i: int) -> bool:
+    """Whether value ``i`` is not null, from :func:`arrow_buffers`' bitmap (empty: no nulls)."""
+    if len(bits) == 0:
+        return True
+    j = offset + i
+    return (bits[j >> 3] >> (j & 7)) & 1 == 1
+
+
+@numba.njit(cache=True, inline="always")
+def slot(slots: np.ndarray, key: np.uint64, mask: np.uint64) -> np.int64:
+    """Slot of ``key`` in the open-addressing table (linear probing; key at ``2 * slot``): where it is, or the empty one."""
+    h = (key * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(20)
+    i = h & mask
+    while slots[2 * i] != key and slots[2 * i] != EMPTY:
+        i = (i + np.uint64(1)) & mask
+    return np.int64(i)
+
+
+@numba.njit(cache=True, nogil=True)
+def grown(slots: np.ndarray) -> np.ndarray:
+    """The hash table at twice the size, entries re-inserted (keeps it at most half full)."""
+    size = len(slots)  # the new number of slots: two words per slot (key, value)
+    mask = np.uint64(size - 1)
+    bigger = np.full(2 * size, EMPTY, dtype=np.uint64)
+    for i in range(size // 2):
+        if slots[2 * i] != EMPTY:
+            s = slot(bigger, slots[2 * i], mask)
+            bigger[2 * s] = slots[2 * i]
+            bigger[2 * s + 1] = slots[2 * i + 1]
+    return bigger
+
+
+@numba.njit(cache=True, inline="always")
+def find_or_add(slots: np.ndarray, key: np.uint64, used: int) -> tuple[np.ndarray, np.int64, bool, int]:
+    """(table, slot of ``key``, whether it was added, keys in use): adds the key if absent, growing the
+    table first when it would be more than half full (the table returned may be a new array)."""
+    s = slot(slots, key, np.uint64(len(slots) // 2 - 1))
+    if slots[2 * s] == key:
+        return slots, s, False, used
+    if 2 * (used + 1) > len(slots) // 2:
+        slots = grown(slots)
+        s = slot(slots, key, np.uint64(len(slots) // 2 - 1))
+    slots[2 * s] = key
+    return slots, s, True, used + 1
+
+
+@numba.njit(cache=True, nogil=True)
+def new_table(min_slots: int) -> np.ndarray:
+    """An empty table of at least ``min_slots`` slots (a power of two, at least 4096)."""
+    size = 1 << 12
+    while size < min_slots:
+        size *= 2
+    return np.full(2 * size, EMPTY, dtype=np.uint64)
+
+
+@numba.njit(cache=True, nogil=True)
+def split_runs(carried_keys: np.ndarray, carried_last: np.ndarray, t: np.ndarray, order: np.ndarray,
+               src: np.ndarray, src_bits: np.ndarray, src_offset: int, keys6: np.ndarray,
+               proto: np.ndarray, dport: np.ndarray, dport_bits: np.ndarray, dport_offset: int,
+               traffic: np.ndarray, skip_class: int, scan_class: int, tool: np.ndarray, tools: int,
+               dst: np.ndarray, dst_bits: np.ndarray, dst_offset: int, idle_us: int):
+    """Split the hour's packets into runs; per run its first packet, times, packets, tool counts; the dst pairs.
+
+    ``order``: the packets in time order (ties in input order), or empty when the input is in time
+    order. Packets of class ``skip_class`` (backscatter) are left out. A packet's key is
+    :func:`events.packed_keys`'s: ``src << 26 | proto << 18 | (dport or 65536) << 1 | not scan``
+    for IPv4, ``keys6[row]`` (computed by ``packed_keys``) for IPv6. Columns come as Arrow buffers
+    (values, validity bitmap, offset) so that nothing is copied to fill nulls.
+
+    ``carried_keys`` are the keys of the open events carried in, one event per key, whose runs are
+    numbered 0 .. len-1. The hash table (key, run per slot, side by side: one cache line per
+    probe) starts small and doubles: an hour has far fewer keys than packets, and a table that
+    fits in cache is what makes this pass fast. ``pairs`` are ``run << 32 | dst`` of the IPv4
+    destinations, unsorted; ``rows6``/``runs6`` the packets with an IPv6 destination and their runs.
+    """
+    c = len(carried_keys)
+    n = len(order) if len(order) else len(t)
+    slots = new_table(2 * c + 2)
+    first_row = np.full(n + c, -1, dtype=np.int64)
+    first_t = np.empty(n + c, dtype=np.int64)
+    last_t = np.empty(n + c, dtype=np.int64)
+    packets = np.zeros(n + c, dtype=np.int64)
+    tool_counts = np.zeros((tools, n + c), dtype=np.int64)
+    pairs = np.empty(n, dtype=np.uint64)
+    rows6 = np.empty(n, dtype=np.int64)  # packets with an IPv6 destination, and their runs
+    runs6 = np.empty(n, dtype=np.int64)
+    runs = 0
+    used = 0
+    w = 0
+    w6 = 0
+    for i in range(c):
+        slots, s, _, used = find_or_add(slots, carried_keys[i], used)
+        slots[2 * s + 1] = np.uint64(runs)
+        last_t[runs] = carried_last[i]
+        first_t[runs] = carried_last[i]  # replaced by the caller with the carried first time
+        runs += 1
+    for j in range(n):
+        row = order[j] if len(order) else j
+        if traffic[row] == skip_class:
+            continue
+        when = t[row]
+        if valid(src_bits, src_offset, row):
+            port = np.uint64(dport[row]) if valid(dport_bits, dport_offset, row) else np.uint64(65536)
+            other = np.uint64(0) if traffic[row] == scan_class else np.uint64(1)
+            key = (np.uint64(src[row]) << np.uint64(26)) | (np.uint64(proto[row]) << np.uint64(18)) \
+                | (port << np.uint64(1)) | other
+        else:
+            key = keys6[row]
+        slots, s, added, used = find_or_add(slots, key, used)
+        if added:
+            r = runs
+        else:
+            r = np.int64(slots[2 * s + 1])
+            if when - last_t[r] > idle_us:
+                r = runs
+        if r == runs:
+            slots[2 * s + 1] = np.uint64(r)
+            first_row[r] = row
+            first_t[r] = when
+            runs += 1
+        last_t[r] = when
+        packets[r] += 1
+        if tool[row] >= 0:
+            tool_counts[tool[row], r] += 1
+        if valid(dst_bits, dst_offset, row):
+            pairs[w] = (np.uint64(r) << np.uint64(32)) | np.uint64(dst[row])
+            w += 1
+        else:
+            rows6[w6] = row
+            runs6[w6] = r
+            w6 += 1
+    return (first_row[:runs], first_t[:runs], last_t[:runs], packets[:runs], tool_counts[:, :runs], pairs[:w],
+            rows6[:w6], runs6[:w6])
+
+
+@numba.njit(cache=True, nogil=True)
+def merge_destinations(pairs: np.ndarray, carried_run: np.ndarray, carried_dst: np.ndarray, runs: int,
+                       keep: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Distinct IPv4 destinations and /24s per run, and the merged sets of the runs to ``keep``.
+
+    ``pairs``: the hour's ``run << 32 | dst``, sorted (duplicates allowed). ``carried_run`` /
+    ``carried_dst``: the carried sets, sorted by (run, dst), no duplicates. Returns per-run distinct
+    destinations and /24s, and the kept (run, dst) rows in (run, dst) order.
+    """
+    destinations = np.zeros(runs, dtype=np.int64)
+    slash24s = np.zeros(runs, dtype=np.int64)
+    out_run = np.empty(len(pairs) + len(carried_dst), dtype=np.int64)
+    out_dst = np.empty(len(pairs) + len(carried_dst), dtype=np.uint32)
+    p, q, w = 0, 0, 0
+    n, c = len(pairs), len(carried_dst)
+    for r in range(runs):
+        prev = np.int64(-1)
+        prev24 = np.int64(-1)
+        count = 0
+        count24 = 0
+        while True:
+            has_p = p < n and np.int64(pairs[p] >> np.uint64(32)) == r
+            has_q = q < c and carried_run[q] == r
+            if not has_p and not has_q:
+                break
+            if has_p and (not has_q or np.int64(pairs[p] & np.uint64(0xFFFFFFFF)) <= np.int64(carried_dst[q])):
+                value = np.int64(pairs[p] & np.uint64(0xFFFFFFFF))
+                p += 1
+            else:
+                value = np.int64(carried_dst[q])
+                q += 1
+            if value == prev:
+                continue
+            prev = value
+            count += 1
+            if value >> 8 != prev24:
+                prev24 = value >> 8
+                count24 += 1
+            if keep[r]:
+                out_run[w] = r
+                out_dst[w] = np.uint32(value)
+                w += 1
+        destinations[r] = count
+        slash24s[r] = count24
+    return destinations, slash24s, out_run[:w], out_dst[:w]
+
+
+@numba.njit(cache=True, nogil=True)
+def count_cells(t: np.ndarray, src: np.ndarray, src_bits: np.ndarray, src_offset: int, proto: np.ndarray,
+                dport: np.ndarray, dport_bits: np.ndarray, dport_offset: int, traffic: np.ndarray, scan_class: int,
+                width: int, base: int):
+    """Per (proto, port, bucket) cell of the scans with a port: packets and distinct IPv4 sources.
+
+    A cell is ``proto << 38 | port << 22 | bucket - base`` (``BUCKET_BITS`` = 22); cells are numbered in order of first
+    packet (one hash table), and each IPv4 (cell number, source) pair is inserted into a hash set.
+    Returns the cells, packets, IPv4 sources, and the rows with an IPv6 source with their cell numbers.
+    """
+    n = len(t)
+    cells = new_table(1024)
+    pairs = new_table(1024)
+    cell_key = np.empty(n, dtype=np.uint64)
+    packets = np.zeros(n, dtype=np.int64)
+    sources = np.zeros(n, dtype=np.int64)
+    rows6 = np.empty(n, dtype=np.int64)
+    cells6 = np.empty(n, dtype=np.int64)
+    used_cells = 0
+    used_pairs = 0
+    w6 = 0
+    for i in range(n):
+        if traffic[i] != scan_class or not valid(dport_bits, dport_offset, i):
+            continue
+        key = (np.uint64(proto[i]) << np.uint64(16 + BUCKET_BITS)) | (np.uint64(dport[i]) << np.uint64(BUCKET_BITS)) \
+            | np.uint64(t[i] // width - base)
+        cells, s, added, used_cells = find_or_add(cells, key, used_cells)
+        if added:
+            cells[2 * s + 1] = np.uint64(used_cells - 1)
+            cell_key[used_cells - 1] = key
+        c = np.int64(cells[2 * s + 1])
+        packets[c] += 1
+        if valid(src_bits, src_offset, i):
+            pairs, _, added, used_pairs = find_or_add(pairs, (np.uint64(c) << np.uint64(32)) | np.uint64(src[i]),
+                                                      used_pairs)
+            if added:
+                sources[c] += 1
+        else:
+            rows6[w6] = i
+            cells6[w6] = c
+            w6 += 1
+    return cell_key[:used_cells], packets[:used_cells], sources[:used_cells], rows6[:w6], cells6[:w6]
