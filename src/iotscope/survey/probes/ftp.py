@@ -69,7 +69,10 @@ async def _login(
                     pending.insert(0, credential)
                     break
                 on_this_connection += 1
-                record.attempts += 1
+                if credential is anonymous:
+                    record.attempts += 1  # not a listed pair: nothing for --resume to skip
+                else:
+                    record.attempt(credential)
                 if code == 230:
                     await _quit(stream)
                     if credential is anonymous:

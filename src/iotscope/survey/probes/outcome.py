@@ -46,6 +46,12 @@ class ProbeResult:
     remaining: int | None = None
     #: When the probe reached this verdict (UTC): the evidence's time, not the survey's start.
     confirmed_at: datetime | None = None
+    #: Ids of the listed pairs tried, in order: what ``--resume`` skips when it continues an
+    #: ``incomplete`` service (the journal keeps them, the findings do not need them).
+    tried: tuple[str, ...] = ()
+    #: Connections opened to the service: fewer than ``attempts`` where the protocol lets one
+    #: connection carry several logins (SSH's MaxAuthTries, telnet's re-prompt, FTP's USER again).
+    connections: int = 0
 
 
 def sanitize_banner(raw: bytes | str, limit: int = BANNER_CHARS) -> str:
@@ -68,6 +74,8 @@ class ProbeRecord:
         self._said = bytearray()  # what the device said before the first attempt (bounded)
         self._after = bytearray()  # what it said after (bounded; for the device guess only)
         self.attempts = 0  # credentials sent
+        self.tried: list[str] = []  # ids of the listed pairs tried, in order (see attempt)
+        self.connections = 0  # connections opened to the service
         self.rejected = 0  # attempts the device answered with a clear "no"
         self._sent: dict[str, str] = {}  # credential id -> password, of the credentials sent
         self.untried = 0  # listed pairs left out by the max_attempts cap (see plan_attempts)
@@ -76,6 +84,17 @@ class ProbeRecord:
         """Note that ``credential`` goes to the device now (its password is masked wherever the
         result shows what the device said, should the device echo it)."""
         self._sent[credential.id] = credential.password
+
+    def attempt(self, credential: Credential) -> None:
+        """Count a login attempt with ``credential`` (its id is what ``--resume`` later skips)."""
+        self.attempts += 1
+        self.tried.append(credential.id)
+
+    def unattempt(self, credential: Credential) -> None:
+        """Take back the last attempt: the device hung up before answering it (it is tried again)."""
+        self.attempts -= 1
+        if self.tried and self.tried[-1] == credential.id:
+            self.tried.pop()
 
     async def pace(self, limits: ProbeLimits) -> None:
         """Wait ``limits.attempt_delay`` before any login attempt but the first: a device that
@@ -111,8 +130,9 @@ class ProbeRecord:
         used = [self._sent[credential_id]] if credential_id in self._sent else []
         banner = sanitize_banner(self._masked(bytes(self._said).decode("latin-1"), used))
         later = self._masked(bytes(self._after).decode("latin-1"), list(self._sent.values()))
-        if status == "not_vulnerable" and self.attempts and self.untried:  # the list was not exhausted: say so
-            detail = f"{detail}; {self.untried} listed pairs not tried (max_attempts cap)"
+        if status == "not_vulnerable" and self.untried:  # the list was not exhausted: not a verdict
+            status, remaining = "incomplete", self.untried
+            detail = f"{detail}; {self.untried} listed pairs not tried (--max-attempts cap; --resume tries the next)"
         return ProbeResult(
             protocol=self.protocol,
             status=status,
@@ -123,6 +143,8 @@ class ProbeRecord:
             attempts=self.attempts,
             remaining=remaining,
             confirmed_at=datetime.now(timezone.utc),
+            tried=tuple(self.tried),
+            connections=self.connections,
         )
 
 
@@ -154,7 +176,8 @@ def service_probe(protocol: str, body: ProbeBody) -> Probe:
 
     The scope is checked before any socket exists, and the body runs under :func:`run_probe`, so
     whatever the device does the survey gets a result (with the banner and attempts seen so far)
-    within ``limits.deadline`` (or by ``until``, the device's deadline). One wrapper keeps these guarantees from drifting apart per protocol.
+    within ``limits.service_deadline`` (and ``limits.deadline``), or by ``until``, the device's
+    deadline, when that comes first. One wrapper keeps these guarantees from drifting apart per protocol.
     """
 
     async def probe(
@@ -162,8 +185,9 @@ def service_probe(protocol: str, body: ProbeBody) -> Probe:
     ) -> ProbeResult:
         scope.check(ip)
         record = ProbeRecord(protocol)
-        pairs = min(len(credentials), limits.max_attempts)
-        return await run_probe(record, limits, body(scope, ip, port, credentials, limits, record), until=until, pairs=pairs)
+        body_run = body(scope, ip, port, credentials, limits, record)
+        pairs = len(attempt_order(credentials))  # distinct pairs, as plan_attempts counts them
+        return await run_probe(record, limits, body_run, until=until, pairs=pairs)
 
     probe.__qualname__ = probe.__name__ = f"{protocol}_probe"
     return probe
@@ -172,30 +196,33 @@ def service_probe(protocol: str, body: ProbeBody) -> Probe:
 async def run_probe(
     record: ProbeRecord, limits: ProbeLimits, body: Awaitable[ProbeResult], *, until: float | None = None, pairs: int = 0,
 ) -> ProbeResult:
-    """Await ``body`` until ``until`` (event-loop time; default ``limits.deadline`` from now);
-    every failure of the device becomes an error result.
+    """Await ``body`` until the service's deadline (``limits.service_deadline`` from now, never
+    past ``limits.deadline`` from now nor past ``until``, the device's deadline in event-loop
+    time); every failure of the device becomes an error result.
 
-    A deadline reached after login attempts is ``incomplete``, with the ``pairs`` not tried as
-    ``remaining``: a slow but well-behaved login (login(1) waits 3 s after each failure) was cut
-    short, and calling that ``not_vulnerable`` would hide every pair never tried. A deadline
-    reached before any attempt is an error (a device that never got to a login prompt in time).
+    A deadline reached after login attempts is ``incomplete``: of the ``pairs`` listed, those not
+    tried are ``remaining`` (``--resume`` tries them); a slow but well-behaved login (login(1)
+    waits 3 s after each failure) was cut short, and calling that ``not_vulnerable`` would hide
+    every pair never tried. A deadline reached before any attempt is an error (a device that never
+    got to a login prompt in time).
     """
-    if until is None:
-        until = asyncio.get_running_loop().time() + limits.deadline
+    now = asyncio.get_running_loop().time()
+    own = now + min(limits.service_deadline, limits.deadline)
+    which = f"service deadline {min(limits.service_deadline, limits.deadline):g}s"
+    if until is not None and until < own:
+        own, which = until, f"device deadline {limits.deadline:g}s"
     try:
-        async with asyncio.timeout_at(until):
+        async with asyncio.timeout_at(own):
             return await body
     except OutOfScopeError:
         raise
     except TimeoutError:
         if record.attempts:
-            remaining = max(0, pairs - record.attempts)
+            remaining = max(0, pairs - len(record.tried))
             return record.result(
-                "incomplete",
-                f"device deadline {limits.deadline:g}s reached: {record.attempts} pairs tried, {remaining} not",
-                remaining=remaining,
+                "incomplete", f"{which} reached: {len(record.tried)} pairs tried, {remaining} not", remaining=remaining,
             )
-        return record.result("error", f"device deadline {limits.deadline:g}s reached before a login attempt")
+        return record.result("error", f"{which} reached before a login attempt")
     except ProbeFailure as exc:
         return record.result("error", str(exc))
     except (OSError, EOFError) as exc:

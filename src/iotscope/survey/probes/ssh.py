@@ -66,7 +66,7 @@ class _PasswordFeeder(asyncssh.SSHClient):
         await self._record.pace(self._limits)
         self.current = self._run.popleft()
         self.handed += 1
-        self._record.attempts += 1
+        self._record.attempt(self.current)
         self._record.sending(self.current)
         return self.current.password
 
@@ -156,6 +156,7 @@ async def _login(
             sock = await open_guarded_socket(scope, ip, port, timeout=limits.connect_timeout)
         except TimeoutError:
             raise ProbeFailure(f"connect timed out after {limits.connect_timeout:g}s") from None
+        record.connections += 1
         try:
             version = await await_version(sock, limits)
             if not record.banner:
@@ -183,6 +184,7 @@ async def _login(
                 raise ProbeFailure(f"SSH handshake or login took over {budget:g}s") from None
             except asyncssh.PermissionDenied:
                 if client.handed == 0:  # public keys only: no password will ever be asked
+                    record.untried = 0  # a verdict on every pair, not an unfinished list
                     return record.result("not_vulnerable", "no password authentication offered")
                 if client.current is not None:
                     record.rejected += 1  # the last password handed out was refused too
@@ -197,7 +199,7 @@ async def _login(
                 if client.handed > 1 and client.current is not None:
                     # Cut off after refusals (too many tries): the last one may be unanswered.
                     run.appendleft(client.current)
-                    record.attempts -= 1
+                    record.unattempt(client.current)
                 elif client.current is not None:
                     record.rejected += 1
             else:

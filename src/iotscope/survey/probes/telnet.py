@@ -238,7 +238,7 @@ async def _login(
                 if prompt is Prompt.PASSWORD and credential.password in tried_passwords:
                     continue
                 await record.pace(limits)
-                record.attempts += 1
+                record.attempt(credential)
                 if prompt is Prompt.LOGIN:
                     await session.send_line(credential.username)
                     prompt = await session.next_prompt("password prompt")
