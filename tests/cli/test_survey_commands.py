@@ -92,6 +92,7 @@ def test_run_then_report(tmp_path: Path, scope_file: Path, mute_device: int) -> 
     (["--attempt-delay", "nan"], "--attempt-delay must be 0 or more seconds"),
     (["--service-deadline", "0"], "--service-deadline must be a positive number of seconds, not 0"),
     (["--device-deadline", "nan"], "--device-deadline must be a positive number of seconds, not nan"),
+    (["--per-device-connections", "0"], "--per-device-connections must be at least 1, not 0"),
 ])
 def test_bad_options_fail_with_one_line(tmp_path: Path, scope_file: Path, extra: list[str], message: str) -> None:
     result = runner.invoke(app, ["survey", "run", "--scope", str(scope_file), "--store", str(tmp_path / "s"), *extra])

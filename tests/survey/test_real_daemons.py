@@ -342,3 +342,31 @@ def test_an_incomplete_slow_service_is_resumed_to_completion(slow_daemons, tmp_p
         survey(resume=True)
     report = export_report(tmp_path / "store", tmp_path / "out")
     assert report.incomplete == 0 and report.severities, report
+
+
+@needs_namespace
+def test_two_connections_per_device_overlap_the_fail_delays_of_a_slow_login(slow_daemons):
+    """--per-device-connections 2: the two share one queue (no pair twice) and one pace; login(1)'s
+    3 s fail delays overlap, so the late weak pair is found in about half the time."""
+    telnet_port, ftp_port = slow_daemons
+    limits = dataclasses.replace(SLOW_LIMITS, per_device_connections=2)
+
+    async def survey(limits: ProbeLimits):
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        result = await PROBES["telnet"](loopback_scope(), SLOW_TELNET_HOST, telnet_port, SLOW_LIST, limits)
+        return result, loop.time() - started
+
+    parallel, parallel_seconds = asyncio.run(survey(limits))
+    serial, serial_seconds = asyncio.run(survey(SLOW_LIMITS))
+    for result in (parallel, serial):
+        assert (result.status, result.credential_id) == ("vulnerable", "mirai-61"), result
+    assert parallel.connections == 2 and serial.connections == 1
+    assert len(set(parallel.tried)) == len(parallel.tried) <= len(SLOW_LIST)  # no pair twice
+    assert parallel.banner == serial.banner  # the device identified once, not its greeting twice
+    # Four failures cost the serial probe four fail delays (~12 s: PAM varies each 3 s delay); in two lanes about two.
+    print(f"telnet, login(1): 2 lanes {parallel_seconds:.1f} s, 1 lane {serial_seconds:.1f} s")
+    assert serial_seconds > 8 and parallel_seconds < 0.75 * serial_seconds, (parallel_seconds, serial_seconds)
+    ftp = asyncio.run(PROBES["ftp"](loopback_scope(), FTP_HOST, ftp_port, SLOW_LIST, limits))
+    assert (ftp.status, ftp.credential_id) == ("vulnerable", "mirai-61"), ftp
+    assert ftp.banner == "220 (vsFTPd 3.0.3)", ftp.banner

@@ -58,6 +58,7 @@ def run(
     attempt_delay: Annotated[float, typer.Option(help="Seconds between two login attempts on one service; raise it where devices lock accounts after quick failures.")] = _DEFAULT_LIMITS.attempt_delay,
     service_deadline: Annotated[float, typer.Option(help="Seconds of login attempts per service; one cut short is incomplete and --resume continues it.")] = _DEFAULT_LIMITS.service_deadline,
     device_deadline: Annotated[float, typer.Option(help="Seconds for all services of one device together (protects the device).")] = _DEFAULT_LIMITS.deadline,
+    per_device_connections: Annotated[int, typer.Option(help="Connections logging in to one device at once (telnet, SSH, FTP), sharing its pace; devices lock up: 1 or 2.")] = _DEFAULT_LIMITS.per_device_connections,
 ) -> None:
     """Sweep the scope, identify services by handshake, try default credentials, store evidence."""
     if workers > 1 and import_file is None:
@@ -91,8 +92,11 @@ def run(
         for name, value in (("--service-deadline", service_deadline), ("--device-deadline", device_deadline)):
             if not value > 0:  # NaN included
                 raise ValueError(f"{name} must be a positive number of seconds, not {value:g}")
+        if per_device_connections < 1:
+            raise ValueError(f"--per-device-connections must be at least 1, not {per_device_connections}")
         limits = ProbeLimits(
             max_attempts=max_attempts, attempt_delay=attempt_delay, service_deadline=service_deadline, deadline=device_deadline,
+            per_device_connections=per_device_connections,
         )
         # Yours first: the built-in corpus (~680 pairs) is longer than the attempt cap.
         credential_list = merge(load_credentials(credentials) if credentials else [], load_builtin())

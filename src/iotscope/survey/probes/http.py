@@ -294,7 +294,7 @@ async def _survey(
     return record.result("not_vulnerable", "no open admin page and no Basic/Digest challenge")
 
 
-probe = service_probe("http", _survey)
+probe = service_probe("http", _survey, parallel=False)
 
 
 async def _authenticate(

@@ -47,6 +47,12 @@ class ProbeLimits:
     #: N failures within W seconds stays unlocked when attempt_delay > W / (N - 1); the default
     #: only spreads load. Raise it (or lower max_attempts) for populations known to lock.
     attempt_delay: float = 0.1
+    #: Connections that probe one service of a device at the same time (``--per-device-connections``;
+    #: a device's services are probed one after another, so this is per device too). They share
+    #: the service's queue of pairs and its ``attempt_delay`` pace, so a second connection adds
+    #: no login rate; it only overlaps the fail delays of slow logins (telnet, SSH, FTP; HTTP
+    #: stays at one). Small devices lock up under parallel logins: keep it at 1 or 2.
+    per_device_connections: int = 1
     #: Telnet option commands accepted before negotiation is declared endless.
     max_negotiation_rounds: int = 64
     #: Seconds of silence after a shell-prompt-looking tail ('#', '$', '>') that confirm it is the
@@ -63,7 +69,7 @@ class ProbeLimits:
         for name in ("connect_timeout", "read_timeout", "deadline", "service_deadline", "greeting_timeout"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"probe limit {name} must be positive")
-        for name in ("max_bytes", "max_attempts", "max_negotiation_rounds"):
+        for name in ("max_bytes", "max_attempts", "max_negotiation_rounds", "per_device_connections"):
             if getattr(self, name) < 1:
                 raise ValueError(f"probe limit {name} must be at least 1")
         if self.attempt_delay < 0 or self.prompt_settle < 0 or self.reverse_dns_timeout < 0:

@@ -9,8 +9,10 @@ propagate, because contacting an unauthorized target is a bug to stop on, not a 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import re
-from collections.abc import Awaitable, Callable
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Literal
@@ -79,6 +81,20 @@ class ProbeRecord:
         self.rejected = 0  # attempts the device answered with a clear "no"
         self._sent: dict[str, str] = {}  # credential id -> password, of the credentials sent
         self.untried = 0  # listed pairs left out by the max_attempts cap (see plan_attempts)
+        #: The pairs still to try, shared by the service's parallel connections (see planned).
+        self.plan: deque[Credential] | None = None
+        self.lanes = 1  # connections probing the service at the same time
+        self._next_attempt_at = 0.0  # event-loop time before which no lane may start an attempt
+
+    def planned(
+        self, credentials: list[Credential], limits: ProbeLimits, reserved: int = 0, first: Iterable[Credential] = (),
+    ) -> deque[Credential]:
+        """The service's queue of pairs to try, planned once (by :func:`plan_attempts`, after
+        ``first``) by whichever connection has seen the device's banner first; every parallel
+        connection takes its next pair from it, so no pair is tried twice."""
+        if self.plan is None:
+            self.plan = deque([*first, *plan_attempts(credentials, self, limits, reserved)])
+        return self.plan
 
     def sending(self, credential: Credential) -> None:
         """Note that ``credential`` goes to the device now (its password is masked wherever the
@@ -98,12 +114,22 @@ class ProbeRecord:
 
     async def pace(self, limits: ProbeLimits) -> None:
         """Wait ``limits.attempt_delay`` before any login attempt but the first: a device that
-        locks an account after quick failures would lock its owner out, so probes go slowly."""
-        if self.attempts:
-            await asyncio.sleep(limits.attempt_delay)
+        locks an account after quick failures would lock its owner out, so probes go slowly.
+        Parallel connections to one service share the pace: their attempts start at least
+        ``attempt_delay`` apart, so a second connection adds no login rate, only hides fail delays."""
+        if self.lanes == 1:
+            if self.attempts:
+                await asyncio.sleep(limits.attempt_delay)
+            return
+        loop = asyncio.get_running_loop()
+        start = max(loop.time(), self._next_attempt_at)
+        self._next_attempt_at = start + limits.attempt_delay
+        await asyncio.sleep(start - loop.time())
 
     def saw(self, data: bytes) -> None:
-        kept = self._after if self.attempts else self._said
+        # Once the pairs are planned, the device has said who it is: a parallel connection's or a
+        # reconnection's greeting would only repeat it.
+        kept = self._after if self.attempts or self.plan is not None else self._said
         room = 4 * BANNER_CHARS - len(kept)
         if room > 0:
             kept += data[:room]
@@ -171,13 +197,15 @@ Probe = Callable[..., Awaitable[ProbeResult]]
 ProbeBody = Callable[[Scope, str, int, list[Credential], ProbeLimits, ProbeRecord], Awaitable[ProbeResult]]
 
 
-def service_probe(protocol: str, body: ProbeBody) -> Probe:
+def service_probe(protocol: str, body: ProbeBody, *, parallel: bool = True) -> Probe:
     """The probe for ``protocol``: its ``body`` run the way every probe must be run.
 
     The scope is checked before any socket exists, and the body runs under :func:`run_probe`, so
     whatever the device does the survey gets a result (with the banner and attempts seen so far)
     within ``limits.service_deadline`` (and ``limits.deadline``), or by ``until``, the device's
     deadline, when that comes first. One wrapper keeps these guarantees from drifting apart per protocol.
+    A ``parallel`` body (one that takes its pairs from :meth:`ProbeRecord.planned`) runs on
+    ``limits.per_device_connections`` connections at once (see :func:`in_lanes`).
     """
 
     async def probe(
@@ -185,12 +213,50 @@ def service_probe(protocol: str, body: ProbeBody) -> Probe:
     ) -> ProbeResult:
         scope.check(ip)
         record = ProbeRecord(protocol)
-        body_run = body(scope, ip, port, credentials, limits, record)
+        if parallel and limits.per_device_connections > 1:
+            body_run = in_lanes(limits.per_device_connections, body, scope, ip, port, credentials, limits, record)
+        else:
+            body_run = body(scope, ip, port, credentials, limits, record)
         pairs = len(attempt_order(credentials))  # distinct pairs, as plan_attempts counts them
         return await run_probe(record, limits, body_run, until=until, pairs=pairs)
 
     probe.__qualname__ = probe.__name__ = f"{protocol}_probe"
     return probe
+
+
+async def in_lanes(
+    lanes: int, body: ProbeBody, scope: Scope, ip: str, port: int, credentials: list[Credential],
+    limits: ProbeLimits, record: ProbeRecord,
+) -> ProbeResult:
+    """``body`` on ``lanes`` connections at once, sharing ``record`` (one queue of pairs, one
+    pace): the first login that works ends them all. A slow login (login(1) waits 3 s after a
+    failure) then costs the service 1/lanes of the time. The second and later connections open
+    once the first has planned the pairs (it has seen the banner), so the device is identified
+    once; a lane's failure ends the probe (a device that misbehaves is not asked again)."""
+    record.lanes = lanes
+
+    async def lane(first: bool) -> ProbeResult:
+        while not first and record.plan is None:
+            await asyncio.sleep(0.02)
+        return await body(scope, ip, port, credentials, limits, record)
+
+    tasks = [asyncio.ensure_future(lane(n == 0)) for n in range(lanes)]
+    try:
+        last: ProbeResult | None = None
+        for finished in asyncio.as_completed(tasks):
+            result = await finished
+            if result.status == "vulnerable":
+                return result
+            last = result
+        assert last is not None
+        # Each lane's verdict saw only its own attempts so far: the service's are all of them.
+        return dataclasses.replace(
+            last, attempts=record.attempts, tried=tuple(record.tried), connections=record.connections,
+        )
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 async def run_probe(

@@ -24,7 +24,7 @@ from asyncssh import encryption, kex, mac, public_key
 
 from iotscope.survey.credentials import Credential
 from iotscope.survey.probes.limits import ProbeLimits
-from iotscope.survey.probes.outcome import ProbeFailure, ProbeRecord, ProbeResult, plan_attempts, service_probe
+from iotscope.survey.probes.outcome import ProbeFailure, ProbeRecord, ProbeResult, service_probe
 from iotscope.survey.scope import Scope, open_guarded_socket
 
 
@@ -162,7 +162,7 @@ async def _login(
             if not record.banner:
                 record.saw(version)
             if pending is None:  # "SSH-2.0-ROSSSH", "SSH-2.0-HUAWEI-1.5": the maker's pairs first
-                pending = deque(plan_attempts(credentials, record, limits))
+                pending = record.planned(credentials, limits)  # shared with parallel connections
             if not run:
                 if not pending:
                     break

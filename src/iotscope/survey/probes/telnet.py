@@ -15,7 +15,7 @@ from collections import deque
 
 from iotscope.survey.credentials import Credential, attempt_order
 from iotscope.survey.probes.limits import ProbeLimits
-from iotscope.survey.probes.outcome import ProbeFailure, ProbeRecord, ProbeResult, plan_attempts, service_probe
+from iotscope.survey.probes.outcome import ProbeFailure, ProbeRecord, ProbeResult, service_probe
 from iotscope.survey.probes.stream import DeviceStream, open_device
 from iotscope.survey.scope import Scope
 
@@ -232,7 +232,7 @@ async def _login(
                 await session.leave()
                 return record.result("vulnerable", "shell without login")
             if pending is None:
-                pending = deque(plan_attempts(credentials, record, limits))
+                pending = record.planned(credentials, limits)  # shared with parallel connections
             while pending and prompt in (Prompt.LOGIN, Prompt.PASSWORD):
                 credential = pending.popleft()
                 if prompt is Prompt.PASSWORD and credential.password in tried_passwords:
