@@ -127,3 +127,24 @@ def test_banner_is_pre_login_and_only_the_password_that_logged_in_is_masked():
     found = record.result("vulnerable", credential_id="c2")
     assert found.banner == "220 Welcome to *** FTP service, admin."
     assert found.confirmed_at is not None and found.confirmed_at.tzinfo is not None
+
+
+def test_parallel_connections_share_one_pace():
+    """Two lanes of one service start their attempts attempt_delay apart: no more login rate."""
+    limits = ProbeLimits(attempt_delay=0.1, per_device_connections=2)
+    record = ProbeRecord("telnet")
+    record.lanes = 2
+    starts: list[float] = []
+
+    async def lane() -> None:
+        loop = asyncio.get_running_loop()
+        for _ in range(3):
+            await record.pace(limits)
+            starts.append(loop.time())
+
+    async def both() -> None:
+        await asyncio.gather(lane(), lane())
+
+    asyncio.run(both())
+    gaps = [b - a for a, b in zip(sorted(starts), sorted(starts)[1:])]
+    assert len(starts) == 6 and min(gaps) >= 0.09, gaps

@@ -224,7 +224,7 @@ async def _login(
     pending: deque[Credential] | None = None  # planned once the device has said who it is
     tried_passwords: set[str] = set()  # for devices that ask only for a password
     while True:
-        attempts_before = record.attempts
+        attempts_here = 0  # on this connection (record.attempts also counts parallel connections')
         async with open_device(scope, ip, port, limits, record) as stream:
             session = TelnetSession(stream, limits)
             prompt = await session.next_prompt("login prompt", nudge=True)
@@ -239,6 +239,7 @@ async def _login(
                     continue
                 await record.pace(limits)
                 record.attempt(credential)
+                attempts_here += 1
                 if prompt is Prompt.LOGIN:
                     await session.send_line(credential.username)
                     prompt = await session.next_prompt("password prompt")
@@ -260,7 +261,7 @@ async def _login(
                 record.rejected += 1
             if not pending:
                 return record.result("not_vulnerable", f"{record.attempts} credentials rejected")
-            if record.attempts == attempts_before:
+            if attempts_here == 0:
                 raise ProbeFailure("connection closed before a login prompt")
         # The device hung up after failures (as login(1) does after a few); reconnect, go on.
 
