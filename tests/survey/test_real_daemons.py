@@ -46,7 +46,7 @@ LIMITS = ProbeLimits(connect_timeout=2.0, read_timeout=8.0, deadline=40.0, attem
 CREDENTIALS = [c for c in load_builtin() if c.id in ("mirai-16", "mirai-61")]
 
 
-def _missing_prerequisite() -> str | None:
+def missing_prerequisite() -> str | None:
     if os.geteuid() != 0:
         return "needs root (bind mounts in a private mount namespace)"
     for tool in ("unshare", "busybox", "dropbear", "dropbearkey", "openssl"):
@@ -58,16 +58,16 @@ def _missing_prerequisite() -> str | None:
     return None
 
 
-needs_namespace = pytest.mark.skipif(_missing_prerequisite() is not None, reason=_missing_prerequisite() or "")
+needs_namespace = pytest.mark.skipif(missing_prerequisite() is not None, reason=missing_prerequisite() or "")
 
 
-def _free_port(host: str) -> int:
+def free_port(host: str) -> int:
     with socket.socket() as sock:
         sock.bind((host, 0))
         return sock.getsockname()[1]
 
 
-def _accounts(directory: Path, password: str, home: Path | None = None) -> tuple[Path, Path]:
+def accounts(directory: Path, password: str, home: Path | None = None) -> tuple[Path, Path]:
     """Copies of passwd/shadow with the throwaway account (hash from openssl, SHA-512 crypt);
     its ``home`` must be reachable by the account where the daemon enters it (vsftpd does)."""
     digest = subprocess.run(
@@ -91,7 +91,7 @@ class Daemons:
     ssh_port: int
 
 
-def _in_namespace(passwd: Path, shadow: Path, command: list[str]) -> subprocess.Popen:
+def in_namespace(passwd: Path, shadow: Path, command: list[str]) -> subprocess.Popen:
     script = 'mount --bind "$1" /etc/passwd && mount --bind "$2" /etc/shadow && shift 2 && exec "$@"'
     return subprocess.Popen(
         ["unshare", "-m", "--propagation", "private", "sh", "-c", script, "sh", str(passwd), str(shadow), *command],
@@ -101,7 +101,7 @@ def _in_namespace(passwd: Path, shadow: Path, command: list[str]) -> subprocess.
     )
 
 
-def _wait_listening(host: str, port: int, process: subprocess.Popen) -> None:
+def wait_listening(host: str, port: int, process: subprocess.Popen) -> None:
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -126,17 +126,17 @@ def host_keys(tmp_path_factory) -> list[str]:
 
 @pytest.fixture(params=[WEAK, STRONG], ids=["weak", "strong"])
 def daemons(request, tmp_path: Path, host_keys: list[str]) -> Iterator[tuple[str, Daemons]]:
-    passwd, shadow = _accounts(tmp_path, request.param)
-    telnet_port, ssh_port = _free_port(TELNET_HOST), _free_port(SSH_HOST)
-    telnetd = _in_namespace(
+    passwd, shadow = accounts(tmp_path, request.param)
+    telnet_port, ssh_port = free_port(TELNET_HOST), free_port(SSH_HOST)
+    telnetd = in_namespace(
         passwd, shadow, ["busybox", "telnetd", "-F", "-p", str(telnet_port), "-b", TELNET_HOST, "-l", "/bin/login"]
     )
-    dropbear = _in_namespace(
+    dropbear = in_namespace(
         passwd, shadow, ["dropbear", "-F", "-E", "-j", "-k", "-p", f"{SSH_HOST}:{ssh_port}", *host_keys]
     )
     try:
-        _wait_listening(TELNET_HOST, telnet_port, telnetd)
-        _wait_listening(SSH_HOST, ssh_port, dropbear)
+        wait_listening(TELNET_HOST, telnet_port, telnetd)
+        wait_listening(SSH_HOST, ssh_port, dropbear)
         yield request.param, Daemons(telnet_port, ssh_port)
     finally:
         for process in (telnetd, dropbear):
@@ -212,12 +212,12 @@ STOCK_PAGE_FILES = {"nginx": "/var/www/html/index.nginx-debian.html", "lighttpd"
 def test_stock_page_of_a_real_web_server_is_not_an_admin_page(server, command, tmp_path):
     if shutil.which(server) is None or not Path(STOCK_PAGE_FILES[server]).exists():
         pytest.skip(f"{server} is not installed (Debian package {'nginx-light' if server == 'nginx' else server})")
-    port = _free_port(WEB_HOST)
+    port = free_port(WEB_HOST)
     process = subprocess.Popen(
         command(tmp_path, port), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
     )
     try:
-        _wait_listening(WEB_HOST, port, process)
+        wait_listening(WEB_HOST, port, process)
 
         async def survey():
             scope = loopback_scope()
@@ -246,13 +246,16 @@ SLOW_LIST = [Credential(f"wrong-{n}", ACCOUNT, f"not-it-{n}", "test") for n in r
 SLOW_LIMITS = ProbeLimits(connect_timeout=2.0, read_timeout=8.0, deadline=60.0, attempt_delay=0.0, prompt_settle=0.3)
 
 
-def _vsftpd(directory: Path, port: int) -> list[str]:
-    """vsftpd with local accounts only (PAM service "vsftpd", Debian's), in the foreground."""
+def vsftpd_command(directory: Path, port: int, host: str = FTP_HOST, log_commands: bool = False) -> list[str]:
+    """vsftpd with local accounts only (PAM service "vsftpd", Debian's), in the foreground; with
+    ``log_commands`` its log (``directory``/vsftpd.log) has every command, a PASS line per login."""
     config = directory / "vsftpd.conf"
     config.write_text(
-        f"listen=YES\nlisten_address={FTP_HOST}\nlisten_port={port}\nbackground=NO\nanonymous_enable=NO\n"
+        f"listen=YES\nlisten_address={host}\nlisten_port={port}\nbackground=NO\nanonymous_enable=NO\n"
         "local_enable=YES\npam_service_name=vsftpd\nsecure_chroot_dir=/var/run/vsftpd/empty\nseccomp_sandbox=NO\n"
-        f"max_login_fails=3\ndelay_failed_login=1\nxferlog_enable=NO\nvsftpd_log_file={directory}/vsftpd.log\n"
+        f"max_login_fails=3\ndelay_failed_login=1\nxferlog_enable={'YES' if log_commands else 'NO'}\n"
+        f"log_ftp_protocol={'YES' if log_commands else 'NO'}\nxferlog_std_format=NO\n"
+        f"vsftpd_log_file={directory}/vsftpd.log\n"
     )
     return ["vsftpd", str(config)]
 
@@ -265,15 +268,15 @@ def slow_daemons(tmp_path: Path) -> Iterator[tuple[int, int]]:
     # vsftpd enters the home directory after the password: pytest's tmp_path is private (0700).
     reachable = Path(tempfile.mkdtemp(prefix="iotscope-ftp-"))
     reachable.chmod(0o755)
-    passwd, shadow = _accounts(tmp_path, WEAK, home=reachable / "home")
-    telnet_port, ftp_port = _free_port(SLOW_TELNET_HOST), _free_port(FTP_HOST)
-    telnetd = _in_namespace(
+    passwd, shadow = accounts(tmp_path, WEAK, home=reachable / "home")
+    telnet_port, ftp_port = free_port(SLOW_TELNET_HOST), free_port(FTP_HOST)
+    telnetd = in_namespace(
         passwd, shadow, ["busybox", "telnetd", "-F", "-p", str(telnet_port), "-b", SLOW_TELNET_HOST, "-l", "/bin/login"]
     )
-    vsftpd = _in_namespace(passwd, shadow, _vsftpd(tmp_path, ftp_port))
+    vsftpd = in_namespace(passwd, shadow, vsftpd_command(tmp_path, ftp_port))
     try:
-        _wait_listening(SLOW_TELNET_HOST, telnet_port, telnetd)
-        _wait_listening(FTP_HOST, ftp_port, vsftpd)
+        wait_listening(SLOW_TELNET_HOST, telnet_port, telnetd)
+        wait_listening(FTP_HOST, ftp_port, vsftpd)
         yield telnet_port, ftp_port
     finally:
         for process in (telnetd, vsftpd):
