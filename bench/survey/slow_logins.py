@@ -29,13 +29,19 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
-from tests.survey.probes.fake_devices import loopback_scope  # noqa: E402
-from tests.survey.test_real_daemons import (  # noqa: E402
-    ACCOUNT, WEAK, accounts, free_port, in_namespace, missing_prerequisite, vsftpd_command, wait_listening,
-)
-
 from iotscope.survey.credentials import Credential, load_builtin  # noqa: E402
 from iotscope.survey.probes import PROBES, ProbeLimits  # noqa: E402
+from tests.survey.probes.fake_devices import loopback_scope  # noqa: E402
+from tests.survey.test_real_daemons import (  # noqa: E402
+    ACCOUNT,
+    WEAK,
+    accounts,
+    free_port,
+    in_namespace,
+    missing_prerequisite,
+    vsftpd_command,
+    wait_listening,
+)
 
 
 def _passes(log: Path) -> int:
@@ -102,7 +108,7 @@ def main() -> int:
                 pass
             process.wait(timeout=5)
         shutil.rmtree(work, ignore_errors=True)
-    print(f"| tool | devices | list | seconds to find all | found | attempts per device (median, max) | connections per device |")
+    print("| tool | devices | list | seconds to find all | found | attempts per device (median, max) | connections per device |")
     print("|---|---:|---:|---:|---:|---:|---:|")
     for row in rows:
         connections = "" if row["connections"] is None else f"{statistics.median(row['connections']):g}"
