@@ -11,7 +11,7 @@ DEMO  ?= demo-out
 # tshark), the consumers that check our blocklists (nftables, bind9-utils' named-checkzone),
 # and chromium for the dashboard's browser tests (Playwright drives it, never
 # a downloaded browser).
-APT_PKGS := tshark tcpdump nmap hydra busybox-static dropbear-bin openssl login iproute2 libpcap-dev nginx-light lighttpd chromium tcpreplay nftables bind9-utils
+APT_PKGS := tshark tcpdump nmap hydra busybox-static dropbear-bin openssl login iproute2 libpcap-dev nginx-light lighttpd chromium tcpreplay nftables bind9-utils vsftpd
 # The dashboard: npm packages pinned by package-lock.json, bundled by vite into the Python package.
 FRONTEND := web/frontend
 DASHBOARD := src/iotscope/web/static/index.html

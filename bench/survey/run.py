@@ -29,7 +29,6 @@ import shlex
 import signal
 import socket
 import struct
-import subprocess
 import sys
 import tempfile
 import time

@@ -90,6 +90,9 @@ def test_run_then_report(tmp_path: Path, scope_file: Path, mute_device: int) -> 
     (["--max-attempts", "0"], "--max-attempts must be at least 1, not 0"),
     (["--attempt-delay", "-0.5"], "--attempt-delay must be 0 or more seconds, not -0.5"),
     (["--attempt-delay", "nan"], "--attempt-delay must be 0 or more seconds"),
+    (["--service-deadline", "0"], "--service-deadline must be a positive number of seconds, not 0"),
+    (["--device-deadline", "nan"], "--device-deadline must be a positive number of seconds, not nan"),
+    (["--per-device-connections", "0"], "--per-device-connections must be at least 1, not 0"),
 ])
 def test_bad_options_fail_with_one_line(tmp_path: Path, scope_file: Path, extra: list[str], message: str) -> None:
     result = runner.invoke(app, ["survey", "run", "--scope", str(scope_file), "--store", str(tmp_path / "s"), *extra])
@@ -124,10 +127,17 @@ def test_max_attempts_and_attempt_delay_reach_the_probes(tmp_path: Path, scope_f
     result = runner.invoke(app, ["survey", "run", "--scope", str(scope_file), "--store", str(tmp_path / "s"),
                                  "--ports", str(port), "--max-attempts", "3", "--attempt-delay", "0.3"])
     assert result.exit_code == 0, result.output
-    assert "at most 3 logins per service, 0.3 s apart" in result.output
+    said = " ".join(result.output.split())  # the console wraps long lines
+    assert "at most 3 logins per service, 0.3 s apart, in 120 s (300 s per device)" in said
     assert len(passwords) == 3  # anonymous, then two listed credentials; the cap stops the rest
     gaps = [later - earlier for earlier, later in zip(passwords, passwords[1:])]
     assert min(gaps) >= 0.3, gaps
+    # Listed pairs were left: incomplete, said in the summary, and --resume goes on down the list.
+    assert "1 services incomplete" in said and "--resume" in said
+    resumed = runner.invoke(app, ["survey", "run", "--scope", str(scope_file), "--store", str(tmp_path / "s"),
+                                  "--ports", str(port), "--max-attempts", "3", "--attempt-delay", "0", "--resume"])
+    assert resumed.exit_code == 0, resumed.output
+    assert "(resumed)" in resumed.output and len(passwords) == 6
 
 
 def test_bad_scope_and_out_of_scope_import_are_refused(tmp_path: Path, scope_file: Path) -> None:

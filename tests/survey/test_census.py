@@ -60,7 +60,8 @@ def test_census_counts_every_identified_service_not_only_vulnerable_ones(surveye
         # Hardened services are exposed too: counted, though no report lists them.
         assert login[protocol] <= row["services"] <= sum(1 for r in truth if r["protocol"] == protocol), protocol
         assert row["services"] == row["vulnerable"] + row["not_vulnerable"] + row["unsettled"]
-    assert sum(row["not_vulnerable"] for row in census.rows) > 0
+    # Hardened services refuse the capped pairs of the long corpus: incomplete, counted as unsettled.
+    assert sum(row["not_vulnerable"] + row["unsettled"] for row in census.rows) >= sum(login.values()) - sum(vulnerable.values())
     assert census.services + census.unidentified == len(truth) == summary.probed
     assert census.services == sum(1 for f in summary.findings if f.protocol != "unknown")
     assert census.closed == 0

@@ -142,7 +142,7 @@ def test_kill_9_during_compaction_leaves_the_old_or_the_new_set(tmp_path: Path) 
     for attempt in range(10):
         store = tmp_path / f"store{attempt}"
         shutil.copytree(template, store)
-        process = compact_in_a_process(store, whole * (0.3 + 0.08 * attempt))  # from start-up to the end
+        compact_in_a_process(store, whole * (0.3 + 0.08 * attempt))  # from start-up to the end
         files = committed(store)
         assert all((store / f).is_file() for f in files), "the journal names a file that is gone"
         if set(files) == old:

@@ -21,6 +21,21 @@ def test_resume_picks_the_newest_unfinished_survey_of_the_same_job(tmp_path: Pat
         assert journal.resumable("job-3") is None
 
 
+def test_incomplete_services_keep_the_pairs_tried_until_settled_and_stay_resumable(tmp_path: Path) -> None:
+    with SurveyJournal(tmp_path) as journal:
+        journal.create("A", "job-1", 1, "1/1", [23], "s.toml")
+        journal.commit_findings("A", [], [("127.0.0.9", 23), ("127.0.0.9", 22)],
+                                {("127.0.0.9", 23): ("p1", "p2"), ("127.0.0.9", 22): None})
+        journal.finish("A")
+        # Finished, but a service's list was not exhausted: --resume continues it.
+        assert journal.resumable("job-1").survey_id == "A"
+        journal.commit_findings("A", [], [("127.0.0.9", 23)], {("127.0.0.9", 23): ("p2", "p3")})
+        assert journal.incomplete_services("A") == {("127.0.0.9", 23): ["p1", "p2", "p3"]}  # in the order tried
+        journal.commit_findings("A", [], [("127.0.0.9", 23)], {("127.0.0.9", 23): None})  # settled
+        assert journal.incomplete_services("A") == {}
+        assert journal.resumable("job-1") is None
+
+
 def test_checkpoints_round_trip_big_positions_and_open_ports(tmp_path: Path) -> None:
     position = 2**100  # IPv6 scopes have positions beyond SQLite's 64-bit integers
     with SurveyJournal(tmp_path) as journal:

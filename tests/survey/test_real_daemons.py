@@ -1,5 +1,6 @@
-"""Real daemons from Debian packages, started on loopback by the test: BusyBox telnetd, dropbear,
-and nginx and lighttpd serving their stock pages.
+"""Real daemons from Debian packages, started on loopback by the test: BusyBox telnetd (running
+login(1), which waits 3 s after each failure), dropbear, vsftpd, and nginx and lighttpd serving
+their stock pages.
 
 A throwaway account exists only inside a private mount namespace (``unshare -m``) in which
 temporary copies of /etc/passwd and /etc/shadow, with the account added, are bind-mounted over
@@ -12,11 +13,13 @@ The web servers run as the test's own processes with a configuration in a tempor
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,10 +27,15 @@ from pathlib import Path
 
 import pytest
 
-from iotscope.survey.credentials import load_builtin
+from iotscope.survey.credentials import Credential, load_builtin
+from iotscope.survey.journal import ResumeError, SurveyJournal
 from iotscope.survey.probes import ProbeLimits, identify_service
 from iotscope.survey.probes.registry import probes
+from iotscope.survey.report import export_report
+from iotscope.survey.run import run_survey
+from iotscope.survey.scope import Scope
 
+from .conftest import write_scope
 from .probes.fake_devices import loopback_scope
 
 ACCOUNT = "tech"  # Mirai's pair tech/tech is mirai-61
@@ -39,7 +47,7 @@ LIMITS = ProbeLimits(connect_timeout=2.0, read_timeout=8.0, deadline=40.0, attem
 CREDENTIALS = [c for c in load_builtin() if c.id in ("mirai-16", "mirai-61")]
 
 
-def _missing_prerequisite() -> str | None:
+def missing_prerequisite() -> str | None:
     if os.geteuid() != 0:
         return "needs root (bind mounts in a private mount namespace)"
     for tool in ("unshare", "busybox", "dropbear", "dropbearkey", "openssl"):
@@ -51,21 +59,22 @@ def _missing_prerequisite() -> str | None:
     return None
 
 
-needs_namespace = pytest.mark.skipif(_missing_prerequisite() is not None, reason=_missing_prerequisite() or "")
+needs_namespace = pytest.mark.skipif(missing_prerequisite() is not None, reason=missing_prerequisite() or "")
 
 
-def _free_port(host: str) -> int:
+def free_port(host: str) -> int:
     with socket.socket() as sock:
         sock.bind((host, 0))
         return sock.getsockname()[1]
 
 
-def _accounts(directory: Path, password: str) -> tuple[Path, Path]:
-    """Copies of passwd/shadow with the throwaway account (hash from openssl, SHA-512 crypt)."""
+def accounts(directory: Path, password: str, home: Path | None = None) -> tuple[Path, Path]:
+    """Copies of passwd/shadow with the throwaway account (hash from openssl, SHA-512 crypt);
+    its ``home`` must be reachable by the account where the daemon enters it (vsftpd does)."""
     digest = subprocess.run(
         ["openssl", "passwd", "-6", "-stdin"], input=password.encode(), capture_output=True, check=True
     ).stdout.decode().strip()
-    home = directory / "home"
+    home = home or directory / "home"
     home.mkdir()
     passwd, shadow = directory / "passwd", directory / "shadow"
     uids = {int(line.split(":")[2]) for line in Path("/etc/passwd").read_text().splitlines() if line.count(":") >= 6}
@@ -83,7 +92,7 @@ class Daemons:
     ssh_port: int
 
 
-def _in_namespace(passwd: Path, shadow: Path, command: list[str]) -> subprocess.Popen:
+def in_namespace(passwd: Path, shadow: Path, command: list[str]) -> subprocess.Popen:
     script = 'mount --bind "$1" /etc/passwd && mount --bind "$2" /etc/shadow && shift 2 && exec "$@"'
     return subprocess.Popen(
         ["unshare", "-m", "--propagation", "private", "sh", "-c", script, "sh", str(passwd), str(shadow), *command],
@@ -93,7 +102,7 @@ def _in_namespace(passwd: Path, shadow: Path, command: list[str]) -> subprocess.
     )
 
 
-def _wait_listening(host: str, port: int, process: subprocess.Popen) -> None:
+def wait_listening(host: str, port: int, process: subprocess.Popen) -> None:
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -118,17 +127,17 @@ def host_keys(tmp_path_factory) -> list[str]:
 
 @pytest.fixture(params=[WEAK, STRONG], ids=["weak", "strong"])
 def daemons(request, tmp_path: Path, host_keys: list[str]) -> Iterator[tuple[str, Daemons]]:
-    passwd, shadow = _accounts(tmp_path, request.param)
-    telnet_port, ssh_port = _free_port(TELNET_HOST), _free_port(SSH_HOST)
-    telnetd = _in_namespace(
+    passwd, shadow = accounts(tmp_path, request.param)
+    telnet_port, ssh_port = free_port(TELNET_HOST), free_port(SSH_HOST)
+    telnetd = in_namespace(
         passwd, shadow, ["busybox", "telnetd", "-F", "-p", str(telnet_port), "-b", TELNET_HOST, "-l", "/bin/login"]
     )
-    dropbear = _in_namespace(
+    dropbear = in_namespace(
         passwd, shadow, ["dropbear", "-F", "-E", "-j", "-k", "-p", f"{SSH_HOST}:{ssh_port}", *host_keys]
     )
     try:
-        _wait_listening(TELNET_HOST, telnet_port, telnetd)
-        _wait_listening(SSH_HOST, ssh_port, dropbear)
+        wait_listening(TELNET_HOST, telnet_port, telnetd)
+        wait_listening(SSH_HOST, ssh_port, dropbear)
         yield request.param, Daemons(telnet_port, ssh_port)
     finally:
         for process in (telnetd, dropbear):
@@ -204,12 +213,12 @@ STOCK_PAGE_FILES = {"nginx": "/var/www/html/index.nginx-debian.html", "lighttpd"
 def test_stock_page_of_a_real_web_server_is_not_an_admin_page(server, command, tmp_path):
     if shutil.which(server) is None or not Path(STOCK_PAGE_FILES[server]).exists():
         pytest.skip(f"{server} is not installed (Debian package {'nginx-light' if server == 'nginx' else server})")
-    port = _free_port(WEB_HOST)
+    port = free_port(WEB_HOST)
     process = subprocess.Popen(
         command(tmp_path, port), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
     )
     try:
-        _wait_listening(WEB_HOST, port, process)
+        wait_listening(WEB_HOST, port, process)
 
         async def survey():
             scope = loopback_scope()
@@ -225,3 +234,143 @@ def test_stock_page_of_a_real_web_server_is_not_an_admin_page(server, command, t
     assert service == "http"
     assert (result.status, result.credential_id, result.attempts) == ("not_vulnerable", None, 0), result
     assert result.device and result.device.startswith(server), result
+
+
+# --- Slow logins (issue 7 item 2): login(1) via PAM waits 3 s after each failure, vsftpd 1 s. ---
+
+FTP_HOST, SLOW_TELNET_HOST = "127.0.0.73", "127.0.0.74"
+#: The account's weak pair comes last, after wrong passwords for the same account: each costs
+#: the daemon's fail delay, so the probe must use each connection for as long as it is allowed.
+SLOW_LIST = [Credential(f"wrong-{n}", ACCOUNT, f"not-it-{n}", "test") for n in range(1, 5)] + [
+    next(c for c in load_builtin() if c.id == "mirai-61")
+]
+SLOW_LIMITS = ProbeLimits(connect_timeout=2.0, read_timeout=8.0, deadline=60.0, attempt_delay=0.0, prompt_settle=0.3)
+
+
+def vsftpd_command(directory: Path, port: int, host: str = FTP_HOST, log_commands: bool = False) -> list[str]:
+    """vsftpd with local accounts only (PAM service "vsftpd", Debian's), in the foreground; with
+    ``log_commands`` its log (``directory``/vsftpd.log) has every command, a PASS line per login."""
+    config = directory / "vsftpd.conf"
+    config.write_text(
+        f"listen=YES\nlisten_address={host}\nlisten_port={port}\nbackground=NO\nanonymous_enable=NO\n"
+        "local_enable=YES\npam_service_name=vsftpd\nsecure_chroot_dir=/var/run/vsftpd/empty\nseccomp_sandbox=NO\n"
+        f"max_login_fails=3\ndelay_failed_login=1\nxferlog_enable={'YES' if log_commands else 'NO'}\n"
+        f"log_ftp_protocol={'YES' if log_commands else 'NO'}\nxferlog_std_format=NO\n"
+        f"vsftpd_log_file={directory}/vsftpd.log\n"
+    )
+    return ["vsftpd", str(config)]
+
+
+@pytest.fixture
+def slow_daemons(tmp_path: Path) -> Iterator[tuple[int, int]]:
+    """BusyBox telnetd running login(1) and vsftpd, both seeing the weak account."""
+    if shutil.which("vsftpd") is None:
+        pytest.skip("vsftpd is not installed (Debian package vsftpd)")
+    # vsftpd enters the home directory after the password: pytest's tmp_path is private (0700).
+    reachable = Path(tempfile.mkdtemp(prefix="iotscope-ftp-"))
+    reachable.chmod(0o755)
+    passwd, shadow = accounts(tmp_path, WEAK, home=reachable / "home")
+    telnet_port, ftp_port = free_port(SLOW_TELNET_HOST), free_port(FTP_HOST)
+    telnetd = in_namespace(
+        passwd, shadow, ["busybox", "telnetd", "-F", "-p", str(telnet_port), "-b", SLOW_TELNET_HOST, "-l", "/bin/login"]
+    )
+    vsftpd = in_namespace(passwd, shadow, vsftpd_command(tmp_path, ftp_port))
+    try:
+        wait_listening(SLOW_TELNET_HOST, telnet_port, telnetd)
+        wait_listening(FTP_HOST, ftp_port, vsftpd)
+        yield telnet_port, ftp_port
+    finally:
+        for process in (telnetd, vsftpd):
+            try:
+                os.killpg(process.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            process.wait(timeout=5)
+        shutil.rmtree(reachable, ignore_errors=True)
+
+
+@needs_namespace
+def test_slow_pam_logins_over_telnet_and_ftp_find_the_late_pair_on_few_connections(slow_daemons):
+    telnet_port, ftp_port = slow_daemons
+
+    async def survey():
+        scope = loopback_scope()
+        return await asyncio.gather(
+            probes()["telnet"](scope, SLOW_TELNET_HOST, telnet_port, SLOW_LIST, SLOW_LIMITS),
+            probes()["ftp"](scope, FTP_HOST, ftp_port, SLOW_LIST, SLOW_LIMITS),
+        )
+
+    started = time.monotonic()
+    telnet, ftp = asyncio.run(survey())
+    elapsed = time.monotonic() - started
+    assert (telnet.status, telnet.credential_id, telnet.attempts) == ("vulnerable", "mirai-61", 5), telnet
+    # login(1) re-prompts after a failure (LOGIN_RETRIES 5): one connection carries all five.
+    assert telnet.connections == 1, telnet
+    assert telnet.tried == tuple(c.id for c in SLOW_LIST)
+    # vsftpd: anonymous, then the list, USER again on one connection until max_login_fails (3).
+    assert (ftp.status, ftp.credential_id, ftp.attempts) == ("vulnerable", "mirai-61", 6), ftp
+    assert 1 < ftp.connections < ftp.attempts, ftp
+    assert ftp.banner.startswith("220"), ftp
+    assert elapsed < 40, f"{elapsed:.1f} s"
+
+
+@needs_namespace
+def test_an_incomplete_slow_service_is_resumed_to_completion(slow_daemons, tmp_path: Path):
+    """The attempt cap leaves the list unexhausted: incomplete (never not_vulnerable), in the
+    summary; --resume tries only the pairs not tried yet and finds the weak one."""
+    telnet_port, _ = slow_daemons
+    scope = Scope.load(write_scope(tmp_path / "scope.toml", [f"{SLOW_TELNET_HOST}/32"]))
+    limits = dataclasses.replace(SLOW_LIMITS, max_attempts=3)
+
+    def survey(resume: bool):
+        return asyncio.run(run_survey(
+            scope, store=tmp_path / "store", credentials=SLOW_LIST, ports=[telnet_port], rate=100, limits=limits,
+            workers=1, resume=resume,
+        ))
+
+    first = survey(resume=False)
+    [finding] = first.findings
+    assert (finding.status, finding.attempts, finding.remaining) == ("incomplete", 3, 2), finding
+    assert first.incomplete == 1
+    with SurveyJournal(tmp_path / "store") as journal:
+        assert journal.incomplete_services(first.survey_id) == {
+            (SLOW_TELNET_HOST, telnet_port): [c.id for c in SLOW_LIST[:3]],
+        }
+    second = survey(resume=True)
+    assert second.survey_id == first.survey_id and second.resumed
+    [finding] = second.findings
+    # Only the two pairs not tried before: the fourth (wrong), then the weak one.
+    assert (finding.status, finding.credential_id, finding.attempts) == ("vulnerable", "mirai-61", 2), finding
+    assert second.incomplete == 0
+    with pytest.raises(ResumeError):  # nothing left to continue
+        survey(resume=True)
+    report = export_report(tmp_path / "store", tmp_path / "out")
+    assert report.incomplete == 0 and report.severities, report
+
+
+@needs_namespace
+def test_two_connections_per_device_overlap_the_fail_delays_of_a_slow_login(slow_daemons):
+    """--per-device-connections 2: the two share one queue (no pair twice) and one pace; login(1)'s
+    3 s fail delays overlap, so the late weak pair is found in about half the time."""
+    telnet_port, ftp_port = slow_daemons
+    limits = dataclasses.replace(SLOW_LIMITS, per_device_connections=2)
+
+    async def survey(limits: ProbeLimits):
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        result = await probes()["telnet"](loopback_scope(), SLOW_TELNET_HOST, telnet_port, SLOW_LIST, limits)
+        return result, loop.time() - started
+
+    parallel, parallel_seconds = asyncio.run(survey(limits))
+    serial, serial_seconds = asyncio.run(survey(SLOW_LIMITS))
+    for result in (parallel, serial):
+        assert (result.status, result.credential_id) == ("vulnerable", "mirai-61"), result
+    assert parallel.connections == 2 and serial.connections == 1
+    assert len(set(parallel.tried)) == len(parallel.tried) <= len(SLOW_LIST)  # no pair twice
+    assert parallel.banner == serial.banner  # the device identified once, not its greeting twice
+    # Four failures cost the serial probe four fail delays (~12 s: PAM varies each 3 s delay); in two lanes about two.
+    print(f"telnet, login(1): 2 lanes {parallel_seconds:.1f} s, 1 lane {serial_seconds:.1f} s")
+    assert serial_seconds > 8 and parallel_seconds < 0.75 * serial_seconds, (parallel_seconds, serial_seconds)
+    ftp = asyncio.run(probes()["ftp"](loopback_scope(), FTP_HOST, ftp_port, SLOW_LIST, limits))
+    assert (ftp.status, ftp.credential_id) == ("vulnerable", "mirai-61"), ftp
+    assert ftp.banner == "220 (vsFTPd 3.0.3)", ftp.banner

@@ -56,6 +56,9 @@ def run(
     probe_concurrency: Annotated[int, typer.Option(help="Devices probed at the same time (each one service at a time).")] = DEFAULT_PROBE_CONCURRENCY,
     max_attempts: Annotated[int, typer.Option(help="Login attempts per service on one device at most; lower it where devices lock accounts.")] = _DEFAULT_LIMITS.max_attempts,
     attempt_delay: Annotated[float, typer.Option(help="Seconds between two login attempts on one service; raise it where devices lock accounts after quick failures.")] = _DEFAULT_LIMITS.attempt_delay,
+    service_deadline: Annotated[float, typer.Option(help="Seconds of login attempts per service; one cut short is incomplete and --resume continues it.")] = _DEFAULT_LIMITS.service_deadline,
+    device_deadline: Annotated[float, typer.Option(help="Seconds for all services of one device together (protects the device).")] = _DEFAULT_LIMITS.deadline,
+    per_device_connections: Annotated[int, typer.Option(help="Connections logging in to one device at once (telnet, SSH, FTP), sharing its pace; devices lock up: 1 or 2.")] = _DEFAULT_LIMITS.per_device_connections,
 ) -> None:
     """Sweep the scope, identify services by handshake, try default credentials, store evidence."""
     if workers > 1 and import_file is None:
@@ -86,7 +89,15 @@ def run(
             raise ValueError(f"--max-attempts must be at least 1, not {max_attempts}")
         if not attempt_delay >= 0:  # NaN included
             raise ValueError(f"--attempt-delay must be 0 or more seconds, not {attempt_delay:g}")
-        limits = ProbeLimits(max_attempts=max_attempts, attempt_delay=attempt_delay)
+        for name, value in (("--service-deadline", service_deadline), ("--device-deadline", device_deadline)):
+            if not value > 0:  # NaN included
+                raise ValueError(f"{name} must be a positive number of seconds, not {value:g}")
+        if per_device_connections < 1:
+            raise ValueError(f"--per-device-connections must be at least 1, not {per_device_connections}")
+        limits = ProbeLimits(
+            max_attempts=max_attempts, attempt_delay=attempt_delay, service_deadline=service_deadline, deadline=device_deadline,
+            per_device_connections=per_device_connections,
+        )
         # Yours first: the built-in corpus (~680 pairs) is longer than the attempt cap.
         credential_list = merge(load_credentials(credentials) if credentials else [], load_builtin())
     except (ScopeError, CredentialsError, ValueError) as exc:
@@ -98,7 +109,8 @@ def run(
         f"scope {printable(scope.source)}: {scope.target_count:,} addresses of {len(scope.authorized)} authorized "
         f"range(s), {len(scope.blocklist)} blocklist entr{'y' if len(scope.blocklist) == 1 else 'ies'}; "
         f"ports {shown_ports}; shard {shard_value}; {rate:,.0f} attempts/s; "
-        f"at most {max_attempts} logins per service, {attempt_delay:g} s apart",
+        f"at most {max_attempts} logins per service, {attempt_delay:g} s apart, in {service_deadline:g} s "
+        f"({device_deadline:g} s per device)",
         highlight=False,
     )
     _raise_file_limit(concurrency)
@@ -154,7 +166,7 @@ def report(
         table.add_row(printable(owner), printable(path), f"{rows:,}")
     console.print(table)
     severities = ", ".join(f"{k}={v:,}" for k, v in result.severities.items()) or "no vulnerable services"
-    unfinished = f" ({result.incomplete:,} incomplete: device deadline reached)" if result.incomplete else ""
+    unfinished = f" ({result.incomplete:,} incomplete: credential list not exhausted)" if result.incomplete else ""
     console.print(f"{severities}; {result.errors:,} errors{unfinished} in {printable(result.errors_file)}", highlight=False)
 
 
@@ -287,6 +299,12 @@ def _print_summary(summary: SurveySummary) -> None:
         console.print(
             f"[yellow]note:[/] findings kept in their small files ({printable(summary.compaction_error)}); "
             "run `iotscope survey compact` later", highlight=False,
+        )
+    if summary.incomplete:
+        console.print(
+            f"[yellow]note:[/] {summary.incomplete:,} services incomplete (credential list not exhausted: service or "
+            "device deadline, or --max-attempts): run the same command with --resume to try the pairs not tried yet",
+            highlight=False,
         )
     if summary.unfinished:
         console.print(

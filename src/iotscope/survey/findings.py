@@ -1,8 +1,8 @@
 """Evidence records of a survey and the ``findings/`` Parquet dataset that keeps them.
 
 One row per observation of a service: ``vulnerable``, ``not_vulnerable``, ``error`` (timeouts and
-hostile devices are evidence too: the report lists them), ``incomplete`` (the device's deadline
-ended before the credential list did: ``attempts`` pairs tried, ``remaining`` not) or ``closed``
+hostile devices are evidence too: the report lists them), ``incomplete`` (a deadline or the attempt
+cap ended the probe before the credential list did: ``attempts`` pairs tried, ``remaining`` not) or ``closed``
 (a later complete sweep found the port of an earlier finding closed). Observations are never
 rewritten: a later one supersedes an earlier one in reports, and the history stays here. A row carries what an ISP needs to act
 (time, target, protocol, which default credential by *id*, device guess, severity) and what
@@ -56,7 +56,7 @@ FINDINGS_SCHEMA = pa.schema([
     ("attempts", pa.int32()),
     ("owner", pa.string()),
     ("authorization", pa.string()),
-    # Credential pairs not tried when the deadline ended the probe (``incomplete``); null otherwise
+    # Credential pairs not tried when a deadline or the attempt cap ended the probe (``incomplete``); null otherwise
     # (and in files written before the column existed).
     ("remaining", pa.int32()),
     # The device's reverse DNS name when the probe ran (see iotscope.survey.probes.hostname);

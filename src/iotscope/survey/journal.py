@@ -52,6 +52,15 @@ CREATE TABLE IF NOT EXISTS probed (
     port      INTEGER NOT NULL,
     PRIMARY KEY (survey_id, ip, port)
 );
+-- Services whose credential list was not exhausted (``incomplete``): the listed pairs tried so
+-- far, so that --resume continues each one where it stopped. A settled result removes the row.
+CREATE TABLE IF NOT EXISTS incomplete_services (
+    survey_id TEXT NOT NULL,
+    ip        TEXT NOT NULL,
+    port      INTEGER NOT NULL,
+    tried     TEXT NOT NULL,       -- JSON list of credential ids, in the order tried
+    PRIMARY KEY (survey_id, ip, port)
+);
 CREATE TABLE IF NOT EXISTS findings_files (
     survey_id TEXT NOT NULL,
     path      TEXT PRIMARY KEY      -- relative to the store root
@@ -162,9 +171,12 @@ class SurveyJournal:
         return [_row_to_job(r) for r in self._db.execute("SELECT * FROM surveys ORDER BY created_at, survey_id")]
 
     def resumable(self, job_key: str) -> SurveyJob | None:
-        """The newest unfinished survey of the same job (same scope ranges, ports and shard)."""
+        """The newest survey of the same job (same scope ranges, ports and shard) that is unfinished
+        or has incomplete services (credential lists not exhausted)."""
         row = self._db.execute(
-            "SELECT * FROM surveys WHERE job_key = ? AND finished_at IS NULL ORDER BY created_at DESC, rowid DESC LIMIT 1",
+            "SELECT * FROM surveys s WHERE job_key = ? AND (finished_at IS NULL OR EXISTS "
+            "(SELECT 1 FROM incomplete_services i WHERE i.survey_id = s.survey_id)) "
+            "ORDER BY created_at DESC, rowid DESC LIMIT 1",
             (job_key,),
         ).fetchone()
         return _row_to_job(row) if row else None
@@ -196,12 +208,34 @@ class SurveyJournal:
     def probed(self, survey_id: str) -> set[tuple[str, int]]:
         return {(ip, port) for ip, port in self._db.execute("SELECT ip, port FROM probed WHERE survey_id = ?", (survey_id,))}
 
-    def commit_findings(self, survey_id: str, paths: list[str], targets: list[tuple[str, int]]) -> None:
+    def commit_findings(
+        self, survey_id: str, paths: list[str], targets: list[tuple[str, int]],
+        tried: dict[tuple[str, int], tuple[str, ...] | None] | None = None,
+    ) -> None:
         """Published findings files (paths relative to the store) and the targets whose results
-        they hold: from this statement on both count."""
+        they hold: from this statement on both count. ``tried`` maps a target to the credential
+        ids its probe tried when it is ``incomplete`` (added to those tried before), or to None
+        when its result settles it (it leaves the incomplete services)."""
         with self._transaction():
             self._db.executemany("INSERT INTO findings_files VALUES (?, ?)", [(survey_id, p) for p in paths])
             self._db.executemany("INSERT OR IGNORE INTO probed VALUES (?, ?, ?)", [(survey_id, ip, port) for ip, port in targets])
+            earlier = self.incomplete_services(survey_id) if tried else {}
+            for (ip, port), ids in (tried or {}).items():
+                if ids is None:
+                    self._db.execute(
+                        "DELETE FROM incomplete_services WHERE survey_id = ? AND ip = ? AND port = ?", (survey_id, ip, port),
+                    )
+                    continue
+                before = earlier.get((ip, port), [])
+                union = before + [i for i in dict.fromkeys(ids) if i not in set(before)]
+                self._db.execute(
+                    "INSERT OR REPLACE INTO incomplete_services VALUES (?, ?, ?, ?)", (survey_id, ip, port, json.dumps(union)),
+                )
+
+    def incomplete_services(self, survey_id: str) -> dict[tuple[str, int], list[str]]:
+        """Services of ``survey_id`` left ``incomplete``, each with the credential ids tried so far."""
+        rows = self._db.execute("SELECT ip, port, tried FROM incomplete_services WHERE survey_id = ?", (survey_id,))
+        return {(ip, port): json.loads(tried) for ip, port, tried in rows}
 
     def replace_findings_files(self, survey_id: str, new: list[str], old: list[str]) -> None:
         """Swap ``old`` findings files of ``survey_id`` for ``new`` ones holding the same rows (a

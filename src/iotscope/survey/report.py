@@ -6,7 +6,7 @@ daily reports established. A service (address, port) is reported by its latest *
 observation (vulnerable, not vulnerable, or closed in a later complete sweep): a device fixed or
 switched off since an earlier survey of the same store is no longer reported, while a later
 timeout alone does not clear an earlier finding. When the newest observation of a service is an
-error or ``incomplete`` (deadline reached before the credential list ended), it goes to
+error or ``incomplete`` (a deadline or the attempt cap ended the credential list early), it goes to
 ``errors.csv``/``errors.json``, so nothing observed is silently dropped. Every owner with any
 observation gets a file, empty when nothing of theirs is vulnerable, so that a file left by an
 earlier export cannot go on naming fixed devices.
@@ -57,7 +57,7 @@ class ReportResult:
     #: Rows per severity over all owners.
     severities: dict[str, int] = field(default_factory=dict)
     errors_file: Path | None = None
-    #: Rows of the errors file: probe errors, and services the device deadline left ``incomplete``.
+    #: Rows of the errors file: probe errors, and services left ``incomplete`` (list not exhausted).
     errors: int = 0
     incomplete: int = 0
     services: int = 0

@@ -11,8 +11,13 @@ The shards of one survey walk one permutation: its seed is given, or derived fro
 ranges and the port set, which every shard has in common, so shards run on different machines
 are disjoint and together complete without sharing any state.
 
-Each device is probed by one task at a time (its services one after another, within one
-deadline for the device), so a device never sees parallel logins from the survey;
+A service whose credential list was not exhausted (a deadline, or the ``max_attempts`` cap) is
+``incomplete``; the journal keeps the pairs it tried. A survey is finished once every open port
+has been probed, but while it has incomplete services ``resume=True`` continues it: each of them
+is probed again with the pairs not tried yet, in the same order, until it is settled.
+
+Each device is probed by one task at a time (its services one after another, each within its
+service deadline and all within one deadline for the device), so a device never sees parallel logins from the survey;
 ``probe_concurrency`` bounds the devices in progress. A complete unsharded sweep also records
 ``closed`` for services of earlier surveys it found closed, so reports stop listing them.
 """
@@ -90,6 +95,10 @@ class SurveySummary:
     closed: int = 0
     #: Why the findings files were not compacted at the end (``iotscope survey compact`` later), if so.
     compaction_error: str | None = None
+    #: Services left ``incomplete`` (credential list not exhausted: a deadline or the
+    #: ``max_attempts`` cap), this run's and earlier runs'; while any is left ``resume=True``
+    #: continues each with the pairs it has not tried.
+    incomplete: int = 0
 
     @property
     def by_status(self) -> Counter[str]:
@@ -139,7 +148,7 @@ async def run_survey(
             job = journal.create(summary.survey_id, key, seed, str(shard), sorted(ports), scope.source)
         else:
             job = journal.job(job.survey_id) or job  # as it is now that this process holds it
-            if job.finished_at is not None:
+            if job.finished_at is not None and not journal.incomplete_services(job.survey_id):
                 raise ResumeError(f"survey {job.survey_id} was finished meanwhile by another process")
             findings_dataset.remove_uncommitted(job.survey_id, journal.findings_files(job.survey_id))
         ports = job.ports  # the order that the permutation's index space was fixed in
@@ -155,20 +164,23 @@ async def run_survey(
         open_ports = journal.open_ports(job.survey_id)
         summary.open_ports = len(open_ports)
         done = journal.probed(job.survey_id)
-        todo = [p for p in open_ports if (p.ip, p.port) not in done]
+        tried = journal.incomplete_services(job.survey_id)  # continued where they stopped
+        todo = [p for p in open_ports if (p.ip, p.port) not in done or (p.ip, p.port) in tried]
         summary.skipped = sum(1 for p in todo if not scope.is_allowed(p.ip))
         todo = [p for p in todo if scope.is_allowed(p.ip)]
-        prober = _Prober(scope, job.survey_id, credentials, limits, journal, findings_dataset, summary, progress)
+        prober = _Prober(scope, job.survey_id, credentials, limits, journal, findings_dataset, summary, progress, tried)
         await prober.run(todo, probe_concurrency, len(open_ports) - len(todo) - summary.skipped, len(open_ports))
-        if l4_file is None and shard.count == 1:  # an import or a shard did not look at every service
-            closed = closed_findings(
-                findings_dataset.read(journal.findings_files()), ts=now(), survey_id=job.survey_id, scope=scope,
-                ports=ports, still_open={(p.ip, p.port) for p in open_ports},
-            )
-            if closed:
-                journal.commit_findings(job.survey_id, findings_dataset.publish(job.survey_id, closed), [])
-            summary.closed = len(closed)
-        journal.finish(job.survey_id)
+        summary.incomplete = len(journal.incomplete_services(job.survey_id))
+        if job.finished_at is None:  # the first complete pass (a later resume only continues incomplete services)
+            if l4_file is None and shard.count == 1:  # an import or a shard did not look at every service
+                closed = closed_findings(
+                    findings_dataset.read(journal.findings_files()), ts=now(), survey_id=job.survey_id, scope=scope,
+                    ports=ports, still_open={(p.ip, p.port) for p in open_ports},
+                )
+                if closed:
+                    journal.commit_findings(job.survey_id, findings_dataset.publish(job.survey_id, closed), [])
+                summary.closed = len(closed)
+            journal.finish(job.survey_id)
         compaction = CompactResult()
         try:
             compact_survey(journal, findings_dataset, job.survey_id, compaction)
@@ -209,8 +221,10 @@ class _Prober:
         self, scope: Scope, survey_id: str, credentials: list[Credential], limits: ProbeLimits,
         journal: SurveyJournal, dataset: FindingsDataset, summary: SurveySummary,
         progress: Callable[[SurveyProgress], None] | None,
+        tried: dict[tuple[str, int], list[str]] | None = None,
     ) -> None:
         self.scope = scope
+        self.tried = tried or {}  # incomplete services of earlier runs: the credential ids they tried
         self.survey_id = survey_id
         self.credentials = credentials
         self.limits = limits
@@ -218,7 +232,7 @@ class _Prober:
         self.dataset = dataset
         self.summary = summary
         self.progress = progress
-        self._pending: list[tuple[Finding, tuple[str, int]]] = []
+        self._pending: list[tuple[Finding, tuple[str, int], tuple[str, ...] | None]] = []
         self._done = 0
         self._total = 0
         self._last_flush = time.monotonic()
@@ -258,14 +272,17 @@ class _Prober:
         except OSError as exc:  # no route to an imported target: its error finding, then the next one
             result = ProbeResult("unknown", "error", detail=f"unreachable from this host: {exc.strerror or exc}")
         else:
-            result = await probe_service(self.scope, service.ip, service.port, self.credentials, self.limits, until)
+            tried = set(self.tried.get((service.ip, service.port), ()))
+            credentials = [c for c in self.credentials if c.id not in tried] if tried else self.credentials
+            result = await probe_service(self.scope, service.ip, service.port, credentials, self.limits, until)
         finding = make_finding(
             ts=started, survey_id=self.survey_id, scanner=scanner, ip=service.ip,
             port=service.port, authorized=authorized, result=result, hostname=await hostname,
         )
         self.summary.findings.append(finding)
         self.summary.probed += 1
-        self._pending.append((finding, (service.ip, service.port)))
+        incomplete = result is not None and result.status == "incomplete"
+        self._pending.append((finding, (service.ip, service.port), result.tried if incomplete else None))
         self._done += 1
         if len(self._pending) >= _FLUSH_ROWS or time.monotonic() - self._last_flush > 1.0:
             self._flush()
@@ -276,8 +293,10 @@ class _Prober:
         if not self._pending:
             return
         pending, self._pending = self._pending, []
-        paths = self.dataset.publish(self.survey_id, [finding for finding, _ in pending])
-        self.journal.commit_findings(self.survey_id, paths, [target for _, target in pending])
+        paths = self.dataset.publish(self.survey_id, [finding for finding, _, _ in pending])
+        self.journal.commit_findings(
+            self.survey_id, paths, [target for _, target, _ in pending], {target: tried for _, target, tried in pending},
+        )
 
     def _report(self) -> None:
         if self.progress is None:

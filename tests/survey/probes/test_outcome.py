@@ -6,8 +6,9 @@ import asyncio
 
 import pytest
 
+from iotscope.survey.credentials import Credential
 from iotscope.survey.probes.limits import ProbeLimits
-from iotscope.survey.probes.outcome import ProbeFailure, ProbeRecord, run_probe, sanitize_banner
+from iotscope.survey.probes.outcome import ProbeFailure, ProbeRecord, plan_attempts, run_probe, sanitize_banner
 from iotscope.survey.scope import OutOfScopeError
 
 
@@ -39,10 +40,43 @@ def test_deadline_is_an_error_before_any_login_and_incomplete_after():
     limits = ProbeLimits(deadline=0.05)
     assert asyncio.run(run_probe(ProbeRecord("ssh"), limits, slow(), pairs=73)).status == "error"
     record = ProbeRecord("ssh")
-    record.attempts = record.rejected = 3
+    for n in range(3):
+        record.attempt(Credential(f"c{n}", "root", f"p{n}", "t"))
     result = asyncio.run(run_probe(record, limits, slow(), pairs=73))
     assert (result.status, result.attempts, result.remaining) == ("incomplete", 3, 70)  # never "not_vulnerable"
-    assert "3 pairs tried, 70 not" in result.detail
+    assert result.tried == ("c0", "c1", "c2")  # what --resume skips
+    assert "service deadline 0.05s reached: 3 pairs tried, 70 not" in result.detail
+
+
+def test_service_deadline_bounds_a_service_within_the_device_deadline():
+    async def slow():
+        await asyncio.sleep(5)
+
+    async def timed(limits: ProbeLimits, until_in: float | None) -> tuple[float, str]:
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        until = None if until_in is None else start + until_in
+        result = await run_probe(ProbeRecord("ftp"), limits, slow(), until=until)
+        return loop.time() - start, result.detail
+
+    spent, detail = asyncio.run(timed(ProbeLimits(service_deadline=0.1, deadline=10), None))
+    assert spent < 0.5 and "service deadline 0.1s" in detail
+    spent, detail = asyncio.run(timed(ProbeLimits(service_deadline=10, deadline=10), 0.1))  # the device's is sooner
+    assert spent < 0.5 and "device deadline 10s" in detail
+
+
+def test_a_list_cut_by_the_attempt_cap_is_incomplete_not_a_verdict():
+    record = ProbeRecord("telnet")
+    credentials = [Credential(f"c{n}", "root", f"p{n}", "t") for n in range(5)]
+    planned = plan_attempts(credentials, record, ProbeLimits(max_attempts=2))
+    for credential in planned:
+        record.attempt(credential)
+    result = record.result("not_vulnerable", "2 credentials rejected")
+    assert (result.status, result.attempts, result.remaining, result.tried) == ("incomplete", 2, 3, ("c0", "c1"))
+    assert "3 listed pairs not tried" in result.detail
+    record = ProbeRecord("telnet")
+    plan_attempts(credentials, record, ProbeLimits(max_attempts=5))
+    assert record.result("not_vulnerable").status == "not_vulnerable"  # all refused: a verdict
 
 
 def test_scope_refusal_is_never_swallowed():
@@ -93,3 +127,24 @@ def test_banner_is_pre_login_and_only_the_password_that_logged_in_is_masked():
     found = record.result("vulnerable", credential_id="c2")
     assert found.banner == "220 Welcome to *** FTP service, admin."
     assert found.confirmed_at is not None and found.confirmed_at.tzinfo is not None
+
+
+def test_parallel_connections_share_one_pace():
+    """Two lanes of one service start their attempts attempt_delay apart: no more login rate."""
+    limits = ProbeLimits(attempt_delay=0.1, per_device_connections=2)
+    record = ProbeRecord("telnet")
+    record.lanes = 2
+    starts: list[float] = []
+
+    async def lane() -> None:
+        loop = asyncio.get_running_loop()
+        for _ in range(3):
+            await record.pace(limits)
+            starts.append(loop.time())
+
+    async def both() -> None:
+        await asyncio.gather(lane(), lane())
+
+    asyncio.run(both())
+    gaps = [b - a for a, b in zip(sorted(starts), sorted(starts)[1:])]
+    assert len(starts) == 6 and min(gaps) >= 0.09, gaps

@@ -118,7 +118,8 @@ def test_hardened_server_is_not_reported_and_cap_is_respected():
     import dataclasses
 
     capped, log = run_probe({"root": "a-strong-one-9"}, "127.0.0.33", limits=dataclasses.replace(FAST, max_attempts=3))
-    assert (capped.status, capped.attempts, len(log)) == ("not_vulnerable", 3, 3)
+    assert (capped.status, capped.attempts, len(log)) == ("incomplete", 3, 3)  # the list was not exhausted
+    assert capped.remaining == len({(c.username, c.password) for c in CREDENTIALS}) - 3 and capped.connections == 1
 
 
 def test_public_key_only_server_is_not_hammered():

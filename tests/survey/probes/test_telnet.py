@@ -51,12 +51,14 @@ def test_hardened_device_is_not_reported():
     log = Log()
     limits = dataclasses.replace(FAST, deadline=30.0)
     result = run_probe(telnet_device({"admin": "Xk#92-long-unique"}, log), "127.0.0.22", limits)
-    assert result.status == "not_vulnerable"
+    # The corpus is longer than the cap: the list was not exhausted, so no verdict (issue 7 item 2).
+    assert result.status == "incomplete"
     assert result.credential_id is None
     distinct = len({(c.username, c.password) for c in CREDENTIALS})
     assert result.attempts == min(distinct, limits.max_attempts)
-    # The corpus is longer than the cap: the result says the list was not exhausted.
-    assert f"{distinct - limits.max_attempts} listed pairs not tried (max_attempts cap)" in result.detail
+    assert result.remaining == distinct - limits.max_attempts
+    assert f"{distinct - limits.max_attempts} listed pairs not tried (--max-attempts cap" in result.detail
+    assert result.connections < result.attempts  # login(1)-like devices re-prompt on one connection
     assert not any(r.startswith(b"SHELL:") for r in log.received)
 
 
@@ -64,7 +66,7 @@ def test_attempt_cap_is_respected():
     log = Log()
     limits = dataclasses.replace(FAST, max_attempts=5)
     result = run_probe(telnet_device({"admin": "nope-not-listed"}, log), "127.0.0.23", limits)
-    assert (result.status, result.attempts) == ("not_vulnerable", 5)
+    assert (result.status, result.attempts) == ("incomplete", 5)  # pairs left: no verdict
     assert len([r for r in log.received if not r.startswith(b"SHELL")]) == 5
 
 

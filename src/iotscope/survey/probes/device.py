@@ -2,16 +2,17 @@
 
 A device with three telnet ports that each answer a failed login after 3 s would otherwise keep
 the survey logging in for three full deadlines (the 361 s of issue 6 item 13). The survey probes
-a device's services one after another (never in parallel), and each one gets what is left of the
-device's ``limits.deadline``; a service that the deadline ends early is recorded ``incomplete``,
-with the credential pairs it tried and those it did not, never ``not_vulnerable``.
+a device's services one after another (never in parallel), and each one gets at most
+``limits.service_deadline`` and never more than what is left of the device's ``limits.deadline``;
+a service that either deadline ends early is recorded ``incomplete``, with the credential pairs it
+tried and those it did not, never ``not_vulnerable``, and ``--resume`` continues it.
 """
 
 from __future__ import annotations
 
 import asyncio
 
-from iotscope.survey.credentials import Credential
+from iotscope.survey.credentials import Credential, attempt_order
 from iotscope.survey.probes.identify import identify_service
 from iotscope.survey.probes.limits import ProbeLimits
 from iotscope.survey.probes.outcome import ProbeResult
@@ -30,7 +31,7 @@ async def probe_service(
     """Identify and probe ``ip:port`` within the device's deadline ``until`` (from
     :func:`device_deadline`); None when no known service answered (no telnet, SSH, HTTP or FTP)."""
     scope.check(ip)
-    pairs = min(len(credentials), limits.max_attempts)
+    pairs = len(attempt_order(credentials))
     loop = asyncio.get_running_loop()
     if loop.time() >= until:
         return ProbeResult(

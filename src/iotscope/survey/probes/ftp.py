@@ -8,15 +8,17 @@ line starting with the same code and a space (RFC 959).
 from __future__ import annotations
 
 import re
+from collections import deque
 
 from iotscope.survey.credentials import Credential
 from iotscope.survey.probes.limits import ProbeLimits
-from iotscope.survey.probes.outcome import ProbeFailure, ProbeRecord, ProbeResult, plan_attempts, service_probe
+from iotscope.survey.probes.outcome import ProbeFailure, ProbeRecord, ProbeResult, service_probe
 from iotscope.survey.probes.stream import DeviceStream, open_device
 from iotscope.survey.scope import Scope
 
 #: RFC 1635: user "anonymous", an e-mail-like password; this one names the scanner.
 ANONYMOUS_PASSWORD = "iotscope@"
+ANONYMOUS = Credential("anonymous", "anonymous", ANONYMOUS_PASSWORD, "RFC 1635")
 _CODE = re.compile(rb"^(\d{3})([ -])")
 
 
@@ -47,8 +49,8 @@ async def _login(
     scope: Scope, ip: str, port: int, credentials: list[Credential], limits: ProbeLimits, record: ProbeRecord
 ) -> ProbeResult:
     """Anonymous login first, then ``credentials``, on the FTP service at ``ip:port``."""
-    anonymous = Credential("anonymous", "anonymous", ANONYMOUS_PASSWORD, "RFC 1635")
-    pending: list[Credential] | None = None  # planned once the greeting has named the device
+    anonymous = ANONYMOUS
+    pending: deque[Credential] | None = None  # planned once the greeting has named the device
     while pending is None or pending:
         async with open_device(scope, ip, port, limits, record) as stream:
             greeting = await stream.read_until(_reply_complete, "greeting")
@@ -56,20 +58,23 @@ async def _login(
             if not greeting.startswith(b"220"):
                 raise ProbeFailure("no FTP 220 greeting")
             if pending is None:
-                pending = [anonymous, *plan_attempts(credentials, record, limits, reserved=1)]
+                pending = record.planned(credentials, limits, reserved=1, first=[anonymous])  # shared with parallel connections
             on_this_connection = 0
             while pending:
-                credential = pending.pop(0)
+                credential = pending.popleft()
                 await record.pace(limits)
                 record.sending(credential)
                 code = await _try(stream, credential)
                 if code is None:  # the server hung up (e.g. vsftpd after 3 failures): reconnect
                     if on_this_connection == 0:
                         raise ProbeFailure("server closes the connection at login")
-                    pending.insert(0, credential)
+                    pending.appendleft(credential)
                     break
                 on_this_connection += 1
-                record.attempts += 1
+                if credential is anonymous:
+                    record.attempts += 1  # not a listed pair: nothing for --resume to skip
+                else:
+                    record.attempt(credential)
                 if code == 230:
                     await _quit(stream)
                     if credential is anonymous:

@@ -294,7 +294,7 @@ async def _survey(
     return record.result("not_vulnerable", "no open admin page and no Basic/Digest challenge")
 
 
-probe = service_probe("http", _survey)
+probe = service_probe("http", _survey, parallel=False)
 
 
 async def _authenticate(
@@ -312,9 +312,10 @@ async def _authenticate(
     for credential in plan_attempts(credentials, record, limits):  # realm/server/title name the maker
         header = authorization_header(challenge, credential, "GET", path)
         if header is None:
+            record.untried = 0  # no pair can ever be tried: a verdict, not an unfinished list
             return record.result("not_vulnerable", f"unsupported {challenge.scheme} challenge")
         await record.pace(limits)
-        record.attempts += 1
+        record.attempt(credential)
         record.sending(credential)
         response = await request(scope, ip, port, path, limits, record, authorization=header)
         if 200 <= response.status < 400:

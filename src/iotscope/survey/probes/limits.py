@@ -27,19 +27,32 @@ class ProbeLimits:
     #: Seconds for the whole probe of one device: all its services together, one after another
     #: (it protects the device, so three slow services share it). A service it cuts short is
     #: recorded ``incomplete`` with the pairs tried and not tried.
-    deadline: float = 120.0
+    deadline: float = 300.0
+    #: Seconds for one service (``--service-deadline``), within what is left of ``deadline``: a
+    #: slow login (login(1) waits 3 s after each failure) tries about 40 pairs in the default. A
+    #: service it cuts short is ``incomplete``; ``--resume`` continues it with the pairs not tried.
+    service_deadline: float = 120.0
     #: Bytes read for one reply before the device is declared hostile.
     max_bytes: int = 64 * 1024
-    #: Login attempts (credential pairs tried) per service on one device. The built-in corpus has
-    #: about 680 pairs; the default tries the 100 likeliest for the device (its maker's defaults
-    #: first when its banner names the maker, then Mirai's pairs by prevalence, then the rest) and
-    #: a result says how many listed pairs it left untried. Lower it for device populations with
-    #: lockout after few failures; raise it to go further down the list.
+    #: Login attempts (credential pairs tried) per service on one device in one run. The built-in
+    #: corpus has about 680 pairs; the default tries the 100 likeliest for the device (its maker's
+    #: defaults first when its banner names the maker, then Mirai's pairs by prevalence, then the
+    #: rest). The rule: a service is ``not_vulnerable`` only when every listed pair was refused; one
+    #: that refused all its capped attempts with pairs left is ``incomplete`` (``remaining`` says
+    #: how many), and each ``--resume`` tries the next ``max_attempts`` of them. Lower it for device
+    #: populations with lockout after few failures; shorten the list (``--credentials``) to settle
+    #: services in one run.
     max_attempts: int = 100
     #: Seconds between two login attempts on one service. A device that locks its account after
     #: N failures within W seconds stays unlocked when attempt_delay > W / (N - 1); the default
     #: only spreads load. Raise it (or lower max_attempts) for populations known to lock.
     attempt_delay: float = 0.1
+    #: Connections that probe one service of a device at the same time (``--per-device-connections``;
+    #: a device's services are probed one after another, so this is per device too). They share
+    #: the service's queue of pairs and its ``attempt_delay`` pace, so a second connection adds
+    #: no login rate; it only overlaps the fail delays of slow logins (telnet, SSH, FTP; HTTP
+    #: stays at one). Small devices lock up under parallel logins: keep it at 1 or 2.
+    per_device_connections: int = 1
     #: Telnet option commands accepted before negotiation is declared endless.
     max_negotiation_rounds: int = 64
     #: Seconds of silence after a shell-prompt-looking tail ('#', '$', '>') that confirm it is the
@@ -53,10 +66,10 @@ class ProbeLimits:
     reverse_dns_timeout: float = 1.0
 
     def __post_init__(self) -> None:
-        for name in ("connect_timeout", "read_timeout", "deadline", "greeting_timeout"):
+        for name in ("connect_timeout", "read_timeout", "deadline", "service_deadline", "greeting_timeout"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"probe limit {name} must be positive")
-        for name in ("max_bytes", "max_attempts", "max_negotiation_rounds"):
+        for name in ("max_bytes", "max_attempts", "max_negotiation_rounds", "per_device_connections"):
             if getattr(self, name) < 1:
                 raise ValueError(f"probe limit {name} must be at least 1")
         if self.attempt_delay < 0 or self.prompt_settle < 0 or self.reverse_dns_timeout < 0:

@@ -9,8 +9,10 @@ propagate, because contacting an unauthorized target is a bug to stop on, not a 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import re
-from collections.abc import Awaitable, Callable
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Literal
@@ -46,6 +48,12 @@ class ProbeResult:
     remaining: int | None = None
     #: When the probe reached this verdict (UTC): the evidence's time, not the survey's start.
     confirmed_at: datetime | None = None
+    #: Ids of the listed pairs tried, in order: what ``--resume`` skips when it continues an
+    #: ``incomplete`` service (the journal keeps them, the findings do not need them).
+    tried: tuple[str, ...] = ()
+    #: Connections opened to the service: fewer than ``attempts`` where the protocol lets one
+    #: connection carry several logins (SSH's MaxAuthTries, telnet's re-prompt, FTP's USER again).
+    connections: int = 0
 
 
 def sanitize_banner(raw: bytes | str, limit: int = BANNER_CHARS) -> str:
@@ -68,23 +76,60 @@ class ProbeRecord:
         self._said = bytearray()  # what the device said before the first attempt (bounded)
         self._after = bytearray()  # what it said after (bounded; for the device guess only)
         self.attempts = 0  # credentials sent
+        self.tried: list[str] = []  # ids of the listed pairs tried, in order (see attempt)
+        self.connections = 0  # connections opened to the service
         self.rejected = 0  # attempts the device answered with a clear "no"
         self._sent: dict[str, str] = {}  # credential id -> password, of the credentials sent
         self.untried = 0  # listed pairs left out by the max_attempts cap (see plan_attempts)
+        #: The pairs still to try, shared by the service's parallel connections (see planned).
+        self.plan: deque[Credential] | None = None
+        self.lanes = 1  # connections probing the service at the same time
+        self._next_attempt_at = 0.0  # event-loop time before which no lane may start an attempt
+
+    def planned(
+        self, credentials: list[Credential], limits: ProbeLimits, reserved: int = 0, first: Iterable[Credential] = (),
+    ) -> deque[Credential]:
+        """The service's queue of pairs to try, planned once (by :func:`plan_attempts`, after
+        ``first``) by whichever connection has seen the device's banner first; every parallel
+        connection takes its next pair from it, so no pair is tried twice."""
+        if self.plan is None:
+            self.plan = deque([*first, *plan_attempts(credentials, self, limits, reserved)])
+        return self.plan
 
     def sending(self, credential: Credential) -> None:
         """Note that ``credential`` goes to the device now (its password is masked wherever the
         result shows what the device said, should the device echo it)."""
         self._sent[credential.id] = credential.password
 
+    def attempt(self, credential: Credential) -> None:
+        """Count a login attempt with ``credential`` (its id is what ``--resume`` later skips)."""
+        self.attempts += 1
+        self.tried.append(credential.id)
+
+    def unattempt(self, credential: Credential) -> None:
+        """Take back the last attempt: the device hung up before answering it (it is tried again)."""
+        self.attempts -= 1
+        if self.tried and self.tried[-1] == credential.id:
+            self.tried.pop()
+
     async def pace(self, limits: ProbeLimits) -> None:
         """Wait ``limits.attempt_delay`` before any login attempt but the first: a device that
-        locks an account after quick failures would lock its owner out, so probes go slowly."""
-        if self.attempts:
-            await asyncio.sleep(limits.attempt_delay)
+        locks an account after quick failures would lock its owner out, so probes go slowly.
+        Parallel connections to one service share the pace: their attempts start at least
+        ``attempt_delay`` apart, so a second connection adds no login rate, only hides fail delays."""
+        if self.lanes == 1:
+            if self.attempts:
+                await asyncio.sleep(limits.attempt_delay)
+            return
+        loop = asyncio.get_running_loop()
+        start = max(loop.time(), self._next_attempt_at)
+        self._next_attempt_at = start + limits.attempt_delay
+        await asyncio.sleep(start - loop.time())
 
     def saw(self, data: bytes) -> None:
-        kept = self._after if self.attempts else self._said
+        # Once the pairs are planned, the device has said who it is: a parallel connection's or a
+        # reconnection's greeting would only repeat it.
+        kept = self._after if self.attempts or self.plan is not None else self._said
         room = 4 * BANNER_CHARS - len(kept)
         if room > 0:
             kept += data[:room]
@@ -111,8 +156,9 @@ class ProbeRecord:
         used = [self._sent[credential_id]] if credential_id in self._sent else []
         banner = sanitize_banner(self._masked(bytes(self._said).decode("latin-1"), used))
         later = self._masked(bytes(self._after).decode("latin-1"), list(self._sent.values()))
-        if status == "not_vulnerable" and self.attempts and self.untried:  # the list was not exhausted: say so
-            detail = f"{detail}; {self.untried} listed pairs not tried (max_attempts cap)"
+        if status == "not_vulnerable" and self.untried:  # the list was not exhausted: not a verdict
+            status, remaining = "incomplete", self.untried
+            detail = f"{detail}; {self.untried} listed pairs not tried (--max-attempts cap; --resume tries the next)"
         return ProbeResult(
             protocol=self.protocol,
             status=status,
@@ -123,6 +169,8 @@ class ProbeRecord:
             attempts=self.attempts,
             remaining=remaining,
             confirmed_at=datetime.now(timezone.utc),
+            tried=tuple(self.tried),
+            connections=self.connections,
         )
 
 
@@ -149,12 +197,15 @@ Probe = Callable[..., Awaitable[ProbeResult]]
 ProbeBody = Callable[[Scope, str, int, list[Credential], ProbeLimits, ProbeRecord], Awaitable[ProbeResult]]
 
 
-def service_probe(protocol: str, body: ProbeBody) -> Probe:
+def service_probe(protocol: str, body: ProbeBody, *, parallel: bool = True) -> Probe:
     """The probe for ``protocol``: its ``body`` run the way every probe must be run.
 
     The scope is checked before any socket exists, and the body runs under :func:`run_probe`, so
     whatever the device does the survey gets a result (with the banner and attempts seen so far)
-    within ``limits.deadline`` (or by ``until``, the device's deadline). One wrapper keeps these guarantees from drifting apart per protocol.
+    within ``limits.service_deadline`` (and ``limits.deadline``), or by ``until``, the device's
+    deadline, when that comes first. One wrapper keeps these guarantees from drifting apart per protocol.
+    A ``parallel`` body (one that takes its pairs from :meth:`ProbeRecord.planned`) runs on
+    ``limits.per_device_connections`` connections at once (see :func:`in_lanes`).
     """
 
     async def probe(
@@ -162,40 +213,82 @@ def service_probe(protocol: str, body: ProbeBody) -> Probe:
     ) -> ProbeResult:
         scope.check(ip)
         record = ProbeRecord(protocol)
-        pairs = min(len(credentials), limits.max_attempts)
-        return await run_probe(record, limits, body(scope, ip, port, credentials, limits, record), until=until, pairs=pairs)
+        if parallel and limits.per_device_connections > 1:
+            body_run = in_lanes(limits.per_device_connections, body, scope, ip, port, credentials, limits, record)
+        else:
+            body_run = body(scope, ip, port, credentials, limits, record)
+        pairs = len(attempt_order(credentials))  # distinct pairs, as plan_attempts counts them
+        return await run_probe(record, limits, body_run, until=until, pairs=pairs)
 
     probe.__qualname__ = probe.__name__ = f"{protocol}_probe"
     return probe
 
 
+async def in_lanes(
+    lanes: int, body: ProbeBody, scope: Scope, ip: str, port: int, credentials: list[Credential],
+    limits: ProbeLimits, record: ProbeRecord,
+) -> ProbeResult:
+    """``body`` on ``lanes`` connections at once, sharing ``record`` (one queue of pairs, one
+    pace): the first login that works ends them all. A slow login (login(1) waits 3 s after a
+    failure) then costs the service 1/lanes of the time. The second and later connections open
+    once the first has planned the pairs (it has seen the banner), so the device is identified
+    once; a lane's failure ends the probe (a device that misbehaves is not asked again)."""
+    record.lanes = lanes
+
+    async def lane(first: bool) -> ProbeResult:
+        while not first and record.plan is None:
+            await asyncio.sleep(0.02)
+        return await body(scope, ip, port, credentials, limits, record)
+
+    tasks = [asyncio.ensure_future(lane(n == 0)) for n in range(lanes)]
+    try:
+        last: ProbeResult | None = None
+        for finished in asyncio.as_completed(tasks):
+            result = await finished
+            if result.status == "vulnerable":
+                return result
+            last = result
+        assert last is not None
+        # Each lane's verdict saw only its own attempts so far: the service's are all of them.
+        return dataclasses.replace(
+            last, attempts=record.attempts, tried=tuple(record.tried), connections=record.connections,
+        )
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
 async def run_probe(
     record: ProbeRecord, limits: ProbeLimits, body: Awaitable[ProbeResult], *, until: float | None = None, pairs: int = 0,
 ) -> ProbeResult:
-    """Await ``body`` until ``until`` (event-loop time; default ``limits.deadline`` from now);
-    every failure of the device becomes an error result.
+    """Await ``body`` until the service's deadline (``limits.service_deadline`` from now, never
+    past ``limits.deadline`` from now nor past ``until``, the device's deadline in event-loop
+    time); every failure of the device becomes an error result.
 
-    A deadline reached after login attempts is ``incomplete``, with the ``pairs`` not tried as
-    ``remaining``: a slow but well-behaved login (login(1) waits 3 s after each failure) was cut
-    short, and calling that ``not_vulnerable`` would hide every pair never tried. A deadline
-    reached before any attempt is an error (a device that never got to a login prompt in time).
+    A deadline reached after login attempts is ``incomplete``: of the ``pairs`` listed, those not
+    tried are ``remaining`` (``--resume`` tries them); a slow but well-behaved login (login(1)
+    waits 3 s after each failure) was cut short, and calling that ``not_vulnerable`` would hide
+    every pair never tried. A deadline reached before any attempt is an error (a device that never
+    got to a login prompt in time).
     """
-    if until is None:
-        until = asyncio.get_running_loop().time() + limits.deadline
+    now = asyncio.get_running_loop().time()
+    own = now + min(limits.service_deadline, limits.deadline)
+    which = f"service deadline {min(limits.service_deadline, limits.deadline):g}s"
+    if until is not None and until < own:
+        own, which = until, f"device deadline {limits.deadline:g}s"
     try:
-        async with asyncio.timeout_at(until):
+        async with asyncio.timeout_at(own):
             return await body
     except OutOfScopeError:
         raise
     except TimeoutError:
         if record.attempts:
-            remaining = max(0, pairs - record.attempts)
+            remaining = max(0, pairs - len(record.tried))
             return record.result(
-                "incomplete",
-                f"device deadline {limits.deadline:g}s reached: {record.attempts} pairs tried, {remaining} not",
-                remaining=remaining,
+                "incomplete", f"{which} reached: {len(record.tried)} pairs tried, {remaining} not", remaining=remaining,
             )
-        return record.result("error", f"device deadline {limits.deadline:g}s reached before a login attempt")
+        return record.result("error", f"{which} reached before a login attempt")
     except ProbeFailure as exc:
         return record.result("error", str(exc))
     except (OSError, EOFError) as exc:

@@ -24,7 +24,7 @@ from asyncssh import encryption, kex, mac, public_key
 
 from iotscope.survey.credentials import Credential
 from iotscope.survey.probes.limits import ProbeLimits
-from iotscope.survey.probes.outcome import ProbeFailure, ProbeRecord, ProbeResult, plan_attempts, service_probe
+from iotscope.survey.probes.outcome import ProbeFailure, ProbeRecord, ProbeResult, service_probe
 from iotscope.survey.scope import Scope, open_guarded_socket
 
 
@@ -66,7 +66,7 @@ class _PasswordFeeder(asyncssh.SSHClient):
         await self._record.pace(self._limits)
         self.current = self._run.popleft()
         self.handed += 1
-        self._record.attempts += 1
+        self._record.attempt(self.current)
         self._record.sending(self.current)
         return self.current.password
 
@@ -156,12 +156,13 @@ async def _login(
             sock = await open_guarded_socket(scope, ip, port, timeout=limits.connect_timeout)
         except TimeoutError:
             raise ProbeFailure(f"connect timed out after {limits.connect_timeout:g}s") from None
+        record.connections += 1
         try:
             version = await await_version(sock, limits)
             if not record.banner:
                 record.saw(version)
             if pending is None:  # "SSH-2.0-ROSSSH", "SSH-2.0-HUAWEI-1.5": the maker's pairs first
-                pending = deque(plan_attempts(credentials, record, limits))
+                pending = record.planned(credentials, limits)  # shared with parallel connections
             if not run:
                 if not pending:
                     break
@@ -183,6 +184,7 @@ async def _login(
                 raise ProbeFailure(f"SSH handshake or login took over {budget:g}s") from None
             except asyncssh.PermissionDenied:
                 if client.handed == 0:  # public keys only: no password will ever be asked
+                    record.untried = 0  # a verdict on every pair, not an unfinished list
                     return record.result("not_vulnerable", "no password authentication offered")
                 if client.current is not None:
                     record.rejected += 1  # the last password handed out was refused too
@@ -197,7 +199,7 @@ async def _login(
                 if client.handed > 1 and client.current is not None:
                     # Cut off after refusals (too many tries): the last one may be unanswered.
                     run.appendleft(client.current)
-                    record.attempts -= 1
+                    record.unattempt(client.current)
                 elif client.current is not None:
                     record.rejected += 1
             else:

@@ -113,6 +113,7 @@ async def open_device(scope: Scope, ip: str, port: int, limits: ProbeLimits, rec
         )
     except TimeoutError:
         raise ProbeFailure(f"connect timed out after {limits.connect_timeout:g}s") from None
+    record.connections += 1
     stream = DeviceStream(reader, writer, limits, record)
     try:
         yield stream

@@ -15,7 +15,7 @@ from collections import deque
 
 from iotscope.survey.credentials import Credential, attempt_order
 from iotscope.survey.probes.limits import ProbeLimits
-from iotscope.survey.probes.outcome import ProbeFailure, ProbeRecord, ProbeResult, plan_attempts, service_probe
+from iotscope.survey.probes.outcome import ProbeFailure, ProbeRecord, ProbeResult, service_probe
 from iotscope.survey.probes.stream import DeviceStream, open_device
 from iotscope.survey.scope import Scope
 
@@ -224,7 +224,7 @@ async def _login(
     pending: deque[Credential] | None = None  # planned once the device has said who it is
     tried_passwords: set[str] = set()  # for devices that ask only for a password
     while True:
-        attempts_before = record.attempts
+        attempts_here = 0  # on this connection (record.attempts also counts parallel connections')
         async with open_device(scope, ip, port, limits, record) as stream:
             session = TelnetSession(stream, limits)
             prompt = await session.next_prompt("login prompt", nudge=True)
@@ -232,13 +232,14 @@ async def _login(
                 await session.leave()
                 return record.result("vulnerable", "shell without login")
             if pending is None:
-                pending = deque(plan_attempts(credentials, record, limits))
+                pending = record.planned(credentials, limits)  # shared with parallel connections
             while pending and prompt in (Prompt.LOGIN, Prompt.PASSWORD):
                 credential = pending.popleft()
                 if prompt is Prompt.PASSWORD and credential.password in tried_passwords:
                     continue
                 await record.pace(limits)
-                record.attempts += 1
+                record.attempt(credential)
+                attempts_here += 1
                 if prompt is Prompt.LOGIN:
                     await session.send_line(credential.username)
                     prompt = await session.next_prompt("password prompt")
@@ -260,7 +261,7 @@ async def _login(
                 record.rejected += 1
             if not pending:
                 return record.result("not_vulnerable", f"{record.attempts} credentials rejected")
-            if record.attempts == attempts_before:
+            if attempts_here == 0:
                 raise ProbeFailure("connection closed before a login prompt")
         # The device hung up after failures (as login(1) does after a few); reconnect, go on.
 
