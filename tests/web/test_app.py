@@ -57,7 +57,8 @@ def test_time_parameters_are_iso_8601(client: TestClient, reader: StoreReader) -
     ("/api/series?from=2016-09-02&to=2016-09-01", "from"),
     ("/api/top/port?limit=0", "limit"),
     ("/api/top/port?limit=1001", "limit"),
-    ("/api/top/country", "by"),
+    ("/api/top/city", "by"),
+    ("/api/events?country=Narnia", "country"),
     ("/api/map?window=-5", "window"),
     ("/api/map?limit=abc", "limit"),
 ])
