@@ -63,6 +63,18 @@ def alerting_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return store
 
 
+@pytest.fixture(scope="session")
+def geo_data() -> None:
+    """Skip a test of located sources where ``make geo-data`` has not built the embedded geo/ASN table."""
+    from iotscope.enrich.enricher import Enricher
+    from iotscope.enrich.errors import EnrichDataError
+
+    try:
+        Enricher.default()
+    except EnrichDataError:
+        pytest.skip("geo/ASN data not built (make geo-data)")
+
+
 def views(store: Path, sql: str, params: list | None = None) -> list[tuple]:
     """The reference for analysis tables: the store's own views (``iotscope sql``), queried directly."""
     from iotscope.store.packets import PacketStore

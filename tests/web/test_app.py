@@ -131,3 +131,9 @@ def test_an_empty_store_answers_zeros_not_errors(tmp_path: Path) -> None:
     assert client.get("/api/top/port").json()["rows"] == []
     assert client.get("/api/map").json()["points"] == []
     assert client.get("/api/ip/192.0.2.1").status_code == 404
+
+
+@pytest.mark.parametrize("url", ["/api/top/port", "/api/categories", "/api/series", "/api/events", "/api/alerts"])
+def test_a_range_ending_at_the_start_of_the_calendar_is_empty_not_a_500(client: TestClient, url: str) -> None:
+    response = client.get(url, params={"to": "0001-01-01T00:00:00Z"})  # 24 h before it is year 0
+    assert response.status_code == 200, response.text

@@ -200,7 +200,8 @@ _LEGEND_PIXELS = """([legend, band]) => {
 }"""
 
 
-def test_map_draws_located_sources_on_the_map_not_the_unknown_band(page, serve, analysed_store: Path) -> None:
+def test_map_draws_located_sources_on_the_map_not_the_unknown_band(page, serve, analysed_store: Path,
+                                                                   geo_data: None) -> None:
     server = serve(analysed_store)
     _open(page, server)
     page.click("#map-play")  # pause: every source drawn still

@@ -123,7 +123,7 @@ def test_alerts_match_the_view_newest_first_over_pages(alerting_store: Path) -> 
     assert walk(client, "/api/alerts", {"from": "2016-08-01T00:00:00Z", "to": "2016-08-02T00:00:00Z"}) == []
 
 
-def test_events_of_one_country(client: TestClient, analysed_store: Path) -> None:
+def test_events_of_one_country(client: TestClient, analysed_store: Path, geo_data: None) -> None:
     (country, count), = views(analysed_store, "SELECT country, count(*) FROM events WHERE country IS NOT NULL "
                               "GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 1")
     rows = walk(client, "/api/events", {**ALL, "country": country.lower(), "limit": 1000})

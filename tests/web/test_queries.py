@@ -173,7 +173,7 @@ def test_categories_match_the_packets_view(analysed: StoreReader, analysed_store
 
 @pytest.mark.parametrize("by", ["country", "asn"])
 def test_top_countries_and_ases_match_sources_joined_to_packets(analysed: StoreReader, analysed_store: Path,
-                                                                by: str) -> None:
+                                                                by: str, geo_data: None) -> None:
     got = queries.top(analysed.cursor(), by, 5)
     expected = views(analysed_store, f"SELECT s.{by}, count(*) AS n, count(DISTINCT p.src) FROM packets p "
                      f"JOIN sources s ON s.src = p.src WHERE s.{by} IS NOT NULL GROUP BY 1 ORDER BY n DESC, 1 LIMIT 5")
@@ -184,7 +184,8 @@ def test_top_countries_and_ases_match_sources_joined_to_packets(analysed: StoreR
         assert all(r["as_name"] == names[r["asn"]] for r in got["rows"])
 
 
-def test_map_points_carry_the_sources_location(analysed: StoreReader, analysed_store: Path) -> None:
+def test_map_points_carry_the_sources_location(analysed: StoreReader, analysed_store: Path,
+                                               geo_data: None) -> None:
     got = queries.map_points(analysed.cursor(), 600, 50_000)
     located = {ip: (lat, lon, cc) for ip, lat, lon, cc in views(
         analysed_store, "SELECT src_ip, lat, lon, country FROM sources WHERE lat IS NOT NULL")}
@@ -199,7 +200,7 @@ def test_map_points_carry_the_sources_location(analysed: StoreReader, analysed_s
 
 
 def test_source_profile_carries_location_network_and_classification(analysed: StoreReader,
-                                                                     analysed_store: Path) -> None:
+                                                                     analysed_store: Path, geo_data: None) -> None:
     ip, cc, asn, name, lat, lon, kind = views(
         analysed_store, "SELECT src_ip, country, asn, as_name, lat, lon, classification FROM sources "
         "WHERE asn IS NOT NULL AND lat IS NOT NULL ORDER BY packets DESC LIMIT 1")[0]

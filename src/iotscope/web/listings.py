@@ -63,7 +63,8 @@ def _port(where: list[str], params: list[Any], port: int | None, condition: str)
 
 
 def _page(con: duckdb.DuckDBPyConnection, select: str, where: list[str], params: list[Any], columns: str,
-          arity: int, after: list[Any] | None, limit: int, time: str = "first_ts") -> tuple[list[tuple], list[Any] | None]:
+          arity: int, after: list[Any] | None, limit: int,
+          time: str = "first_ts") -> tuple[list[tuple], list[Any] | None]:
     """One page of ``select``'s rows (its first column ``f`` is ``time`` in µs, then the
     ``arity - 1`` sort ``columns``) and the key of its last row when more follow."""
     page, page_params = _after(after, columns, arity, time)

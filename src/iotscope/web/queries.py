@@ -33,6 +33,8 @@ MAX_BUCKETS = 20_000
 TOP_DIMENSIONS: tuple[str, ...] = ("port", "tool", "country", "asn")
 
 _US = 1_000_000
+#: The earliest time a range may start: 24 h before ``to=0001-01-01`` would be year 0, which Python's dates lack.
+_EARLIEST_US = -62_135_596_800 * _US  # 0001-01-01T00:00:00Z
 _SOURCES = "count(DISTINCT src) + count(DISTINCT src6)"  # IPv4 and IPv6 sources live in two columns
 
 
@@ -115,9 +117,11 @@ def resolve_range(con: duckdb.DuckDBPyConnection, start: datetime | None, end: d
         if start_us is not None and start_us >= end_us:
             end_us = start_us + 1  # a range after the data: empty, not an error
     if start_us is None:
-        start_us = end_us - int(default.total_seconds() * _US)
+        start_us = max(end_us - int(default.total_seconds() * _US), _EARLIEST_US)
         if extent and extent[0] < end_us:
             start_us = max(start_us, extent[0])
+        if start_us >= end_us:
+            end_us = start_us + 1  # a range before the calendar: empty, not an error
     return TimeRange(start_us, end_us)
 
 
@@ -315,9 +319,10 @@ def source_profile(con: duckdb.DuckDBPyConnection, address: str, top_ports: int 
     """What the store knows about one source address, from its packets.
 
     Location, network and classification (``country``, ``asn``, ``as_name``, ``lat``, ``lon``,
-    ``classification``) come from the ``sources`` view; null when it does not know the source. Raises :class:`ApiParameterError` for text
-    that is not an address and :class:`UnknownSourceError` for an address never seen or outside
-    ``scope`` (the same answer: an organization cannot tell another's sources from silence).
+    ``classification``) come from the ``sources`` view; null when it does not know the source.
+    Raises :class:`ApiParameterError` for text that is not an address and
+    :class:`UnknownSourceError` for an address never seen or outside ``scope`` (the same answer:
+    an organization cannot tell another's sources from silence).
     """
     try:
         parsed = ipaddress.ip_address(address)

@@ -1,4 +1,4 @@
-"""``/api/events``, ``/api/attacks`` and ``/api/alerts``: shells over ``listings``, scoped to the caller, paged by cursor.
+"""``/api/events``, ``/api/attacks``, ``/api/alerts``: shells over ``listings``, scoped to the caller, paged by cursor.
 
 The cursor is the previous page's ``next`` as given; it is signed and bound to the caller
 (:mod:`iotscope.web.cursor`), so it works only for whoever received it.
@@ -66,5 +66,6 @@ def alerts(request: Request, port: Annotated[int | None, Query(ge=0, le=65535, d
            proto: Proto = None, start: From = None, end: To = None, limit: Limit = listings.DEFAULT_PAGE,
            cursor: Cursor = None) -> Response:
     """Surges of distinct sources per port (``alerts``), newest start first. Ports only, no addresses."""
-    return _page(request, "alerts", 3, cursor, (port, proto, start, end, limit), lambda con, scope, after: listings.alerts(
-        con, port=port, proto=proto, start=start, end=end, limit=limit, after=after), names_addresses=False)
+    return _page(request, "alerts", 3, cursor, (port, proto, start, end, limit),
+                 lambda con, scope, after: listings.alerts(con, port=port, proto=proto, start=start, end=end,
+                                                           limit=limit, after=after), names_addresses=False)

@@ -90,7 +90,8 @@ const LISTINGS = {
   alerts: {
     header: ['port', 'start', 'detected', 'sources before → after', 'magnitude', 'packets'],
     row: (r) => [`${r.port}/${r.proto}`, when(r.start), when(r.detected),
-      `${r.baseline_sources.toFixed(1)} → ${r.level_sources.toFixed(1)}`, `×${r.magnitude.toFixed(1)}`, number(r.packets)],
+      `${r.baseline_sources.toFixed(1)} → ${r.level_sources.toFixed(1)}`, `×${r.magnitude.toFixed(1)}`,
+      number(r.packets)],
   },
   attacks: {
     header: ['victim', 'ports', 'first', 'duration', 'packets', 'est. pps'],
