@@ -51,6 +51,30 @@ def analysed_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return store
 
 
+@pytest.fixture(scope="session")
+def alerting_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Eight hours, the outbreak starting half-way, analysed: ``alerts`` holds the 23 and 2323 surges."""
+    from iotscope.telescope.passes.runner import analyze
+
+    config = DarknetConfig(packets=300_000, hours=8, outbreak=True, outbreak_start=0.5, seed=7,
+                           start=datetime(2016, 9, 1))
+    store = build_store(tmp_path_factory.mktemp("alerting"), config)
+    analyze(store)
+    return store
+
+
+@pytest.fixture(scope="session")
+def geo_data() -> None:
+    """Skip a test of located sources where ``make geo-data`` has not built the embedded geo/ASN table."""
+    from iotscope.enrich.enricher import Enricher
+    from iotscope.enrich.errors import EnrichDataError
+
+    try:
+        Enricher.default()
+    except EnrichDataError:
+        pytest.skip("geo/ASN data not built (make geo-data)")
+
+
 def views(store: Path, sql: str, params: list | None = None) -> list[tuple]:
     """The reference for analysis tables: the store's own views (``iotscope sql``), queried directly."""
     from iotscope.store.packets import PacketStore

@@ -57,7 +57,8 @@ def test_time_parameters_are_iso_8601(client: TestClient, reader: StoreReader) -
     ("/api/series?from=2016-09-02&to=2016-09-01", "from"),
     ("/api/top/port?limit=0", "limit"),
     ("/api/top/port?limit=1001", "limit"),
-    ("/api/top/country", "by"),
+    ("/api/top/city", "by"),
+    ("/api/events?country=Narnia", "country"),
     ("/api/map?window=-5", "window"),
     ("/api/map?limit=abc", "limit"),
 ])
@@ -130,3 +131,9 @@ def test_an_empty_store_answers_zeros_not_errors(tmp_path: Path) -> None:
     assert client.get("/api/top/port").json()["rows"] == []
     assert client.get("/api/map").json()["points"] == []
     assert client.get("/api/ip/192.0.2.1").status_code == 404
+
+
+@pytest.mark.parametrize("url", ["/api/top/port", "/api/categories", "/api/series", "/api/events", "/api/alerts"])
+def test_a_range_ending_at_the_start_of_the_calendar_is_empty_not_a_500(client: TestClient, url: str) -> None:
+    response = client.get(url, params={"to": "0001-01-01T00:00:00Z"})  # 24 h before it is year 0
+    assert response.status_code == 200, response.text

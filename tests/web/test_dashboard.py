@@ -182,3 +182,72 @@ def test_events_and_attacks_tables_show_the_api_rows_and_open_profiles(page, ser
     assert f"packets\t{expected['packets']:,}" in page.inner_text("#profile-table")
     _shoot(page, "dashboard-listings.png")
     assert page.errors == []
+
+
+_LEGEND_PIXELS = """([legend, band]) => {
+    const canvas = document.getElementById('map');
+    const data = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
+    const wanted = Object.fromEntries(legend.map(([k, c]) => [parseInt(c.slice(1), 16), k]));
+    const above = {}; const below = {};
+    for (let i = 0; i < data.length; i += 4) {
+        const rgb = (data[i] << 16) | (data[i + 1] << 8) | data[i + 2];
+        if (!(rgb in wanted)) continue;
+        const y = Math.floor(i / 4 / canvas.width);
+        const into = y < canvas.height - band ? above : below;
+        into[wanted[rgb]] = (into[wanted[rgb]] || 0) + 1;
+    }
+    return {above, below};
+}"""
+
+
+def test_map_draws_located_sources_on_the_map_not_the_unknown_band(page, serve, analysed_store: Path,
+                                                                   geo_data: None) -> None:
+    server = serve(analysed_store)
+    _open(page, server)
+    page.click("#map-play")  # pause: every source drawn still
+    legend = page.eval_on_selector_all("#legend li", "items => items.map(i => [i.dataset.flagClass, i.dataset.color])")
+    points = httpx.get(server.url + "/api/map", params={"window": 600, "limit": 5000}).json()["points"]
+    located = [p for p in points if p["lat"] is not None]
+    assert len(located) > 0.9 * len(points)
+    pixels = page.evaluate(_LEGEND_PIXELS, [legend, 44])  # 44 px: the map's "location unknown" band
+    assert sum(pixels["above"].values()) > 20 * sum(pixels["below"].values()), pixels
+    assert {p["flag_class"] for p in located} <= set(pixels["above"]), pixels
+    assert pixels["above"]["syn"] == max(pixels["above"].values())
+    _shoot(page, "dashboard-map-located.png")
+
+
+def test_category_donut_alerts_table_and_alert_spans(page, serve, alerting_store: Path) -> None:
+    server = serve(alerting_store)
+    _open(page, server)
+    categories = httpx.get(server.url + "/api/categories").json()["rows"]
+    donut = page.evaluate("window.iotscope.donut")
+    assert [(d["category"], d["share"]) for d in donut] == [(c["category"], c["share"]) for c in categories]
+    assert page.locator("#category-legend li").first.inner_text().startswith(f"{categories[0]['category']} ")
+    colours = page.evaluate("""() => {
+        const c = document.getElementById('category-donut');
+        const data = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+        const seen = new Set();
+        for (let i = 0; i < data.length; i += 4) if (data[i + 3] === 255)
+            seen.add('#' + ((data[i] << 16) | (data[i + 1] << 8) | data[i + 2]).toString(16).padStart(6, '0'));
+        return [...seen];
+    }""")
+    big = [d["color"] for d in donut if d["share"] > 0.02]
+    assert big and set(big) <= set(colours)
+    alerts = httpx.get(server.url + "/api/alerts", params={"limit": 25}).json()["rows"]
+    assert {a["port"] for a in alerts} >= {23, 2323}
+    rows = page.locator("#alerts-table tr").all_inner_texts()[1:]
+    assert [r.split("\t")[0] for r in rows] == [f"{a['port']}/{a['proto']}" for a in alerts]
+    spans = page.evaluate("window.iotscope.series.spans")
+    charted = [a for a in alerts if a["port"] in (23, 2323) and a["proto"] == "tcp"]
+    assert len(spans) == len(charted) > 0
+    shaded = page.evaluate("""(span) => {
+        const u = window.iotscope.series.chart;
+        const ctx = u.ctx; const x = Math.round(u.valToPos((span[0] + span[1]) / 2, 'x', true));
+        const y = Math.round(u.bbox.top + 2);
+        const [r, g, b] = ctx.getImageData(x, y, 1, 1).data;
+        const [r0, g0, b0] = ctx.getImageData(Math.round(u.bbox.left + 1), y, 1, 1).data;
+        return [[r, g, b], [r0, g0, b0]];
+    }""", spans[0])
+    assert shaded[0] != shaded[1] and shaded[0][0] > shaded[0][2], shaded  # reddish inside the span
+    _shoot(page, "dashboard-categories-alerts.png")
+    assert page.errors == []

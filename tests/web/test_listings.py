@@ -106,3 +106,26 @@ def test_a_cursor_of_one_listing_is_refused_by_the_other(client: TestClient) -> 
     assert client.get("/api/attacks", params={"cursor": cursor}).status_code == 422
     forged = cursor.split(".")[0] + ".AAAAAAAAAAAAAAAAAAAAAA"
     assert client.get("/api/events", params={"cursor": forged}).json()["parameter"] == "cursor"
+
+
+def test_alerts_match_the_view_newest_first_over_pages(alerting_store: Path) -> None:
+    client = TestClient(create_app(StoreReader(alerting_store)), raise_server_exceptions=False)
+    expected = views(alerting_store, "SELECT proto, port, epoch_us(start), packets, magnitude FROM alerts "
+                     "ORDER BY start DESC, proto, port")
+    assert len(expected) >= 2  # the outbreak's 23 and 2323
+    rows = walk(client, "/api/alerts", {**ALL, "limit": 1})
+    assert [(r["port"], r["packets"]) for r in rows] == [(port, n) for _, port, _, n, _ in expected]
+    assert rows[0]["magnitude"] == pytest.approx(expected[0][4])
+    assert {r["port"] for r in walk(client, "/api/alerts", {**ALL, "port": 2323})} == {2323}
+    assert walk(client, "/api/alerts", {**ALL, "proto": "udp", "port": 2323}) == [
+        r for r in rows if r["proto"] == "udp" and r["port"] == 2323]
+    # a range that ends before every alert starts holds none
+    assert walk(client, "/api/alerts", {"from": "2016-08-01T00:00:00Z", "to": "2016-08-02T00:00:00Z"}) == []
+
+
+def test_events_of_one_country(client: TestClient, analysed_store: Path, geo_data: None) -> None:
+    (country, count), = views(analysed_store, "SELECT country, count(*) FROM events WHERE country IS NOT NULL "
+                              "GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 1")
+    rows = walk(client, "/api/events", {**ALL, "country": country.lower(), "limit": 1000})
+    assert len(rows) == count > 0 and {r["country"] for r in rows} == {country}
+    assert client.get("/api/events", params={"country": "Narnia"}).json()["parameter"] == "country"

@@ -28,7 +28,8 @@ def operations(outbreak_store: Path) -> list:
 
 def test_the_document_lists_every_endpoint(operations: list) -> None:
     assert {op.path for op in operations} == {"/api/summary", "/api/series", "/api/top/{by}", "/api/map",
-                                              "/api/ip/{address}", "/api/events", "/api/attacks"}
+                                              "/api/ip/{address}", "/api/events", "/api/attacks",
+                                              "/api/alerts", "/api/categories"}
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))

@@ -44,12 +44,12 @@ def _common_filters(scope: AddressScope, v4: str, v6: str, proto: str | None, st
     return where, params, window
 
 
-def _after(key: list[Any] | None, columns: str, arity: int) -> tuple[str, list[Any]]:
-    """Rows after ``key`` in the order ``first_ts DESC, <columns> ASC``."""
+def _after(key: list[Any] | None, columns: str, arity: int, time: str = "first_ts") -> tuple[str, list[Any]]:
+    """Rows after ``key`` in the order ``<time> DESC, <columns> ASC``."""
     if key is None:
         return "TRUE", []
     marks = ", ".join("?" * (arity - 1))
-    return (f"(epoch_us(first_ts) < ? OR (epoch_us(first_ts) = ? AND ({columns}) > ({marks})))",
+    return (f"(epoch_us({time}) < ? OR (epoch_us({time}) = ? AND ({columns}) > ({marks})))",
             [key[0], key[0], *key[1:]])
 
 
@@ -63,10 +63,11 @@ def _port(where: list[str], params: list[Any], port: int | None, condition: str)
 
 
 def _page(con: duckdb.DuckDBPyConnection, select: str, where: list[str], params: list[Any], columns: str,
-          arity: int, after: list[Any] | None, limit: int) -> tuple[list[tuple], list[Any] | None]:
-    """One page of ``select``'s rows (its first column ``f`` is ``first_ts`` in µs, then the
+          arity: int, after: list[Any] | None, limit: int,
+          time: str = "first_ts") -> tuple[list[tuple], list[Any] | None]:
+    """One page of ``select``'s rows (its first column ``f`` is ``time`` in µs, then the
     ``arity - 1`` sort ``columns``) and the key of its last row when more follow."""
-    page, page_params = _after(after, columns, arity)
+    page, page_params = _after(after, columns, arity, time)
     rows = con.execute(f"{select} WHERE {' AND '.join(where)} AND {page} ORDER BY f DESC, {columns} LIMIT ?",
                        [*params, *page_params, limit + 1]).fetchall()
     shown = rows[:limit]
@@ -75,11 +76,19 @@ def _page(con: duckdb.DuckDBPyConnection, select: str, where: list[str], params:
 
 
 def events(con: duckdb.DuckDBPyConnection, *, scope: AddressScope = EVERYTHING, port: int | None = None,
-           proto: str | None = None, tool: str | None = None, start: datetime | None = None,
-           end: datetime | None = None, limit: int = DEFAULT_PAGE, after: list[Any] | None = None) -> dict[str, Any]:
-    """Scanner events (``events`` view) newest first; ``next`` is the key to pass as ``after``, or None."""
+           proto: str | None = None, tool: str | None = None, country: str | None = None,
+           start: datetime | None = None, end: datetime | None = None, limit: int = DEFAULT_PAGE,
+           after: list[Any] | None = None) -> dict[str, Any]:
+    """Scanner events (``events`` view) newest first; ``next`` is the key to pass as ``after``, or None.
+
+    ``country`` (ISO 3166 alpha-2) keeps events whose source ``sources`` locates there."""
     where, params, window = _common_filters(scope, "src", "src6", proto, start, end, con, limit)
     _port(where, params, port, "dport = ?")
+    if country is not None:
+        if not (len(country) == 2 and country.isascii() and country.isalpha()):
+            raise ApiParameterError("country", f"{country!r} is not an ISO 3166 alpha-2 code")
+        where.append("country = ?")
+        params.append(country.upper())
     if tool is not None:
         if tool not in TOOLS:
             raise ApiParameterError("tool", f"unknown tool {tool!r}; one of {', '.join(TOOLS)}")
@@ -87,15 +96,15 @@ def events(con: duckdb.DuckDBPyConnection, *, scope: AddressScope = EVERYTHING, 
         params.append(tool)
     shown, following = _page(
         con, "SELECT epoch_us(first_ts) AS f, src_ip, proto, coalesce(dport, -1) AS d, epoch_us(last_ts), "
-        "traffic_class, packets, destinations, dst_24s, tool, open FROM events", where, params,
+        "traffic_class, packets, destinations, dst_24s, tool, open, country FROM events", where, params,
         "src_ip, proto, coalesce(dport, -1)", 4, after, limit)
     return {
         **window.as_json(),
         "rows": [{"src": src, "proto": _PROTOCOL_NAMES.get(p, str(p)), "port": None if d < 0 else int(d),
                   "first": iso(f), "last": iso(last), "traffic_class": kind, "packets": int(n),
                   "destinations": int(dests), "dst_24s": None if d24 is None else int(d24), "tool": t,
-                  "open": bool(is_open)}
-                 for f, src, p, d, last, kind, n, dests, d24, t, is_open in shown],
+                  "open": bool(is_open), "country": cc}
+                 for f, src, p, d, last, kind, n, dests, d24, t, is_open, cc in shown],
         "next": following,
     }
 
@@ -122,5 +131,26 @@ def attacks(con: duckdb.DuckDBPyConnection, *, scope: AddressScope = EVERYTHING,
                   "observed_pps": number(obs), "est_attack_pps": number(est), "est_peak_pps": number(est_peak),
                   "open": bool(is_open)}
                  for f, victim, p, last, n, size, ports, peak, win, dur, obs, est, est_peak, is_open in shown],
+        "next": following,
+    }
+
+
+def alerts(con: duckdb.DuckDBPyConnection, *, port: int | None = None, proto: str | None = None,
+           start: datetime | None = None, end: datetime | None = None, limit: int = DEFAULT_PAGE,
+           after: list[Any] | None = None) -> dict[str, Any]:
+    """Surge alerts (``alerts`` view) newest ``start`` first; an alert is in the range when its span
+    ``[start, detected]`` overlaps ``[from, to)``. Alerts name ports, never addresses: no scope."""
+    where, params, window = _common_filters(EVERYTHING, "NULL", "NULL", proto, start, end, con, limit)
+    where[:2] = ["start < make_timestamptz(?::BIGINT)", "detected >= make_timestamptz(?::BIGINT)"]
+    _port(where, params, port, "port = ?")
+    shown, following = _page(
+        con, "SELECT epoch_us(start) AS f, proto, port, epoch_us(detected), baseline_sources, level_sources, "
+        "magnitude, packets, method FROM alerts", where, params, "proto, port", 3, after, limit, time="start")
+    return {
+        **window.as_json(),
+        "rows": [{"proto": _PROTOCOL_NAMES.get(p, str(p)), "port": int(d), "start": iso(f), "detected": iso(det),
+                  "baseline_sources": float(base), "level_sources": float(level), "magnitude": float(mag),
+                  "packets": int(n), "method": method}
+                 for f, p, d, det, base, level, mag, n, method in shown],
         "next": following,
     }

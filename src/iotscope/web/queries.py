@@ -29,10 +29,12 @@ PROTOCOLS: dict[str, int] = {"tcp": 6, "udp": 17, "icmp": 1}
 DEFAULT_WINDOW = timedelta(hours=24)
 #: More buckets than this in one series is a mistake (or an attempt to exhaust memory), not a chart.
 MAX_BUCKETS = 20_000
-#: What ``/api/top/{by}`` ranks today; ``country`` and ``asn`` come with the enrichment stage.
-TOP_DIMENSIONS: tuple[str, ...] = ("port", "tool")
+#: What ``/api/top/{by}`` ranks; ``country`` and ``asn`` come from the ``sources`` view (IPv4 sources it locates).
+TOP_DIMENSIONS: tuple[str, ...] = ("port", "tool", "country", "asn")
 
 _US = 1_000_000
+#: The earliest time a range may start: 24 h before ``to=0001-01-01`` would be year 0, which Python's dates lack.
+_EARLIEST_US = -62_135_596_800 * _US  # 0001-01-01T00:00:00Z
 _SOURCES = "count(DISTINCT src) + count(DISTINCT src6)"  # IPv4 and IPv6 sources live in two columns
 
 
@@ -115,9 +117,11 @@ def resolve_range(con: duckdb.DuckDBPyConnection, start: datetime | None, end: d
         if start_us is not None and start_us >= end_us:
             end_us = start_us + 1  # a range after the data: empty, not an error
     if start_us is None:
-        start_us = end_us - int(default.total_seconds() * _US)
+        start_us = max(end_us - int(default.total_seconds() * _US), _EARLIEST_US)
         if extent and extent[0] < end_us:
             start_us = max(start_us, extent[0])
+        if start_us >= end_us:
+            end_us = start_us + 1  # a range before the calendar: empty, not an error
     return TimeRange(start_us, end_us)
 
 
@@ -179,10 +183,19 @@ def series(con: duckdb.DuckDBPyConnection, proto: str, port: int | None, bucket:
     count = last_bucket - first_bucket + 1
     if count > MAX_BUCKETS:
         raise ApiParameterError("bucket", f"{count} buckets of {bucket} s from 'from' to 'to'; at most {MAX_BUCKETS} (use a larger bucket)")
-    in_range, range_params = _in_range(window)
-    rows = con.execute(
-        f"SELECT epoch_us(ts) // ? AS b, count(*), {_SOURCES} FROM packets WHERE {where} AND {in_range} "
-        "GROUP BY b ORDER BY b", [bucket_us, *params, *range_params]).fetchnumpy()
+    if port is not None:
+        where += " AND traffic_class = 'scan'"  # a port's chart is its scans, as in ``port_series``
+    analysed = _analysed_bucket(con, window) if port is not None else None
+    if analysed == bucket:
+        rows = con.execute(
+            "SELECT epoch_us(bucket) // ? AS b, packets, sources FROM port_series WHERE proto = ? AND port = ? "
+            "AND bucket >= make_timestamptz(?::BIGINT) AND bucket < make_timestamptz(?::BIGINT) ORDER BY b",
+            [bucket_us, *params, first_bucket * bucket_us, (last_bucket + 1) * bucket_us]).fetchnumpy()
+    else:
+        in_range, range_params = _in_range(window)
+        rows = con.execute(
+            f"SELECT epoch_us(ts) // ? AS b, count(*), {_SOURCES} FROM packets WHERE {where} AND {in_range} "
+            "GROUP BY b ORDER BY b", [bucket_us, *params, *range_params]).fetchnumpy()
     packets = np.zeros(count, dtype=np.int64)
     sources = np.zeros(count, dtype=np.int64)
     index = np.asarray(rows["b"], dtype=np.int64) - first_bucket
@@ -190,13 +203,33 @@ def series(con: duckdb.DuckDBPyConnection, proto: str, port: int | None, bucket:
     packets[index] = rows[columns[1]]
     sources[index] = rows[columns[2]]
     t = (np.arange(first_bucket, last_bucket + 1, dtype=np.int64) * bucket).tolist()
-    return {"proto": proto, "port": port, "bucket": bucket, **window.as_json(),
+    return {"proto": proto, "port": port, "bucket": bucket, **window.as_json(), "from_port_series": analysed == bucket,
             "t": t, "packets": packets.tolist(), "sources": sources.tolist()}
+
+
+def _analysed_bucket(con: duckdb.DuckDBPyConnection, window: TimeRange) -> int | None:
+    """``port_series``' bucket width when it covers every hour of packets in ``window``, else None.
+
+    Why the coverage check: hours ingested after the last ``analyze`` are in ``packets`` but not yet
+    in ``port_series``; reading it then would show them as silence.
+    """
+    start, end = window.start_us // (3600 * _US), (window.end_us - 1) // (3600 * _US)
+    packet_hour = "epoch_us(date + hour * INTERVAL 1 HOUR) // 3600000000"
+    series_hour = "epoch_us(bucket) // 3600000000"
+    low, high, packet_hours, series_hours = con.execute(
+        "SELECT (SELECT min(bucket_s) FROM port_series), (SELECT max(bucket_s) FROM port_series), "
+        f"(SELECT count(DISTINCT {packet_hour}) FROM packets WHERE {packet_hour} BETWEEN ? AND ?), "
+        f"(SELECT count(DISTINCT {series_hour}) FROM port_series WHERE {series_hour} BETWEEN ? AND ?)",
+        [start, end, start, end]).fetchone()
+    if low is None or low != high or packet_hours != series_hours:
+        return None
+    return int(low)
 
 
 def top(con: duckdb.DuckDBPyConnection, by: str, limit: int,
         start: datetime | None = None, end: datetime | None = None) -> dict[str, Any]:
-    """The ``limit`` largest groups by destination port (with protocol) or by scanning tool."""
+    """The ``limit`` largest groups by destination port (with protocol), scanning tool, or the source's
+    country or AS (from ``sources``; IPv6 and unlocated sources are in no country or AS)."""
     if by not in TOP_DIMENSIONS:
         raise ApiParameterError("by", f"cannot rank by {by!r}; one of {', '.join(TOP_DIMENSIONS)}")
     if limit < 1:
@@ -210,20 +243,49 @@ def top(con: duckdb.DuckDBPyConnection, by: str, limit: int,
         names = {number: name for name, number in PROTOCOLS.items()}
         rows = [{"port": int(d), "proto": names.get(p, str(p)), "packets": int(n), "sources": int(s)}
                 for d, p, n, s in result]
-    else:
+    elif by == "tool":
         result = con.execute(
             f"SELECT tool, count(*) AS n, {_SOURCES} FROM packets WHERE tool IS NOT NULL AND {in_range} "
             "GROUP BY tool ORDER BY n DESC, tool LIMIT ?", [*range_params, limit]).fetchall()
         rows = [{"tool": t, "packets": int(n), "sources": int(s)} for t, n, s in result]
+    else:
+        # per source first (one row per address), then joined to its location/AS: the join is over
+        # sources, not packets
+        keys = "s.country" if by == "country" else "s.asn, any_value(s.as_name)"
+        result = con.execute(
+            f"WITH p AS (SELECT src, count(*) AS n FROM packets WHERE src IS NOT NULL AND {in_range} GROUP BY src) "
+            f"SELECT {keys}, sum(p.n) AS n, count(*) FROM p JOIN sources s ON s.src = p.src "
+            f"WHERE s.{by} IS NOT NULL GROUP BY s.{by} ORDER BY n DESC, s.{by} LIMIT ?",
+            [*range_params, limit]).fetchall()
+        if by == "country":
+            rows = [{"country": c, "packets": int(n), "sources": int(k)} for c, n, k in result]
+        else:
+            rows = [{"asn": int(a), "as_name": name, "packets": int(n), "sources": int(k)} for a, name, n, k in result]
     return {"by": by, **window.as_json(), "rows": rows}
+
+
+def categories(con: duckdb.DuckDBPyConnection, start: datetime | None = None,
+               end: datetime | None = None) -> dict[str, Any]:
+    """Scan packets and distinct sources per target category (``packets.category``) and each
+    category's share of the categorised packets: NICTER's "IoT 64%, PC 5%, ...". Empty before any
+    ``analyze`` (no category table yet)."""
+    window = resolve_range(con, start, end)
+    in_range, range_params = _in_range(window)
+    result = con.execute(
+        f"SELECT category, count(*) AS n, {_SOURCES} FROM packets WHERE category IS NOT NULL AND {in_range} "
+        "GROUP BY category ORDER BY n DESC, category", range_params).fetchall()
+    total = sum(n for _, n, _ in result)
+    rows = [{"category": c, "packets": int(n), "sources": int(k), "share": n / total} for c, n, k in result]
+    return {**window.as_json(), "packets": int(total), "rows": rows}
 
 
 def map_points(con: duckdb.DuckDBPyConnection, window: int, limit: int, scope: AddressScope = EVERYTHING,
                sources: bool = True) -> dict[str, Any]:
     """Packets per source and flag class in the latest ``window`` seconds of data, for the live map.
 
-    Each point has ``lat``, ``lon`` and ``country``; they are null until the enrichment stage
-    locates sources (the page then draws such points on its "location unknown" band).
+    Each point has ``lat``, ``lon`` and ``country`` from the ``sources`` view; they are null for
+    sources it does not locate (IPv6, unknown, before any ``analyze``), which the page draws on its
+    "location unknown" band.
     The largest ``limit`` points are returned; ``truncated`` says whether any were left out.
     Only sources inside ``scope`` count; with ``sources=False`` (the public, under ``--orgs``) the
     points are per flag class (and location) with ``src`` null: how much, never who.
@@ -238,14 +300,17 @@ def map_points(con: duckdb.DuckDBPyConnection, window: int, limit: int, scope: A
     span = TimeRange(extent[1] + 1 - window * _US, extent[1] + 1)
     in_range, range_params = _in_range(span)
     in_scope, scope_params = scope.sql("src", "src6")
-    who = "src, src6" if sources else "NULL::UINTEGER AS src, NULL::BLOB AS src6"
-    group = "src, src6, flag_class" if sources else "flag_class"
+    who = "p.src, p.src6" if sources else "NULL::UINTEGER AS src, NULL::BLOB AS src6"
+    group = "p.src, p.src6, flag_class, s.lat, s.lon, s.country" if sources else "flag_class, s.lat, s.lon, s.country"
     rows = con.execute(
-        f"SELECT {who}, flag_class, count(*) AS n FROM packets WHERE {in_range} AND {in_scope} "
-        f"GROUP BY {group} ORDER BY n DESC, src, flag_class LIMIT ?",
+        f"WITH p AS (SELECT src, src6, flag_class, count(*) AS n FROM packets WHERE {in_range} AND {in_scope} "
+        "GROUP BY src, src6, flag_class) "
+        f"SELECT {who}, flag_class, sum(p.n) AS n, s.lat, s.lon, s.country FROM p LEFT JOIN sources s ON s.src = p.src "
+        f"GROUP BY {group} ORDER BY n DESC, {'p.src' if sources else 's.country'}, flag_class LIMIT ?",
         [*range_params, *scope_params, limit + 1]).fetchall()
     points = [{"src": address_text(src, src6) if sources else None, "flag_class": flag, "count": int(n),
-               "lat": None, "lon": None, "country": None} for src, src6, flag, n in rows[:limit]]
+               "lat": None if lat is None else float(lat), "lon": None if lon is None else float(lon),
+               "country": country} for src, src6, flag, n, lat, lon, country in rows[:limit]]
     return {"window": window, **span.as_json(), "points": points, "truncated": len(rows) > limit}
 
 
@@ -253,10 +318,11 @@ def source_profile(con: duckdb.DuckDBPyConnection, address: str, top_ports: int 
                    scope: AddressScope = EVERYTHING) -> dict[str, Any]:
     """What the store knows about one source address, from its packets.
 
-    Location and network fields (``country``, ``asn``, ``as_name``, ``lat``, ``lon``) are present
-    and null until the enrichment stage fills them. Raises :class:`ApiParameterError` for text
-    that is not an address and :class:`UnknownSourceError` for an address never seen or outside
-    ``scope`` (the same answer: an organization cannot tell another's sources from silence).
+    Location, network and classification (``country``, ``asn``, ``as_name``, ``lat``, ``lon``,
+    ``classification``) come from the ``sources`` view; null when it does not know the source.
+    Raises :class:`ApiParameterError` for text that is not an address and
+    :class:`UnknownSourceError` for an address never seen or outside ``scope`` (the same answer:
+    an organization cannot tell another's sources from silence).
     """
     try:
         parsed = ipaddress.ip_address(address)
@@ -289,5 +355,15 @@ def source_profile(con: duckdb.DuckDBPyConnection, address: str, top_ports: int 
         "traffic_class": {name: int(by_traffic[name]) for name in TRAFFIC_CLASSES if name in by_traffic},
         "tools": tools,
         "ports": [{"port": int(d), "proto": names.get(p, str(p)), "packets": int(n)} for d, p, n in ports],
-        "country": None, "asn": None, "as_name": None, "lat": None, "lon": None,
+        **_located(con, where, key),
     }
+
+
+def _located(con: duckdb.DuckDBPyConnection, where: str, key: Any) -> dict[str, Any]:
+    """A source's location, network and classification from the ``sources`` view (nulls when absent)."""
+    row = con.execute(f"SELECT country, asn, as_name, lat, lon, classification FROM sources WHERE {where}",
+                      [key]).fetchone()
+    country, asn, as_name, lat, lon, classification = row or (None,) * 6
+    return {"country": country, "asn": None if asn is None else int(asn), "as_name": as_name,
+            "lat": None if lat is None else float(lat), "lon": None if lon is None else float(lon),
+            "classification": classification}

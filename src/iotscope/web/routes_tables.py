@@ -1,4 +1,4 @@
-"""``/api/events`` and ``/api/attacks``: shells over ``listings``, scoped to the caller, paged by cursor.
+"""``/api/events``, ``/api/attacks``, ``/api/alerts``: shells over ``listings``, scoped to the caller, paged by cursor.
 
 The cursor is the previous page's ``next`` as given; it is signed and bound to the caller
 (:mod:`iotscope.web.cursor`), so it works only for whoever received it.
@@ -24,9 +24,11 @@ Port = Annotated[int | None, Query(ge=0, le=65535, description="Destination port
 Proto = Annotated[Literal["tcp", "udp", "icmp"] | None, Query(description="IP protocol.")]
 
 
-def _page(request: Request, kind: str, arity: int, cursor: str | None, params: tuple, compute) -> Response:
+def _page(request: Request, kind: str, arity: int, cursor: str | None, params: tuple, compute,
+          names_addresses: bool = True) -> Response:
     caller = caller_of(request)
-    require_addresses(caller)
+    if names_addresses:
+        require_addresses(caller)
     codec = request.app.state.cursors
     after = None if cursor is None else codec.decode(cursor, caller.name + "\0" + kind, arity)
 
@@ -42,10 +44,13 @@ def _page(request: Request, kind: str, arity: int, cursor: str | None, params: t
 @router.get("/events")
 def events(request: Request, port: Port = None, proto: Proto = None,
            tool: Annotated[str | None, Query(description=f"Scanning tool: {', '.join(TOOLS)}.")] = None,
+           country: Annotated[str | None, Query(description="The source's country (ISO 3166 alpha-2).")] = None,
            start: From = None, end: To = None, limit: Limit = listings.DEFAULT_PAGE, cursor: Cursor = None) -> Response:
-    """Scanner events newest first (one source, protocol and port; first and last packet, tool)."""
-    return _page(request, "events", 4, cursor, (port, proto, tool, start, end, limit), lambda con, scope, after: listings.events(
-        con, scope=scope, port=port, proto=proto, tool=tool, start=start, end=end, limit=limit, after=after))
+    """Scanner events newest first (one source, protocol and port; first and last packet, tool, country)."""
+    return _page(request, "events", 4, cursor, (port, proto, tool, country, start, end, limit),
+                 lambda con, scope, after: listings.events(con, scope=scope, port=port, proto=proto, tool=tool,
+                                                           country=country, start=start, end=end, limit=limit,
+                                                           after=after))
 
 
 @router.get("/attacks")
@@ -54,3 +59,13 @@ def attacks(request: Request, port: Port = None, proto: Proto = None, start: Fro
     """DoS attacks inferred from backscatter, newest first, with estimated rates."""
     return _page(request, "attacks", 3, cursor, (port, proto, start, end, limit), lambda con, scope, after: listings.attacks(
         con, scope=scope, port=port, proto=proto, start=start, end=end, limit=limit, after=after))
+
+
+@router.get("/alerts")
+def alerts(request: Request, port: Annotated[int | None, Query(ge=0, le=65535, description="Destination port.")] = None,
+           proto: Proto = None, start: From = None, end: To = None, limit: Limit = listings.DEFAULT_PAGE,
+           cursor: Cursor = None) -> Response:
+    """Surges of distinct sources per port (``alerts``), newest start first. Ports only, no addresses."""
+    return _page(request, "alerts", 3, cursor, (port, proto, start, end, limit),
+                 lambda con, scope, after: listings.alerts(con, port=port, proto=proto, start=start, end=end,
+                                                           limit=limit, after=after), names_addresses=False)

@@ -1,4 +1,5 @@
-"""``/api/summary``, ``/api/series``, ``/api/top/{by}``, ``/api/map``, ``/api/ip/{address}``: shells over ``queries``.
+"""``/api/summary``, ``/api/series``, ``/api/top/{by}``, ``/api/categories``, ``/api/map``, ``/api/ip/{address}``:
+shells over ``queries``.
 
 Summary, series and top lists are aggregates (no address) and the same for every caller; the map
 and the profile are scoped to the caller (:mod:`iotscope.web.access`).
@@ -61,13 +62,21 @@ def series(
 @router.get("/top/{by}")
 def top(
     request: Request,
-    by: Annotated[Literal["port", "tool"], Path(description="What to rank (country and asn come with geo data).")],
+    by: Annotated[Literal["port", "tool", "country", "asn"], Path(description="What to rank.")],
     limit: Annotated[int, Query(ge=1, le=1000)] = 10,
     start: From = None,
     end: To = None,
 ) -> Response:
-    """The largest destination ports (with protocol) or scanning tools, by packets."""
+    """The largest destination ports (with protocol), scanning tools, source countries or ASes, by packets.
+
+    Counts only, no address: the same for every caller."""
     return answer(request, ("top", by, limit, start, end), lambda con: queries.top(con, by, limit, start, end))
+
+
+@router.get("/categories")
+def categories(request: Request, start: From = None, end: To = None) -> Response:
+    """Scan packets, distinct sources and share per target category (iot, pc, database, ...)."""
+    return answer(request, ("categories", start, end), lambda con: queries.categories(con, start, end))
 
 
 @router.get("/map", responses=UNAUTHORIZED)

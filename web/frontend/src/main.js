@@ -4,6 +4,7 @@ import { getJSON, token } from './api.js';
 import { LEGEND, renderLegend } from './legend.js';
 import { LiveMap } from './map.js';
 import { drawSeries, parsePorts } from './series.js';
+import { drawDonut } from './donut.js';
 
 const $ = (id) => document.getElementById(id);
 const number = (n) => Number(n).toLocaleString('en-US');
@@ -40,6 +41,17 @@ async function loadTops() {
   const tools = await getJSON('/api/top/tool?limit=10');
   table($('top-tool'), ['tool', 'packets', 'sources'],
     tools.rows.map((r) => [r.tool, number(r.packets), number(r.sources)]));
+  const countries = await getJSON('/api/top/country?limit=10');
+  table($('top-country'), ['country', 'packets', 'sources'],
+    countries.rows.map((r) => [escapeHTML(r.country), number(r.packets), number(r.sources)]));
+  const ases = await getJSON('/api/top/asn?limit=10');
+  table($('top-asn'), ['AS', 'packets', 'sources'],
+    ases.rows.map((r) => [`AS${r.asn} ${escapeHTML(r.as_name || '')}`, number(r.packets), number(r.sources)]));
+}
+
+async function loadCategories() {
+  const c = state.categories = await getJSON('/api/categories');
+  state.donut = drawDonut($('category-donut'), $('category-legend'), c.rows);
 }
 
 let liveMap;
@@ -58,7 +70,10 @@ async function loadSeries() {
   const results = await Promise.all(wanted.map(async ({ proto, port }) => ({
     proto, port, body: await getJSON(`/api/series?proto=${encodeURIComponent(proto)}&port=${encodeURIComponent(port)}&bucket=${bucket}`),
   })));
-  state.series = drawSeries($('series-chart'), results);
+  const first = results.length ? results[0].body : null;
+  const range = first ? `&from=${encodeURIComponent(first.from)}&to=${encodeURIComponent(first.to)}` : '';
+  const alerts = await getJSON(`/api/alerts?limit=1000${range}`);
+  state.series = drawSeries($('series-chart'), results, alerts.rows);
 }
 
 const escapeHTML = (text) => String(text).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
@@ -72,14 +87,20 @@ const LISTINGS = {
     row: (r) => [sourceLink(r.src), r.port == null ? r.proto : `${r.port}/${r.proto}`, escapeHTML(r.tool || '–'),
       when(r.first), when(r.last), number(r.packets), number(r.destinations)],
   },
+  alerts: {
+    header: ['port', 'start', 'detected', 'sources before → after', 'magnitude', 'packets'],
+    row: (r) => [`${r.port}/${r.proto}`, when(r.start), when(r.detected),
+      `${r.baseline_sources.toFixed(1)} → ${r.level_sources.toFixed(1)}`, `×${r.magnitude.toFixed(1)}`,
+      number(r.packets)],
+  },
   attacks: {
     header: ['victim', 'ports', 'first', 'duration', 'packets', 'est. pps'],
     row: (r) => [sourceLink(r.victim), r.victim_ports.join(', ') || r.proto, when(r.first),
       `${Math.round(r.duration_s)} s`, number(r.packets), number(Math.round(r.est_attack_pps || 0))],
   },
 };
-state.listings = { events: [], attacks: [] };
-const cursors = { events: null, attacks: null };
+state.listings = { events: [], attacks: [], alerts: [] };
+const cursors = { events: null, attacks: null, alerts: null };
 
 async function loadListing(kind, more = false) {
   const spec = LISTINGS[kind];
@@ -97,7 +118,7 @@ async function loadListing(kind, more = false) {
   }
 }
 
-const loadListings = () => Promise.all([loadListing('events'), loadListing('attacks')]);
+const loadListings = () => Promise.all([loadListing('events'), loadListing('attacks'), loadListing('alerts')]);
 
 // A source's profile (from /api/ip/ADDRESS), opened by clicking the source anywhere on the page.
 async function openProfile(address) {
@@ -116,6 +137,7 @@ async function openProfile(address) {
       ['kinds', Object.entries(p.flag_class).map(([k, n]) => `${k} ${number(n)}`).join(', ')],
       ['ports', p.ports.slice(0, 8).map((r) => `${r.port}/${r.proto} (${number(r.packets)})`).join(', ') || '–'],
       ['where', where],
+      ['classification', escapeHTML(p.classification || 'unknown')],
     ]);
   } catch (err) {
     table($('profile-table'), ['', ''], [['error', err.message]]);
@@ -123,7 +145,7 @@ async function openProfile(address) {
 }
 
 async function refresh() {
-  await Promise.all([loadSummary(), loadTops(), loadMap(), loadSeries(), loadListings()]);
+  await Promise.all([loadSummary(), loadTops(), loadCategories(), loadMap(), loadSeries(), loadListings()]);
   state.updates += 1;
 }
 
@@ -169,6 +191,7 @@ function start() {
   });
   $('events-more').addEventListener('click', () => loadListing('events', true));
   $('attacks-more').addEventListener('click', () => loadListing('attacks', true));
+  $('alerts-more').addEventListener('click', () => loadListing('alerts', true));
   $('profile-close').addEventListener('click', () => { $('profile').hidden = true; });
   $('map-window').addEventListener('change', loadMap);
   const showSeries = () => loadSeries().then(() => { $('series-error').textContent = ''; })
