@@ -28,6 +28,7 @@ import pytest
 from iotscope.lifetime import end_with_parent
 from iotscope.simulate.darknet import DarknetConfig, simulate_darknet
 from iotscope.telescope.ingest import ingest
+from iotscope.telescope.passes.runner import analyze
 
 SERVER = Path(__file__).with_name("smtp_server.py")
 SENDER = '[sender]\norg = "Test CSIRT"\nemail = "csirt@csirt.example"\ndomain = "csirt.example"\n'
@@ -52,6 +53,7 @@ def darknet_capture(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, lis
     for row in truth:
         row["ip"] = str(ipaddress.IPv4Address(row["src"]))
     ingest([directory / "darknet.pcap"], directory / "store")
+    analyze(directory / "store")  # the alerts read the events and attacks
     return directory / "store", truth
 
 

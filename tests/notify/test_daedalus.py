@@ -6,10 +6,12 @@ from __future__ import annotations
 import ipaddress
 from pathlib import Path
 
-from iotscope.notify.daedalus import find_org_hosts
+from iotscope.notify.daedalus import event_id, find_org_hosts
 from iotscope.notify.orgs import OrgCatalog
 from iotscope.store.packets import PacketStore
+from iotscope.store.query import connect
 from iotscope.telescope.ingest import ingest
+from iotscope.telescope.passes.runner import analyze
 from tests.decode.pcaps import ETH_IPV4, ETH_IPV6, ethernet, ipv4, ipv6, tcp, write_pcap
 from tests.notify.conftest import Darknet, org_entry, write_orgs
 
@@ -51,6 +53,31 @@ def test_every_source_of_an_org_network_with_truthful_evidence(darknet: Darknet,
     for host in hosts:
         assert catalog.by_name(host.org).contains(host.host)
     assert {h.host for h in hosts if h.org == "A"} == {r["ip"] for r in a_rows}
+    # the event ids: exactly the host's rows of the events view (scans) or attacks view (backscatter),
+    # each id the documented hash recomputed here from the view's columns
+    with PacketStore(darknet.store, read_only=True) as store:
+        con = connect(store)
+        events = con.execute("SELECT src_ip, proto, dport, first_ts, packets FROM events "
+                             "WHERE traffic_class = 'scan'").fetchall()
+        attacks = con.execute("SELECT victim_ip, proto, first_ts, packets FROM attacks").fetchall()
+        con.close()
+    expected_ids: dict[tuple[str, str], set[str]] = {}
+    expected_packets: dict[tuple[str, str], int] = {}
+    for src_ip, proto, dport, first_ts, packets in events:
+        expected_ids.setdefault((src_ip, "scan"), set()).add(event_id(src_ip, proto, dport, "scan", first_ts))
+        expected_packets[(src_ip, "scan")] = expected_packets.get((src_ip, "scan"), 0) + packets
+    for victim_ip, proto, first_ts, packets in attacks:
+        key = (victim_ip, "backscatter")
+        expected_ids.setdefault(key, set()).add(event_id(victim_ip, proto, None, "backscatter", first_ts))
+        expected_packets[key] = expected_packets.get(key, 0) + packets
+    assert hosts and any(h.role == "backscatter" for h in hosts)
+    for host in hosts:
+        assert host.event_ids and len(set(host.event_ids)) == len(host.event_ids)
+        assert set(host.event_ids) == expected_ids[(host.host, host.role)]
+        assert host.packets == expected_packets[(host.host, host.role)]
+    # stable: the same store gives the same ids again
+    with PacketStore(darknet.store, read_only=True) as store:
+        assert [h.event_ids for h in find_org_hosts(store, catalog)] == [h.event_ids for h in hosts]
 
 
 def test_ipv6_hosts_and_the_time_window(tmp_path: Path) -> None:
@@ -63,6 +90,8 @@ def test_ipv6_hosts_and_the_time_window(tmp_path: Path) -> None:
     ]
     write_pcap(tmp_path / "v6.pcap", frames, 1)
     ingest([tmp_path / "v6.pcap"], tmp_path / "store")
+    # thresholds lowered so that the one backscatter packet is an attack (the defaults need 25 packets)
+    analyze(tmp_path / "store", {"attack_min_packets": 1, "attack_min_duration_s": 0.0, "attack_min_window_packets": 1})
     catalog = OrgCatalog.load(write_orgs(tmp_path / "orgs.toml", [
         org_entry("Six", ["six@six.example"], ["2001:db8:1::/48", "2001:db8:2::/48"]),
         org_entry("Four", ["four@four.example"], ["192.0.2.0/24"]),
@@ -74,6 +103,8 @@ def test_ipv6_hosts_and_the_time_window(tmp_path: Path) -> None:
         scan = hosts[("Six", "2001:db8:1::5", "scan")]
         assert scan.packets == 2 and sorted(scan.port_numbers) == [23, 2323] and scan.targets == 2
         assert hosts[("Six", "2001:db8:2::9", "backscatter")].port_numbers == [443]
+        assert len(scan.event_ids) == 2 and len(hosts[("Six", "2001:db8:2::9", "backscatter")].event_ids) == 1
+        assert scan.samples[0]["dport"] == 23 and scan.protocols == ("tcp",)
         later = scan.first_seen.replace(microsecond=scan.first_seen.microsecond + 500)
         windowed = find_org_hosts(store, catalog, since=later)
         assert [(h.host, h.packets) for h in windowed if h.host == "2001:db8:1::5"] == [("2001:db8:1::5", 1)]

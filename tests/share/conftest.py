@@ -9,6 +9,7 @@ import pytest
 
 from iotscope.simulate.darknet import DarknetConfig, simulate_darknet
 from iotscope.telescope.ingest import ingest
+from iotscope.telescope.passes.runner import analyze
 
 
 @pytest.fixture(scope="session")
@@ -17,6 +18,7 @@ def darknet_store(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]
     root = tmp_path_factory.mktemp("share-store")
     result = simulate_darknet(DarknetConfig(packets=60_000, hours=2, seed=5), root / "d.pcap")
     ingest([root / "d.pcap"], root / "store")
+    analyze(root / "store")  # indicators read the analytics views
     return root / "store", result.truth_path
 
 

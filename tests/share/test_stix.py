@@ -101,7 +101,10 @@ def test_cli_export_to_file_merges_the_feed(store_with_survey: Path, feed: Path,
     assert result.returncode == 0, result.stderr
     assert out.stat().st_mode & 0o777 == 0o600
     objects = json.loads(out.read_text())["objects"]
-    c2 = next(o for o in objects if o["type"] == "sighting" and o["count"] == 8)  # the feed twice: 4 + 4
+    # the feed's C&C (a scanner can have 8 sightings too: one per scanner event): the feed twice, 4 + 4
+    c2_indicator = next(o for o in objects if o["type"] == "indicator" and "203.0.113.50" in o["pattern"])
+    c2 = next(o for o in objects if o["type"] == "sighting" and o["sighting_of_ref"] == c2_indicator["id"])
+    assert c2["count"] == 8
     assert c2["first_seen"].startswith("2016-08-31")
     stdout = iotscope("share", "export", "--store", store_with_survey, "--at", AT, "--format", "misp")
     event = json.loads(stdout.stdout)["Event"]

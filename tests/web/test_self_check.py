@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from iotscope.telescope.ingest import ingest
+from iotscope.telescope.passes.runner import analyze
 from iotscope.web.client_address import (
     ClientAddressError,
     client_address,
@@ -38,6 +39,7 @@ def loopback_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     packets += [(start + i * 1000 + 7, syn("203.0.113.9", darknet_address(i), 22)) for i in range(20)]
     write_capture(root / "capture.pcap", packets)
     ingest([root / "capture.pcap"], root / "store")
+    analyze(root / "store")  # the self-check reads the scanner events
     add_finding(root / "store", DEFAULT_PASSWORD, "vulnerable", datetime(2026, 11, 1, tzinfo=UTC), "S1")
     return root / "store"
 

@@ -19,6 +19,7 @@ from iotscope.spreadsheet import csv_cell
 ALERT_FIELDS = (
     "timestamp", "ip", "port", "protocol", "hostname", "tag", "severity", "role", "first_seen", "last_seen",
     "packets", "darknet_addresses", "ports", "tool", "organization",
+    "event_ids",
 )
 SEVERITY = {"scan": "high", "backscatter": "medium"}
 
@@ -32,7 +33,7 @@ def alert_rows(hosts: Iterable[HostEvidence]) -> list[dict]:
         "severity": SEVERITY[h.role], "role": h.role, "first_seen": h.first_seen.strftime("%Y-%m-%dT%H:%M:%SZ"),
         "last_seen": h.last_seen.strftime("%Y-%m-%dT%H:%M:%SZ"), "packets": h.packets,
         "darknet_addresses": h.targets, "ports": " ".join(map(str, h.port_numbers)), "tool": h.tool,
-        "organization": h.org,
+        "organization": h.org, "event_ids": " ".join(h.event_ids),
     } for h in hosts]
 
 

@@ -22,14 +22,15 @@ ones its connection types require or recommend):
 ``destination_port``          the port most hit (scans) or the attacked service (backscatter)
 ``first_seen``, ``last_seen`` first and last darknet packet
 ``evidence_source``           ``honeypot`` (a darknet sensor; the closest of the schema's values)
-``evidence``                  one ``text/csv`` item: the sample packets, base64, with its sha256
+``evidence``                  a ``text/csv`` item: the sample packets, base64, with its sha256;
+                              a ``text/plain`` item: the event ids, one per line
 ``tags``                      ``tool:<mirai|zmap|masscan>``, ``role:<scanner|victim>``
 ``description``               one sentence with packets, addresses hit and ports
 ============================  ================================================================
 
 Checked with ``jsonschema`` against ``xarf-v4-master.json`` and the ``connection-port-scan`` and
-``connection-ddos`` schemas of xarf-spec (commit 37820da): tests/notify/test_xarf.py does it when
-``IOTSCOPE_XARF_SCHEMAS`` names that ``schemas/v4`` directory (the schemas are not shipped here).
+``connection-ddos`` schemas of xarf-spec (commit 37820da, MIT): tests/notify/test_xarf.py does it with
+the copy vendored in ``tests/notify/xarf_schemas`` (or the ``schemas/v4`` directory ``IOTSCOPE_XARF_SCHEMAS`` names).
 """
 
 from __future__ import annotations
@@ -73,7 +74,7 @@ def xarf_report(host: HostEvidence, sender: Sender) -> dict:
             "payload": base64.b64encode(samples).decode(),
             "hash": "sha256:" + hashlib.sha256(samples).hexdigest(),
             "size": len(samples),
-        }],
+        }] + _event_ids_evidence(host),
         "tags": [f"role:{'scanner' if scanning else 'victim'}"] + ([f"tool:{host.tool}"] if host.tool else []),
         "description": (
             f"{host.host} sent {host.packets} packets to {host.targets} unused (darknet) addresses"
@@ -89,6 +90,21 @@ def xarf_report(host: HostEvidence, sender: Sender) -> dict:
     if not scanning:
         report["destination_ip"] = host.host
     return report
+
+
+def _event_ids_evidence(host: HostEvidence) -> list[dict]:
+    """The ids of the events behind the report (one per line), so that the recipient can quote them."""
+    if not host.event_ids:
+        return []
+    text = "\n".join(host.event_ids).encode() + b"\n"
+    return [{
+        "content_type": "text/plain",
+        "description": f"ids of the {len(host.event_ids)} darknet "
+                       f"{'scanner events' if host.role == 'scan' else 'DoS attacks'} behind this report",
+        "payload": base64.b64encode(text).decode(),
+        "hash": "sha256:" + hashlib.sha256(text).hexdigest(),
+        "size": len(text),
+    }]
 
 
 def samples_csv(host: HostEvidence) -> str:

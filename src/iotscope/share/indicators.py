@@ -7,12 +7,12 @@ scanner, a DoS victim, a C&C server, a malware-distribution site), how often it 
 Where each kind comes from, one library function each, so that a richer source can replace it
 without touching scoring or exporters:
 
-- :func:`scanner_indicators`: scan traffic in the ``packets`` view, grouped by source in DuckDB.
-  One sighting is one hour in which the source scanned us; the tool is its SYNs' majority fingerprint.
-  When the analytics views land (issue 8), this reads ``sources``/``events`` instead (one
-  sighting per scanner event, with category, country and ASN): only this function's SQL changes.
-- :func:`dos_victim_indicators`: backscatter sources (the victims of spoofed floods); later the
-  ``attacks`` view (only victims that pass Corsaro's thresholds).
+- :func:`scanner_indicators`: the analytics' per-source profiles (``sources``: classification,
+  tools, country, AS) of the sources with scan packets, and their scanner events (``events``,
+  traffic class ``scan``): one sighting per scanner event, first/last seen, packets and the
+  most-hit ports from the events.
+- :func:`dos_victim_indicators`: the victims of the ``attacks`` view (only backscatter that passed
+  the attack thresholds of ``iotscope analyze``): one sighting per attack, ports its attacked services.
 - :func:`survey_aggregates`: counts of vulnerable services per protocol/tag/severity from the
   survey's ``findings/``; never a device's address.
 - :mod:`iotscope.share.feeds`: C&C and malware-distribution addresses and domains an operator
@@ -58,6 +58,10 @@ class Indicator:
     packets: int = 0
     #: How the value was anonymized before release ("raw" for the real value); set by the policy.
     released_as: str = "raw"
+    #: ``sources.classification`` of our sensors' sources (``benign``, ``malicious``, ``unknown``); null for feeds.
+    classification: str | None = None
+    country: str | None = None
+    asn: int | None = None
 
     @property
     def key(self) -> tuple[str, str]:
@@ -139,71 +143,76 @@ def merge_indicators(groups: Iterable[Iterable[Indicator]]) -> list[Indicator]:
     return [merged[k] for k in sorted(merged)]
 
 
-# The source address as text: dotted quad for IPv4 (uint32 in the store), else the IPv6 bytes
-# (converted in Python: one row per source, not per packet).
-_SOURCE_SQL = """
-WITH p AS (
-    SELECT src, src6, ts, tool, flag_class, {port} AS port FROM packets WHERE traffic_class = '{traffic_class}'
-),
-by_port AS (
-    SELECT src, src6, port, count(*) AS n FROM p WHERE port IS NOT NULL GROUP BY ALL
-),
-top_ports AS (
-    SELECT src, src6, list(port ORDER BY n DESC, port)[1:5] AS ports FROM by_port GROUP BY ALL
-),
-per_source AS (
-    SELECT src, src6, min(ts) AS first_seen, max(ts) AS last_seen, count(*) AS packets,
-           count(DISTINCT date_trunc('hour', ts)) AS sightings,
-           -- the tool of the majority of its SYNs (an unfingerprinted SYN votes for none: one
-           -- chance IP ID of 54321 among many SYNs does not make a source ZMap)
-           nullif(mode(coalesce(tool, '')) FILTER (WHERE flag_class = 'syn'), '') AS tool
-    FROM p GROUP BY ALL
+# Scanners: the sources with scan packets, profile from ``sources``, sightings/ports/time from their
+# ``scan`` events. Tools: those of ``sources.tools`` that are the majority fingerprint of at least one
+# of its scanner events (``sources.tools`` lists any fingerprint seen, so one chance IP ID of 54321 in
+# an SSH scanner's SYNs would make it ZMap).
+_SCANNERS_SQL = """
+WITH e AS (
+    SELECT src_ip, dport, first_ts, last_ts, packets, tool FROM events WHERE traffic_class = 'scan'
+), per_source AS (
+    SELECT src_ip, min(first_ts) AS first_seen, max(last_ts) AS last_seen, sum(packets)::BIGINT AS packets,
+           count(*) AS sightings, list(DISTINCT tool) FILTER (WHERE tool IS NOT NULL) AS event_tools
+    FROM e GROUP BY src_ip
+), by_port AS (
+    SELECT src_ip, dport, sum(packets) AS n FROM e WHERE dport IS NOT NULL GROUP BY ALL
+), top_ports AS (
+    SELECT src_ip, list(dport ORDER BY n DESC, dport)[1:5] AS ports FROM by_port GROUP BY ALL
 )
-SELECT CASE WHEN s.src IS NOT NULL THEN
-            format('{{}}.{{}}.{{}}.{{}}', s.src >> 24, (s.src >> 16) & 255, (s.src >> 8) & 255, s.src & 255)
-       END AS src_ip,
-       s.src6, s.first_seen, s.last_seen, s.packets, s.sightings, s.tool, t.ports
-FROM per_source s LEFT JOIN top_ports t
-  ON s.src IS NOT DISTINCT FROM t.src AND s.src6 IS NOT DISTINCT FROM t.src6
-WHERE s.packets >= ?
-ORDER BY s.packets DESC
+SELECT s.src_ip, s.src6 IS NOT NULL AS v6, p.first_seen, p.last_seen, p.packets, p.sightings,
+       list_intersect(s.tools, coalesce(p.event_tools, [])) AS tools, t.ports,
+       s.classification, s.country, s.asn
+FROM sources s JOIN per_source p ON p.src_ip = s.src_ip LEFT JOIN top_ports t ON t.src_ip = s.src_ip
+WHERE s.scan_packets > 0 AND p.packets >= ?
+ORDER BY p.packets DESC, s.src_ip
+"""
+
+# DoS victims: one sighting per attack; ports its attacked services, most attacks first.
+_VICTIMS_SQL = """
+WITH a AS (SELECT * FROM attacks), per_victim AS (
+    SELECT victim_ip, any_value(victim6 IS NOT NULL) AS v6, min(first_ts) AS first_seen, max(last_ts) AS last_seen,
+           sum(packets)::BIGINT AS packets, count(*) AS sightings FROM a GROUP BY victim_ip
+), by_port AS (
+    SELECT victim_ip, port, count(*) AS n FROM (SELECT victim_ip, unnest(victim_ports) AS port FROM a) GROUP BY ALL
+), top_ports AS (
+    SELECT victim_ip, list(port ORDER BY n DESC, port)[1:5] AS ports FROM by_port GROUP BY ALL
+)
+SELECT v.victim_ip, v.v6, v.first_seen, v.last_seen, v.packets, v.sightings, []::VARCHAR[] AS tools, t.ports,
+       s.classification, s.country, s.asn
+FROM per_victim v LEFT JOIN top_ports t ON t.victim_ip = v.victim_ip LEFT JOIN sources s ON s.src_ip = v.victim_ip
+WHERE v.packets >= ?
+ORDER BY v.packets DESC, v.victim_ip
 """
 
 
-def _source_indicators(store_dir: Path, sensor: str, role: str, traffic_class: str, port: str,
-                       min_packets: int) -> list[Indicator]:
+def _store_indicators(store_dir: Path, sensor: str, role: str, sql: str, min_packets: int) -> list[Indicator]:
     with PacketStore(store_dir) as store:
         con = connect(store)
         try:
-            rows = con.execute(_SOURCE_SQL.format(traffic_class=traffic_class, port=port), [min_packets]).fetchall()
+            rows = con.execute(sql, [min_packets]).fetchall()
         except duckdb.Error as exc:
-            raise ShareError(f"{store_dir}: cannot read packets ({str(exc).splitlines()[0]})") from None
+            raise ShareError(f"{store_dir}: cannot read the analytics views ({str(exc).splitlines()[0]})") from None
         finally:
             con.close()
-    out = []
-    for src_ip, src6, first, last, packets, sightings, tool, ports in rows:
-        if src_ip is not None:
-            type_, value = "ipv4-addr", src_ip
-        else:
-            type_, value = "ipv6-addr", str(ipaddress.IPv6Address(bytes(src6)))
-        out.append(Indicator(
-            type=type_, value=value, roles=frozenset({role}), sightings=int(sightings),
-            sources=frozenset({sensor}), first_seen=first.astimezone(UTC), last_seen=last.astimezone(UTC),
-            tools=frozenset({tool}) if tool else frozenset(), ports=tuple(int(p) for p in ports or ()),
-            packets=int(packets),
-        ))
-    return out
+    return [Indicator(
+        type="ipv6-addr" if v6 else "ipv4-addr", value=str(ipaddress.ip_address(address)), roles=frozenset({role}),
+        sightings=int(sightings), sources=frozenset({sensor}), first_seen=first.astimezone(UTC),
+        last_seen=last.astimezone(UTC), tools=frozenset(tools or ()), ports=tuple(int(p) for p in ports or ()),
+        packets=int(packets), classification=classification, country=country,
+        asn=int(asn) if asn is not None else None,
+    ) for address, v6, first, last, packets, sightings, tools, ports, classification, country, asn in rows]
 
 
 def scanner_indicators(store_dir: Path, sensor: str, min_packets: int = 1) -> list[Indicator]:
-    """Every source of scan traffic: first/last seen, packets, hours seen, majority tool, top ports."""
-    return _source_indicators(store_dir, sensor, "scanner", "scan", "dport", min_packets)
+    """Every source with scan packets: its ``sources`` profile (tools, classification, country, AS) and
+    its scanner events (one sighting each; first/last seen, packets and top ports)."""
+    return _store_indicators(store_dir, sensor, "scanner", _SCANNERS_SQL, min_packets)
 
 
 def dos_victim_indicators(store_dir: Path, sensor: str, min_packets: int = 1) -> list[Indicator]:
-    """Every source of backscatter, i.e. a victim of a spoofed-source flood; ports are its attacked
-    services (the backscatter's source ports)."""
-    return _source_indicators(store_dir, sensor, "dos_victim", "backscatter", "sport", min_packets)
+    """Every victim of an attack in ``attacks`` (a spoofed-source flood whose backscatter passed the
+    thresholds); one sighting per attack, ports its attacked services."""
+    return _store_indicators(store_dir, sensor, "dos_victim", _VICTIMS_SQL, min_packets)
 
 
 def survey_aggregates(store_dir: Path) -> list[SurveyAggregate]:
