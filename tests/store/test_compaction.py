@@ -84,7 +84,7 @@ def test_readers_never_see_a_gap_or_a_double(captures: list[Path], tmp_path: Pat
 
     def reader() -> None:
         while not done.is_set():
-            with PacketStore(store) as s:
+            with PacketStore(store, read_only=True) as s:  # a reader: no clean-up, no lock
                 seen.append(connect(s).execute("SELECT count(*) FROM packets").fetchone()[0])
 
     thread = threading.Thread(target=reader)

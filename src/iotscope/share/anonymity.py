@@ -73,7 +73,7 @@ def anonymity_report(store_dir: Path, policy: Policy, key: AnonymizationKey | No
     method = policy.fields[field]
     if method == "drop":
         return {"field": field, "method": method, "released_records": 0, "note": "nothing released"}
-    with PacketStore(store_dir) as store:
+    with PacketStore(store_dir, read_only=True) as store:
         con = connect(store)
         try:
             table = con.sql(  # the class name comes from _TRAFFIC_CLASS, never from the user

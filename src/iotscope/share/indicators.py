@@ -186,7 +186,7 @@ ORDER BY v.packets DESC, v.victim_ip
 
 
 def _store_indicators(store_dir: Path, sensor: str, role: str, sql: str, min_packets: int) -> list[Indicator]:
-    with PacketStore(store_dir) as store:
+    with PacketStore(store_dir, read_only=True) as store:
         con = connect(store)
         try:
             rows = con.execute(sql, [min_packets]).fetchall()

@@ -115,7 +115,7 @@ def analyze(
     settings = resolve_settings(root, overrides or {})
     profile = profile if profile is not None else resolve_profile_inputs(root)
     report = AnalyzeReport(settings=settings)
-    with PacketStore(root) as store:
+    with PacketStore(root, read_only=True) as store:  # only lists the live files
         files_by_hour: dict[int, list[str]] = {}
         for f in store.state.live_files():  # after compaction, an hour's one file replaces many
             files_by_hour.setdefault(epoch_hour_of(f), []).append(f)
