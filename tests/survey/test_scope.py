@@ -16,18 +16,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from iotscope.survey.scope import (
-    SPECIAL_PURPOSE,
-    AuthorizedRange,
-    OutOfScopeError,
-    Scope,
-    ScopeError,
-    canonical_address,
-    open_guarded_connection,
+from iotscope.survey.addresses import SPECIAL_PURPOSE, canonical_address
+from iotscope.survey.guarded_connect import (
     guarded_source_address,
+    open_guarded_connection,
     open_guarded_socket,
     start_guarded_connect,
 )
+from iotscope.survey.scope import AuthorizedRange, OutOfScopeError, Scope, ScopeError
 from tests.survey.socket_audit import socket_audit
 
 LOOPBACK_SCOPE = """
@@ -294,12 +290,12 @@ def test_sweep_targets_are_the_authorized_space_minus_the_blocklist(loopback_sco
         target = loopback_scope.authorized_target_at(index)
         if loopback_scope.is_allowed(address):
             assert target == str(address)
-            family, host = loopback_scope._admit_host(target)
+            family, host = loopback_scope.admit_host(target)
             assert (family, host) == (socket.AF_INET, target)
         else:
             assert target is None and str(address).startswith("127.0.0.")
             with pytest.raises(OutOfScopeError, match="blocklisted"):
-                loopback_scope._admit_host(str(address))
+                loopback_scope.admit_host(str(address))
 
 
 @pytest.mark.parametrize("text", ["127.000.000.001", "127.0.0.01", "0x7f.0.0.1", "127.1", "127.0.0.1 ", " 127.0.0.1"])
@@ -436,7 +432,7 @@ def _unguarded_calls(path: Path) -> list[str]:
 
 def test_no_survey_module_opens_a_socket_around_the_guard() -> None:
     assert len(_SURVEY_SOURCES) > 5
-    offenders = [c for path in _SURVEY_SOURCES if path.name != "scope.py" for c in _unguarded_calls(path)]
+    offenders = [c for path in _SURVEY_SOURCES if path.name != "guarded_connect.py" for c in _unguarded_calls(path)]
     assert offenders == []
 
 

@@ -18,10 +18,10 @@ from pathlib import Path
 from iotscope.notify.daedalus import HostEvidence, find_hosts, labelled_networks
 from iotscope.notify.errors import NotifyError
 from iotscope.store.packets import PacketStore
+from iotscope.survey.addresses import canonical_address
 from iotscope.survey.findings import CONCLUSIVE, latest_per_service
 from iotscope.survey.journal import SurveyJournal
 from iotscope.survey.report import store_findings
-from iotscope.survey.scope import canonical_address
 
 ADVICE = {
     "scan": ("Restart the device (most IoT malware lives in memory only), then at once change its password, "

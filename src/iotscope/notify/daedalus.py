@@ -27,7 +27,7 @@ import pyarrow as pa
 from iotscope.notify.orgs import OrgCatalog
 from iotscope.store.packets import PacketStore
 from iotscope.store.query import connect, guarded
-from iotscope.survey.scope import IPNetwork
+from iotscope.survey.addresses import IPNetwork
 
 #: Roles: what the host's packets say about it.
 ROLES = {"scan": "likely infected (scanning)", "backscatter": "under attack (backscatter of a DoS)"}

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from iotscope.notify.errors import NotifyError
-from iotscope.survey.scope import IPNetwork, canonical_address
+from iotscope.survey.addresses import IPNetwork, canonical_address
 from iotscope.survey.textfile import read_text_file
 
 LANGUAGES = ("ja", "en")

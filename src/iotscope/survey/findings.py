@@ -35,9 +35,10 @@ import pyarrow.parquet as pq
 
 from iotscope.store.durable import move_into_place
 from iotscope.store.layout import FINDINGS_DIR
+from iotscope.survey.addresses import canonical_address
 from iotscope.survey.private import PRIVATE_DIRECTORY, open_private, private_directory
 from iotscope.survey.probes import ProbeResult
-from iotscope.survey.scope import AuthorizedRange, Scope, canonical_address
+from iotscope.survey.scope import AuthorizedRange, Scope
 
 FINDINGS_SCHEMA = pa.schema([
     ("ts", pa.timestamp("us", tz="UTC")),
@@ -169,7 +170,7 @@ def closed_findings(
 
 
 def canonical_ips(table: pa.Table) -> pa.Table:
-    """``table`` with its ``ip`` column in :func:`~iotscope.survey.scope.canonical_address` form:
+    """``table`` with its ``ip`` column in :func:`~iotscope.survey.addresses.canonical_address` form:
     rows written before addresses were canonicalised may spell one host several ways."""
     column = table.column("ip")
     spellings = pc.unique(column)  # one parse per distinct address, not per row

@@ -29,8 +29,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from iotscope.errors import IotscopeError
+from iotscope.survey.addresses import canonical_address
 from iotscope.survey.journal import OpenPort
-from iotscope.survey.scope import OutOfScopeError, Scope, canonical_address
+from iotscope.survey.scope import OutOfScopeError, Scope
 from iotscope.survey.textfile import read_text_file, read_user_bytes
 
 #: Cap on an imported zmap/masscan file: 256 MiB, some ten million open ports in zmap's CSV.

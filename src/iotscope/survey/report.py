@@ -13,7 +13,7 @@ earlier export cannot go on naming fixed devices.
 
 A report is a reader: it opens the survey state read-only and writes only into ``out`` (a private
 0700 directory when it creates it, files 0600). Addresses are compared in one spelling
-(:func:`~iotscope.survey.scope.canonical_address`), also in findings stored before that rule.
+(:func:`~iotscope.survey.addresses.canonical_address`), also in findings stored before that rule.
 """
 
 from __future__ import annotations

@@ -38,6 +38,7 @@ from pathlib import Path
 from iotscope.survey.compact import CompactResult, compact_survey
 from iotscope.survey.credentials import Credential
 from iotscope.survey.findings import Finding, FindingsDataset, closed_findings, make_finding, now
+from iotscope.survey.guarded_connect import guarded_source_address
 from iotscope.survey.journal import OpenPort, ResumeError, SurveyJob, SurveyJournal
 from iotscope.survey.l4import import L4Import, import_file_digest, read_l4_file
 from iotscope.survey.permutation import CyclicPermutation, Shard
@@ -45,7 +46,7 @@ from iotscope.survey.probes import ProbeLimits, ProbeResult
 from iotscope.survey.probes.device import device_deadline, probe_service
 from iotscope.survey.probes.hostname import reverse_name
 from iotscope.survey.probes.limits import DEFAULT_PROBE_CONCURRENCY
-from iotscope.survey.scope import Scope, guarded_source_address
+from iotscope.survey.scope import Scope
 from iotscope.survey.sweep import (
     DEFAULT_CONCURRENCY,
     DEFAULT_CONNECT_TIMEOUT,

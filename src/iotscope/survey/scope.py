@@ -2,9 +2,9 @@
 
 A survey sends connection attempts to other people's devices, so the rule "never outside the
 authorized scope" must not depend on every probe remembering to check. This module is the single
-place that opens sockets for the survey: :func:`open_guarded_socket` and
-:func:`open_guarded_connection` call :meth:`Scope.check` before a socket even exists, and every
-sender (sweep, probes) goes through them.
+place that decides what may be contacted (:meth:`Scope.check`), and
+:mod:`iotscope.survey.guarded_connect` the single place that opens the survey's sockets, each
+after that check.
 
 Scope file (TOML)::
 
@@ -32,39 +32,32 @@ Both files must be regular files; the scope file may have 1 MiB at most, the blo
 
 from __future__ import annotations
 
-import asyncio
-import bisect
-import errno
 import ipaddress
-import os
 import socket
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from iotscope.errors import IotscopeError
+from iotscope.survey.address_intervals import (
+    Interval,
+    IntervalIndex,
+    network_interval,
+    subtract_intervals,
+    union_intervals,
+)
+from iotscope.survey.addresses import (
+    SPECIAL_PURPOSE,
+    IPAddress,
+    IPNetwork,
+    fold_mapped,
+    parse_address,
+    special_purpose_of_family,
+)
 from iotscope.survey.textfile import read_text_file
-
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 #: Cap on a blocklist file: 64 MiB, some three million lines of opt-outs.
 BLOCKLIST_MAX_BYTES = 64 << 20
-
-#: The IANA special-purpose address registries (RFC 6890 and later updates), both families.
-SPECIAL_PURPOSE: tuple[IPNetwork, ...] = tuple(
-    ipaddress.ip_network(cidr)
-    for cidr in (
-        "0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16",
-        "172.16.0.0/12", "192.0.0.0/24", "192.0.2.0/24", "192.31.196.0/24", "192.52.193.0/24",
-        "192.88.99.0/24", "192.168.0.0/16", "192.175.48.0/24", "198.18.0.0/15",
-        "198.51.100.0/24", "203.0.113.0/24", "224.0.0.0/4", "240.0.0.0/4", "255.255.255.255/32",
-        "::/128", "::1/128", "::ffff:0:0/96", "64:ff9b::/96", "64:ff9b:1::/48", "100::/64",
-        "2001::/23", "2001:db8::/32", "2002::/16", "3fff::/20", "fc00::/7", "fe80::/10", "ff00::/8",
-    )
-)
-
-_IPV4_MAPPED = ipaddress.IPv6Network("::ffff:0:0/96")
 _ENTRY_KEYS = {"cidr", "owner", "authorization", "special_purpose"}
 _TOP_LEVEL_KEYS = {"authorized", "blocklist"}
 
@@ -104,16 +97,16 @@ class Scope:
     #: Human-readable notes from loading (e.g. special-purpose space excluded from a range).
     warnings: tuple[str, ...] = ()
     _most_specific_first: tuple[AuthorizedRange, ...] = field(init=False, repr=False, compare=False)
-    _candidates: _IntervalIndex = field(init=False, repr=False, compare=False)
-    _targets: _IntervalIndex = field(init=False, repr=False, compare=False)
+    _candidates: IntervalIndex = field(init=False, repr=False, compare=False)
+    _targets: IntervalIndex = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         candidates = _authorized_intervals(self.authorized)
-        blocked = _union([_interval(net) for net in self.blocklist])
+        blocked = union_intervals([network_interval(net) for net in self.blocklist])
         ordered = tuple(sorted(self.authorized, key=lambda e: -e.network.prefixlen))
         object.__setattr__(self, "_most_specific_first", ordered)
-        object.__setattr__(self, "_candidates", _IntervalIndex.build(candidates))
-        object.__setattr__(self, "_targets", _IntervalIndex.build(_subtract(candidates, blocked)))
+        object.__setattr__(self, "_candidates", IntervalIndex.build(candidates))
+        object.__setattr__(self, "_targets", IntervalIndex.build(subtract_intervals(candidates, blocked)))
 
     @classmethod
     def load(cls, path: str | Path) -> Scope:
@@ -131,16 +124,17 @@ class Scope:
     def _admit(self, ip: str | IPAddress) -> IPAddress:
         """The parsed address, or :class:`OutOfScopeError`; the one implementation of the rule
         (the guarded openers connect to exactly the address returned here)."""
-        address = _parse_address(ip)
+        address = parse_address(ip)
         if address is None:
             raise OutOfScopeError(str(ip), "not an IP address (host names are never resolved)")
         if not self._targets.contains(address):
             raise OutOfScopeError(str(address), self._refusal_reason(address))
         return address
 
-    def _admit_host(self, ip: str | IPAddress) -> tuple[socket.AddressFamily, str]:
+    def admit_host(self, ip: str | IPAddress) -> tuple[socket.AddressFamily, str]:
         """:meth:`_admit` as (family, canonical text to connect to), with a fast lane for dotted
         quads: the sweep's path, where ``ipaddress`` objects would cost more than the connect.
+        What :mod:`iotscope.survey.guarded_connect` calls before it creates any socket.
 
         ``inet_pton`` accepts only strict dotted quads, and the text connected to is re-made
         from the checked 32-bit value, so no other parser can read it as another host.
@@ -189,7 +183,7 @@ class Scope:
 
     def is_allowed(self, ip: str | IPAddress) -> bool:
         """Whether :meth:`check` would pass, without building a refusal (cheap on the sweep's path)."""
-        address = _parse_address(ip)
+        address = parse_address(ip)
         return address is not None and self._targets.contains(address)
 
     def owner_of(self, ip: str | IPAddress) -> str:
@@ -231,82 +225,6 @@ class Scope:
         if version == 4:
             return socket.inet_ntoa(value.to_bytes(4, "big"))
         return str(ipaddress.IPv6Address(value))
-
-
-def start_guarded_connect(scope: Scope, ip: str | IPAddress, port: int) -> tuple[socket.socket, int]:
-    """Begin a non-blocking TCP connect to ``ip:port``: the socket and ``connect_ex``'s errno
-    (0 connected, ``EINPROGRESS`` pending: wait until writable and read ``SO_ERROR``).
-
-    The building block of both openers below and of the sweep's connect engine, which polls
-    thousands of these with one epoll instead of one asyncio future each. The scope check comes
-    before the socket exists; the socket connects to the canonical form of the checked address,
-    so no other parser (``inet_aton`` accepting ``127.1``, a resolver) can reinterpret it.
-    """
-    family, host = scope._admit_host(ip)
-    if not 0 < port < 65536:
-        raise ValueError(f"port {port} is not a TCP port")
-    sock = socket.socket(family, socket.SOCK_STREAM | socket.SOCK_NONBLOCK)  # one syscall, not two
-    try:
-        return sock, sock.connect_ex((host, port))
-    except BaseException:
-        sock.close()
-        raise
-
-
-def guarded_source_address(scope: Scope, ip: str | IPAddress) -> str:
-    """The local address the kernel would use to reach ``ip`` (the ``scanner`` field of evidence
-    for targets this process did not connect to itself, e.g. imported from masscan).
-
-    A connected UDP socket only consults the routing table: nothing is sent. The target is still
-    checked first, like every socket of the survey.
-    """
-    family, host = scope._admit_host(ip)
-    with socket.socket(family, socket.SOCK_DGRAM) as probe:
-        probe.connect((host, 9))  # discard port; UDP connect sends no packet
-        return probe.getsockname()[0]
-
-
-async def open_guarded_socket(
-    scope: Scope, ip: str | IPAddress, port: int, *, timeout: float
-) -> socket.socket:
-    """A connected non-blocking TCP socket to ``ip:port`` (for ``asyncssh.connect(sock=...)``).
-
-    Raises :class:`OutOfScopeError` (before any socket exists), ``TimeoutError`` or ``OSError``.
-    """
-    sock, error = start_guarded_connect(scope, ip, port)
-    try:
-        if error == errno.EINPROGRESS:
-            loop = asyncio.get_running_loop()
-            writable = loop.create_future()
-            loop.add_writer(sock.fileno(), lambda: writable.done() or writable.set_result(None))
-            try:
-                async with asyncio.timeout(timeout):
-                    await writable
-            finally:
-                loop.remove_writer(sock.fileno())
-            error = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-        if error:
-            raise OSError(error, os.strerror(error))
-    except BaseException:
-        sock.close()
-        raise
-    return sock
-
-
-async def open_guarded_connection(
-    scope: Scope, ip: str | IPAddress, port: int, *, timeout: float, limit: int = 2**16
-) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-    """Asyncio streams to ``ip:port`` through :func:`open_guarded_socket` (same checks).
-
-    ``limit`` is the stream reader's buffer cap, for probes that bound what a device may send.
-    """
-    sock = await open_guarded_socket(scope, ip, port, timeout=timeout)
-    try:
-        return await asyncio.open_connection(sock=sock, limit=limit)
-    except BaseException:
-        sock.close()
-        raise
-
 
 # -- loading ---------------------------------------------------------------------------------------
 
@@ -364,8 +282,8 @@ def _entry(entry: object, index: int, origin: str) -> AuthorizedRange:
         network = ipaddress.ip_network(cidr)
     except ValueError as exc:
         raise ScopeError(f"{where}: bad cidr {cidr!r} ({exc})") from None
-    network = _fold_mapped(network)  # ::ffff:198.51.100.0/120 is 198.51.100.0/24: one spelling per range
-    if special_purpose and not any(network.subnet_of(net) for net in _same_family(network)):
+    network = fold_mapped(network)  # ::ffff:198.51.100.0/120 is 198.51.100.0/24: one spelling per range
+    if special_purpose and not any(network.subnet_of(net) for net in special_purpose_of_family(network)):
         raise ScopeError(
             f"{where}: special_purpose = true is only accepted on a range inside one "
             f"special-purpose block (RFC 6890), and {network} is not"
@@ -383,7 +301,7 @@ def _read_blocklist(path: Path, origin: str) -> tuple[IPNetwork, ...]:
             continue
         try:
             # Host bits are tolerated here (unlike in authorized ranges): over-blocking is safe.
-            networks.append(_fold_mapped(ipaddress.ip_network(text, strict=False)))
+            networks.append(fold_mapped(ipaddress.ip_network(text, strict=False)))
         except ValueError:
             raise ScopeError(f"{path}:{number}: not a CIDR or address: {text!r}") from None
     return tuple(networks)
@@ -394,7 +312,7 @@ def _special_purpose_warnings(authorized: tuple[AuthorizedRange, ...], origin: s
     for entry in authorized:
         if entry.special_purpose:
             continue
-        overlapping = [net for net in _same_family(entry.network) if net.overlaps(entry.network)]
+        overlapping = [net for net in special_purpose_of_family(entry.network) if net.overlaps(entry.network)]
         if overlapping:
             shown = ", ".join(str(net) for net in overlapping[:4]) + (" ..." if len(overlapping) > 4 else "")
             warnings.append(
@@ -404,143 +322,12 @@ def _special_purpose_warnings(authorized: tuple[AuthorizedRange, ...], origin: s
     return warnings
 
 
-def _fold_mapped(network: IPNetwork) -> IPNetwork:
-    """An IPv4-mapped IPv6 network as the IPv4 network it denotes (checks fold addresses too)."""
-    if network.version == 6 and network.subnet_of(_IPV4_MAPPED):
-        return ipaddress.IPv4Network((int(network.network_address) & 0xFFFFFFFF, network.prefixlen - 96))
-    return network
-
-
-def _same_family(network: IPNetwork) -> list[IPNetwork]:
-    return [net for net in SPECIAL_PURPOSE if net.version == network.version]
-
-
-def canonical_address(ip: str | IPAddress) -> str:
-    """The one spelling of an address that the survey stores, de-duplicates and reports.
-
-    ``127.0.0.97``, ``::ffff:127.0.0.97``, ``::ffff:7f00:61`` and ``0:0:0:0:0:FFFF:7f00:61`` are one
-    host (an IPv4-mapped IPv6 address reaches the IPv4 host), so they must be one target and one
-    row: the IPv4 dotted quad for those, RFC 5952 compressed lower-case text for other IPv6.
-    Raises ``ValueError`` for anything that is not a literal address (see :func:`_parse_address`).
-    """
-    address = _parse_address(ip)
-    if address is None:
-        raise ValueError(f"not an IP address: {ip!r}")
-    return str(address)
-
-
-def _parse_address(ip: str | IPAddress) -> IPAddress | None:
-    """The address ``ip`` denotes, IPv4-mapped IPv6 folded to IPv4 (it reaches the IPv4 host)."""
-    if isinstance(ip, (ipaddress.IPv4Address, ipaddress.IPv6Address)):
-        address = ip
-    else:
-        try:
-            # inet_pton first: strict dotted quad (no "127.1", no hex), and 10x faster than
-            # ipaddress's parser on the sweep's hot path; everything else goes to ipaddress.
-            address = ipaddress.IPv4Address(socket.inet_pton(socket.AF_INET, ip))
-        except (OSError, TypeError, ValueError):
-            try:
-                address = ipaddress.ip_address(ip)
-            except ValueError:
-                return None
-    if isinstance(address, ipaddress.IPv6Address):
-        if address.scope_id is not None:
-            return None  # a zone index names an interface, not a host: never in scope
-        if address.ipv4_mapped is not None:
-            return address.ipv4_mapped
-    return address
-
-
-# -- the in-scope address set as disjoint integer intervals ---------------------------------------
-
-Interval = tuple[int, int, int]  # (version, first, last) inclusive
-
-
-@dataclass(frozen=True)
-class _IntervalIndex:
-    """In-scope addresses as sorted disjoint intervals with cumulative counts: ``address_at`` is a
-    binary search, so a /8 or an IPv6 /64 costs a few intervals, not millions of addresses."""
-
-    intervals: tuple[Interval, ...]
-    starts: tuple[int, ...]  # cumulative count before each interval
-    total: int
-    #: Per IP version, the sorted firsts and lasts as plain ints: a membership test is one bisect.
-    firsts: dict[int, list[int]] = field(default_factory=dict)
-    lasts: dict[int, list[int]] = field(default_factory=dict)
-
-    @classmethod
-    def build(cls, allowed: list[Interval]) -> _IntervalIndex:
-        starts, total = [], 0
-        firsts: dict[int, list[int]] = {4: [], 6: []}
-        lasts: dict[int, list[int]] = {4: [], 6: []}
-        for version, first, last in allowed:
-            starts.append(total)
-            total += last - first + 1
-            firsts[version].append(first)
-            lasts[version].append(last)
-        return cls(tuple(allowed), tuple(starts), total, firsts, lasts)
-
-    def contains(self, address: IPAddress) -> bool:
-        return self.contains_value(address.version, int(address))
-
-    def contains_value(self, version: int, value: int) -> bool:
-        slot = bisect.bisect_right(self.firsts[version], value) - 1
-        return slot >= 0 and value <= self.lasts[version][slot]
-
-    def value_at(self, index: int) -> tuple[int, int]:
-        """(IP version, address as an int) of the ``index``-th address."""
-        if not 0 <= index < self.total:
-            raise IndexError(f"target index {index} outside 0..{self.total - 1}")
-        slot = bisect.bisect_right(self.starts, index) - 1
-        version, first, _ = self.intervals[slot]
-        return version, first + index - self.starts[slot]
-
-    def address_at(self, index: int) -> str:
-        return str(self.address_object_at(index))
-
-    def address_object_at(self, index: int) -> IPAddress:
-        version, value = self.value_at(index)
-        return ipaddress.IPv4Address(value) if version == 4 else ipaddress.IPv6Address(value)
-
-
 def _authorized_intervals(authorized: tuple[AuthorizedRange, ...]) -> list[Interval]:
     """Authorized space minus special-purpose blocks, plus what flagged entries add back."""
-    plain = _union([_interval(e.network) for e in authorized if not e.special_purpose])
-    flagged = _union([_interval(e.network) for e in authorized if e.special_purpose])
-    special = _union([_interval(net) for net in SPECIAL_PURPOSE])
-    return _union(_subtract(plain, special) + flagged)
+    plain = union_intervals([network_interval(e.network) for e in authorized if not e.special_purpose])
+    flagged = union_intervals([network_interval(e.network) for e in authorized if e.special_purpose])
+    special = union_intervals([network_interval(net) for net in SPECIAL_PURPOSE])
+    return union_intervals(subtract_intervals(plain, special) + flagged)
 
 
-def _interval(network: IPNetwork) -> Interval:
-    return (network.version, int(network.network_address), int(network.broadcast_address))
-
-
-def _union(intervals: list[Interval]) -> list[Interval]:
-    merged: list[Interval] = []
-    for version, first, last in sorted(intervals):
-        if merged and merged[-1][0] == version and first <= merged[-1][2] + 1:
-            merged[-1] = (version, merged[-1][1], max(merged[-1][2], last))
-        else:
-            merged.append((version, first, last))
-    return merged
-
-
-def _subtract(keep: list[Interval], remove: list[Interval]) -> list[Interval]:
-    """``keep`` minus ``remove``; both sorted and disjoint (as :func:`_union` returns them)."""
-    result = []
-    for version, first, last in keep:
-        cursor = first
-        for r_version, r_first, r_last in remove:
-            if r_version != version or r_last < cursor or r_first > last:
-                continue
-            if r_first > cursor:
-                result.append((version, cursor, r_first - 1))
-            cursor = max(cursor, r_last + 1)
-            if cursor > last:
-                break
-        if cursor <= last:
-            result.append((version, cursor, last))
-    return result
-
-
-_SPECIAL = _IntervalIndex.build(_union([_interval(net) for net in SPECIAL_PURPOSE]))
+_SPECIAL = IntervalIndex.build(union_intervals([network_interval(net) for net in SPECIAL_PURPOSE]))

@@ -1,7 +1,7 @@
 """The L4 phase: which (address, port) pairs of the scope accept a TCP connection.
 
 A TCP connect scan, because it needs no raw sockets or privileges and every attempt goes
-through the scope's guard (:func:`~iotscope.survey.scope.start_guarded_connect`) like any other
+through the scope's guard (:func:`~iotscope.survey.guarded_connect.start_guarded_connect`) like any other
 sender; the connects in flight are watched by one epoll inside the asyncio loop, which keeps
 pace with ``nmap -sT`` in one process, and ``workers`` processes (one per core) outpace it.
 Three things keep it polite and restartable, however many processes share it:
@@ -32,9 +32,10 @@ from functools import partial
 from typing import TYPE_CHECKING
 
 from iotscope.lifetime import end_with_parent
+from iotscope.survey.guarded_connect import start_guarded_connect
 from iotscope.survey.journal import OpenPort
 from iotscope.survey.permutation import CyclicPermutation, Shard
-from iotscope.survey.scope import Scope, start_guarded_connect
+from iotscope.survey.scope import Scope
 
 if TYPE_CHECKING:
     from multiprocessing.connection import Connection

@@ -23,9 +23,10 @@ import asyncssh
 from asyncssh import encryption, kex, mac, public_key
 
 from iotscope.survey.credentials import Credential
+from iotscope.survey.guarded_connect import open_guarded_socket
 from iotscope.survey.probes.limits import ProbeLimits
 from iotscope.survey.probes.outcome import ProbeFailure, ProbeRecord, ProbeResult, service_probe
-from iotscope.survey.scope import Scope, open_guarded_socket
+from iotscope.survey.scope import Scope
 
 
 class _PasswordFeeder(asyncssh.SSHClient):

@@ -10,9 +10,10 @@ import asyncio
 import contextlib
 from collections.abc import Callable
 
+from iotscope.survey.guarded_connect import open_guarded_connection
 from iotscope.survey.probes.limits import ProbeLimits
 from iotscope.survey.probes.outcome import ProbeFailure, ProbeRecord
-from iotscope.survey.scope import Scope, open_guarded_connection
+from iotscope.survey.scope import Scope
 
 _CHUNK = 4096
 
