@@ -18,7 +18,8 @@ import secrets
 from iotscope.survey.permutation import CyclicPermutation, Shard
 from iotscope.survey.portspec import parse_ports
 from iotscope.survey.scope import Scope
-from iotscope.survey.sweep import DEFAULT_CONCURRENCY, DEFAULT_CONNECT_TIMEOUT, DEFAULT_RATE, start_worker_server, sweep
+from iotscope.survey.sweep import DEFAULT_CONCURRENCY, DEFAULT_CONNECT_TIMEOUT, DEFAULT_RATE, sweep
+from iotscope.survey.sweep_workers import start_worker_server
 
 
 def main() -> None:

@@ -22,7 +22,9 @@ from hypothesis import strategies as st
 from iotscope.survey.journal import OpenPort
 from iotscope.survey.permutation import CyclicPermutation, Shard, is_probable_prime, safe_prime_above
 from iotscope.survey.scope import AuthorizedRange, Scope
-from iotscope.survey.sweep import SweepProgress, TokenBucket, sweep
+from iotscope.survey.sweep import sweep
+from iotscope.survey.sweep_bookkeeping import SweepProgress
+from iotscope.survey.token_bucket import TokenBucket
 from tests.survey.socket_audit import socket_audit
 
 # -- permutation ------------------------------------------------------------------------------------

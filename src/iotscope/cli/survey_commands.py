@@ -62,7 +62,7 @@ def run(
 ) -> None:
     """Sweep the scope, identify services by handshake, try default credentials, store evidence."""
     if workers > 1 and import_file is None:
-        from iotscope.survey.sweep import start_worker_server
+        from iotscope.survey.sweep_workers import start_worker_server
 
         start_worker_server()  # starts while the survey engine below is imported
     from iotscope.survey.credentials import CredentialsError, load_builtin, load_credentials, merge

@@ -52,10 +52,9 @@ from iotscope.survey.sweep import (
     DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_PORTS,
     DEFAULT_RATE,
-    SweepProgress,
-    SweepStats,
     sweep,
 )
+from iotscope.survey.sweep_bookkeeping import SweepProgress, SweepStats
 
 _FLUSH_ROWS = 256
 
