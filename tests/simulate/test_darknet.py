@@ -18,9 +18,11 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-import iotscope.simulate.darknet as darknet
+import iotscope.simulate.darknet_packets as darknet_packets
 from iotscope.simulate.addresses import RIR_SLASH8, reserved_mask
-from iotscope.simulate.darknet import DEFAULT_MIX, DarknetConfig, SimulationError, simulate_darknet, truth_path
+from iotscope.simulate.darknet import simulate_darknet
+from iotscope.simulate.darknet_config import DEFAULT_MIX, DarknetConfig, SimulationError
+from iotscope.simulate.darknet_truth import truth_path
 
 START = datetime(2016, 9, 1, tzinfo=UTC).timestamp()
 FIELDS = ["frame.time_epoch", "ip.src", "ip.dst", "ip.proto", "ip.id", "ip.ttl", "tcp.srcport", "tcp.dstport",
@@ -237,7 +239,7 @@ def test_outbreak_grows_2323_sources_hour_by_hour(tmp_path: Path) -> None:
 
 
 def test_other_darknet_start_and_pcapng_gz_in_several_windows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(darknet, "CHUNK_PACKETS", 4_000)  # 5 windows, joined into one file
+    monkeypatch.setattr(darknet_packets, "CHUNK_PACKETS", 4_000)  # 5 windows, joined into one file
     path = tmp_path / "other.pcapng.gz"
     start = datetime(2020, 1, 2, 3, 4, 5, tzinfo=UTC)
     result = simulate_darknet(DarknetConfig(packets=20_000, hours=0.5, seed=5, darknet="203.0.113.0/24",

@@ -12,7 +12,8 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from iotscope.simulate.darknet import DEFAULT_START, DarknetConfig, SimulationError, simulate_darknet
+from iotscope.simulate.darknet import simulate_darknet
+from iotscope.simulate.darknet_config import DEFAULT_START, DarknetConfig, SimulationError
 from iotscope.store.packets import PacketStore
 from iotscope.store.query import connect
 from iotscope.telescope.ingest import ingest

@@ -53,7 +53,8 @@ def simulate(
              "finds it)."),
 ) -> None:
     """Write realistic darknet traffic (Mirai, scanners, worms, backscatter, probes, noise) and its ground truth."""
-    from iotscope.simulate.darknet import DEFAULT_START, DarknetConfig, SimulationError, simulate_darknet
+    from iotscope.simulate.darknet import simulate_darknet
+    from iotscope.simulate.darknet_config import DEFAULT_START, DarknetConfig, SimulationError
 
     onset = _parse_fraction(outbreak_start)
     config = DarknetConfig(packets=packets, hours=hours, seed=seed, darknet=darknet,
