@@ -15,6 +15,9 @@ ever contacted.
   same order. Correct = the (ip, port, credential id) found equals the fleet's ground truth.
 
     .venv/bin/python bench/survey/run.py            # about 2 minutes; writes bench/out/survey.json
+
+The fleet lives in ``loopback_fleet.py``, the peers' output parsers in ``peer_output.py``, the
+bounded process handling in ``bounded_processes.py``; this script measures and reports.
 """
 
 from __future__ import annotations
@@ -22,24 +25,29 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import json
-import os
 import random
-import re
 import shlex
 import signal
-import socket
-import struct
 import sys
 import tempfile
-import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from common import Run, machine, measure  # noqa: E402
+from bounded_processes import (  # noqa: E402
+    PROCESS_LIMIT,
+    end_children,
+    exit_on_signal,
+    limited,
+    measure_bounded,
+    measure_tolerant,
+)
+from common import Run, machine  # noqa: E402
+from loopback_fleet import expected_open, start_fleet, write_scope  # noqa: E402
+from peer_output import parse_grepable, parse_hydra  # noqa: E402
 
-from iotscope.simulate.devices import FleetError, FleetSpec, FleetThread, default_fleet  # noqa: E402
+from iotscope.simulate.devices import FleetSpec, FleetThread  # noqa: E402
 from iotscope.survey.credentials import attempt_order, load_builtin  # noqa: E402
 from iotscope.survey.probes import ProbeLimits  # noqa: E402
 
@@ -49,11 +57,6 @@ CLOSED_PORTS = (25, 53, 110, 443, 554, 1723, 5555, 7547, 8443, 37777)
 #: The credential phase: services with a real login, by the name hydra gives the protocol.
 HYDRA_SERVICES = {"telnet": ["telnet"], "http": ["http-get", "/"], "ssh": ["ssh"]}
 LOGIN_KINDS = ("default-credential", "hardened")
-#: Seconds any one peer or iotscope process may take before ``timeout`` ends it (and its children).
-PROCESS_LIMIT = 60
-_TIMED_OUT = 124  # timeout(1)'s exit status
-_HYDRA_RESULT = re.compile(r"^\[(\d+)\]\[[\w-]+\] host: (\S+)   login: (.*?)(?:   password: (.*))?$", re.MULTILINE)
-_EXIT_LINE = "bench-exit-status "
 
 
 def main() -> None:
@@ -72,7 +75,7 @@ def main() -> None:
     if not 16 <= args.sweep_prefix <= 22:
         parser.error("--sweep-prefix must be 16..22 (the sweep range holds the fleet's /22, inside one 127.X/16)")
     args.out.mkdir(parents=True, exist_ok=True)
-    signal.signal(signal.SIGTERM, _exit_on_signal)
+    signal.signal(signal.SIGTERM, exit_on_signal)
     fleet = None
     try:
         sweep_network, network, fleet = start_fleet(args.devices, args.seed, args.sweep_prefix)
@@ -86,54 +89,8 @@ def main() -> None:
     finally:
         if fleet is not None:
             fleet.stop()
-        _end_children()
+        end_children()
     report(sweep_network, network, args, sweep_rows, credential_rows)
-
-
-# ---------------------------------------------------------------- fleet and scope
-
-
-def start_fleet(count: int, seed: int, sweep_prefix: int) -> tuple[str, str, FleetThread]:
-    """(sweep range, fleet /22, running fleet): a random 127.X.Y.0/``sweep_prefix`` in which
-    nothing else listens (tests run fleets on random loopback /24s too), the fleet in one of its /22s."""
-    rng = random.SystemRandom()
-    for _ in range(10):
-        sixteen = ipaddress.ip_network(f"127.{rng.randrange(1, 255)}.0.0/16")
-        net = rng.choice(list(sixteen.subnets(new_prefix=sweep_prefix)))
-        if any(ipaddress.ip_address(ip) in net for ip, _ in listening()):
-            continue
-        network = str(rng.choice(list(net.subnets(new_prefix=22))))
-        spec = default_fleet(network, count=count, seed=seed, lockout_after=None,
-                             idle_timeout=10.0, drip_interval=0.5)
-        thread = FleetThread(spec)
-        try:
-            thread.start()
-        except FleetError:
-            continue
-        return str(net), network, thread
-    raise RuntimeError(f"no free loopback /{sweep_prefix} for the fleet after 10 tries")
-
-
-def write_scope(path: Path, network: str) -> Path:
-    path.write_text(
-        f'[[authorized]]\ncidr = "{network}"\nowner = "iotscope benchmark fleet"\n'
-        f'authorization = "emulated fleet started by bench/survey/run.py"\nspecial_purpose = true\n',
-        encoding="utf-8",
-    )
-    return path
-
-
-def listening() -> set[tuple[str, int]]:
-    """(address, port) of every listening IPv4 TCP socket, from the kernel's own table."""
-    found = set()
-    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
-        fields = line.split()
-        if fields[3] != "0A":  # TCP_LISTEN
-            continue
-        address, port = fields[1].split(":")
-        ip = socket.inet_ntoa(struct.pack("<I", int(address, 16)))
-        found.add((ip, int(port, 16)))
-    return found
 
 
 # ---------------------------------------------------------------- sweep vs nmap -sT
@@ -150,11 +107,11 @@ def bench_sweep(network: str, spec: FleetSpec, scope: Path, args: argparse.Names
         """``shards`` processes at once (``--shard i/N``, one permutation seed), as on N cores, each
         sweeping with ``workers`` processes of its own (``survey run --workers``)."""
         seed = str(random.SystemRandom().getrandbits(63))
-        commands = [shlex.join(_limited([sys.executable, str(HERE / "sweep_only.py"), "--scope", str(scope),
+        commands = [shlex.join(limited([sys.executable, str(HERE / "sweep_only.py"), "--scope", str(scope),
                                          "--ports", port_text, "--rate", str(rate), "--seed", seed,
                                          "--shard", f"{i}/{shards}", "--workers", str(workers)]))
                     for i in range(1, shards + 1)]
-        run = _measure(["sh", "-c", " & ".join(commands) + "; wait"], limited=False)
+        run = measure_bounded(["sh", "-c", " & ".join(commands) + "; wait"], limited=False)
         results = [json.loads(line) for line in run.stdout.splitlines()]
         found = {(ip, port) for result in results for ip, port in result.pop("open")}
         engine = {"seconds": max(r["seconds"] for r in results), "attempted": sum(r["attempted"] for r in results),
@@ -164,7 +121,7 @@ def bench_sweep(network: str, spec: FleetSpec, scope: Path, args: argparse.Names
 
     rows = []
     nmap_cmd = ["nmap", "-sT", "-n", "-Pn", "-p", port_text, "--max-retries", "0", "-T4", "-oG", "-", network]
-    nmap = _measure(nmap_cmd)
+    nmap = measure_bounded(nmap_cmd)
     rows.append(_sweep_row("nmap -sT -T4 --max-retries 0", " ".join(nmap_cmd), probes, nmap, parse_grepable(nmap.stdout), truth))
     run, found, engine = iotscope_sweep(1e9)
     rows.append(_sweep_row("iotscope sweep, rate unlimited, --workers 1", "--rate 1e9 (concurrency 1000, timeout 2 s)",
@@ -180,35 +137,6 @@ def bench_sweep(network: str, spec: FleetSpec, scope: Path, args: argparse.Names
         rows.append(_sweep_row("iotscope sweep, default rate", "--rate 1000 (the CLI default)",
                                probes, run, found, truth, engine))
     return rows
-
-
-def expected_open(network: str, ports: list[int]) -> set[tuple[str, int]]:
-    """What a correct sweep finds: listeners inside the /22, and wildcard listeners on every address."""
-    net = ipaddress.ip_network(network)
-    wanted = set(ports)
-    truth = set()
-    for ip, port in listening():
-        if port not in wanted:
-            continue
-        if ip == "0.0.0.0":
-            truth |= {(str(address), port) for address in net}
-        elif ipaddress.ip_address(ip) in net:
-            truth.add((ip, port))
-    return truth
-
-
-def parse_grepable(text: str) -> set[tuple[str, int]]:
-    """Open (ip, port) pairs from nmap's ``-oG`` output."""
-    found = set()
-    for line in text.splitlines():
-        if not line.startswith("Host: ") or "Ports: " not in line:
-            continue
-        ip = line.split()[1]
-        for entry in line.split("Ports: ", 1)[1].split("\t")[0].split(", "):
-            port, state = entry.split("/")[:2]
-            if state == "open":
-                found.add((ip, int(port)))
-    return found
 
 
 def _sweep_row(tool: str, settings: str, probes: int, run: Run, found: set, truth: set,
@@ -251,7 +179,7 @@ def bench_credentials(fleet: FleetThread, scope: Path, work: Path, args: argpars
             hydra_cmd = ["hydra", "-C", str(cred_file), "-M", str(target_file), "-t", str(tasks),
                          "-T", str(args.parallel), "-f", "-I", *hydra_service]
             before = _attempts(fleet, services)
-            run, failure = _measure_tolerant(hydra_cmd, cwd=work)
+            run, failure = measure_tolerant(hydra_cmd, cwd=work)
             found = parse_hydra(run.stdout, pair_ids)
             row = _credential_row(protocol, f"hydra -t {tasks} -T {args.parallel} -f", len(services), run,
                                   _attempts(fleet, services) - before, found, truth, failure)
@@ -267,7 +195,7 @@ def bench_credentials(fleet: FleetThread, scope: Path, work: Path, args: argpars
             if delay is not None:
                 cmd += ["--attempt-delay", str(delay)]
             before = _attempts(fleet, services)
-            run, failure = _measure_tolerant(cmd)
+            run, failure = measure_tolerant(cmd)
             found, statuses, per_found = set(), Counter(), []
             if failure is None:
                 for finding in json.loads(run.stdout)["findings"]:
@@ -281,16 +209,6 @@ def bench_credentials(fleet: FleetThread, scope: Path, work: Path, args: argpars
             row["attempts_per_found"] = _median_p95(per_found)
             rows.append(row)
     return rows
-
-
-def parse_hydra(text: str, pair_ids: dict[tuple[str, str], str]) -> set[tuple[str, int, str | None]]:
-    """(ip, port, credential id) of hydra's result lines (``[23][telnet] host: IP   login: U   password: P``);
-    a pair not in the list keeps id None. Its ``-b jsonv1`` file is not valid JSON with ``-M``."""
-    found = set()
-    for match in _HYDRA_RESULT.finditer(text):
-        port, host, login, password = match.groups()
-        found.add((host, int(port), pair_ids.get((login, password or ""))))
-    return found
 
 
 def _attempts(fleet: FleetThread, services: set[tuple[str, int]]) -> int:
@@ -316,66 +234,6 @@ def _credential_row(protocol: str, tool: str, services: int, run: Run, attempts:
         "found": len(found), "missed": sorted(truth - found), "extra": sorted(found - truth, key=str),
         "correct": found == truth, "failure": failure,
     }
-
-
-# ---------------------------------------------------------------- processes
-
-
-def _limited(cmd: list[str]) -> list[str]:
-    """``cmd`` under ``timeout``: it (and its children, in timeout's process group) end by
-    PROCESS_LIMIT seconds even if this script is killed outright."""
-    return ["timeout", "-k", "5", str(PROCESS_LIMIT), *cmd]
-
-
-def _measure_tolerant(cmd: list[str], **kwargs: Any) -> tuple[Run, str | None]:
-    """Like :func:`_measure`, but a failing ``cmd`` still gives its output (hydra exits 255 after
-    worker errors even when it found pairs) and the failure as text."""
-    run = _measure(["sh", "-c", f'"$@"; echo "{_EXIT_LINE}$?"', "sh", *_limited(cmd)], limited=False, **kwargs)
-    output, _, status_line = run.stdout.rstrip("\n").rpartition("\n")
-    status = int(status_line.removeprefix(_EXIT_LINE))
-    failure = None
-    if status == _TIMED_OUT:
-        failure = f"did not finish in {PROCESS_LIMIT} s"
-    elif status != 0:
-        failure = f"exit status {status}"
-    return Run(run.seconds, run.peak_rss_mb, output), failure
-
-
-def _measure(cmd: list[str], *, limited: bool = True, **kwargs: Any) -> Run:
-    started = time.monotonic()
-    try:
-        return measure(_limited(cmd) if limited else cmd, **kwargs)
-    finally:
-        print(f"  {time.monotonic() - started:6.2f} s  {' '.join(cmd[:8])} ...", file=sys.stderr)
-
-
-def _end_children() -> None:
-    """Terminate whatever this process started and is still running (a failure or a signal
-    mid-measure): every descendant, each ``timeout`` together with its process group."""
-    parents: dict[int, tuple[int, int]] = {}  # pid -> (ppid, pgid)
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            parents[int(entry.name)] = (int(fields[1]), int(fields[2]))
-    mine, frontier = set(), {os.getpid()}
-    while frontier:
-        frontier = {pid for pid, (ppid, _) in parents.items() if ppid in frontier} - mine
-        mine |= frontier
-    for pid in mine:
-        try:
-            if parents[pid][1] == pid:
-                os.killpg(pid, signal.SIGTERM)
-            else:
-                os.kill(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-
-
-def _exit_on_signal(signum: int, _frame: object) -> None:
-    raise SystemExit(128 + signum)
 
 
 # ---------------------------------------------------------------- report
