@@ -22,8 +22,11 @@ CLIENT_TIMEOUT = 10
 
 
 def _collection(url: str, collection_id: str, user: str | None, password: str | None) -> Collection:
+    """The client of one collection, its requests bounded by :data:`CLIENT_TIMEOUT` (see :func:`_with_timeout`)."""
     base = url.rstrip("/") + "/"
-    return Collection(f"{base}collections/{collection_id}/", user=user, password=password)
+    collection = Collection(f"{base}collections/{collection_id}/", user=user, password=password)
+    collection._conn.session.request = _with_timeout(collection._conn.session.request)
+    return collection
 
 
 def _client_error(url: str, exc: Exception) -> ShareError:
@@ -45,7 +48,6 @@ _CLIENT_ERRORS = (requests.exceptions.RequestException, taxii_errors.TAXIIServic
 def push(url: str, collection_id: str, bundle: dict[str, Any], *, user: str | None, password: str | None) -> dict[str, int]:
     """Add ``bundle``'s objects to a collection; returns the server's success/failure counts."""
     collection = _collection(url, collection_id, user, password)
-    collection._conn.session.request = _with_timeout(collection._conn.session.request)
     try:
         status = collection.add_objects(json.dumps(bundle), wait_for_completion=True, poll_interval=1, timeout=60)
     except _CLIENT_ERRORS as exc:
@@ -57,7 +59,6 @@ def push(url: str, collection_id: str, bundle: dict[str, Any], *, user: str | No
 def pull(url: str, collection_id: str, *, user: str | None, password: str | None) -> dict[str, Any]:
     """Every object of a collection (all pages), as one STIX 2.1 bundle."""
     collection = _collection(url, collection_id, user, password)
-    collection._conn.session.request = _with_timeout(collection._conn.session.request)
     objects: list[Any] = []
     try:
         for page in as_pages(collection.get_objects, per_request=1000):
