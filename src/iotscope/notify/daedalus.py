@@ -24,6 +24,7 @@ from datetime import datetime, timedelta
 import duckdb
 import pyarrow as pa
 
+from iotscope.ip_protocols import PROTOCOL_NAMES
 from iotscope.notify.orgs import OrgCatalog
 from iotscope.store.packets import PacketStore
 from iotscope.store.query import connect, guarded
@@ -35,7 +36,6 @@ ROLES = {"scan": "likely infected (scanning)", "backscatter": "under attack (bac
 SAMPLES = 3
 #: Ports listed per host (the most-hit first).
 TOP_PORTS = 10
-_PROTOCOLS = {1: "icmp", 6: "tcp", 17: "udp", 58: "icmpv6"}
 
 # The org join, in two steps, so that the interval join never runs per row: (1) the distinct
 # sources of the window are matched to the networks with an ASOF join (the network with the
@@ -241,10 +241,10 @@ def _evidence(row: dict, packets: dict | None) -> HostEvidence:
     for item in row["ports"] or ():
         per_port[int(item["port"])] = per_port.get(int(item["port"]), 0) + int(item["packets"])
     ports = sorted(per_port.items(), key=lambda item: (-item[1], item[0]))[:TOP_PORTS]
-    protocols = tuple(_PROTOCOLS.get(p, str(p)) for p in sorted(row["protocols"] or ()))
+    protocols = tuple(PROTOCOL_NAMES.get(p, str(p)) for p in sorted(row["protocols"] or ()))
     samples = tuple({
         "ts": s["ts"].isoformat(), "dst": address_text(version, s["dst"], s["dst6"]),
-        "proto": _PROTOCOLS.get(s["proto"], str(s["proto"])), "sport": s["sport"], "dport": s["dport"],
+        "proto": PROTOCOL_NAMES.get(s["proto"], str(s["proto"])), "sport": s["sport"], "dport": s["dport"],
         "flags": s["flag_class"], "ttl": s["ttl"], "ip_id": s["ip_id"], "seq": s["seq"], "win": s["win"],
         "tool": s["tool"],
     } for s in (packets or {}).get("samples") or ())

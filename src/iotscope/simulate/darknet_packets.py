@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from iotscope.capture import CaptureBlock
+from iotscope.ip_protocols import PROTO_TCP, PROTO_UDP
 from iotscope.simulate.darknet_config import KINDS, DarknetConfig
 from iotscope.simulate.darknet_sources import BACKSCATTER_STYLES, NOISE_STYLES, PROFILES, SourcePlan, draw_from
 from iotscope.simulate.darknet_truth import SourceExtent
@@ -149,7 +150,7 @@ def _backscatter_fields(rng: np.random.Generator, f: PacketFields, m: np.ndarray
     f.layout[icmp] = LAYOUT_CODE["icmp_error"]
     f.icmp_type[icmp] = 3
     f.icmp_code[icmp] = np.where(udp_flood[icmp], 3, np.where(rng.random(int(icmp.sum())) < 0.5, 13, 1))
-    f.quote_proto[icmp] = np.where(udp_flood[icmp], 17, 6)
+    f.quote_proto[icmp] = np.where(udp_flood[icmp], PROTO_UDP, PROTO_TCP)
     # The quoted packet went from the spoofed darknet address to the service: swap the ports back.
     f.sport[icmp], f.dport[icmp] = f.dport[icmp], service[icmp[m]]
     f.dont_fragment[icmp] = False

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from iotscope.ip_protocols import PROTO_ICMP, PROTO_TCP, PROTO_UDP
 from iotscope.simulate.darknet_config import KINDS, DarknetConfig, SimulationError
 from iotscope.simulate.darknet_sources import BACKSCATTER_STYLES, NOISE_STYLES, TOOL_OF_KIND, SourcePlan
 
@@ -81,11 +82,11 @@ def truth_table(config: DarknetConfig, plan: SourcePlan, extent: SourceExtent) -
     style_names = np.array(["", *BACKSCATTER_STYLES, *NOISE_STYLES], dtype=object)
     style_index = np.where(kind == KINDS.index("backscatter_victim"), 1 + plan.style[sent],
                            np.where(kind == KINDS.index("noise"), 1 + len(BACKSCATTER_STYLES) + plan.style[sent], 0))
-    proto = np.full(len(kind), 6, dtype=np.uint8)
-    proto[kind == KINDS.index("udp_prober")] = 17
-    proto[kind == KINDS.index("icmp_prober")] = 1
+    proto = np.full(len(kind), PROTO_TCP, dtype=np.uint8)
+    proto[kind == KINDS.index("udp_prober")] = PROTO_UDP
+    proto[kind == KINDS.index("icmp_prober")] = PROTO_ICMP
     backscatter = kind == KINDS.index("backscatter_victim")
-    proto[backscatter & (plan.style[sent] == BACKSCATTER_STYLES.index("icmp_unreachable"))] = 1
+    proto[backscatter & (plan.style[sent] == BACKSCATTER_STYLES.index("icmp_unreachable"))] = PROTO_ICMP
     port = plan.port[sent]
     mirai = kind == KINDS.index("mirai")
     dport = np.where(mirai, 23, port)

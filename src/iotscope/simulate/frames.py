@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from iotscope.capture import CaptureBlock
+from iotscope.ip_protocols import PROTO_ICMP, PROTO_TCP, PROTO_UDP
 
 LINKTYPE_ETHERNET = 1
 SENSOR_MAC = bytes.fromhex("020000000001")  # locally administered: the telescope's sensor port
@@ -159,7 +160,7 @@ def _pseudo_header_sum(src: np.ndarray, dst: np.ndarray, proto: int, length: int
     return (s >> np.uint64(16)) + (s & mask) + (d >> np.uint64(16)) + (d & mask) + np.uint64(proto + length)
 
 
-_PROTO = {"tcp": 6, "udp": 17, "icmp_echo": 1, "icmp_error": 1}
+_PROTO = {"tcp": PROTO_TCP, "udp": PROTO_UDP, "icmp_echo": PROTO_ICMP, "icmp_error": PROTO_ICMP}
 
 
 def _fill(rec: np.ndarray, rows: np.ndarray, layout: Layout, f: PacketFields, idx: np.ndarray) -> None:
@@ -213,7 +214,7 @@ def _fill_quoted(rec: np.ndarray, rows: np.ndarray, f: PacketFields, idx: np.nda
     rec["icmp_type"] = f.icmp_type[idx]
     rec["icmp_code"] = f.icmp_code[idx]
     proto = f.quote_proto[idx]
-    tcp = proto == 6
+    tcp = proto == PROTO_TCP
     seq = f.seq[idx]
     quoted_length = np.where(tcp, 40, 36)  # a bare SYN, or a UDP datagram with 8 bytes of data
     rec["q_ver_ihl"] = 0x45
