@@ -27,19 +27,17 @@ import hashlib
 import ipaddress
 import json
 import re
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from iotscope.notify.errors import NotifyError
-from iotscope.survey.addresses import IPNetwork, canonical_address
-from iotscope.survey.textfile import read_text_file
+from iotscope.survey.addresses import IPNetwork, canonical_address, fold_mapped
+from iotscope.survey.tomlfile import array_of_tables, entry_table, load_toml, required_string
 
 LANGUAGES = ("ja", "en")
 _ORG_KEYS = {"name", "email", "networks", "language", "token_sha256"}
 _SENDER_KEYS = {"org", "email", "domain"}
 _TOP_LEVEL_KEYS = {"sender", "org"}
-_IPV4_MAPPED = ipaddress.IPv6Network("::ffff:0:0/96")
 #: Deliberately strict: one address, no display name, no spaces or line breaks (a header
 #: injection must be impossible), a dotted domain.
 _EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
@@ -113,18 +111,9 @@ class OrgCatalog:
 
 def _load(path: Path) -> OrgCatalog:
     origin = str(path)
-    text = read_text_file(path, "orgs file", NotifyError)
-    try:
-        document = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise NotifyError(f"{origin}: not valid TOML ({exc})") from None
-    unknown = set(document) - _TOP_LEVEL_KEYS
-    if unknown:
-        raise NotifyError(f"{origin}: unknown top-level key(s) {', '.join(sorted(unknown))}")
+    document = load_toml(path, "orgs file", NotifyError, _TOP_LEVEL_KEYS)
     sender = _sender(document.get("sender"), origin)
-    entries = document.get("org")
-    if not isinstance(entries, list) or not entries:
-        raise NotifyError(f"{origin}: expected one or more [[org]] tables")
+    entries = array_of_tables(document, "org", origin, NotifyError)
     orgs = tuple(_org(entry, index, origin) for index, entry in enumerate(entries, 1))
     names: dict[str, int] = {}
     for index, org in enumerate(orgs, 1):
@@ -139,10 +128,8 @@ def _sender(table: object, origin: str) -> Sender:
     where = f"{origin}: [sender]"
     if not isinstance(table, dict):
         raise NotifyError(f"{where}: missing (org, email and domain of who sends the alerts)")
-    unknown = set(table) - _SENDER_KEYS
-    if unknown:
-        raise NotifyError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
-    values = {key: _string(table, key, where) for key in ("org", "email", "domain")}
+    entry_table(table, where, _SENDER_KEYS, NotifyError)
+    values = {key: required_string(table, key, where, NotifyError) for key in ("org", "email", "domain")}
     if not _EMAIL.match(values["email"]):
         raise NotifyError(f"{where}: 'email' {values['email']!r} is not one plain address (name@domain)")
     if not _DOMAIN.match(values["domain"]):
@@ -152,33 +139,20 @@ def _sender(table: object, origin: str) -> Sender:
 
 def _org(entry: object, index: int, origin: str) -> Org:
     where = f"{origin}: [[org]] #{index}"
-    if not isinstance(entry, dict):
-        raise NotifyError(f"{where}: expected a table")
-    unknown = set(entry) - _ORG_KEYS
-    if unknown:
-        raise NotifyError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
-    name = _string(entry, "name", where)
+    entry = entry_table(entry, where, _ORG_KEYS, NotifyError)
+    name = required_string(entry, "name", where, NotifyError)
     where = f"{where} ({name})"
     if any(ord(c) < 32 or ord(c) == 127 for c in name):
         raise NotifyError(f"{where}: 'name' must be one line of printable text")
     emails = _emails(entry.get("email"), where)
     networks = _networks(entry.get("networks"), where)
-    language = _string(entry, "language", where)
+    language = required_string(entry, "language", where, NotifyError)
     if language not in LANGUAGES:
         raise NotifyError(f"{where}: 'language' must be one of {', '.join(LANGUAGES)}, not {language!r}")
     token = entry.get("token_sha256")
     if token is not None and (not isinstance(token, str) or not _TOKEN.match(token)):
         raise NotifyError(f"{where}: 'token_sha256' must be 64 lower-case hex digits (the SHA-256 of the token)")
     return Org(name, emails, networks, language, token)
-
-
-def _string(table: dict, key: str, where: str) -> str:
-    if key not in table:
-        raise NotifyError(f"{where}: missing {key!r}")
-    value = table[key]
-    if not isinstance(value, str) or not value.strip():
-        raise NotifyError(f"{where}: {key!r} must be a non-empty string")
-    return value.strip()
 
 
 def _emails(value: object, where: str) -> tuple[str, ...]:
@@ -203,9 +177,7 @@ def _networks(value: object, where: str) -> tuple[IPNetwork, ...]:
         except ValueError as exc:
             problem = "has host bits set" if "host bits" in str(exc) else f"is not a CIDR ({exc})"
             raise NotifyError(f"{where}: network {text!r} {problem}") from None
-        if network.version == 6 and network.subnet_of(_IPV4_MAPPED):  # one spelling per range
-            network = ipaddress.IPv4Network((int(network.network_address) & 0xFFFFFFFF, network.prefixlen - 96))
-        networks.append(network)
+        networks.append(fold_mapped(network))  # one spelling per range
     return tuple(networks)
 
 

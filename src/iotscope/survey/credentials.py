@@ -8,13 +8,13 @@ scanner's own store. The built-in list (``data/credentials.toml``) cites the sou
 from __future__ import annotations
 
 import re
-import tomllib
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
 from iotscope.errors import IotscopeError
 from iotscope.survey.textfile import read_text_file
+from iotscope.survey.tomlfile import array_of_tables, entry_table, parse_toml
 
 _ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 #: Printable ASCII only: a CR/LF inside a username would let a credential file inject commands
@@ -104,13 +104,8 @@ def prefer_vendor(credentials: list[Credential], vendor: str | None) -> list[Cre
 
 
 def _parse(text: str, origin: str) -> list[Credential]:
-    try:
-        document = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise CredentialsError(f"{origin}: not valid TOML ({exc})") from None
-    entries = document.get("credential")
-    if not isinstance(entries, list) or not entries:
-        raise CredentialsError(f"{origin}: expected one or more [[credential]] tables")
+    document = parse_toml(text, origin, CredentialsError)
+    entries = array_of_tables(document, "credential", origin, CredentialsError)
     credentials = [_entry(entry, index, origin) for index, entry in enumerate(entries, 1)]
     try:
         return merge(credentials)
@@ -120,11 +115,7 @@ def _parse(text: str, origin: str) -> list[Credential]:
 
 def _entry(entry: object, index: int, origin: str) -> Credential:
     where = f"{origin}: credential #{index}"
-    if not isinstance(entry, dict):
-        raise CredentialsError(f"{where}: expected a table")
-    unknown = set(entry) - {"id", "username", "password", "source", "weight", *_LIST_KEYS}
-    if unknown:
-        raise CredentialsError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
+    entry = entry_table(entry, where, {"id", "username", "password", "source", "weight", *_LIST_KEYS}, CredentialsError)
     fields: dict[str, object] = {}
     for key in ("id", "username", "password", "source"):
         value = entry.get(key, origin if key == "source" else None)

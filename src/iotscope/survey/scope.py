@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import ipaddress
 import socket
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -55,6 +54,7 @@ from iotscope.survey.addresses import (
     special_purpose_of_family,
 )
 from iotscope.survey.textfile import read_text_file
+from iotscope.survey.tomlfile import array_of_tables, entry_table, load_toml, required_string
 
 #: Cap on a blocklist file: 64 MiB, some three million lines of opt-outs.
 BLOCKLIST_MAX_BYTES = 64 << 20
@@ -231,17 +231,8 @@ class Scope:
 
 def _load(path: Path) -> Scope:
     origin = str(path)
-    text = read_text_file(path, "scope file", ScopeError)
-    try:
-        document = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ScopeError(f"{origin}: not valid TOML ({exc})") from None
-    unknown = set(document) - _TOP_LEVEL_KEYS
-    if unknown:
-        raise ScopeError(f"{origin}: unknown top-level key(s) {', '.join(sorted(unknown))}")
-    entries = document.get("authorized")
-    if not isinstance(entries, list) or not entries:
-        raise ScopeError(f"{origin}: expected one or more [[authorized]] tables")
+    document = load_toml(path, "scope file", ScopeError, _TOP_LEVEL_KEYS)
+    entries = array_of_tables(document, "authorized", origin, ScopeError)
     authorized = tuple(_entry(entry, index, origin) for index, entry in enumerate(entries, 1))
     seen: dict[IPNetwork, int] = {}
     for index, entry in enumerate(authorized, 1):
@@ -264,20 +255,12 @@ def _load(path: Path) -> Scope:
 
 def _entry(entry: object, index: int, origin: str) -> AuthorizedRange:
     where = f"{origin}: [[authorized]] #{index}"
-    if not isinstance(entry, dict):
-        raise ScopeError(f"{where}: expected a table")
-    unknown = set(entry) - _ENTRY_KEYS
-    if unknown:
-        raise ScopeError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
-    for key in ("cidr", "owner", "authorization"):
-        if key not in entry:
-            raise ScopeError(f"{where}: missing {key!r}")
-        if not isinstance(entry[key], str) or not entry[key].strip():
-            raise ScopeError(f"{where}: {key!r} must be a non-empty string")
+    entry = entry_table(entry, where, _ENTRY_KEYS, ScopeError)
+    cidr, owner, authorization = (required_string(entry, key, where, ScopeError)
+                                  for key in ("cidr", "owner", "authorization"))
     special_purpose = entry.get("special_purpose", False)
     if not isinstance(special_purpose, bool):
         raise ScopeError(f"{where}: 'special_purpose' must be true or false")
-    cidr = entry["cidr"].strip()
     try:
         network = ipaddress.ip_network(cidr)
     except ValueError as exc:
@@ -288,7 +271,7 @@ def _entry(entry: object, index: int, origin: str) -> AuthorizedRange:
             f"{where}: special_purpose = true is only accepted on a range inside one "
             f"special-purpose block (RFC 6890), and {network} is not"
         )
-    return AuthorizedRange(network, entry["owner"].strip(), entry["authorization"].strip(), special_purpose)
+    return AuthorizedRange(network, owner, authorization, special_purpose)
 
 
 def _read_blocklist(path: Path, origin: str) -> tuple[IPNetwork, ...]:
