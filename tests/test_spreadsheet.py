@@ -8,9 +8,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from iotscope.notify.shadowserver import csv_text
 from iotscope.share.blocklist import Entry, csv_list
-from iotscope.spreadsheet import FORMULA_STARTS, csv_cell
+from iotscope.spreadsheet import FORMULA_STARTS, csv_cell, csv_text
 from iotscope.survey.report import render_rows
 
 

@@ -22,9 +22,10 @@ from iotscope.notify.dispatch import OrgMessage, dispatch
 from iotscope.notify.history import DEFAULT_QUIET, Decision, decide, record_alerted
 from iotscope.notify.mail import Attachment, SmtpSettings, build_message, new_message_id
 from iotscope.notify.orgs import Org, OrgCatalog
-from iotscope.notify.shadowserver import ALERT_FIELDS, alert_rows, csv_text
+from iotscope.notify.shadowserver import ALERT_FIELDS, alert_rows
 from iotscope.notify.templates import render
 from iotscope.notify.xarf import xarf_report
+from iotscope.spreadsheet import csv_text
 from iotscope.store.packets import PacketStore
 
 

@@ -20,8 +20,8 @@ from iotscope.notify.database import FILENAME, NotifyDatabase, now_text
 from iotscope.notify.dispatch import OrgMessage, dispatch
 from iotscope.notify.mail import Attachment, SmtpSettings, build_message, new_message_id
 from iotscope.notify.orgs import Org, OrgCatalog
-from iotscope.notify.shadowserver import csv_text
 from iotscope.notify.templates import render
+from iotscope.spreadsheet import csv_text
 from iotscope.survey.findings import CONCLUSIVE, latest_per_service
 from iotscope.survey.report import REPORT_FIELDS, store_findings
 

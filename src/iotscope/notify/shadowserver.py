@@ -3,18 +3,15 @@
 Shadowserver's daily reports set the convention (``timestamp, ip, port, protocol, hostname, tag,
 ..., severity``); alerts follow it with the darknet-specific columns after those. The survey's
 findings use :data:`iotscope.survey.report.REPORT_FIELDS`, the same convention. Cells a
-spreadsheet would run as a formula get a leading quote (:func:`iotscope.spreadsheet.csv_cell`): host
-names, tags and banners can come from the hosts themselves.
+spreadsheet would run as a formula get a leading quote when written (:func:`iotscope.spreadsheet.csv_text`):
+host names, tags and banners can come from the hosts themselves.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Iterable
 
 from iotscope.notify.daedalus import HostEvidence
-from iotscope.spreadsheet import csv_cell
 
 ALERT_FIELDS = (
     "timestamp", "ip", "port", "protocol", "hostname", "tag", "severity", "role", "first_seen", "last_seen",
@@ -35,13 +32,3 @@ def alert_rows(hosts: Iterable[HostEvidence]) -> list[dict]:
         "darknet_addresses": h.targets, "ports": " ".join(map(str, h.port_numbers)), "tool": h.tool,
         "organization": h.org, "event_ids": " ".join(h.event_ids),
     } for h in hosts]
-
-
-def csv_text(rows: Iterable[dict], fields: tuple[str, ...]) -> str:
-    """``rows`` as CSV with a header; null is empty, formula-looking text is quoted."""
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=fields, lineterminator="\n", extrasaction="ignore")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: csv_cell(row.get(k)) for k in fields})
-    return buffer.getvalue()

@@ -22,8 +22,8 @@ from pathlib import Path
 from iotscope.notify.assignments import Assignments
 from iotscope.notify.errors import NotifyError
 from iotscope.notify.outbox import write_file
-from iotscope.notify.shadowserver import csv_text
 from iotscope.notify.templates import render
+from iotscope.spreadsheet import csv_text
 from iotscope.survey.textfile import read_text_file
 
 FINDINGS_MAX_BYTES = 64 << 20

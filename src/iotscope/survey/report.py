@@ -18,8 +18,6 @@ A report is a reader: it opens the survey state read-only and writes only into `
 
 from __future__ import annotations
 
-import csv
-import io
 import ipaddress
 import json
 import os
@@ -31,7 +29,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from iotscope.errors import IotscopeError
-from iotscope.spreadsheet import csv_cell
+from iotscope.spreadsheet import csv_text
 from iotscope.survey.findings import CONCLUSIVE, SEVERITIES, FindingsDataset, latest_per_service
 from iotscope.survey.journal import JournalError, SurveyJournal
 from iotscope.survey.private import private_directory
@@ -160,12 +158,7 @@ def render_rows(rows: list[dict], fields: tuple[str, ...], fmt: str) -> str:
     quoted, see :func:`iotscope.spreadsheet.csv_cell`): the one writer of the survey's exported tables."""
     if fmt == "json":
         return json.dumps(rows, indent=1, ensure_ascii=True) + "\n"
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=fields, lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: csv_cell(v) for k, v in row.items()})
-    return buffer.getvalue()
+    return csv_text(rows, fields)
 
 
 def _file_names(owners: list[str]) -> dict[str, str]:
