@@ -2,7 +2,8 @@
 
 Real vsftpd daemons (Debian package; PAM, ``delay_failed_login=1``, ``max_login_fails=3``), one per
 loopback "device", each with a throwaway account that exists only in a private mount namespace
-(the machinery of ``tests/survey/test_real_daemons.py``; needs root and ``unshare -m``). Both tools
+(:mod:`iotscope.simulate.devices.real_daemons`, as in ``tests/survey/test_real_daemons.py``; needs root
+and ``unshare -m``). Both tools
 get the same list, in the same order: wrong passwords for the account first, the weak pair last,
 and the same parallelism per device: iotscope ``--per-device-connections N``, hydra ``-t N``
 (``-T`` devices x N, ``-f`` per device). Attempts are counted by the devices (vsftpd logs every
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ipaddress
 import json
 import os
 import re
@@ -27,21 +29,25 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
-from iotscope.survey.credentials import Credential, load_builtin  # noqa: E402
-from iotscope.survey.probes import ProbeLimits  # noqa: E402
-from iotscope.survey.probes.registry import probes  # noqa: E402
-from tests.survey.probes.fake_devices import loopback_scope  # noqa: E402
-from tests.survey.test_real_daemons import (  # noqa: E402
+from iotscope.simulate.devices.real_daemons import (
     ACCOUNT,
-    WEAK,
+    WEAK_PASSWORD,
     accounts,
     free_port,
     in_namespace,
     missing_prerequisite,
     vsftpd_command,
     wait_listening,
+)
+from iotscope.survey.credentials import Credential, load_builtin
+from iotscope.survey.probes import ProbeLimits
+from iotscope.survey.probes.registry import probes
+from iotscope.survey.scope import AuthorizedRange, Scope
+
+ROOT = Path(__file__).resolve().parents[2]
+#: Every device is a daemon on 127.0.0.0/8 (loopback needs the special-purpose flag).
+LOOPBACK_SCOPE = Scope(
+    "bench scope", (AuthorizedRange(ipaddress.ip_network("127.0.0.0/8"), "bench", "loopback only", True),)
 )
 
 
@@ -65,7 +71,7 @@ def main() -> int:
     processes: list[subprocess.Popen] = []
     rows = []
     try:
-        passwd, shadow = accounts(work, WEAK, home=work / "home")
+        passwd, shadow = accounts(work, WEAK_PASSWORD, home=work / "home")
         devices = []
         for n in range(args.devices):
             host, directory = f"127.0.0.{81 + n}", work / f"device-{n}"
@@ -81,7 +87,7 @@ def main() -> int:
             before = [_passes(log) for _, _, log in devices]
 
             async def survey(limits: ProbeLimits = limits):
-                scope = loopback_scope()
+                scope = LOOPBACK_SCOPE
                 return await asyncio.gather(*(probes()["ftp"](scope, h, p, pairs, limits) for h, p, _ in devices))
 
             started = time.monotonic()
@@ -98,7 +104,8 @@ def main() -> int:
             hydra = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
             seconds = time.monotonic() - started
             attempts = [_passes(log) - b for (_, _, log), b in zip(devices, before)]
-            found = len(set(re.findall(rf"host: (\S+)\s+login: {ACCOUNT}\s+password: {WEAK}$", hydra.stdout, re.MULTILINE)))
+            found = len(set(re.findall(rf"host: (\S+)\s+login: {ACCOUNT}\s+password: {WEAK_PASSWORD}$",
+                                       hydra.stdout, re.MULTILINE)))
             rows.append({"tool": f"hydra -t {lanes}", "lanes": lanes, "seconds": seconds, "found": found,
                          "attempts": attempts, "connections": None, "hydra_output": hydra.stdout[-2000:]})
     finally:

@@ -2,10 +2,10 @@
 login(1), which waits 3 s after each failure), dropbear, vsftpd, and nginx and lighttpd serving
 their stock pages.
 
-A throwaway account exists only inside a private mount namespace (``unshare -m``) in which
-temporary copies of /etc/passwd and /etc/shadow, with the account added, are bind-mounted over
-the real ones: the daemons and the login programs they start see the account, the machine does
-not. A weak password (a Mirai pair) must be found with its credential id, a strong one not.
+A throwaway account exists only inside a private mount namespace (``unshare -m``), see
+:mod:`iotscope.simulate.devices.real_daemons`: the daemons and the login programs they start see
+the account, the machine does not. A weak password (a Mirai pair) must be found with its
+credential id, a strong one not.
 The web servers run as the test's own processes with a configuration in a temporary directory
 (never the system service): their stock welcome pages must not be reported as admin pages.
 """
@@ -17,7 +17,6 @@ import dataclasses
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -27,6 +26,16 @@ from pathlib import Path
 
 import pytest
 
+from iotscope.simulate.devices.real_daemons import (
+    ACCOUNT,
+    WEAK_PASSWORD,
+    accounts,
+    free_port,
+    in_namespace,
+    missing_prerequisite,
+    vsftpd_command,
+    wait_listening,
+)
 from iotscope.survey.credentials import Credential, load_builtin
 from iotscope.survey.journal import ResumeError, SurveyJournal
 from iotscope.survey.probes import ProbeLimits, identify_service
@@ -38,8 +47,7 @@ from iotscope.survey.scope import Scope
 from .conftest import write_scope
 from .probes.fake_devices import loopback_scope
 
-ACCOUNT = "tech"  # Mirai's pair tech/tech is mirai-61
-WEAK, STRONG = "tech", "v9#Lq-2xT!mZ-unlisted"
+WEAK, STRONG = WEAK_PASSWORD, "v9#Lq-2xT!mZ-unlisted"  # WEAK: Mirai's pair tech/tech is mirai-61
 TELNET_HOST, SSH_HOST = "127.0.0.71", "127.0.0.72"
 #: login(1) waits 3 s (pam_faildelay) after each wrong password: allow for it.
 LIMITS = ProbeLimits(connect_timeout=2.0, read_timeout=8.0, deadline=40.0, attempt_delay=0.0, prompt_settle=0.3)
@@ -47,72 +55,13 @@ LIMITS = ProbeLimits(connect_timeout=2.0, read_timeout=8.0, deadline=40.0, attem
 CREDENTIALS = [c for c in load_builtin() if c.id in ("mirai-16", "mirai-61")]
 
 
-def missing_prerequisite() -> str | None:
-    if os.geteuid() != 0:
-        return "needs root (bind mounts in a private mount namespace)"
-    for tool in ("unshare", "busybox", "dropbear", "dropbearkey", "openssl"):
-        if shutil.which(tool) is None:
-            return f"{tool} is not installed"
-    probe = subprocess.run(["unshare", "-m", "true"], capture_output=True)
-    if probe.returncode != 0:
-        return f"unshare -m is not permitted here: {probe.stderr.decode().strip()}"
-    return None
-
-
 needs_namespace = pytest.mark.skipif(missing_prerequisite() is not None, reason=missing_prerequisite() or "")
-
-
-def free_port(host: str) -> int:
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
-
-
-def accounts(directory: Path, password: str, home: Path | None = None) -> tuple[Path, Path]:
-    """Copies of passwd/shadow with the throwaway account (hash from openssl, SHA-512 crypt);
-    its ``home`` must be reachable by the account where the daemon enters it (vsftpd does)."""
-    digest = subprocess.run(
-        ["openssl", "passwd", "-6", "-stdin"], input=password.encode(), capture_output=True, check=True
-    ).stdout.decode().strip()
-    home = home or directory / "home"
-    home.mkdir()
-    passwd, shadow = directory / "passwd", directory / "shadow"
-    uids = {int(line.split(":")[2]) for line in Path("/etc/passwd").read_text().splitlines() if line.count(":") >= 6}
-    uid = next(u for u in range(64100, 65000) if u not in uids)
-    os.chown(home, uid, uid)
-    passwd.write_text(Path("/etc/passwd").read_text() + f"{ACCOUNT}:x:{uid}:{uid}:throwaway:{home}:/bin/sh\n")
-    shadow.write_text(Path("/etc/shadow").read_text() + f"{ACCOUNT}:{digest}:19000:0:99999:7:::\n")
-    shadow.chmod(0o640)
-    return passwd, shadow
 
 
 @dataclass
 class Daemons:
     telnet_port: int
     ssh_port: int
-
-
-def in_namespace(passwd: Path, shadow: Path, command: list[str]) -> subprocess.Popen:
-    script = 'mount --bind "$1" /etc/passwd && mount --bind "$2" /etc/shadow && shift 2 && exec "$@"'
-    return subprocess.Popen(
-        ["unshare", "-m", "--propagation", "private", "sh", "-c", script, "sh", str(passwd), str(shadow), *command],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        start_new_session=True,  # its own process group: the daemon and the sessions it forks
-    )
-
-
-def wait_listening(host: str, port: int, process: subprocess.Popen) -> None:
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"daemon exited: {process.stderr.read().decode()[-500:]}")
-        try:
-            socket.create_connection((host, port), timeout=0.5).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"daemon on {host}:{port} did not start")
 
 
 @pytest.fixture(scope="module")
@@ -247,20 +196,6 @@ SLOW_LIST = [Credential(f"wrong-{n}", ACCOUNT, f"not-it-{n}", "test") for n in r
 SLOW_LIMITS = ProbeLimits(connect_timeout=2.0, read_timeout=8.0, deadline=60.0, attempt_delay=0.0, prompt_settle=0.3)
 
 
-def vsftpd_command(directory: Path, port: int, host: str = FTP_HOST, log_commands: bool = False) -> list[str]:
-    """vsftpd with local accounts only (PAM service "vsftpd", Debian's), in the foreground; with
-    ``log_commands`` its log (``directory``/vsftpd.log) has every command, a PASS line per login."""
-    config = directory / "vsftpd.conf"
-    config.write_text(
-        f"listen=YES\nlisten_address={host}\nlisten_port={port}\nbackground=NO\nanonymous_enable=NO\n"
-        "local_enable=YES\npam_service_name=vsftpd\nsecure_chroot_dir=/var/run/vsftpd/empty\nseccomp_sandbox=NO\n"
-        f"max_login_fails=3\ndelay_failed_login=1\nxferlog_enable={'YES' if log_commands else 'NO'}\n"
-        f"log_ftp_protocol={'YES' if log_commands else 'NO'}\nxferlog_std_format=NO\n"
-        f"vsftpd_log_file={directory}/vsftpd.log\n"
-    )
-    return ["vsftpd", str(config)]
-
-
 @pytest.fixture
 def slow_daemons(tmp_path: Path) -> Iterator[tuple[int, int]]:
     """BusyBox telnetd running login(1) and vsftpd, both seeing the weak account."""
@@ -274,7 +209,7 @@ def slow_daemons(tmp_path: Path) -> Iterator[tuple[int, int]]:
     telnetd = in_namespace(
         passwd, shadow, ["busybox", "telnetd", "-F", "-p", str(telnet_port), "-b", SLOW_TELNET_HOST, "-l", "/bin/login"]
     )
-    vsftpd = in_namespace(passwd, shadow, vsftpd_command(tmp_path, ftp_port))
+    vsftpd = in_namespace(passwd, shadow, vsftpd_command(tmp_path, ftp_port, FTP_HOST))
     try:
         wait_listening(SLOW_TELNET_HOST, telnet_port, telnetd)
         wait_listening(FTP_HOST, ftp_port, vsftpd)
