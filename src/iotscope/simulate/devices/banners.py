@@ -14,17 +14,15 @@ from dataclasses import dataclass
 CRLF = "\r\n"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Profile:
-    """One firmware family: how its telnet, SSH, HTTP and FTP services present themselves."""
+    """One firmware family: how its telnet, SSH, HTTP and FTP services present themselves.
+
+    The telnet defaults are BusyBox ``login``'s, which most families run; a family says otherwise."""
 
     name: str
     vendor: str
-    #: Printed once before the first login prompt (may be empty).
-    telnet_preamble: str
     login_prompt: str
-    password_prompt: str
-    login_incorrect: str
     #: Printed after a successful login, before the first shell prompt.
     shell_banner: str
     shell_prompt: str
@@ -37,6 +35,10 @@ class Profile:
     admin_user: str
     #: The built-in credential id of this family's factory default (``None``: no known default).
     default_credential_id: str | None
+    #: Printed once before the first login prompt (may be empty).
+    telnet_preamble: str = ""
+    password_prompt: str = "Password: "
+    login_incorrect: str = f"{CRLF}Login incorrect{CRLF}"
 
 
 def busybox_shell_banner(version: str) -> str:
@@ -51,10 +53,7 @@ PROFILES: tuple[Profile, ...] = (
     Profile(
         name="xiongmai-dvr",
         vendor="Xiongmai",
-        telnet_preamble="",
         login_prompt=f"{CRLF}(none) login: ",
-        password_prompt="Password: ",
-        login_incorrect=f"{CRLF}Login incorrect{CRLF}",
         shell_banner=busybox_shell_banner("v1.19.4 (2014-03-10 15:19:29 CST)"),
         shell_prompt="# ",
         ssh_version="dropbear_2014.63",
@@ -68,10 +67,7 @@ PROFILES: tuple[Profile, ...] = (
     Profile(
         name="dahua-dvr",
         vendor="Dahua",
-        telnet_preamble="",
         login_prompt=f"{CRLF}DVRDVS-Webs login: ",
-        password_prompt="Password: ",
-        login_incorrect=f"{CRLF}Login incorrect{CRLF}",
         shell_banner=busybox_shell_banner("v1.16.1 (2013-08-12 17:33:04 CST)"),
         shell_prompt="~ # ",
         ssh_version="dropbear_2012.55",
@@ -85,10 +81,7 @@ PROFILES: tuple[Profile, ...] = (
     Profile(
         name="hikvision-ipc",
         vendor="Hikvision",
-        telnet_preamble="",
         login_prompt=f"{CRLF}dvrdvs login: ",
-        password_prompt="Password: ",
-        login_incorrect=f"{CRLF}Login incorrect{CRLF}",
         shell_banner=busybox_shell_banner("v1.16.1 (2013-07-29 15:49:05 CST)"),
         shell_prompt="[root@dvrdvs /]# ",
         ssh_version="dropbear_2014.66",
@@ -108,7 +101,6 @@ PROFILES: tuple[Profile, ...] = (
             f"-------------------------------{CRLF}"
         ),
         login_prompt=f"{CRLF}Login: ",
-        password_prompt="Password: ",
         login_incorrect=f"{CRLF}Error: Authorization failed.{CRLF}",
         shell_banner=CRLF,
         shell_prompt="ATP>",
@@ -125,8 +117,6 @@ PROFILES: tuple[Profile, ...] = (
         vendor="ZTE",
         telnet_preamble=f"{CRLF}F660{CRLF}",
         login_prompt="Login: ",
-        password_prompt="Password: ",
-        login_incorrect=f"{CRLF}Login incorrect{CRLF}",
         shell_banner=busybox_shell_banner("v1.01 (2012.10.25-03:26+0000)"),
         shell_prompt="/ # ",
         ssh_version="dropbear_2015.71",
@@ -147,8 +137,6 @@ PROFILES: tuple[Profile, ...] = (
             f" ------------------------------------------{CRLF}"
         ),
         login_prompt=f"{CRLF}OpenWrt login: ",
-        password_prompt="Password: ",
-        login_incorrect=f"{CRLF}Login incorrect{CRLF}",
         shell_banner=busybox_shell_banner("v1.22.1 (2014-09-20 22:01:35 CEST)"),
         shell_prompt="root@OpenWrt:~# ",
         ssh_version="dropbear_2014.63",
@@ -162,10 +150,7 @@ PROFILES: tuple[Profile, ...] = (
     Profile(
         name="realtek-router",
         vendor="Realtek",
-        telnet_preamble="",
         login_prompt=f"{CRLF}RTL8186-rg login: ",
-        password_prompt="Password: ",
-        login_incorrect=f"{CRLF}Login incorrect{CRLF}",
         shell_banner=busybox_shell_banner("v1.00-pre8 (2008.06.13-09:11+0000)"),
         shell_prompt="# ",
         ssh_version="dropbear_0.52",
@@ -179,10 +164,7 @@ PROFILES: tuple[Profile, ...] = (
     Profile(
         name="goahead-camera",
         vendor="Generic IP camera",
-        telnet_preamble="",
         login_prompt=f"{CRLF}IPCamera login: ",
-        password_prompt="Password: ",
-        login_incorrect=f"{CRLF}Login incorrect{CRLF}",
         shell_banner=busybox_shell_banner("v1.12.1 (2012-11-07 10:20:08 CST)"),
         shell_prompt="$ ",
         ssh_version="dropbear_2011.54",
