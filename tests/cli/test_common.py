@@ -3,13 +3,11 @@
 
 from __future__ import annotations
 
-import contextlib
 import io
 import re
 import socket
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,6 +15,7 @@ import pytest
 from rich.console import Console
 
 from iotscope.cli.common import printable  # noqa
+from tests.cli.loopback_service import serving
 
 #: Every C0/C1 control character except the newline that ends a line.
 _CONTROL = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f]")
@@ -115,32 +114,18 @@ def test_owner_with_markup_in_a_scope_warning(tmp_path: Path) -> None:
 @pytest.fixture
 def anonymous_ftp() -> Iterator[int]:
     """An FTP server on 127.0.8.5 that lets anyone in (a vulnerable device); yields its port."""
-    server = socket.create_server(("127.0.8.5", 0))
-    server.settimeout(0.1)
-    stop = threading.Event()
 
-    def serve() -> None:
-        while not stop.is_set():
-            try:
-                conn, _ = server.accept()
-            except TimeoutError:
-                continue
-            with conn, conn.makefile("rwb", buffering=0) as stream, contextlib.suppress(OSError):
-                stream.write(b"220 (vsFTPd 3.0.3)\r\n")
-                for line in stream:
-                    reply = {b"USER": b"331 Please specify the password.", b"PASS": b"230 Login successful."}
-                    stream.write(reply.get(line[:4], b"221 Goodbye.") + b"\r\n")
-                    if line[:4] not in reply:
-                        break
+    def handle(conn: socket.socket) -> None:
+        with conn.makefile("rwb", buffering=0) as stream:
+            stream.write(b"220 (vsFTPd 3.0.3)\r\n")
+            for line in stream:
+                reply = {b"USER": b"331 Please specify the password.", b"PASS": b"230 Login successful."}
+                stream.write(reply.get(line[:4], b"221 Goodbye.") + b"\r\n")
+                if line[:4] not in reply:
+                    break
 
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    try:
-        yield server.getsockname()[1]
-    finally:
-        stop.set()
-        thread.join()
-        server.close()
+    with serving("127.0.8.5", handle) as port:
+        yield port
 
 
 def test_owner_with_markup_in_the_report_table(tmp_path: Path, anonymous_ftp: int) -> None:

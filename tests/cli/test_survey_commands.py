@@ -10,9 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -20,6 +18,8 @@ from typer.testing import CliRunner
 
 from iotscope.cli import app
 from iotscope.survey.journal import SurveyJournal
+from tests.cli.loopback_service import serving
+from tests.survey.loopback_listeners import Listeners
 
 runner = CliRunner()
 
@@ -33,32 +33,6 @@ def scope_file(tmp_path: Path) -> Path:
         'authorization = "CLI test"\nspecial_purpose = true\n'
     )
     return path
-
-
-@contextlib.contextmanager
-def serving(host: str, handle: Callable[[socket.socket], None]) -> Iterator[int]:
-    """A TCP service on ``host`` (loopback) run by a thread, one connection at a time; yields its port."""
-    server = socket.create_server((host, 0))
-    server.settimeout(0.1)
-    stop = threading.Event()
-
-    def serve() -> None:
-        while not stop.is_set():
-            try:
-                conn, _ = server.accept()
-            except TimeoutError:
-                continue
-            with conn, contextlib.suppress(OSError):  # e.g. the sweep's connect resets at once
-                handle(conn)
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    try:
-        yield server.getsockname()[1]
-    finally:
-        stop.set()
-        thread.join()
-        server.close()
 
 
 @pytest.fixture
@@ -275,22 +249,8 @@ def test_kill_9_of_a_survey_stops_its_sweep_workers(tmp_path: Path) -> None:
     rng = random.SystemRandom()
     network = f"127.{rng.randrange(1, 255)}.{rng.randrange(256)}.{rng.randrange(8) * 32}"
     hosts = [network.rsplit(".", 1)[0] + f".{int(network.rsplit('.', 1)[1]) + i}" for i in range(32)]
-    first = socket.create_server((hosts[0], 0))
-    port = first.getsockname()[1]
-    listeners = [first] + [socket.create_server((host, port)) for host in hosts[1:]]
-    for listener in listeners:
-        listener.setblocking(False)
-    accepted = 0
-
-    def count() -> int:
-        nonlocal accepted
-        for listener in listeners:
-            with contextlib.suppress(BlockingIOError):
-                while True:
-                    listener.accept()[0].close()
-                    accepted += 1
-        return accepted
-
+    listeners = Listeners(hosts)
+    port, count = listeners.port, listeners.total
     scope = tmp_path / "scope.toml"
     scope.write_text(
         f'[[authorized]]\ncidr = "{network}/27"\nowner = "Loopback Lab"\nauthorization = "CLI test"\n'
@@ -323,8 +283,7 @@ def test_kill_9_of_a_survey_stops_its_sweep_workers(tmp_path: Path) -> None:
         for pid in workers:  # only on failure: they are ours, by pid
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-        for listener in listeners:
-            listener.close()
+        listeners.close()
 
 
 # -- issue 7, item 5: what a new user trips over ---------------------------------------------------

@@ -25,6 +25,7 @@ from iotscope.survey.scope import AuthorizedRange, Scope
 from iotscope.survey.sweep import sweep
 from iotscope.survey.sweep_bookkeeping import SweepProgress
 from iotscope.survey.token_bucket import TokenBucket
+from tests.survey.loopback_listeners import Listeners
 from tests.survey.socket_audit import socket_audit
 
 # -- permutation ------------------------------------------------------------------------------------
@@ -114,36 +115,6 @@ owner = "Loopback Lab"
 authorization = "test fixture"
 special_purpose = true
 """
-
-
-class Listeners:
-    """TCP listeners on 127.0.0.x that count the connections they receive."""
-
-    def __init__(self, hosts: list[str]) -> None:
-        self.sockets: dict[str, socket.socket] = {}
-        first = socket.create_server((hosts[0], 0))
-        self.port = first.getsockname()[1]
-        self.sockets[hosts[0]] = first
-        for host in hosts[1:]:
-            self.sockets[host] = socket.create_server((host, self.port))
-        for sock in self.sockets.values():
-            sock.setblocking(False)
-        self.accepted: Counter[str] = Counter()
-
-    def count(self) -> Counter[str]:
-        for host, sock in self.sockets.items():
-            while True:
-                try:
-                    conn, _ = sock.accept()
-                except BlockingIOError:
-                    break
-                conn.close()
-                self.accepted[host] += 1
-        return self.accepted
-
-    def close(self) -> None:
-        for sock in self.sockets.values():
-            sock.close()
 
 
 @pytest.fixture
@@ -423,24 +394,8 @@ def test_kill_9_of_a_threaded_caller_stops_its_forkserver_and_workers() -> None:
     """A library caller with threads of its own: the workers' server and the workers end with it."""
     rng = random.SystemRandom()
     base = f"127.{rng.randrange(1, 255)}.{rng.randrange(256)}"
-    listener = socket.create_server((f"{base}.1", 0))
-    port = listener.getsockname()[1]
-    listeners = [listener] + [socket.create_server((f"{base}.{i}", port)) for i in range(2, 32)]
-    for sock in listeners:
-        sock.setblocking(False)
-    accepted = 0
-
-    def count() -> int:
-        nonlocal accepted
-        for sock in listeners:
-            try:
-                while True:
-                    sock.accept()[0].close()
-                    accepted += 1
-            except BlockingIOError:
-                pass
-        return accepted
-
+    listeners = Listeners([f"{base}.{i}" for i in range(1, 32)])
+    port, count = listeners.port, listeners.total
     caller = subprocess.Popen([sys.executable, "-c", _THREADED_SLOW_SWEEP, f"{base}.0/27", str(port)],
                               stdout=subprocess.PIPE, text=True)
     helpers: set[int] = set()
@@ -477,5 +432,4 @@ def test_kill_9_of_a_threaded_caller_stops_its_forkserver_and_workers() -> None:
                 os.kill(pid, 9)
             except (ProcessLookupError, PermissionError):
                 pass
-        for sock in listeners:
-            sock.close()
+        listeners.close()
