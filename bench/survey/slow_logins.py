@@ -18,10 +18,8 @@ import argparse
 import asyncio
 import ipaddress
 import json
-import os
 import re
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -36,6 +34,7 @@ from iotscope.simulate.devices.real_daemons import (
     free_port,
     in_namespace,
     missing_prerequisite,
+    stop_daemons,
     vsftpd_command,
     wait_listening,
 )
@@ -109,12 +108,7 @@ def main() -> int:
             rows.append({"tool": f"hydra -t {lanes}", "lanes": lanes, "seconds": seconds, "found": found,
                          "attempts": attempts, "connections": None, "hydra_output": hydra.stdout[-2000:]})
     finally:
-        for process in processes:
-            try:
-                os.killpg(process.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-            process.wait(timeout=5)
+        stop_daemons(processes)
         shutil.rmtree(work, ignore_errors=True)
     print("| tool | devices | list | seconds to find all | found | attempts per device (median, max) | connections per device |")
     print("|---|---:|---:|---:|---:|---:|---:|")

@@ -6,9 +6,12 @@ DuckDB: a truth column that disagrees with the bytes fails here, before a pass i
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import duckdb
 import pyarrow.parquet as pq
 import pytest
 
@@ -27,12 +30,17 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return root / "store", result.truth_path
 
 
-def test_tool_column_is_each_sources_fingerprint_majority(store: tuple[Path, Path]) -> None:
-    store_dir, truth_path = store
-    truth = pq.read_table(truth_path)
+@contextlib.contextmanager
+def query_with_truth(store_dir: Path, truth_path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A query connection on the store's packets with the ground truth registered as ``truth``."""
     with PacketStore(store_dir) as s:
         con = connect(s)
-        con.register("truth", truth)
+        con.register("truth", pq.read_table(truth_path))
+        yield con
+
+
+def test_tool_column_is_each_sources_fingerprint_majority(store: tuple[Path, Path]) -> None:
+    with query_with_truth(*store) as con:
         rows = con.execute("""
             WITH per_source AS (
                 SELECT p.src, nullif(mode(coalesce(p.tool, '')), '') AS majority, count(*) AS syns
@@ -46,11 +54,7 @@ def test_tool_column_is_each_sources_fingerprint_majority(store: tuple[Path, Pat
 
 
 def test_backscatter_episodes_hold_their_packets_and_peaks(store: tuple[Path, Path]) -> None:
-    store_dir, truth_path = store
-    truth = pq.read_table(truth_path)
-    with PacketStore(store_dir) as s:
-        con = connect(s)
-        con.register("truth", truth)
+    with query_with_truth(*store) as con:
         rows = con.execute("""
             WITH pk AS (SELECT src, ts FROM packets
                         WHERE src IN (SELECT src FROM truth WHERE kind = 'backscatter_victim')),
@@ -79,13 +83,11 @@ def test_outbreak_start_in_metadata_and_in_the_bytes(tmp_path: Path) -> None:
     assert onset == DEFAULT_START + timedelta(hours=3)
     assert int(meta[b"outbreak_start_us"]) == int(onset.timestamp() * 1e6)
     ingest([tmp_path / "o.pcap"], tmp_path / "store")
-    with PacketStore(tmp_path / "store") as s:
-        con = connect(s)
+    with query_with_truth(tmp_path / "store", result.truth_path) as con:
         per_hour = dict(con.execute(
             "SELECT hour, count(DISTINCT src) FROM packets WHERE proto = 6 AND dport = 2323 GROUP BY hour").fetchall())
         telnet = dict(con.execute(
             "SELECT hour, count(DISTINCT src) FROM packets WHERE proto = 6 AND dport = 23 GROUP BY hour").fetchall())
-        con.register("truth", pq.read_table(result.truth_path))
         # No bot that was not already running is infected before the onset: every Mirai source that
         # appears in the first half was active from the run's start or within the steady population.
         newcomers_before = con.execute(

@@ -33,6 +33,7 @@ from iotscope.simulate.devices.real_daemons import (
     free_port,
     in_namespace,
     missing_prerequisite,
+    stop_daemons,
     vsftpd_command,
     wait_listening,
 )
@@ -89,12 +90,7 @@ def daemons(request, tmp_path: Path, host_keys: list[str]) -> Iterator[tuple[str
         wait_listening(SSH_HOST, ssh_port, dropbear)
         yield request.param, Daemons(telnet_port, ssh_port)
     finally:
-        for process in (telnetd, dropbear):
-            try:
-                os.killpg(process.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-            process.wait(timeout=5)
+        stop_daemons((telnetd, dropbear))
 
 
 @needs_namespace
@@ -215,12 +211,7 @@ def slow_daemons(tmp_path: Path) -> Iterator[tuple[int, int]]:
         wait_listening(FTP_HOST, ftp_port, vsftpd)
         yield telnet_port, ftp_port
     finally:
-        for process in (telnetd, vsftpd):
-            try:
-                os.killpg(process.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-            process.wait(timeout=5)
+        stop_daemons((telnetd, vsftpd))
         shutil.rmtree(reachable, ignore_errors=True)
 
 

@@ -106,16 +106,15 @@ def test_blocklisted_device_is_never_contacted(tmp_path: Path, fleet: RunningFle
     assert target["ip"] not in {h for h, _ in audit.connects}
 
 
-def test_resume_continues_the_unfinished_survey(tmp_path: Path, fleet: RunningFleet) -> None:
-    scope = load_scope(tmp_path, fleet)
-    store = tmp_path / "store"
-    ports = fleet.ports()
+def interrupt_survey(scope: Scope, store: Path, ports: list[int]) -> str:
+    """Start a survey of ``scope``, cancel it mid-sweep (256 x ports attempts at 2,000/s need more
+    than the 0.5 s it gets), and return its id: an unfinished survey to resume."""
 
     async def interrupted() -> None:
         task = asyncio.create_task(run_survey(
             scope, store=store, credentials=load_builtin(), ports=ports, rate=2000, limits=FAST_LIMITS,
         ))
-        await asyncio.sleep(0.5)  # mid-sweep: 256 x ports attempts at 2,000/s
+        await asyncio.sleep(0.5)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
@@ -123,9 +122,21 @@ def test_resume_continues_the_unfinished_survey(tmp_path: Path, fleet: RunningFl
     asyncio.run(interrupted())
     with SurveyJournal(store) as journal:
         (job,) = journal.jobs()
-        assert job.finished_at is None and not job.sweep_finished and job.sweep_position > 0
+    assert job.finished_at is None and not job.sweep_finished
+    return job.survey_id
+
+
+def test_resume_continues_the_unfinished_survey(tmp_path: Path, fleet: RunningFleet) -> None:
+    scope = load_scope(tmp_path, fleet)
+    store = tmp_path / "store"
+    ports = fleet.ports()
+
+    survey_id = interrupt_survey(scope, store, ports)
+    with SurveyJournal(store) as journal:
+        (job,) = journal.jobs()
+        assert job.sweep_position > 0
     summary = survey(scope, store, fleet, resume=True)
-    assert summary.resumed and summary.survey_id == job.survey_id
+    assert summary.resumed and summary.survey_id == survey_id
     assert summary.sweep is not None and summary.sweep.attempted < 256 * len(ports) * 0.9
     with SurveyJournal(store) as journal:
         stored = FindingsDataset(store).read(journal.findings_files(job.survey_id))
@@ -223,23 +234,6 @@ def test_shards_split_an_imported_scan(tmp_path: Path, fleet: RunningFleet) -> N
 
 
 # -- resume: the port set, and refusals before sweeping (item 12) --------------------------------------
-
-
-def interrupt_survey(scope: Scope, store: Path, ports: list[int]) -> str:
-    async def interrupted() -> None:
-        task = asyncio.create_task(run_survey(
-            scope, store=store, credentials=load_builtin(), ports=ports, rate=2000, limits=FAST_LIMITS,
-        ))
-        await asyncio.sleep(0.5)
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
-
-    asyncio.run(interrupted())
-    with SurveyJournal(store) as journal:
-        (job,) = journal.jobs()
-    assert job.finished_at is None and not job.sweep_finished
-    return job.survey_id
 
 
 def test_resume_with_the_ports_in_another_order(tmp_path: Path, fleet: RunningFleet) -> None:

@@ -7,17 +7,18 @@ survey's tests and its slow-login benchmark both need them, started the same way
 The account exists only inside a private mount namespace (``unshare -m``) in which temporary
 copies of /etc/passwd and /etc/shadow, with the account added, are bind-mounted over the real
 ones: the daemons and the login programs they start see the account, the machine does not. Needs
-root. Each daemon runs in its own process group; the caller stops it with
-``os.killpg(process.pid, SIGTERM)`` when done.
+root. Each daemon runs in its own process group; the caller stops them with :func:`stop_daemons`.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 #: The throwaway account; with password :data:`WEAK_PASSWORD` it is Mirai's pair tech/tech (``mirai-61``).
@@ -72,6 +73,16 @@ def in_namespace(passwd: Path, shadow: Path, command: list[str]) -> subprocess.P
         stderr=subprocess.PIPE,
         start_new_session=True,  # its own process group: the daemon and the sessions it forks
     )
+
+
+def stop_daemons(processes: Iterable[subprocess.Popen]) -> None:
+    """End each daemon with its process group (the sessions it forked), and reap it."""
+    for process in processes:
+        try:
+            os.killpg(process.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        process.wait(timeout=5)
 
 
 def wait_listening(host: str, port: int, process: subprocess.Popen) -> None:
