@@ -8,9 +8,9 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 from iotscope.lifetime import end_with_parent
+from tests.process_table import running
 
 PARENT = """
 import os, signal, sys, time
@@ -25,13 +25,6 @@ print(child, flush=True)
 time.sleep(0.3)
 os.kill(parent, signal.SIGKILL)
 """
-
-
-def running(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 def test_child_dies_with_a_parent_killed_by_sigkill() -> None:

@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 from iotscope.cli import app
 from iotscope.survey.journal import SurveyJournal
 from tests.cli.loopback_service import serving
+from tests.process_table import children, running
 from tests.survey.loopback_listeners import Listeners
 
 runner = CliRunner()
@@ -197,24 +198,6 @@ def wait_for_sweep(store: Path, process: subprocess.Popen, seconds: float = 30) 
                 if any(job.sweep_position > 0 for job in journal.jobs()):
                     return
     raise AssertionError(f"no sweep progress within {seconds} s: {process.poll()}")
-
-
-def children(pid: int) -> list[int]:
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        with contextlib.suppress(OSError):
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-            if int(fields[1]) == pid:
-                found.append(int(stat.parent.name))
-    return found
-
-
-def running(pid: int) -> bool:
-    """Alive and not a zombie (an orphan's zombie may wait for a reaper in a container)."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 def test_a_second_run_of_a_running_survey_is_refused(tmp_path: Path, scope_file: Path) -> None:

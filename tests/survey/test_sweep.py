@@ -25,6 +25,7 @@ from iotscope.survey.scope import AuthorizedRange, Scope
 from iotscope.survey.sweep import sweep
 from iotscope.survey.sweep_bookkeeping import SweepProgress
 from iotscope.survey.token_bucket import TokenBucket
+from tests.process_table import descendants, running
 from tests.survey.loopback_listeners import Listeners
 from tests.survey.socket_audit import socket_audit
 
@@ -374,22 +375,6 @@ asyncio.run(sweep(scope, [int(sys.argv[2])], permutation, rate=4, workers=2,
 """
 
 
-def _descendants(pid: int) -> set[int]:
-    parents: dict[int, int] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if fields[0] != "Z":
-            parents[int(stat.parent.name)] = int(fields[1])
-    found, frontier = set(), {pid}
-    while frontier:
-        frontier = {child for child, parent in parents.items() if parent in frontier} - found
-        found |= frontier
-    return found
-
-
 def test_kill_9_of_a_threaded_caller_stops_its_forkserver_and_workers() -> None:
     """A library caller with threads of its own: the workers' server and the workers end with it."""
     rng = random.SystemRandom()
@@ -404,18 +389,13 @@ def test_kill_9_of_a_threaded_caller_stops_its_forkserver_and_workers() -> None:
         deadline = time.monotonic() + 30
         while count() < 3 and time.monotonic() < deadline:  # 32 connects at 4/s: ~8 s of sweep
             time.sleep(0.05)
-        helpers = _descendants(caller.pid)
+        helpers = descendants(caller.pid)
         assert len(helpers) >= 3 and caller.poll() is None, helpers  # the server and two workers at least
         caller.kill()
         caller.wait(10)
+
         def alive() -> list[int]:
-            states = []
-            for pid in helpers:
-                try:
-                    states.append((pid, Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]))
-                except OSError:
-                    continue
-            return [pid for pid, state in states if state != "Z"]
+            return [pid for pid in helpers if running(pid)]
 
         deadline = time.monotonic() + 3
         while alive() and time.monotonic() < deadline:
