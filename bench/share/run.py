@@ -10,40 +10,26 @@ source); yacryptopan runs on ``--subset`` addresses. Rates are addresses per sec
 
 from __future__ import annotations
 
-import argparse
 import ipaddress
 import json
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import yacryptopan
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from common import machine
+from common import bench_parser, best_of, machine, parse_bench_args
 
 from iotscope.share.anonymize import AnonymizationKey, CryptoPAn
 
 
-def best_of(runs: int, fn) -> float:
-    """Fastest wall time of ``runs`` calls (the machine is shared; the minimum is the least disturbed)."""
-    best = float("inf")
-    for _ in range(runs):
-        started = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - started)
-    return best
-
-
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = bench_parser(__doc__)
     parser.add_argument("--addresses", type=int, default=1_000_000)
     parser.add_argument("--subset", type=int, default=20_000, help="addresses for the yacryptopan loop")
     parser.add_argument("--repeats", type=int, default=20, help="packets per source in the darknet-like column")
-    parser.add_argument("--out", type=Path, default=Path("bench/out"))
-    args = parser.parse_args()
-    args.out.mkdir(parents=True, exist_ok=True)
+    args = parse_bench_args(parser)
     key = bytes(range(32))
     rng = np.random.default_rng(2026)
     distinct = np.unique(rng.integers(0, 1 << 32, int(args.addresses * 1.01), dtype=np.uint64).astype(np.uint32))
