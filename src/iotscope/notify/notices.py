@@ -23,7 +23,7 @@ from iotscope.notify.orgs import Org, OrgCatalog
 from iotscope.notify.templates import render
 from iotscope.spreadsheet import csv_text
 from iotscope.survey.findings import CONCLUSIVE, latest_per_service
-from iotscope.survey.report import REPORT_FIELDS, store_findings
+from iotscope.survey.report import REPORT_FIELDS, REPORT_TIME_FORMAT, store_findings
 
 #: The CSV an ISP receives: Shadowserver's columns as ``survey report`` writes them, plus the tracking id.
 FINDING_FIELDS = (*REPORT_FIELDS, "tracking_id")
@@ -63,7 +63,7 @@ def vulnerable_findings(store_dir: Path) -> list[dict]:
         if row["status"] != "vulnerable":
             continue
         out = {name: row.get(name) for name in REPORT_FIELDS}
-        out["timestamp"] = row["ts"].strftime("%Y-%m-%dT%H:%M:%SZ")
+        out["timestamp"] = row["ts"].strftime(REPORT_TIME_FORMAT)
         out["tracking_id"] = tracking_id(out)
         rows.append(out)
     return sorted(rows, key=lambda r: (r["ip"], r["port"]))

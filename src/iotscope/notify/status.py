@@ -22,7 +22,7 @@ from pathlib import Path
 from iotscope.notify.database import FILENAME, NotifyDatabase, now_text
 from iotscope.notify.errors import NotifyError
 from iotscope.survey.findings import CONCLUSIVE, latest_per_service
-from iotscope.survey.report import store_findings
+from iotscope.survey.report import REPORT_TIME_FORMAT, store_findings
 
 STATES = ("not delivered", "notified", "still vulnerable", "fixed")
 
@@ -67,7 +67,7 @@ def notice_status(store_dir: Path) -> StatusReport:
             if status == "pending":
                 state = "not delivered"
             elif newest is not None and newest["survey_id"] != survey_id:  # newest then, so a later survey
-                by, seen = newest["survey_id"], newest["ts"].strftime("%Y-%m-%dT%H:%M:%SZ")
+                by, seen = newest["survey_id"], newest["ts"].strftime(REPORT_TIME_FORMAT)
                 state = "still vulnerable" if newest["status"] == "vulnerable" else "fixed"
                 if state == "fixed" and closed_at is None:
                     closing.append((now_text(), by, notice_id))

@@ -39,6 +39,8 @@ REPORT_FIELDS = (
     "credential_id", "survey_id", "owner", "authorization",
 )
 ERROR_FIELDS = ("timestamp", "ip", "port", "protocol", "tag", "detail", "survey_id", "owner")
+#: How the ``timestamp`` column (and every time in these tables) is written: Shadowserver's, UTC to the second.
+REPORT_TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 FORMATS = ("csv", "json")
 #: Times a reader lists and reads the findings before giving up on files that keep vanishing.
 _READ_ATTEMPTS = 5
@@ -150,7 +152,7 @@ def _error_row(row: dict) -> dict:
 
 
 def _timestamp(row: dict) -> str:
-    return row["ts"].strftime("%Y-%m-%dT%H:%M:%SZ")
+    return row["ts"].strftime(REPORT_TIME_FORMAT)
 
 
 def render_rows(rows: list[dict], fields: tuple[str, ...], fmt: str) -> str:
