@@ -11,7 +11,7 @@ then one SQLite transaction adds it to the catalog and retires the files it repl
 (``StoreState.record_compaction``). A reader lists the live files in one statement, so it gets
 either the old files or the new one. Retired files stay on disk for ``RETIRED_GRACE_SECONDS``, so
 a query that listed them just before the swap still reads them; :func:`delete_retired` then removes
-them (and a store opened with no writer removes them at once, as remains of an earlier run).
+them, and nothing else does (a writer opening the store keeps them: a reader may still hold them).
 
 Rows are copied batch by batch (Arrow, never per row); memory is bounded by one row group.
 """
