@@ -113,7 +113,9 @@ def test_remains_of_a_killed_compaction_are_removed_on_open(captures: list[Path]
     assert not stray.exists()
 
 
-def test_writer_opening_the_store_keeps_retired_files_for_their_grace_period(captures: list[Path], tmp_path: Path) -> None:
+def test_writer_opening_the_store_keeps_retired_files_for_their_grace_period(
+    captures: list[Path], tmp_path: Path,
+) -> None:
     """A reader that listed the files before a compaction must still find them when another writer
     (a restarted sensor, ``iotscope ingest``) opens the store during the grace period: only
     ``delete_retired`` removes retired files, and only after the grace period."""

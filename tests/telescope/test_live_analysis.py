@@ -16,11 +16,16 @@ from iotscope.telescope.passes.runner import analyze
 
 
 class Clock:
+    """A monotonic clock the test moves; each reading also advances it by ``tick`` (a slow run)."""
+
     def __init__(self) -> None:
         self.now = 1000.0
+        self.tick = 0.0
 
     def __call__(self) -> float:
-        return self.now
+        value = self.now
+        self.now += self.tick
+        return value
 
 
 def test_nothing_committed_is_never_due() -> None:
@@ -47,6 +52,23 @@ def test_at_most_once_per_interval_and_backlog_defers_but_cannot_starve(tmp_path
     assert not schedule.due(backlog=True)
     clock.now += 1  # ...but not longer than twice the interval after the oldest commit not analysed
     assert schedule.due(backlog=True)
+
+
+def test_a_long_run_spaces_the_next_one_by_ten_times_its_duration(tmp_path: Path) -> None:
+    """A run re-reads the current hour, so runs grow longer as it fills: analysis must not take
+    over the CPU however short ``every`` is."""
+    clock = Clock()
+    schedule = AnalysisSchedule(every=10, clock=clock)
+    schedule.committed()
+    with PacketStore(tmp_path / "store") as store:
+        clock.tick = 5.0  # the run's two clock readings are 5 s apart: it took 5 s
+        schedule.run(store, print)
+        clock.tick, clock.now = 0.0, 1005.0  # it ended at 1005
+    schedule.committed()
+    clock.now += 49
+    assert not schedule.due(backlog=False)  # 10 s would be due, 10 x 5 s is not over yet
+    clock.now += 1
+    assert schedule.due(backlog=False)
 
 
 def test_run_brings_the_store_up_to_date_and_sets_the_passes_lag(tmp_path: Path) -> None:
