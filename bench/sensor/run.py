@@ -110,20 +110,24 @@ def veth_rx(ns: VethNamespace) -> tuple[int, int]:
     return int(out[0]), int(out[1])
 
 
-def replay(ns: VethNamespace, capture: Path, rate: str) -> tuple[int, float]:
-    """(packets sent, achieved packets/s) of one tcpreplay run."""
+def replay(ns: VethNamespace, capture: Path, rate: str, loop: int = 1, nice: int = 0) -> tuple[int, float]:
+    """(packets sent, achieved packets/s) of one tcpreplay run (``loop`` times the capture; ``nice``
+    below 0 keeps the tool under test from slowing the sender)."""
     args = ["--topspeed"] if rate == "topspeed" else [f"--pps={rate}"]
-    out = ns.replay(capture, "--preload-pcap", *args).stdout
+    args += [f"--loop={loop}"] if loop > 1 else []
+    cmd = ns.exec("nice", "-n", str(nice), "tcpreplay", "-i", ns.sender, "--preload-pcap", *args, str(capture))
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=True).stdout
     sent = int(re.search(r"Successful packets:\s+(\d+)", out).group(1))
     pps = float(re.search(r"([\d.]+) pps", out).group(1))
     return sent, pps
 
 
-def loss_run(ns: VethNamespace, kind: str, capture: Path, rate: str, sensor_args: tuple[str, ...] = ()) -> dict:
+def loss_run(ns: VethNamespace, kind: str, capture: Path, rate: str, sensor_args: tuple[str, ...] = (),
+             loop: int = 1, nice: int = 0) -> dict:
     with tempfile.TemporaryDirectory(prefix=f"bench-{kind}-") as work:
         tool = Tool(kind, ns, Path(work), sensor_args=sensor_args)
         rx_before, dropped_before = veth_rx(ns)
-        sent, pps = replay(ns, capture, rate)
+        sent, pps = replay(ns, capture, rate, loop, nice)
         time.sleep(1.5)
         rx_after, dropped_after = veth_rx(ns)
         stored, drops, cpu = tool.stop()
@@ -184,6 +188,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--packets", type=int, default=1_000_000)
     parser.add_argument("--rates", default="100000,200000,300000,400000,topspeed")
+    parser.add_argument("--sender-nice", type=int, default=0, help="run tcpreplay at this nice value (e.g. -10)")
+    parser.add_argument("--loop", type=int, default=1, help="tcpreplay sends the capture this many times per run")
     parser.add_argument("--tools", default=",".join(TOOLS))
     parser.add_argument("--sensor-args", default="", help="extra options for `iotscope sensor`, space-separated")
     parser.add_argument("--lag-only", action="store_true", help="only the end-to-end lag runs")
@@ -201,11 +207,13 @@ def main() -> None:
     if not lag_capture.exists():
         simulate_darknet(DarknetConfig(packets=20_000, hours=0.05, seed=8), lag_capture)
     sensor_args = tuple(args.sensor_args.split())
-    results: dict = {"machine": machine(), "packets": args.packets, "sensor_args": sensor_args, "loss": [], "lag": []}
+    results: dict = {"machine": machine(), "packets": args.packets, "loop": args.loop, "sensor_args": sensor_args,
+                     "sender_nice": args.sender_nice,
+                     "loss": [], "lag": []}
     with veth_namespace() as ns:
         for rate in [] if args.lag_only else args.rates.split(","):
             for kind in args.tools.split(","):
-                row = loss_run(ns, kind, capture, rate, sensor_args)
+                row = loss_run(ns, kind, capture, rate, sensor_args, args.loop, args.sender_nice)
                 results["loss"].append(row)
                 print(json.dumps(row), flush=True)
         results["loss_free_pps"] = loss_free(results["loss"])
