@@ -225,6 +225,12 @@ def one_line_error(sensor: Sensor) -> str:
     return sensor.lines[0]
 
 
+def test_analysis_interval_out_of_range(ns: VethNamespace, tmp_path: Path) -> None:
+    sensor = Sensor(ns, tmp_path / "store", "--analyze-every", "-1")
+    assert "--analyze-every must be between 0 and 86400 seconds" in one_line_error(sensor)
+    assert not (tmp_path / "store").exists()
+
+
 def test_missing_interface(ns: VethNamespace, tmp_path: Path) -> None:
     sensor = Sensor(VethNamespace(ns.name, ns.sender, "nosuch0"), tmp_path / "store")
     assert "no such network interface" in one_line_error(sensor)
