@@ -2,13 +2,17 @@
 `iotscope sensor` against `tcpdump -w` and `dumpcap -w` on the same veth in the same run.
 
 Everything happens in a network namespace this script creates (a veth pair, no addresses, IPv6
-off): tcpreplay sends a simulator capture into one end at --pps steps then --topspeed, each tool
-captures on the other end. Loss = packets tcpreplay sent - packets the tool stored (the sensor:
-rows in its store; tcpdump/dumpcap: packets they report written). CPU is the tool's own and its
-children's user+system time (wait4), per million packets sent. Lag (sensor only): packet arrival
+off): tcpreplay (``--preload-pcap``, so the sender reads no disk) sends a simulator capture into one
+end at --pps steps then --topspeed, each tool captures on the other end. Loss = packets tcpreplay
+sent - packets the tool stored (the sensor: rows in its store; tcpdump/dumpcap: packets they report
+written). Kernel drops: what each tool reports (PACKET_STATISTICS) and the receiving veth's own
+rx_dropped. CPU is the tool's own and its children's user+system time (wait4), per million packets
+sent, whole run; "after start" leaves out what the process spent before it captured (the sensor's
+Python and numba start-up, its store open and first analysis). Lag (sensor only): packet arrival
 -> row queryable in the store, polled every 0.1 s, at a steady rate.
 
-    sudo .venv/bin/python bench/sensor/run.py --packets 300000
+    sudo .venv/bin/python bench/sensor/run.py --packets 1000000
+    sudo .venv/bin/python bench/sensor/run.py --lag-only
 """
 
 from __future__ import annotations
@@ -45,11 +49,12 @@ SNAPLEN, BUFFER_MIB = "160", 64
 class Tool:
     """One capture tool running in the namespace until :meth:`stop`."""
 
-    def __init__(self, kind: str, ns: VethNamespace, work: Path, rotate: int = 1) -> None:
+    def __init__(self, kind: str, ns: VethNamespace, work: Path, rotate: int = 1,
+                 sensor_args: tuple[str, ...] = ()) -> None:
         self.kind, self.work = kind, work
         if kind == "sensor":
             cmd = [sys.executable, "-m", "iotscope", "sensor", "-i", ns.receiver, "--store", str(work / "store"),
-                   "--rotate", str(rotate), "--snaplen", SNAPLEN, "--buffer-mib", str(BUFFER_MIB)]
+                   "--rotate", str(rotate), "--snaplen", SNAPLEN, "--buffer-mib", str(BUFFER_MIB), *sensor_args]
             ready = "capturing on"
         elif kind == "tcpdump":
             cmd = ["tcpdump", "-i", ns.receiver, "-n", "-s", SNAPLEN, "-B", str(BUFFER_MIB * 1024),
@@ -68,6 +73,7 @@ class Tool:
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"{kind} did not start: {''.join(self.lines)}")
             time.sleep(0.05)
+        self.startup_cpu = _cpu_so_far(self.proc.pid)
 
     def stop(self) -> tuple[int, int | None, float]:
         """(packets stored, kernel drops reported, CPU seconds)."""
@@ -90,24 +96,54 @@ class Tool:
         return int(m.group(1)) - int(m.group(2)), int(m.group(2)), cpu
 
 
-def replay(ns: VethNamespace, capture: Path, rate: str) -> tuple[int, float]:
-    """(packets sent, achieved packets/s) of one tcpreplay run."""
+def _cpu_so_far(pid: int) -> float:
+    """User + system seconds of ``pid`` and its reaped children so far (``/proc/PID/stat``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
+def veth_rx(ns: VethNamespace) -> tuple[int, int]:
+    """(rx_packets, rx_dropped) of the receiving veth end, as the kernel counts them."""
+    out = subprocess.run(ns.exec("cat", f"/sys/class/net/{ns.receiver}/statistics/rx_packets",
+                                 f"/sys/class/net/{ns.receiver}/statistics/rx_dropped"),
+                         capture_output=True, text=True, check=True).stdout.split()
+    return int(out[0]), int(out[1])
+
+
+def replay(ns: VethNamespace, capture: Path, rate: str, loop: int = 1, nice: int = 0) -> tuple[int, float]:
+    """(packets sent, achieved packets/s) of one tcpreplay run (``loop`` times the capture; ``nice``
+    below 0 keeps the tool under test from slowing the sender)."""
     args = ["--topspeed"] if rate == "topspeed" else [f"--pps={rate}"]
-    out = ns.replay(capture, "--preload-pcap", *args).stdout
+    args += [f"--loop={loop}"] if loop > 1 else []
+    cmd = ns.exec("nice", "-n", str(nice), "tcpreplay", "-i", ns.sender, "--preload-pcap", *args, str(capture))
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=True).stdout
     sent = int(re.search(r"Successful packets:\s+(\d+)", out).group(1))
     pps = float(re.search(r"([\d.]+) pps", out).group(1))
     return sent, pps
 
 
-def loss_run(ns: VethNamespace, kind: str, capture: Path, rate: str) -> dict:
+def loss_run(ns: VethNamespace, kind: str, capture: Path, rate: str, sensor_args: tuple[str, ...] = (),
+             loop: int = 1, nice: int = 0) -> dict:
     with tempfile.TemporaryDirectory(prefix=f"bench-{kind}-") as work:
-        tool = Tool(kind, ns, Path(work))
-        sent, pps = replay(ns, capture, rate)
+        tool = Tool(kind, ns, Path(work), sensor_args=sensor_args)
+        rx_before, dropped_before = veth_rx(ns)
+        sent, pps = replay(ns, capture, rate, loop, nice)
         time.sleep(1.5)
+        rx_after, dropped_after = veth_rx(ns)
         stored, drops, cpu = tool.stop()
-    return {"tool": kind, "rate": rate, "achieved_pps": round(pps), "sent": sent, "stored": stored,
-            "lost": sent - stored, "kernel_drops": drops, "cpu_seconds": round(cpu, 3),
-            "cpu_s_per_million": round(cpu / sent * 1e6, 2)}
+    return {"tool": kind, "rate": rate, "achieved_pps": round(pps), "sent": sent, "veth_rx": rx_after - rx_before,
+            "veth_rx_dropped": dropped_after - dropped_before, "stored": stored, "lost": sent - stored,
+            "kernel_drops": drops, "cpu_seconds": round(cpu, 3), "cpu_s_per_million": round(cpu / sent * 1e6, 2),
+            "cpu_s_per_million_after_start": round((cpu - tool.startup_cpu) / sent * 1e6, 2)}
+
+
+def loss_free(rows: list[dict]) -> dict[str, int]:
+    """Per tool, the highest rate (packets/s tcpreplay reached) at which it lost nothing."""
+    best: dict[str, int] = {}
+    for row in rows:
+        if row["lost"] == 0 and not row["kernel_drops"]:
+            best[row["tool"]] = max(best.get(row["tool"], 0), row["achieved_pps"])
+    return best
 
 
 def lag_run(ns: VethNamespace, capture: Path, pps: int, rotate: int) -> dict:
@@ -150,9 +186,16 @@ def lag_run(ns: VethNamespace, capture: Path, pps: int, rotate: int) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--packets", type=int, default=300_000)
-    parser.add_argument("--rates", default="50000,100000,200000,400000,topspeed")
+    parser.add_argument("--packets", type=int, default=1_000_000)
+    parser.add_argument("--rates", default="100000,200000,300000,400000,topspeed")
+    parser.add_argument("--sender-nice", type=int, default=0, help="run tcpreplay at this nice value (e.g. -10)")
+    parser.add_argument("--loop", type=int, default=1, help="tcpreplay sends the capture this many times per run")
+    parser.add_argument("--tools", default=",".join(TOOLS))
+    parser.add_argument("--sensor-args", default="", help="extra options for `iotscope sensor`, space-separated")
+    parser.add_argument("--lag-only", action="store_true", help="only the end-to-end lag runs")
+    parser.add_argument("--no-lag", action="store_true", help="skip the end-to-end lag runs")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "out")
+    parser.add_argument("--name", default="sensor", help="results go to OUT/NAME.json")
     args = parser.parse_args()
     if missing_tools():
         sys.exit(f"needs {', '.join(missing_tools())}")
@@ -163,18 +206,23 @@ def main() -> None:
     lag_capture = args.out / "sensor-lag.pcap"
     if not lag_capture.exists():
         simulate_darknet(DarknetConfig(packets=20_000, hours=0.05, seed=8), lag_capture)
-    results: dict = {"machine": machine(), "packets": args.packets, "loss": [], "lag": []}
+    sensor_args = tuple(args.sensor_args.split())
+    results: dict = {"machine": machine(), "packets": args.packets, "loop": args.loop, "sensor_args": sensor_args,
+                     "sender_nice": args.sender_nice,
+                     "loss": [], "lag": []}
     with veth_namespace() as ns:
-        for rate in args.rates.split(","):
-            for kind in TOOLS:
-                row = loss_run(ns, kind, capture, rate)
+        for rate in [] if args.lag_only else args.rates.split(","):
+            for kind in args.tools.split(","):
+                row = loss_run(ns, kind, capture, rate, sensor_args, args.loop, args.sender_nice)
                 results["loss"].append(row)
                 print(json.dumps(row), flush=True)
-        for rotate in (1, 5):
+        results["loss_free_pps"] = loss_free(results["loss"])
+        print(json.dumps({"loss_free_pps": results["loss_free_pps"]}), flush=True)
+        for rotate in [] if args.no_lag else (1, 5):
             row = lag_run(ns, lag_capture, 2000, rotate)
             results["lag"].append(row)
             print(json.dumps(row), flush=True)
-    (args.out / "sensor.json").write_text(json.dumps(results, indent=2) + "\n")
+    (args.out / f"{args.name}.json").write_text(json.dumps(results, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 
 from iotscope.simulate.darknet import DarknetConfig, simulate_darknet
@@ -110,3 +111,26 @@ def test_remains_of_a_killed_compaction_are_removed_on_open(captures: list[Path]
     stray.write_bytes(some.read_bytes())
     assert fingerprint(store) == before
     assert not stray.exists()
+
+
+def test_writer_opening_the_store_keeps_retired_files_for_their_grace_period(
+    captures: list[Path], tmp_path: Path,
+) -> None:
+    """A reader that listed the files before a compaction must still find them when another writer
+    (a restarted sensor, ``iotscope ingest``) opens the store during the grace period: only
+    ``delete_retired`` removes retired files, and only after the grace period."""
+    store = tmp_path / "store"
+    ingest(captures[:2], store)
+    before = fingerprint(store)
+    with PacketStore(store, read_only=True) as reader:
+        listed = reader.committed_files()  # the reader's snapshot, taken before the compaction
+        with PacketStore(store) as s:
+            assert compact_hours(s, before=datetime.now(UTC)) == 2
+        with PacketStore(store) as s:  # the next writer's open, within the grace period
+            assert delete_retired(s) == 0
+        assert [p for p in listed if not p.exists()] == []
+        assert sum(pq.read_metadata(p).num_rows for p in listed) == before[0]
+    with PacketStore(store) as s:
+        assert delete_retired(s, grace_seconds=0) == 4  # the grace-period path still deletes them
+    assert len(list((store / "packets").rglob("*.parquet"))) == 2
+    assert fingerprint(store) == before

@@ -8,6 +8,7 @@ keeps (everything but the capture time stamp), against the same captures ingeste
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -23,6 +24,7 @@ from iotscope.simulate.darknet import DarknetConfig, simulate_darknet
 from iotscope.store.packets import PacketStore
 from iotscope.store.query import connect
 from iotscope.telescope.ingest import ingest
+from iotscope.telescope.passes.runner import analyze
 from tests.telescope.netns import VethNamespace, missing_tools, veth_namespace
 
 pytestmark = pytest.mark.skipif(bool(missing_tools()), reason=f"needs {', '.join(missing_tools())}")
@@ -145,10 +147,16 @@ def test_sigterm_restart_stores_exactly_the_replayed_packets(
     assert m["iotscope_sensor_packets_captured_total"] == expected["a"][0]
     assert m["iotscope_sensor_files_ingested_total"] >= 1
     assert m["iotscope_sensor_capture_paused"] == 0
+    time.sleep(2.0)  # a few more (empty) one-second files
     first.proc.send_signal(signal.SIGTERM)
     assert first.finish() == 0, first.text
     assert "0 dropped by the kernel" in first.text
     assert fingerprint(store) == expected["a"]
+    # analysed once at start and once after the last ingest, not after each of the files: and the
+    # store is analysed up to its last commit when the sensor has stopped (nothing left to analyse)
+    files, runs = re.search(r"([\d,]+) files -> .* analysed ([\d,]+) time", first.text).groups()
+    assert int(files) >= 3 and int(runs) == 2, first.text
+    assert analyze(store).hours_analysed == 0
 
     second = Sensor(ns, store, "--rotate", "1")
     second.wait_capturing()
@@ -215,6 +223,12 @@ def one_line_error(sensor: Sensor) -> str:
     assert "Traceback" not in sensor.text
     assert len(sensor.lines) == 1 and sensor.lines[0].startswith("error:"), sensor.text
     return sensor.lines[0]
+
+
+def test_analysis_interval_out_of_range(ns: VethNamespace, tmp_path: Path) -> None:
+    sensor = Sensor(ns, tmp_path / "store", "--analyze-every", "-1")
+    assert "--analyze-every must be between 0 and 86400 seconds" in one_line_error(sensor)
+    assert not (tmp_path / "store").exists()
 
 
 def test_missing_interface(ns: VethNamespace, tmp_path: Path) -> None:

@@ -46,6 +46,8 @@ def sensor(
         str | None, typer.Option("--metrics", help="Serve Prometheus metrics at HOST:PORT, e.g. 127.0.0.1:9108.")
     ] = None,
     buffer_mib: Annotated[int | None, typer.Option("--buffer-mib", help="Kernel capture buffer (default 64).")] = None,
+    analyze_every: Annotated[float | None, typer.Option(
+        "--analyze-every", help="Seconds between runs of the analytics passes while data arrives (default 60).")] = None,
 ) -> None:
     """Capture an interface continuously into the store: spool -> ingest as each file closes.
 
@@ -61,7 +63,8 @@ def sensor(
     try:
         given = {k: v for k, v in (("snaplen", snaplen), ("buffer_mib", buffer_mib)) if v is not None}
         settings = CaptureSettings(interface, (spool or store / "spool").absolute(), bpf, rotate_seconds=rotate, **given)
-        config = SensorConfig(settings, store, parse_keep(keep) if keep else None)
+        later = {"analyze_every": analyze_every} if analyze_every is not None else {}
+        config = SensorConfig(settings, store, parse_keep(keep) if keep else None, **later)
         sensor_metrics = SensorMetrics(interface)
         if metrics:
             sensor_metrics.serve(metrics)
@@ -72,7 +75,7 @@ def sensor(
     if summary.drops_unknown:
         drops += f" (+ {summary.drops_unknown} session(s) without a drop report)"
     _log(f"sensor stopped: {summary.captured:,} packets captured, {drops}; "
-         f"{summary.files:,} files -> {summary.packets:,} rows stored")
+         f"{summary.files:,} files -> {summary.packets:,} rows stored, analysed {summary.analyses:,} time(s)")
 
 
 def watch_directory(directory: Path, store: Path, settle: float) -> None:

@@ -129,28 +129,32 @@ def store_check(
 
     --repair drops each from the catalog (see docs/schema.md) and re-ingests it when its capture file is intact.
     """
-    from iotscope.store.check import captures_to_drop, find_damage
+    from iotscope.store.check import captures_to_drop, find_damage, find_damaged_hours
     from iotscope.store.packets import PacketStore
-    from iotscope.telescope.repair import reingest_dropped
+    from iotscope.telescope.repair import rebuild_hours, reingest_dropped
 
     require_store(store)
     with PacketStore(store, read_only=not repair) as packet_store:
         damaged = find_damage(packet_store)
-        for d in damaged:
-            for problem in d.problems:
-                console.print(f"damaged: {printable(problem)}", highlight=False)
-        if not damaged:
+        hours = find_damaged_hours(packet_store)
+        for problem in [p for d in damaged for p in d.problems] + [p for h in hours for p in h.problems]:
+            console.print(f"damaged: {printable(problem)}", highlight=False)
+        if not damaged and not hours:
             captures = len(packet_store.state.all_ingested())
             console.print(f"{printable(store)}: {captures} captures, all files readable", highlight=False)
             return
         if not repair:
-            console.print(f"{len(damaged)} damaged captures; to repair: iotscope store check --store "
-                          f"{printable(store)} --repair", highlight=False)
+            console.print(f"{len(damaged)} damaged captures, {len(hours)} damaged compacted hours; to repair: "
+                          f"iotscope store check --store {printable(store)} --repair", highlight=False)
             raise typer.Exit(1)
         dropped = captures_to_drop(packet_store, damaged)
         packet_store.drop_captures([c.content_hash for c in dropped])
-        for outcome in reingest_dropped(dropped, packet_store):
+        outcomes = reingest_dropped(dropped, packet_store)
+        outcomes += rebuild_hours(find_damaged_hours(packet_store), packet_store)
+        for outcome in outcomes:
             console.print(printable(outcome), highlight=False)
+        if find_damage(packet_store) or find_damaged_hours(packet_store):
+            raise typer.Exit(1)
 
 
 @store_app.command("info")

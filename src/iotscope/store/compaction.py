@@ -11,7 +11,7 @@ then one SQLite transaction adds it to the catalog and retires the files it repl
 (``StoreState.record_compaction``). A reader lists the live files in one statement, so it gets
 either the old files or the new one. Retired files stay on disk for ``RETIRED_GRACE_SECONDS``, so
 a query that listed them just before the swap still reads them; :func:`delete_retired` then removes
-them (and a store opened with no writer removes them at once, as remains of an earlier run).
+them, and nothing else does (a writer opening the store keeps them: a reader may still hold them).
 
 Rows are copied batch by batch (Arrow, never per row); memory is bounded by one row group.
 """
@@ -76,13 +76,20 @@ def compact_hours(store: PacketStore, before: datetime, min_files: int = 2) -> i
 
 def compact_hour(store: PacketStore, hour: str, files: list[str]) -> str:
     """Rewrite ``files`` (all of partition ``hour``) as one file and swap it in; its relative path."""
-    digest = xxhash.xxh3_128("\n".join(sorted(files)).encode()).hexdigest()
-    relative = Path(files[0]).parent / f"compact-{digest}.parquet"
+    return replace_hour_files(store, hour, [store.root / f for f in files], files)
+
+
+def replace_hour_files(store: PacketStore, hour: str, sources: list[Path], replaced: list[str]) -> str:
+    """Write the Parquet files ``sources`` (rows of partition ``hour`` only) as one file of that
+    partition, and swap it in for the live files ``replaced`` in one catalog transaction (compaction;
+    also ``store check --repair``, which rebuilds a damaged hour from its captures). Its relative path."""
+    digest = xxhash.xxh3_128("\n".join(sorted(replaced)).encode()).hexdigest()
+    relative = Path(replaced[0]).parent / f"compact-{digest}.parquet"
     staged = store.root / ".staging" / f"compact-{digest}" / relative.name
-    rows = _concatenate([store.root / f for f in files], staged)
+    rows = _concatenate(sources, staged)
     move_into_place(staged, store.root / relative)
     shutil.rmtree(staged.parent, ignore_errors=True)
-    store.state.record_compaction(str(relative), hour, rows, files)
+    store.state.record_compaction(str(relative), hour, rows, replaced)
     return str(relative)
 
 

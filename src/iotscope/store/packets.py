@@ -132,15 +132,19 @@ class PacketStore:
         """Remove what a killed ingest left: the staging area and files no committed row names.
 
         Skipped while another process holds the ingest lock: then those files are its work.
+        Files retired by compaction or retention but not yet deleted are kept: a reader that listed
+        them before they were retired may still be reading them, so only the grace-period path
+        (``iotscope.store.compaction.delete_retired``) removes them.
         """
         lock = self._try_ingest_lock()
         if lock is None:
             return
         try:
             shutil.rmtree(self.root / ".staging", ignore_errors=True)
-            committed = {str(p) for p in self.committed_files()}
+            keep = {str(p) for p in self.committed_files()}
+            keep |= {str(self.root / f) for f in self.state.retired_not_deleted()}
             for path in (self.root / "packets").glob("date=*/hour=*/*.parquet"):
-                if str(path) not in committed:
+                if str(path) not in keep:
                     path.unlink()
         finally:
             unlock(lock)

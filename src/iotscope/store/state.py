@@ -201,9 +201,26 @@ class StoreState:
     def retention_log(self) -> list[tuple[str, int, int, str, str]]:
         return self._db.execute("SELECT * FROM retention_log ORDER BY removed_at, hour").fetchall()
 
-    def retired_not_deleted(self, retired_before: str) -> list[str]:
-        rows = self._db.execute(
-            "SELECT path FROM retired_files WHERE deleted_at IS NULL AND retired_at <= ?", (retired_before,))
+    def compacted_rows(self) -> dict[str, int]:
+        """Rows of every file compaction wrote (retired or not), by relative path."""
+        if not self._has_files_tables():
+            return {}
+        return {path: int(rows) for path, rows in self._select("SELECT path, rows FROM compacted_files")}
+
+    def retired_paths(self, reason: str) -> set[str]:
+        """Files retired for ``reason`` ('compacted' or 'retention'), deleted or not."""
+        if not self._has_files_tables():
+            return set()
+        return {r[0] for r in self._select("SELECT path FROM retired_files WHERE reason = ?", (reason,))}
+
+    def retired_not_deleted(self, retired_before: str | None = None) -> list[str]:
+        """Retired files still on disk (waiting out their grace period): all of them, or those
+        retired at or before the ISO time ``retired_before``."""
+        if retired_before is None:
+            rows = self._db.execute("SELECT path FROM retired_files WHERE deleted_at IS NULL")
+        else:
+            rows = self._db.execute(
+                "SELECT path FROM retired_files WHERE deleted_at IS NULL AND retired_at <= ?", (retired_before,))
         return [r[0] for r in rows]
 
     def mark_deleted(self, paths: list[str]) -> None:

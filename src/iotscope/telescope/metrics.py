@@ -53,7 +53,7 @@ class SensorMetrics:
         self.spool_bytes = Gauge("iotscope_sensor_spool_bytes", "Bytes of capture files waiting in the spool.", registry=r)
         self.passes_lag = Gauge(
             "iotscope_sensor_passes_lag_seconds",
-            "Seconds from a file's commit until the analytics passes finished over it (NaN: passes not run).",
+            "Last analysis: seconds from the oldest commit it had not seen to its end (NaN: passes not run).",
             registry=r)
         self.passes_lag.set(float("nan"))
         self.paused = Gauge("iotscope_sensor_capture_paused", "1 while capture is paused (full spool, capture error).",

@@ -38,8 +38,8 @@ from iotscope.store.compaction import compact_hours, delete_retired
 from iotscope.store.packets import PacketStore
 from iotscope.store.retention import apply_retention, keep_text
 from iotscope.telescope.ingest import CAPTURE_SUFFIXES, FileReport, ingest_file
+from iotscope.telescope.live_analysis import ANALYZE_EVERY_SECONDS, AnalysisSchedule
 from iotscope.telescope.metrics import SensorMetrics
-from iotscope.telescope.passes.runner import analyze
 from iotscope.telescope.store_worker import StoreWorker
 
 #: Below this much free space in the spool, capture does not start (a minute of a busy link fits).
@@ -64,6 +64,11 @@ class SensorConfig:
     store: Path
     keep: timedelta | None = None  # retention; None keeps everything
     maintenance_seconds: float = MAINTENANCE_SECONDS
+    analyze_every: float = ANALYZE_EVERY_SECONDS  # see iotscope.telescope.live_analysis
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.analyze_every <= 86400:
+            raise SensorError(f"--analyze-every must be between 0 and 86400 seconds, got {self.analyze_every:g}")
 
 
 @dataclass
@@ -76,18 +81,7 @@ class SensorSummary:
     kernel_drops: int = 0
     drops_unknown: int = 0  # capture sessions that ended without a drop report (killed)
     rejected: list[Path] = field(default_factory=list)
-
-
-def analyze_committed(store: PacketStore, log: Callable[[str], None]) -> bool:
-    """Run the analytics passes (``iotscope analyze``) over what the last commit changed; True when
-    they ran. A failure (a full disk) is a warning: capture and ingest go on, and the next commit's
-    analysis picks up every hour still stale, since the runner tracks analysed hours itself."""
-    try:
-        analyze(store.root)
-    except IotscopeError as exc:
-        log(f"warning: analysis after ingest failed: {exc}")
-        return False
-    return True
+    analyses: int = 0  # runs of the analytics passes
 
 
 def spooled_files(spool: Path) -> list[Path]:
@@ -140,6 +134,7 @@ class Sensor:
         self._spool = config.capture.spool
         self._counted = 0  # packets of the current capture session already added to the totals
         self._ring: DumpcapRing | None = None  # the current capture session
+        self._analysis = AnalysisSchedule(config.analyze_every)
 
     def run(self, stop: threading.Event) -> SensorSummary:
         """Capture and ingest until ``stop``; raises ``IotscopeError`` (one line) if it cannot start.
@@ -160,11 +155,15 @@ class Sensor:
                     self.log(f"ingesting {len(backlog)} file(s) left in the spool by an earlier run")
                 for path in backlog:
                     self._ingest(path, store)
+                self._analysis.committed()  # once at start: whatever an earlier run left unanalysed
+                self._analyze(store)
                 self._loop(ring, lock, store, stop)
+                self._analyze(store)  # after the last ingest: the store is analysed when the sensor ends
         finally:
             if self._ring is not None and self._ring.running():  # an error: its file waits in the spool
                 self._ring.stop()
             os.close(lock)
+            self.summary.analyses = self._analysis.runs
         return self.summary
 
     def _start_capture(self, lock: int) -> DumpcapRing:
@@ -191,6 +190,7 @@ class Sensor:
             if ring is None:  # paused: ingest what is spooled, then try again
                 for path in spooled_files(self._spool):
                     self._ingest(path, store)
+                self._analyze(store, backlog=False)
                 if stop.wait(RETRY_SECONDS):
                     continue
                 ring = self._resume(lock)
@@ -199,6 +199,7 @@ class Sensor:
                     paused_since = None
                 continue
             self._ingest_closed(ring, store, stop)
+            self._analyze(store, backlog=not ring.closed.empty())
             if not ring.running() and not stop.is_set():
                 end = self._end_session(ring)
                 self._drain(ring, store)
@@ -218,18 +219,27 @@ class Sensor:
             return None
 
     def _ingest_closed(self, ring: DumpcapRing, store: StoreWorker, stop: threading.Event) -> None:
-        """Ingest files as dumpcap closes them; returns after ~0.5 s without one, or on stop."""
-        while not stop.is_set():
-            try:
-                path = ring.closed.get(timeout=0.5)
-            except queue.Empty:
-                self._refresh_gauges(ring)
-                return
-            if path is None:
-                ring.closed.put(None)  # keep the end marker for _drain
-                return
-            self._ingest(path, store)
+        """Ingest the next file dumpcap closes; returns after it, after ~0.5 s without one, or on stop
+        (one file per call, so analysis and maintenance get their turn however busy the link)."""
+        if stop.is_set():
+            return
+        try:
+            path = ring.closed.get(timeout=0.5)
+        except queue.Empty:
             self._refresh_gauges(ring)
+            return
+        if path is None:
+            ring.closed.put(None)  # keep the end marker for _drain
+            return
+        self._ingest(path, store)
+        self._refresh_gauges(ring)
+
+    def _analyze(self, store: StoreWorker, backlog: bool | None = None) -> None:
+        """Run the analytics passes when the schedule says so (``backlog``: files wait to be
+        ingested), or, with ``backlog`` None, whenever commits are pending (start and stop)."""
+        run = self._analysis.pending if backlog is None else self._analysis.due(backlog)
+        if run:
+            store.run(self._analysis.run, self.log, self.metrics)
 
     def _end_session(self, ring: DumpcapRing) -> str | None:
         end = ring.stop()
@@ -285,8 +295,8 @@ class Sensor:
             self.metrics.ingested.inc(report.packets)
         self.metrics.files.inc()
         self.metrics.ingest_lag.set(max(0.0, lag))
-        if analyze_committed(store, self.log):
-            self.metrics.passes_lag.set(time.time() - committed)
+        if report.status == "ingested" and report.packets:
+            self._analysis.committed()  # analysed later: see iotscope.telescope.live_analysis
         return report
 
     def _reject(self, path: Path, reason: str) -> None:

@@ -25,8 +25,9 @@ from pathlib import Path
 from iotscope.capture import CaptureError
 from iotscope.store.packets import PacketStore
 from iotscope.telescope.ingest import FileReport, capture_files, ingest_file
+from iotscope.telescope.live_analysis import ANALYZE_EVERY_SECONDS, AnalysisSchedule
 from iotscope.telescope.metrics import SensorMetrics
-from iotscope.telescope.sensor import MAINTENANCE_SECONDS, analyze_committed, maintain_store
+from iotscope.telescope.sensor import MAINTENANCE_SECONDS, maintain_store
 
 #: Seconds a file's size and mtime must stay unchanged before it counts as closed.
 DEFAULT_SETTLE_SECONDS = 5.0
@@ -70,12 +71,14 @@ class DirectoryWatch:
     """Polls a directory and ingests each capture once it is closed."""
 
     def __init__(self, directory: Path, store: PacketStore, settle: float = DEFAULT_SETTLE_SECONDS,
-                 metrics: SensorMetrics | None = None, log: Callable[[str], None] = print) -> None:
+                 metrics: SensorMetrics | None = None, log: Callable[[str], None] = print,
+                 analyze_every: float = ANALYZE_EVERY_SECONDS) -> None:
         self.directory = directory
         self.store = store
         self.settle = settle
         self.metrics = metrics or SensorMetrics()
         self.log = log
+        self.analysis = AnalysisSchedule(analyze_every)
         self._seen: dict[Path, tuple[int, int, float]] = {}  # path -> (size, mtime_ns, unchanged since)
         self._done: set[tuple[Path, int, int]] = set()  # (path, size, mtime_ns) handled
 
@@ -119,19 +122,24 @@ class DirectoryWatch:
         if report.status == "ingested":
             self.metrics.ingested.inc(report.packets)
         self.metrics.ingest_lag.set(max(0.0, time.time() - path.stat().st_mtime))
-        committed = time.time()
-        if analyze_committed(self.store, self.log):
-            self.metrics.passes_lag.set(time.time() - committed)
+        if report.status == "ingested" and report.packets:
+            self.analysis.committed()  # analysed later: see iotscope.telescope.live_analysis
         return report
 
     def run(self, stop: threading.Event, on_report: Callable[[FileReport], None] | None = None) -> None:
-        """Poll until ``stop`` is set; every ``MAINTENANCE_SECONDS`` compact the hours that ended."""
+        """Poll until ``stop`` is set; every ``MAINTENANCE_SECONDS`` compact the hours that ended.
+        Analysis: once at start (what an earlier run left), on the schedule, and once at the end."""
+        self.analysis.committed()
+        self.analysis.run(self.store, self.log, self.metrics)
         next_maintenance = time.monotonic() + MAINTENANCE_SECONDS
         while not stop.is_set():
             for report in self.poll():
                 if on_report is not None:
                     on_report(report)
+            self.analysis.run_if_due(self.store, False, self.log, self.metrics)
             if time.monotonic() >= next_maintenance:
                 maintain_store(self.store, timedelta(minutes=5), None, self.log)
                 next_maintenance = time.monotonic() + MAINTENANCE_SECONDS
             stop.wait(POLL_SECONDS)
+        if self.analysis.pending:
+            self.analysis.run(self.store, self.log, self.metrics)
