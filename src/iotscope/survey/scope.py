@@ -53,8 +53,8 @@ from iotscope.survey.addresses import (
     parse_address,
     special_purpose_of_family,
 )
-from iotscope.textfile import read_text_file
 from iotscope.survey.tomlfile import array_of_tables, entry_table, load_toml, required_string
+from iotscope.textfile import read_text_file
 
 #: Cap on a blocklist file: 64 MiB, some three million lines of opt-outs.
 BLOCKLIST_MAX_BYTES = 64 << 20
