@@ -21,9 +21,9 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
+from iotscope.simulate.capture_fuzzing import build_seeds, check_capture, mutate
 
+ROOT = Path(__file__).resolve().parents[2]
 OUT = ROOT / "bench" / "out"
 
 
@@ -51,8 +51,6 @@ class Tally:
 def one_input(seeds: list, pick: int, operations: list[tuple[int, int, int, int]], work: Path,
               block_bytes: int, tally: Tally, patch: tuple[int, bytes] = (0, b"")) -> None:
     """Mutate a seed, overwrite it with ``patch`` (position, raw fuzzer bytes) and check the result."""
-    from tests.capture.fuzzing import check_capture, mutate
-
     seed = seeds[pick % len(seeds)]
     data, compress = mutate(seed, operations)
     if patch[1] and data:
@@ -88,8 +86,6 @@ def main() -> None:
                      reader.CaptureReader._recognise, reader.CaptureReader._fill, reader.CaptureReader._finish,
                      reader._in_time_range, source.ByteSource.readinto):
             atheris.instrument_func(func)
-    from tests.capture.fuzzing import build_seeds
-
     seeds = build_seeds(work)
     tally = Tally()
     deadline = time.perf_counter() + args.seconds

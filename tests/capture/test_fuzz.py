@@ -1,5 +1,5 @@
 """Fuzzing the capture readers: mutated real captures never raise past CaptureError, hang, or hand out
-a record outside its buffer (the oracle and the mutations are in ``fuzzing.py``).
+a record outside its buffer (the oracle and the mutations are in :mod:`iotscope.simulate.capture_fuzzing`).
 
 The number of inputs is ``IOTSCOPE_FUZZ_EXAMPLES`` (default 2,500: about 25 s here); the longer
 runs are in BENCHMARKS.md. A hang is caught by the thread timeout, which kills the run with stacks.
@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from .fuzzing import Seed, build_seeds, check_capture, mutate
+from iotscope.simulate.capture_fuzzing import Seed, build_seeds, check_capture, mutate
 
 EXAMPLES = int(os.environ.get("IOTSCOPE_FUZZ_EXAMPLES", "2500"))
 OPERATION = st.tuples(st.integers(0, 8), st.integers(0, 1 << 20), st.integers(0, 1 << 16), st.integers(0, 1 << 20))

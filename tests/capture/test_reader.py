@@ -13,8 +13,9 @@ from hypothesis import strategies as st
 
 from iotscope.capture import CaptureError, open_capture
 from iotscope.capture.writer import block_from_frames, write_pcap, write_pcapng
+from iotscope.simulate.capture_fuzzing import random_block
 
-from .tools import assert_same_records, random_block, read_capture, reader_records, tshark_records
+from .tools import assert_same_records, read_capture, reader_records, tshark_records
 
 
 @pytest.mark.parametrize("compress", [False, True])

@@ -17,8 +17,9 @@ from iotscope.capture.writer import (
     write_pcap,
     write_pcapng,
 )
+from iotscope.simulate.capture_fuzzing import random_block
 
-from .tools import WTAP_ENCAP, frames_of, random_block, tshark_records
+from .tools import WTAP_ENCAP, frames_of, tshark_records
 
 
 def expected_records(block, resolution_us: int = 1) -> list[tuple[int, int, int, int]]:

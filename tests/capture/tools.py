@@ -8,21 +8,9 @@ from pathlib import Path
 import numpy as np
 
 from iotscope.capture import CaptureBlock, CaptureStats, open_capture
-from iotscope.capture.writer import block_from_frames
 
 #: tshark's frame.encap_type (wiretap's numbering) for the LINKTYPE values the tests use.
 WTAP_ENCAP = {1: 1, 101: 7, 113: 25}
-BASE_TS_US = 1_700_000_000_000_000
-
-
-def random_block(n: int, seed: int = 0, linktypes: tuple[int, ...] = (1,)) -> CaptureBlock:
-    """``n`` frames of random bytes and lengths 1..300 (so pcapng padding of every size occurs)."""
-    rng = np.random.default_rng(seed)
-    lengths = rng.integers(1, 301, n)
-    frames = [rng.integers(0, 256, int(k), dtype=np.uint8).tobytes() for k in lengths]
-    ts = BASE_TS_US + np.cumsum(rng.integers(0, 3_000_000, n))
-    wirelen = lengths + rng.integers(0, 2, n) * 40  # some frames "cut by the snap length"
-    return block_from_frames(frames, ts, rng.choice(linktypes, n), wirelen=wirelen)
 
 
 def frames_of(block: CaptureBlock) -> list[bytes]:

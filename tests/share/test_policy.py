@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 
 from iotscope.share.policy import PolicyError, default_policy, load_policy, parse_policy
+from tests.share.cli import iotscope, one_line_error
+from tests.user_files import KINDS, unsuitable_file
 
 GOOD = """
 tlp = "amber"
@@ -55,5 +57,23 @@ def test_bad_policies(change: tuple[str, str], message: str) -> None:
 
 
 def test_unreadable_policy(tmp_path: Path) -> None:
-    with pytest.raises(PolicyError, match="cannot read policy"):
+    with pytest.raises(PolicyError, match="policy not found"):
         load_policy(tmp_path / "missing.toml")
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_policy_that_is_no_regular_file_is_one_line_exit_2(kind: str, tmp_path: Path) -> None:
+    # A FIFO used to hang `share export` forever and /dev/zero to fill memory (Path.read_text).
+    path, words = unsuitable_file(kind, tmp_path)
+    error = one_line_error(iotscope("share", "export", "--store", tmp_path / "store", "--policy", path, timeout=60))
+    assert str(path) in error and "policy" in error and words in error, error
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_key_that_is_no_regular_file_is_one_line_exit_2(kind: str, tmp_path: Path) -> None:
+    policy = tmp_path / "policy.toml"
+    policy.write_text(GOOD)
+    path, words = unsuitable_file(kind, tmp_path)
+    error = one_line_error(iotscope("share", "export", "--store", tmp_path / "store", "--policy", policy,
+                                    "--key", path, timeout=60))
+    assert str(path) in error and "anonymization key" in error and words in error, error

@@ -18,7 +18,8 @@ import stix2validator
 
 from iotscope.lifetime import end_with_parent
 from iotscope.share.collect import collect
-from iotscope.share.feeds import read_feed
+from iotscope.share.errors import ShareError
+from iotscope.share.feeds import FEED_MAX_BYTES, read_feed
 from iotscope.share.policy import default_policy
 from iotscope.share.scoring import ScoringConfig
 from iotscope.share.stix import build_bundle, bundle_json
@@ -28,6 +29,7 @@ from iotscope.share.taxii_server import (
     INDICATORS_COLLECTION,
 )
 from tests.share.cli import iotscope, one_line_error
+from tests.user_files import KINDS, unsuitable_file
 
 PASSWORD = "correct horse"
 ENV = {**os.environ, "IOTSCOPE_TAXII_PASSWORD": PASSWORD}
@@ -149,3 +151,26 @@ def test_unreachable_server_is_one_line_exit_2(tmp_path: Path) -> None:
     err = one_line_error(iotscope("share", "push", "--taxii", url, "--collection", INBOX_COLLECTION,
                                   "--bundle", bundle_file, env=ENV))
     assert "cannot reach TAXII server" in err
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_push_of_a_bundle_that_is_no_regular_file_is_one_line_exit_2(kind: str, tmp_path: Path) -> None:
+    # Refused before anything is sent: the TAXII address is never contacted.
+    path, words = unsuitable_file(kind, tmp_path, FEED_MAX_BYTES)
+    error = one_line_error(iotscope("share", "push", "--taxii", "http://127.0.0.1:9/taxii2/", "--collection", "c",
+                                    "--bundle", path, timeout=60))
+    assert str(path) in error and "STIX bundle" in error and words in error, error
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("kind", ["fifo", "directory"])
+def test_feed_that_is_no_regular_file_is_refused_in_one_line(kind: str, tmp_path: Path) -> None:
+    path, words = unsuitable_file(kind, tmp_path)
+    for name in (path.with_suffix(".csv"), path.with_suffix(".json")):
+        if kind == "fifo":
+            os.mkfifo(name)
+        else:
+            name.mkdir()
+        with pytest.raises(ShareError) as info:
+            read_feed(name)
+        assert str(info.value) == f"{name}: cannot read feed {words}", info.value

@@ -18,6 +18,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -44,6 +45,7 @@ from iotscope.survey.probes.registry import probes
 from iotscope.survey.report import export_report
 from iotscope.survey.run import run_survey
 from iotscope.survey.scope import Scope
+from tests.process_table import running
 
 from .conftest import write_scope
 from .probes.fake_devices import loopback_scope
@@ -300,3 +302,38 @@ def test_two_connections_per_device_overlap_the_fail_delays_of_a_slow_login(slow
     ftp = asyncio.run(probes()["ftp"](loopback_scope(), FTP_HOST, ftp_port, SLOW_LIST, limits))
     assert (ftp.status, ftp.credential_id) == ("vulnerable", "mirai-61"), ftp
     assert ftp.banner == "220 (vsFTPd 3.0.3)", ftp.banner
+
+
+_PARENT = """
+import sys
+from pathlib import Path
+from iotscope.simulate.devices.real_daemons import accounts, free_port, in_namespace, wait_listening
+directory = Path(sys.argv[1])
+passwd, shadow = accounts(directory, "tech")
+port = free_port("127.0.0.73")
+telnetd = in_namespace(passwd, shadow, ["busybox", "telnetd", "-F", "-p", str(port), "-b", "127.0.0.73"])
+wait_listening("127.0.0.73", port, telnetd)
+print(telnetd.pid, flush=True)
+sys.stdin.read()  # until killed
+"""
+
+
+@needs_namespace
+def test_daemons_end_with_their_parent_on_kill_9(tmp_path: Path) -> None:
+    # A parent killed with SIGKILL never calls stop_daemons: the daemon used to live on, its port taken.
+    parent = subprocess.Popen([sys.executable, "-c", _PARENT, str(tmp_path)], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        daemon = int(parent.stdout.readline())
+        assert running(daemon)
+        os.kill(parent.pid, signal.SIGKILL)
+        parent.wait(timeout=10)
+        deadline = time.monotonic() + 10
+        while running(daemon) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        alive = running(daemon)
+    finally:
+        parent.kill()
+    if alive:
+        os.killpg(daemon, signal.SIGKILL)
+    assert not alive, f"daemon {daemon} outlived its parent's kill -9"

@@ -11,6 +11,8 @@ import pytest
 
 from iotscope.errors import IotscopeError
 from iotscope.telescope.categories import OTHER, CategoryError, load_categories
+from tests.share.cli import iotscope, one_line_error
+from tests.user_files import KINDS, unsuitable_file
 
 TCP, UDP, ICMP = 6, 17, 1
 
@@ -84,7 +86,7 @@ def test_bad_files_one_line_naming_file_and_entry(tmp_path: Path, text: str, nee
 
 
 def test_missing_file(tmp_path: Path) -> None:
-    with pytest.raises(CategoryError, match="cannot read category file"):
+    with pytest.raises(CategoryError, match="category file not found"):
         load_categories(tmp_path / "absent.toml")
 
 
@@ -110,3 +112,22 @@ def test_duckdb_join_matches_numpy_lookup() -> None:
     from_sql = [r[0] for r in con.execute(sql).fetchall()]
     assert from_sql == _names(t, protos, ports)
     assert from_sql.count("iot") > 0 and from_sql.count(OTHER) > 0
+
+
+@pytest.fixture(scope="module")
+def small_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real store of a small simulated capture, not analysed (so `analyze` has hours to do)."""
+    root = tmp_path_factory.mktemp("categories-store")
+    for args in (("simulate", "--out", root / "d.pcap", "--packets", "2000", "--hours", "1", "--seed", "3"),
+                 ("ingest", root / "d.pcap", "--store", root / "store", "--no-analyze")):
+        result = iotscope(*args)
+        assert result.returncode == 0, result.stderr
+    return root / "store"
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_categories_that_are_no_regular_file_are_one_line_exit_2(kind: str, small_store: Path, tmp_path: Path) -> None:
+    # A FIFO used to hang `analyze --categories` forever and /dev/zero to fill memory (Path.read_text).
+    path, words = unsuitable_file(kind, tmp_path)
+    error = one_line_error(iotscope("analyze", "--store", small_store, "--categories", path, timeout=60))
+    assert str(path) in error and "category file" in error and words in error, error

@@ -14,6 +14,7 @@ import pytest
 
 from iotscope.errors import IotscopeError
 from iotscope.telescope.scanners import ScannerListError, load_research_scanners
+from tests.user_files import KINDS, unsuitable_file
 
 
 def v4(*texts: str) -> np.ndarray:
@@ -104,3 +105,13 @@ def test_bad_lists_one_line(tmp_path: Path, body: str, needle: str) -> None:
     assert isinstance(info.value, IotscopeError)
     message = str(info.value)
     assert "\n" not in message and str(f) in message and needle in message, message
+
+
+@pytest.mark.timeout(60)  # a FIFO used to block the open forever
+@pytest.mark.parametrize("kind", KINDS)
+def test_list_that_is_no_regular_file_is_refused_in_one_line(kind: str, tmp_path: Path) -> None:
+    path, words = unsuitable_file(kind, tmp_path)
+    with pytest.raises(ScannerListError) as info:
+        load_research_scanners(path)
+    message = str(info.value)
+    assert "\n" not in message and str(path) in message and "scanner list" in message and words in message, message

@@ -222,6 +222,7 @@ def push(
 ) -> None:
     """Push a bundle (or the store's export) to a TAXII 2.1 collection. Password: IOTSCOPE_TAXII_PASSWORD."""
     from iotscope.share.collect import stix_bundle
+    from iotscope.share.feeds import read_bundle
     from iotscope.share.stix import indicators_from_bundle
     from iotscope.share.taxii import push as push_bundle
 
@@ -229,10 +230,7 @@ def push(
         fail("give exactly one of --bundle FILE or --store DIR")
     try:
         if bundle_file is not None:
-            try:
-                data = json.loads(bundle_file.read_text(encoding="utf-8"))
-            except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-                fail(f"{bundle_file}: malformed STIX ({getattr(exc, 'strerror', None) or exc})")
+            data = read_bundle(bundle_file)
             indicators_from_bundle(data, str(bundle_file), bundle_file.stem)  # refuses malformed STIX before sending
         else:
             shareable = _shareable(store, policy, key, feed, sensor, half_life_days, None)

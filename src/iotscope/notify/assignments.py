@@ -28,7 +28,7 @@ from pathlib import Path
 from iotscope.notify.errors import NotifyError
 from iotscope.notify.orgs import LANGUAGES
 from iotscope.survey.addresses import canonical_address
-from iotscope.survey.textfile import read_text_file
+from iotscope.textfile import read_text_file
 
 #: Cap on an assignments file: 256 MiB, some three million sessions.
 ASSIGNMENTS_MAX_BYTES = 256 << 20

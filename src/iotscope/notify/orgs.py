@@ -17,7 +17,7 @@ tie-break). Format::
     language = "ja"                   # ja or en: the language of its mails and notices
     token_sha256 = "9f86d0...0f00a08" # optional: SHA-256 (hex) of its API token (web API, later)
 
-The file must be a regular file of at most 1 MiB (:mod:`iotscope.survey.textfile`). Every
+The file must be a regular file of at most 1 MiB (:mod:`iotscope.textfile`). Every
 problem is one :class:`~iotscope.notify.errors.NotifyError` naming the file, the entry and the key.
 """
 

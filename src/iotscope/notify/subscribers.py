@@ -24,7 +24,7 @@ from iotscope.notify.errors import NotifyError
 from iotscope.notify.outbox import write_file
 from iotscope.notify.templates import render
 from iotscope.spreadsheet import csv_text
-from iotscope.survey.textfile import read_text_file
+from iotscope.textfile import read_text_file
 
 FINDINGS_MAX_BYTES = 64 << 20
 _NEEDED = ("tracking_id", "timestamp", "ip", "port", "protocol")

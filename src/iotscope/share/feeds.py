@@ -10,7 +10,9 @@ CSV (one indicator per row, header required; only ``value`` is mandatory)::
 modification time; ``sightings`` to 1; ``source`` (the feed's name, which counts as one
 independent source in scoring) to the file's stem. STIX 2.1 bundles (``.json``) are read by
 :func:`iotscope.share.stix.indicators_from_bundle`. A malformed row or bundle is refused with
-one line naming the file and the row; nothing of the file is used then.
+one line naming the file and the row; nothing of the file is used then. A feed is read only if it is a
+regular file of at most :data:`FEED_MAX_BYTES` (:mod:`iotscope.textfile`): a FIFO or ``/dev/zero``
+given as ``--feed`` is refused at once instead of hanging or filling memory.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import csv
 import json
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from iotscope.share.errors import ShareError
 from iotscope.share.indicators import (
@@ -29,14 +32,18 @@ from iotscope.share.indicators import (
     parse_time,
 )
 from iotscope.share.stix import indicators_from_bundle
+from iotscope.textfile import read_text_file
+
+#: Cap for one feed or STIX bundle file: large public C&C feeds are a few MiB; every row becomes an object.
+FEED_MAX_BYTES = 64 << 20
 
 
 def read_csv_feed(path: Path) -> list[Indicator]:
+    text = read_text_file(path, "feed", ShareError, max_bytes=FEED_MAX_BYTES)
     try:
-        text = path.read_text(encoding="utf-8")
         default_time = datetime.fromtimestamp(path.stat().st_mtime, tz=UTC)
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ShareError(f"{path}: cannot read feed ({getattr(exc, 'strerror', None) or exc})") from None
+    except OSError as exc:
+        raise ShareError(f"{path}: cannot read feed ({exc.strerror or exc})") from None
     reader = csv.DictReader(text.splitlines())
     if reader.fieldnames is None or "value" not in reader.fieldnames:
         raise ShareError(f"{path}: a CSV feed needs a header with a 'value' column")
@@ -75,10 +82,14 @@ def read_feed(path: Path) -> list[Indicator]:
     """The indicators of one feed file: ``.csv`` or a STIX 2.1 bundle (``.json``/``.stix``)."""
     if path.suffix.lower() == ".csv":
         return read_csv_feed(path)
+    return indicators_from_bundle(read_bundle(path, "feed"), str(path), default_source=path.stem)
+
+
+def read_bundle(path: Path, what: str = "STIX bundle") -> Any:
+    """The JSON document in ``path`` (a regular file of at most :data:`FEED_MAX_BYTES`), not yet validated
+    as STIX; ``what`` names the file in the one-line refusal."""
+    text = read_text_file(path, what, ShareError, max_bytes=FEED_MAX_BYTES)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ShareError(f"{path}: cannot read feed ({getattr(exc, 'strerror', None) or exc})") from None
+        return json.loads(text)
     except json.JSONDecodeError as exc:
         raise ShareError(f"{path}: malformed STIX (not JSON: {exc.msg} at line {exc.lineno})") from None
-    return indicators_from_bundle(data, str(path), default_source=path.stem)

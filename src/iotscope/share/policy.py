@@ -25,6 +25,7 @@ from importlib import resources
 from pathlib import Path
 
 from iotscope.share.errors import ShareError
+from iotscope.textfile import read_text_file
 
 METHODS: tuple[str, ...] = ("raw", "cryptopan", "truncate24", "truncate16", "hmac", "drop")
 #: Fields and the methods each accepts: a domain has no prefix to preserve or truncate.
@@ -70,14 +71,11 @@ def default_policy() -> Policy:
 
 
 def load_policy(path: Path | None) -> Policy:
-    """The policy in ``path``, or the shipped default when None."""
+    """The policy in ``path`` (a regular file of at most 1 MiB, see :mod:`iotscope.textfile`), or the shipped
+    default when None."""
     if path is None:
         return default_policy()
-    try:
-        text = Path(path).read_text()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise PolicyError(f"{path}: cannot read policy ({getattr(exc, 'strerror', None) or exc})") from None
-    return parse_policy(text, str(path))
+    return parse_policy(read_text_file(Path(path), "policy", PolicyError), str(path))
 
 
 def parse_policy(text: str, source: str) -> Policy:

@@ -13,8 +13,8 @@ from importlib import resources
 from pathlib import Path
 
 from iotscope.errors import IotscopeError
-from iotscope.survey.textfile import read_text_file
 from iotscope.survey.tomlfile import array_of_tables, entry_table, parse_toml
+from iotscope.textfile import read_text_file
 
 _ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 #: Printable ASCII only: a CR/LF inside a username would let a credential file inject commands

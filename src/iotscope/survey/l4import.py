@@ -15,7 +15,7 @@ Formats (detected from the content):
 * masscan ``-oJ`` (a JSON array, or masscan's older line-per-object output with trailing commas).
 
 The file is read as a regular file of at most :data:`IMPORT_MAX_BYTES` (see
-:mod:`iotscope.survey.textfile`). Whatever it holds, the only error that leaves this module is
+:mod:`iotscope.textfile`). Whatever it holds, the only error that leaves this module is
 :class:`L4ImportError`, one line with the file and line number (a fuzz test holds it to that).
 """
 
@@ -32,7 +32,7 @@ from iotscope.errors import IotscopeError
 from iotscope.survey.addresses import canonical_address
 from iotscope.survey.journal import OpenPort
 from iotscope.survey.scope import OutOfScopeError, Scope
-from iotscope.survey.textfile import read_text_file, read_user_bytes
+from iotscope.textfile import read_text_file, read_user_bytes
 
 #: Cap on an imported zmap/masscan file: 256 MiB, some ten million open ports in zmap's CSV.
 IMPORT_MAX_BYTES = 256 << 20

@@ -27,7 +27,7 @@ a typo such as ``0.0.0.0/0`` can then never silently authorize private or loopba
 the flag cannot be set on a range that is mostly public either (that is a load error).
 
 Both files must be regular files; the scope file may have 1 MiB at most, the blocklist
-:data:`BLOCKLIST_MAX_BYTES` (see :mod:`iotscope.survey.textfile`).
+:data:`BLOCKLIST_MAX_BYTES` (see :mod:`iotscope.textfile`).
 """
 
 from __future__ import annotations
@@ -53,8 +53,8 @@ from iotscope.survey.addresses import (
     parse_address,
     special_purpose_of_family,
 )
-from iotscope.survey.textfile import read_text_file
 from iotscope.survey.tomlfile import array_of_tables, entry_table, load_toml, required_string
+from iotscope.textfile import read_text_file
 
 #: Cap on a blocklist file: 64 MiB, some three million lines of opt-outs.
 BLOCKLIST_MAX_BYTES = 64 << 20

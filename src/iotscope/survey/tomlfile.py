@@ -14,12 +14,12 @@ from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
-from iotscope.survey.textfile import read_text_file
+from iotscope.textfile import read_text_file
 
 
 def load_toml(path: Path, what: str, error: type[Exception], top_level_keys: Collection[str]) -> dict[str, Any]:
     """The document in the file ``path`` (a regular file of at most 1 MiB, see
-    :mod:`iotscope.survey.textfile`), its top-level keys limited to ``top_level_keys``."""
+    :mod:`iotscope.textfile`), its top-level keys limited to ``top_level_keys``."""
     origin = str(path)
     document = parse_toml(read_text_file(path, what, error), origin, error)
     unknown = set(document) - set(top_level_keys)

@@ -47,6 +47,7 @@ import pyarrow as pa
 
 from iotscope.errors import IotscopeError
 from iotscope.store.summaries import CATEGORIES
+from iotscope.textfile import read_text_file
 
 #: Protocol names a category file may use, with their IP protocol numbers.
 PROTOCOLS: dict[str, int] = {"tcp": 6, "udp": 17}
@@ -141,10 +142,7 @@ def _read(path: Path | None) -> tuple[dict[str, Any], str]:
     if path is None:
         ref = resources.files("iotscope.telescope").joinpath(DEFAULT_CATEGORIES)
         return tomllib.loads(ref.read_text(encoding="utf-8")), DEFAULT_CATEGORIES
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise CategoryError(f"{path}: cannot read category file: {getattr(exc, 'strerror', None) or exc}") from None
+    text = read_text_file(Path(path), "category file", CategoryError)
     try:
         return tomllib.loads(text), str(path)
     except tomllib.TOMLDecodeError as exc:

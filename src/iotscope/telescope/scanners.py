@@ -34,6 +34,7 @@ import numpy as np
 import pyarrow as pa
 
 from iotscope.errors import IotscopeError
+from iotscope.textfile import read_text_file
 
 DEFAULT_SCANNERS = "data/research_scanners.toml"
 
@@ -119,10 +120,7 @@ def _read(path: Path | None) -> tuple[dict[str, Any], str]:
     if path is None:
         ref = resources.files("iotscope.telescope").joinpath(DEFAULT_SCANNERS)
         return tomllib.loads(ref.read_text(encoding="utf-8")), DEFAULT_SCANNERS
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ScannerListError(f"{path}: cannot read scanner list: {getattr(exc, 'strerror', None) or exc}") from None
+    text = read_text_file(Path(path), "scanner list", ScannerListError)
     try:
         return tomllib.loads(text), str(path)
     except tomllib.TOMLDecodeError as exc:

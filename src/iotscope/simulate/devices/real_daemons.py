@@ -7,7 +7,14 @@ survey's tests and its slow-login benchmark both need them, started the same way
 The account exists only inside a private mount namespace (``unshare -m``) in which temporary
 copies of /etc/passwd and /etc/shadow, with the account added, are bind-mounted over the real
 ones: the daemons and the login programs they start see the account, the machine does not. Needs
-root. Each daemon runs in its own process group; the caller stops them with :func:`stop_daemons`.
+root. Each daemon runs in its own process group; the caller stops them with :func:`stop_daemons`,
+and a caller killed with SIGKILL (which stops nothing) takes them with it: each daemon gets SIGKILL
+from the kernel when its parent dies (:mod:`iotscope.lifetime`), so no daemon outlives a killed test
+or benchmark holding its loopback port. ``PR_SET_PDEATHSIG`` survives the ``exec`` of ``unshare``, ``sh``
+and the daemon (none raises privileges), but it follows the *thread* that started the daemon: call
+:func:`in_namespace` from a thread that lives as long as the daemon should (the main thread).
+The sessions a daemon forks are not covered by the signal; they end when their client's connection
+closes (telnetd's login also on the hang-up of its terminal when telnetd dies).
 """
 
 from __future__ import annotations
@@ -20,6 +27,8 @@ import subprocess
 import time
 from collections.abc import Iterable
 from pathlib import Path
+
+from iotscope.lifetime import end_with_parent
 
 #: The throwaway account; with password :data:`WEAK_PASSWORD` it is Mirai's pair tech/tech (``mirai-61``).
 ACCOUNT = "tech"
@@ -67,11 +76,13 @@ def accounts(directory: Path, password: str, home: Path | None = None) -> tuple[
 def in_namespace(passwd: Path, shadow: Path, command: list[str]) -> subprocess.Popen:
     """Start ``command`` in a private mount namespace that sees ``passwd`` and ``shadow`` as /etc's."""
     script = 'mount --bind "$1" /etc/passwd && mount --bind "$2" /etc/shadow && shift 2 && exec "$@"'
+    parent = os.getpid()
     return subprocess.Popen(
         ["unshare", "-m", "--propagation", "private", "sh", "-c", script, "sh", str(passwd), str(shadow), *command],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         start_new_session=True,  # its own process group: the daemon and the sessions it forks
+        preexec_fn=lambda: end_with_parent(parent),  # noqa: PLW1509  dies with its parent, even on kill -9
     )
 
 

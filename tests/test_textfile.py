@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from iotscope.survey.textfile import DEFAULT_MAX_BYTES, read_text_file, read_user_bytes
+from iotscope.textfile import DEFAULT_MAX_BYTES, read_text_file, read_user_bytes
 
 
 class _Error(Exception):

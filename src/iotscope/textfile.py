@@ -1,4 +1,7 @@
-"""Reading the files a user names (scope, blocklist, credentials, zmap/masscan output).
+"""Reading the files a user names (scope, blocklist, credentials, zmap/masscan output, category and
+research-scanner lists, sharing policies, feeds and keys).
+
+Both halves and ``share`` read user files, so the one reader lives at the package top level.
 
 A missing, unreadable or unsuitable file is the user's mistake, not a bug: it must end as one
 line naming the file and what it was meant to be, raised as the caller's own typed error (which

@@ -8,9 +8,12 @@ truncations, splices and gzip, so a few thousand inputs reach the reader's corne
 
 :func:`check_capture` is the oracle: a capture either is refused when opened with a one-line
 :class:`CaptureError`, or reads to its end without any exception, every record it hands out lying
-inside its block's buffer with a time in range, and the counts adding up. ``test_fuzz.py`` drives it
-with hypothesis in every test run; ``bench/fuzz/capture_fuzz.py`` runs it for minutes (atheris or
-hypothesis).
+inside its block's buffer with a time in range, and the counts adding up (checked with ``assert``:
+a broken promise is an AssertionError, which both drivers report with the input).
+``tests/capture/test_fuzz.py`` drives it with hypothesis in every test run;
+``bench/fuzz/capture_fuzz.py`` runs it for minutes (atheris or random). It lives in the package,
+beside the other synthetic captures, because both of them use it and a benchmark must not import
+the tests.
 """
 
 from __future__ import annotations
@@ -24,14 +27,13 @@ from pathlib import Path
 
 import numpy as np
 
-from iotscope.capture import CaptureError, open_capture
+from iotscope.capture import CaptureBlock, CaptureError, open_capture
 from iotscope.capture.records import MAX_RECORD_BYTES, TS_END_US, TS_MIN_US
-from iotscope.capture.writer import write_pcap, write_pcapng
+from iotscope.capture.writer import block_from_frames, write_pcap, write_pcapng
 from iotscope.simulate.darknet import DarknetConfig, simulate_darknet
 
-from .tools import random_block
-
 SECOND = 1_700_000_000
+BASE_TS_US = SECOND * 1_000_000
 #: Values that sit on or just past the limits the readers check.
 INTERESTING_U32 = (0, 1, 3, 4, 11, 12, 13, 16, 20, 24, 27, 28, 31, 32, 33, 0x7F, 0xFF, 0xFFFF, 0x10000,
                    262_144, 262_145, MAX_RECORD_BYTES, MAX_RECORD_BYTES + 4, 0x7FFFFFFF, 0x80000000, 0xFFFFFFFC,
@@ -62,6 +64,16 @@ class Seed:
 
 
 # ---- seeds -----------------------------------------------------------------------------------
+
+
+def random_block(n: int, seed: int = 0, linktypes: tuple[int, ...] = (1,)) -> CaptureBlock:
+    """``n`` frames of random bytes and lengths 1..300 (so pcapng padding of every size occurs)."""
+    rng = np.random.default_rng(seed)
+    lengths = rng.integers(1, 301, n)
+    frames = [rng.integers(0, 256, int(k), dtype=np.uint8).tobytes() for k in lengths]
+    ts = BASE_TS_US + np.cumsum(rng.integers(0, 3_000_000, n))
+    wirelen = lengths + rng.integers(0, 2, n) * 40  # some frames "cut by the snap length"
+    return block_from_frames(frames, ts, rng.choice(linktypes, n), wirelen=wirelen)
 
 
 def _block(order: str, block_type: int, body: bytes) -> bytes:
