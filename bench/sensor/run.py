@@ -33,14 +33,17 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "bench"))
-sys.path.insert(0, str(ROOT))
-from common import machine  # noqa: E402
+from common import machine
 
-from iotscope.simulate.darknet import DarknetConfig, simulate_darknet  # noqa: E402
-from iotscope.store.packets import PacketStore  # noqa: E402
-from iotscope.store.query import connect  # noqa: E402
-from iotscope.store.state import StoreError  # noqa: E402
-from tests.telescope.netns import VethNamespace, missing_tools, veth_namespace  # noqa: E402
+from iotscope.simulate.darknet import DarknetConfig, simulate_darknet
+from iotscope.simulate.veth_namespace import (
+    VethNamespace,
+    missing_tools,
+    veth_namespace,
+)
+from iotscope.store.packets import PacketStore
+from iotscope.store.query import connect
+from iotscope.store.state import StoreError
 
 TOOLS = ("sensor", "tcpdump", "dumpcap")
 SNAPLEN, BUFFER_MIB = "160", 64

@@ -16,7 +16,11 @@ from pathlib import Path
 import pytest
 
 from iotscope.capture.live import CaptureSettings, LiveCaptureError
-from tests.telescope.netns import VethNamespace, missing_tools, veth_namespace
+from iotscope.simulate.veth_namespace import (
+    VethNamespace,
+    missing_tools,
+    veth_namespace,
+)
 from tests.telescope.test_sensor import gone
 
 pytestmark = pytest.mark.skipif(bool(missing_tools()), reason=f"needs {', '.join(missing_tools())}")

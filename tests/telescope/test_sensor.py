@@ -21,11 +21,15 @@ from pathlib import Path
 import pytest
 
 from iotscope.simulate.darknet import DarknetConfig, simulate_darknet
+from iotscope.simulate.veth_namespace import (
+    VethNamespace,
+    missing_tools,
+    veth_namespace,
+)
 from iotscope.store.packets import PacketStore
 from iotscope.store.query import connect
 from iotscope.telescope.ingest import ingest
 from iotscope.telescope.passes.runner import analyze
-from tests.telescope.netns import VethNamespace, missing_tools, veth_namespace
 
 pytestmark = pytest.mark.skipif(bool(missing_tools()), reason=f"needs {', '.join(missing_tools())}")
 
