@@ -59,3 +59,8 @@ class ResultCache:
                         old, _ = self._answers.popitem(last=False)
                         self._key_locks.pop(old, None)
             return answer
+
+    def peek(self, generation: Generation, key: Hashable) -> Any | None:
+        """The answer kept for ``key`` in ``generation``, or None; never computes (the prewarm's tests ask)."""
+        with self._lock:
+            return self._answers.get(key) if generation == self._generation else None
