@@ -312,7 +312,11 @@ def map_points(con: duckdb.DuckDBPyConnection, window: int, limit: int, scope: A
                sources: bool = True) -> dict[str, Any]:
     """Packets per source and flag class in the latest ``window`` seconds of data, for the live map.
 
-    Each point has ``lat``, ``lon`` and ``country`` from the ``sources`` view; they are null for
+    ``points`` is columnar: one array per field (``src``, ``flag_class``, ``count``, ``lat``,
+    ``lon``, ``country``), point ``i`` at index ``i`` of each, largest first. Why: 5,000 points as
+    objects repeat every key 5,000 times; as columns, with coordinates in the shortest text that
+    reads back to the stored float32, the answer is about 40% of the size, which is most of its
+    serving time. ``lat``, ``lon`` and ``country`` come from the ``sources`` view; they are null for
     sources it does not locate (IPv6, unknown, before any ``analyze``), which the page draws on its
     "location unknown" band.
     The largest ``limit`` points are returned; ``truncated`` says whether any were left out.
@@ -325,22 +329,32 @@ def map_points(con: duckdb.DuckDBPyConnection, window: int, limit: int, scope: A
         raise ApiParameterError("limit", "must be at least 1")
     extent = data_extent(con)
     if extent is None:
-        return {"window": window, "from": None, "to": None, "points": [], "truncated": False}
+        return {"window": window, "from": None, "to": None, "points": _columns([]), "truncated": False}
     span = TimeRange(extent[1] + 1 - window * US, extent[1] + 1)
     in_range, range_params = packets_in(span)
     in_scope, scope_params = scope.sql("src", "src6")
     who = "p.src, p.src6" if sources else "NULL::UINTEGER AS src, NULL::BLOB AS src6"
     group = "p.src, p.src6, flag_class, s.lat, s.lon, s.country" if sources else "flag_class, s.lat, s.lon, s.country"
+    # float32 -> its shortest text -> double: 35.69 stays "35.69", not "35.689998626708984"
+    short = "CAST(CAST(s.{0} AS VARCHAR) AS DOUBLE) AS {0}"
     rows = con.execute(
         f"WITH p AS (SELECT src, src6, flag_class, count(*) AS n FROM packets WHERE {in_range} AND {in_scope} "
         "GROUP BY src, src6, flag_class) "
-        f"SELECT {who}, flag_class, sum(p.n) AS n, s.lat, s.lon, s.country FROM p LEFT JOIN sources s ON s.src = p.src "
+        f"SELECT {who}, flag_class, sum(p.n) AS n, {short.format('lat')}, {short.format('lon')}, s.country "
+        f"FROM p LEFT JOIN sources s ON s.src = p.src "
         f"GROUP BY {group} ORDER BY n DESC, {'p.src' if sources else 's.country'}, flag_class LIMIT ?",
         [*range_params, *scope_params, limit + 1]).fetchall()
-    points = [{"src": address_text(src, src6) if sources else None, "flag_class": flag, "count": int(n),
-               "lat": None if lat is None else float(lat), "lon": None if lon is None else float(lon),
-               "country": country} for src, src6, flag, n, lat, lon, country in rows[:limit]]
-    return {"window": window, **span.as_json(), "points": points, "truncated": len(rows) > limit}
+    points = [(address_text(src, src6) if sources else None, flag, int(n), lat, lon, country)
+              for src, src6, flag, n, lat, lon, country in rows[:limit]]
+    return {"window": window, **span.as_json(), "points": _columns(points), "truncated": len(rows) > limit}
+
+
+#: The fields of a map point, in the order of the columns ``map_points`` answers.
+MAP_FIELDS = ("src", "flag_class", "count", "lat", "lon", "country")
+
+
+def _columns(points: list[tuple]) -> dict[str, list]:
+    return {name: [p[i] for p in points] for i, name in enumerate(MAP_FIELDS)}
 
 
 def source_profile(con: duckdb.DuckDBPyConnection, address: str, top_ports: int = 20,
