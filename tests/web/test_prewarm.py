@@ -14,7 +14,7 @@ from iotscope.simulate.darknet import DarknetConfig, simulate_darknet
 from iotscope.telescope.ingest import ingest
 from iotscope.web.access import OPERATOR
 from iotscope.web.app import create_app
-from iotscope.web.prewarm import default_questions
+from iotscope.web.prewarm import PublishedView, default_questions
 from iotscope.web.store_reader import StoreReader
 from tests.web.conftest import views
 
@@ -52,6 +52,7 @@ def test_answers_are_ready_before_anyone_asks_and_follow_each_commit(analysed_st
                                 tmp_path / "more.pcap")
         ingest([more.path], store)  # a commit: a new generation, nothing asked yet
         _wait_for_round(app, 2)
+        assert app.state.view.generation() == app.state.prewarmer.warmed == app.state.reader.generation()
         kept = _kept(app)
         assert kept[("summary",)] is not None and kept[("summary",)]["packets"] == packets + 5_000
         # exact for the new commit: what a request computes from nothing is the same answer
@@ -62,3 +63,25 @@ def test_answers_are_ready_before_anyone_asks_and_follow_each_commit(analysed_st
                     f"/api/top/{key[1]}?limit={key[2]}" if key[0] == "top"
                     else f"/api/series?proto={key[1]}&port={key[2]}&bucket={key[3]}")
                 assert fresh.get(path).json() == answer, key
+
+
+def test_the_published_generation_is_served_until_the_next_is_published(outbreak_store: Path, tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    shutil.copytree(outbreak_store, store)
+    reader = StoreReader(store)
+    view = PublishedView(reader)
+    assert view.generation() == reader.generation()  # nothing published yet: the newest
+    first, con = reader.snapshot()
+    view.publish(first, con)
+    before = views(store, "SELECT count(*) FROM packets")[0][0]
+    more = simulate_darknet(DarknetConfig(packets=3_000, hours=0.2, seed=22, start=datetime(2016, 9, 1, 3)),
+                            tmp_path / "more.pcap")
+    ingest([more.path], store)
+    assert reader.generation() != first
+    generation, cursor = view.snapshot()  # still the published one, whole and exact
+    assert generation == view.generation() == first
+    assert cursor.execute("SELECT count(*) FROM packets").fetchone() == (before,)
+    view.publish(*reader.snapshot())
+    generation, cursor = view.snapshot()
+    assert generation == reader.generation() and cursor.execute("SELECT count(*) FROM packets").fetchone() == (
+        before + 3_000,)

@@ -22,6 +22,7 @@ from fastapi import APIRouter, FastAPI, Path, Query, Request, Response
 from iotscope.web import queries
 from iotscope.web.access import EVERYTHING, Caller, caller_of, require_addresses
 from iotscope.web.errors import ERROR_RESPONSES, UNAUTHORIZED, ErrorBody
+from iotscope.web.store_reader import Generation
 
 router = APIRouter(prefix="/api", tags=["traffic"], responses=ERROR_RESPONSES)
 
@@ -38,12 +39,14 @@ def answer(request: Request, key: tuple, compute: Callable[[duckdb.DuckDBPyConne
     return Response(answer_body(request.app, key, compute), media_type="application/json")
 
 
-def answer_body(app: FastAPI, key: tuple, compute: Callable[[duckdb.DuckDBPyConnection], Any]) -> bytes:
-    """The JSON text of ``compute``'s answer for the generation committed now, computed once per generation.
+def answer_body(app: FastAPI, key: tuple, compute: Callable[[duckdb.DuckDBPyConnection], Any],
+                snapshot: tuple[Generation, duckdb.DuckDBPyConnection] | None = None) -> bytes:
+    """The JSON text of ``compute``'s answer for the generation the server answers from (``app.state.view``,
+    or ``snapshot``'s), computed once per generation.
 
     The JSON text is what is kept: encoding 5,000 map points costs more than serving them.
     """
-    generation, con = app.state.reader.snapshot()
+    generation, con = snapshot or app.state.view.snapshot()
     return app.state.results.get(generation, key, lambda: json.dumps(compute(con)).encode())
 
 
