@@ -8,7 +8,8 @@
 3. Commits during the load: on a copy of the store, the same clients ask every endpoint in turn for
    ``--commit-seconds`` while a second process ingests one-hour captures (``iotscope ingest``, which
    commits the packets, then analyses them and commits that); a watcher notes each new generation.
-   Requests started within ``--after-commit`` seconds of a commit are reported apart.
+   Requests started within ``--after-commit`` seconds of a commit are reported apart, and so is
+   the time from each commit to the server's switch to it (its ``/api/live`` ``commit`` event).
 
 The store is built by ``store.py`` (minutes; no need to hold the bench lock for it). Results:
 bench/out/api/result.json. Only 127.0.0.1 is contacted.
@@ -155,6 +156,24 @@ def watch_generations(store: Path, stop: threading.Event, seen: list[float]) -> 
         time.sleep(0.02)
 
 
+def listen(base: str, stop: threading.Event, told: list[float]) -> None:
+    """Note the wall time of every ``commit`` event of ``/api/live``: when the server answers from the new commit."""
+    with httpx.Client(timeout=None) as http, http.stream("GET", base + "/api/live") as stream:
+        for line in stream.iter_lines():
+            if stop.is_set():
+                return
+            if line == "event: commit":
+                told.append(time.time())
+
+
+def publish_lag(commits: list[float], told: list[float]) -> dict[str, float | None]:
+    """Seconds from each commit to the first ``commit`` event at or after it (the server's switch)."""
+    lags = [min((t for t in told if t >= c), default=None) for c in commits]
+    lags = [t - c for t, c in zip(lags, commits, strict=True) if t is not None]
+    return {"p50_s": round(float(np.median(lags)), 2) if lags else None,
+            "max_s": round(max(lags), 2) if lags else None, "n": len(lags)}
+
+
 def under_commits(store: Path, scratch: Path, captures: list[Path], table: dict, clients: int, seconds: float,
                   after_commit: float) -> dict:
     if scratch.exists():
@@ -175,8 +194,10 @@ def under_commits(store: Path, scratch: Path, captures: list[Path], table: dict,
             ingests.append(time.perf_counter() - started)
             time.sleep(max(0.0, seconds / (len(captures) + 1) - (time.perf_counter() - started)))
 
+    told: list[float] = []
     try:
         settle(base)
+        threading.Thread(target=listen, args=(base, stop, told), daemon=True).start()
         watcher.start()
         writer = threading.Thread(target=ingest_all, daemon=True)
         writer.start()
@@ -197,7 +218,7 @@ def under_commits(store: Path, scratch: Path, captures: list[Path], table: dict,
     after = [r for r in rows if soon_after(r[0])]
     per_endpoint = {n: {"all": percentiles([r[2] for r in rows if r[1] == i]),
                         "after_commit": percentiles([r[2] for r in after if r[1] == i])} for i, n in enumerate(names)}
-    return {"seconds": round(measured["seconds"], 1), "commits": len(commits), "ingest_seconds": [round(s, 1) for s in ingests],
+    return {"seconds": round(measured["seconds"], 1), "commits": len(commits), "publish_lag": publish_lag(commits, told), "ingest_seconds": [round(s, 1) for s in ingests],
             "requests": len(rows), "statuses": sorted({r[3] for r in rows}),
             "all": percentiles([r[2] for r in rows]), "after_commit": percentiles([r[2] for r in after]),
             "after_commit_max_ms": round(max((r[2] for r in after), default=0) * 1000, 1),
@@ -256,6 +277,8 @@ def main() -> None:
         a, b = r["all"], r["after_commit"]
         print(f"| {name} | {a['p50']} / {a['p95']} / {a['p99']} | {b['p50']} / {b['p95']} / {b['p99']} ({b['n']}) |")
     print(f"slowest request within {args.after_commit:g} s after a commit: {c['after_commit_max_ms']} ms")
+    lag = c["publish_lag"]
+    print(f"commit -> served (the /api/live event): p50 {lag['p50_s']} s, max {lag['max_s']} s over {lag['n']} commits")
 
 
 if __name__ == "__main__":
