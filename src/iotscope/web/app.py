@@ -24,7 +24,7 @@ from iotscope.web import routes_check, routes_live, routes_tables, routes_traffi
 from iotscope.web.access import Unauthorized, caller_of
 from iotscope.web.client_address import IPNetwork
 from iotscope.web.cursor import CursorCodec
-from iotscope.web.prewarm import Prewarmer, PublishedView
+from iotscope.web.prewarm import PREWARM_POLL_SECONDS, Prewarmer, PublishedView
 from iotscope.web.queries import ApiParameterError, UnknownSourceError
 from iotscope.web.rate_limit import RateLimiter
 from iotscope.web.result_cache import ResultCache
@@ -52,7 +52,7 @@ def create_app(reader: StoreReader, live_poll_seconds: float = 1.0, static_dir: 
         warmer = None
         if prewarm:
             app.state.view = PublishedView(reader)
-            warmer = Prewarmer(app, app.state.view, live_poll_seconds)
+            warmer = Prewarmer(app, app.state.view, min(live_poll_seconds, PREWARM_POLL_SECONDS))
             warmer.start()
         app.state.prewarmer = warmer
         yield

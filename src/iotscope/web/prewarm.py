@@ -50,6 +50,9 @@ SERIES_PORTS = (("tcp", 23), ("tcp", 2323))
 SERIES_BUCKET_S = 600
 LISTING_PAGE = 25
 ALERTS_LIMIT = 1000
+#: How often the prewarm looks for a new generation (two small SQLite reads, ~1 ms): a commit waits
+#: this, then its questions, then ``/api/live``'s own poll before pages hear of it.
+PREWARM_POLL_SECONDS = 0.2
 
 
 def default_questions(app: FastAPI, caller: Caller) -> Iterator[Question]:
