@@ -85,6 +85,13 @@ def views(store: Path, sql: str, params: list | None = None) -> list[tuple]:
     return con.execute(sql, params or []).fetchall()
 
 
+def map_rows(points: dict[str, list]) -> list[dict]:
+    """``/api/map``'s columnar ``points`` as one dict per point (the columns must all be as long)."""
+    lengths = {len(column) for column in points.values()}
+    assert len(lengths) <= 1, f"map columns of different lengths: {lengths}"
+    return [dict(zip(points, values, strict=True)) for values in zip(*points.values(), strict=True)]
+
+
 def raw(store: Path, sql: str, params: list | None = None) -> list[tuple]:
     """The reference: DuckDB straight over the store's Parquet files, not through iotscope's views."""
     con = duckdb.connect(config={"autoinstall_known_extensions": False, "autoload_known_extensions": False})

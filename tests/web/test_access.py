@@ -17,7 +17,7 @@ from iotscope.notify.orgs import OrgCatalog
 from iotscope.web.app import create_app
 from iotscope.web.store_reader import StoreReader
 
-from .conftest import views
+from .conftest import map_rows, views
 
 TOKENS = {"A": "token-of-org-a", "B": "token-of-org-b"}
 EVERY = {"from": "2016-09-01T00:00:00Z", "to": "2016-09-02T00:00:00Z", "limit": 7}
@@ -96,7 +96,7 @@ def test_each_organization_sees_exactly_its_own_rows(client: TestClient, analyse
     assert [r["victim"] for r in attacks] == [v for (v,) in views(
         analysed_store, f"SELECT victim_ip FROM attacks WHERE {in_sql(mine, 'victim')} ORDER BY first_ts DESC")]
     assert attacks
-    points = client.get("/api/map", params=MAP, headers=bearer(me)).json()["points"]
+    points = map_rows(client.get("/api/map", params=MAP, headers=bearer(me)).json()["points"])
     assert points and all(inside(p["src"], mine) for p in points)
     (packets,) = views(analysed_store, f"SELECT count(*) FROM packets WHERE {in_sql(mine, 'src')}")[0]
     assert sum(p["count"] for p in points) == packets
@@ -126,7 +126,7 @@ def test_without_a_token_only_aggregates(client: TestClient, analysed_store: Pat
         response = client.get(url)
         assert response.status_code == 401, url
         assert response.headers["www-authenticate"] == "Bearer"
-    points = client.get("/api/map", params=MAP).json()["points"]
+    points = map_rows(client.get("/api/map", params=MAP).json()["points"])
     assert {p["src"] for p in points} == {None}
     by_flag = dict(views(analysed_store, "SELECT flag_class, count(*) FROM packets GROUP BY 1"))
     per_flag: dict[str, int] = {}

@@ -17,7 +17,7 @@ import pytest
 from iotscope.simulate.darknet import DarknetConfig, simulate_darknet
 from iotscope.telescope.ingest import ingest
 from iotscope.web.app import STATIC_DIR
-from tests.web.conftest import CHROMIUM, Server, build_store
+from tests.web.conftest import CHROMIUM, Server, build_store, map_rows
 
 playwright_sync = pytest.importorskip("playwright.sync_api")
 
@@ -73,9 +73,12 @@ def test_map_draws_points_in_the_legend_colours(page, serve, outbreak_store: Pat
         }
         return counts;
     }""", legend)
-    points = httpx.get(server.url + "/api/map", params={"window": 600, "limit": 5000}).json()["points"]
+    points = map_rows(httpx.get(server.url + "/api/map", params={"window": 600, "limit": 5000}).json()["points"])
     drawn = {p["flag_class"] for p in points}
     assert {"syn", "udp", "icmp"} <= drawn and len(drawn) >= 4, drawn
+    # the page turned the API's columns into the same points (and a source per point on the canvas)
+    assert page.evaluate("window.iotscope.map.points") == points
+    assert page.evaluate("window.iotscope.liveMap.sources.length") == len(points)
     for flag in drawn:
         assert pixels[flag] > 0, (flag, pixels)
     for flag in set(pixels) - drawn:
@@ -206,7 +209,7 @@ def test_map_draws_located_sources_on_the_map_not_the_unknown_band(page, serve, 
     _open(page, server)
     page.click("#map-play")  # pause: every source drawn still
     legend = page.eval_on_selector_all("#legend li", "items => items.map(i => [i.dataset.flagClass, i.dataset.color])")
-    points = httpx.get(server.url + "/api/map", params={"window": 600, "limit": 5000}).json()["points"]
+    points = map_rows(httpx.get(server.url + "/api/map", params={"window": 600, "limit": 5000}).json()["points"])
     located = [p for p in points if p["lat"] is not None]
     assert len(located) > 0.9 * len(points)
     pixels = page.evaluate(_LEGEND_PIXELS, [legend, 44])  # 44 px: the map's "location unknown" band

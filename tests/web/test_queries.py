@@ -6,13 +6,14 @@ import ipaddress
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from iotscope.store.schema import FLAG_CLASSES, TRAFFIC_CLASSES
 from iotscope.web import queries
 from iotscope.web.queries import ApiParameterError
 from iotscope.web.store_reader import StoreReader
-from tests.web.conftest import raw, views
+from tests.web.conftest import map_rows, raw, views
 
 START = datetime(2016, 9, 1, tzinfo=UTC)
 
@@ -86,6 +87,7 @@ def test_top_within_a_time_range(reader: StoreReader, outbreak_store: Path) -> N
 
 def test_map_aggregates_the_latest_window_by_source_and_flag_class(reader: StoreReader, outbreak_store: Path) -> None:
     got = queries.map_points(reader.cursor(), 300, 50_000)
+    got["points"] = map_rows(got["points"])
     expected = raw(outbreak_store,
                    "SELECT count(*), count(DISTINCT (src, src6, flag_class)), count(DISTINCT flag_class) FROM p "
                    "WHERE ts > (SELECT max(ts) FROM p) - INTERVAL 300 SECOND")[0]
@@ -103,7 +105,7 @@ def test_map_aggregates_the_latest_window_by_source_and_flag_class(reader: Store
 def test_map_limit_keeps_the_largest_points(reader: StoreReader) -> None:
     got = queries.map_points(reader.cursor(), 300, 3)
     everything = queries.map_points(reader.cursor(), 300, 50_000)
-    assert got["truncated"] and got["points"] == everything["points"][:3]
+    assert got["truncated"] and map_rows(got["points"]) == map_rows(everything["points"])[:3]
 
 
 @pytest.mark.parametrize(("call", "parameter"), [
@@ -187,6 +189,7 @@ def test_top_countries_and_ases_match_sources_joined_to_packets(analysed: StoreR
 def test_map_points_carry_the_sources_location(analysed: StoreReader, analysed_store: Path,
                                                geo_data: None) -> None:
     got = queries.map_points(analysed.cursor(), 600, 50_000)
+    got["points"] = map_rows(got["points"])
     located = {ip: (lat, lon, cc) for ip, lat, lon, cc in views(
         analysed_store, "SELECT src_ip, lat, lon, country FROM sources WHERE lat IS NOT NULL")}
     on_map = [p for p in got["points"] if p["lat"] is not None]
@@ -194,7 +197,12 @@ def test_map_points_carry_the_sources_location(analysed: StoreReader, analysed_s
     for point in on_map[:200]:
         lat, lon, cc = located[point["src"]]
         assert (point["lat"], point["lon"], point["country"]) == (pytest.approx(lat), pytest.approx(lon), cc)
+    # the coordinates are the stored float32 in its shortest text: "35.69", not "35.689998626708984"
+    stored = {ip: (np.float32(lat), np.float32(lon)) for ip, (lat, lon, _) in located.items()}
+    assert all((np.float32(p["lat"]), np.float32(p["lon"])) == stored[p["src"]] for p in on_map)
+    assert max(len(repr(p[c])) for p in on_map for c in ("lat", "lon")) <= 10
     public = queries.map_points(analysed.cursor(), 600, 50_000, sources=False)
+    public["points"] = map_rows(public["points"])
     assert sum(p["count"] for p in public["points"]) == sum(p["count"] for p in got["points"])
     assert all(p["src"] is None for p in public["points"]) and any(p["lat"] is not None for p in public["points"])
 

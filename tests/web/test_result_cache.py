@@ -10,7 +10,7 @@ import pytest
 from iotscope.web.result_cache import ResultCache
 from iotscope.web.store_reader import Generation
 
-G1, G2 = Generation(1, 100), Generation(2, 250)
+G1, G2, G3 = Generation(1, 100), Generation(2, 250), Generation(3, 400)
 
 
 def test_an_answer_is_kept_within_a_generation_and_dropped_after() -> None:
@@ -25,6 +25,11 @@ def test_an_answer_is_kept_within_a_generation_and_dropped_after() -> None:
     assert cache.get(G1, ("top", "port"), compute) == 2
     assert cache.get(G2, ("summary",), compute) == 3  # a commit: recomputed
     assert cache.get(G2, ("summary",), compute) == 3
+    # the previous generation is still answered (the server serves it while the next one is prepared) ...
+    assert cache.get(G1, ("summary",), compute) == 1
+    # ... until a third comes: only the two newest are kept
+    assert cache.get(G3, ("summary",), compute) == 4
+    assert cache.get(G1, ("summary",), compute) == 5
 
 
 def test_concurrent_requests_for_one_key_compute_once() -> None:

@@ -62,7 +62,7 @@ def test_a_new_commit_is_a_new_generation_and_a_new_view(tmp_path: Path) -> None
 
 
 def test_analysis_views_of_an_unanalysed_store_work_from_any_cursor(outbreak_store: Path) -> None:
-    """Before any analysis the views stand on empty registered tables; a cursor must still read them."""
+    """Before any analysis the views have no files to read; a cursor of the shared connection must still read them."""
     reader = StoreReader(outbreak_store)
     cursor = reader.cursor()
     for view in ("events", "attacks", "port_series"):

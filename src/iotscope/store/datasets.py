@@ -349,11 +349,11 @@ def create_views(con: duckdb.DuckDBPyConnection, snapshot: ViewSnapshot) -> dict
     """
     selects = {}
     for spec in DATASETS.values():
-        closed = _scan(con, spec, snapshot.rows_files(spec.name), f"_{spec.name}_closed")
+        closed = _scan(con, spec, snapshot.rows_files(spec.name))
         select = f"SELECT *, false AS open FROM {closed}"
         if spec.name in _OPEN_STATE:
             open_file = snapshot.open_file(spec.name)
-            opened = _scan(con, spec, [open_file] if open_file else [], f"_{spec.name}_open")
+            opened = _scan(con, spec, [open_file] if open_file else [])
             columns = ", ".join(f.name for f in spec.schema)
             select += f" UNION ALL SELECT {columns}, true AS open FROM {opened}"
         if spec is ATTACKS:
@@ -367,12 +367,23 @@ def create_views(con: duckdb.DuckDBPyConnection, snapshot: ViewSnapshot) -> dict
 _OPEN_STATE = {"events": "events", "attacks": "attacks"}
 
 
-def _scan(con: duckdb.DuckDBPyConnection, spec: DatasetSpec, files: list[str], empty_name: str) -> str:
+def _scan(con: duckdb.DuckDBPyConnection, spec: DatasetSpec, files: list[str]) -> str:
     if files:
         listing = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
         return f"read_parquet([{listing}], hive_partitioning = false, union_by_name = true)"
-    con.register(empty_name, spec.schema.empty_table())
-    return empty_name
+    return empty_relation(con, spec.schema)
+
+
+def empty_relation(con: duckdb.DuckDBPyConnection, schema: pa.Schema) -> str:
+    """SQL of a zero-row relation with ``schema``'s columns, typed as DuckDB reads them from Parquet.
+
+    Why not ``con.register(name, schema.empty_table())``: a registered Arrow table is a temporary
+    view of that one connection, and a view over it fails in every cursor of the connection (the
+    web server's threads each query through one). Plain SQL is part of the view itself.
+    """
+    types = con.from_arrow(schema.empty_table()).dtypes
+    columns = ", ".join(f'CAST(NULL AS {kind}) AS "{field.name}"' for field, kind in zip(schema, types, strict=True))
+    return f"(SELECT {columns} LIMIT 0)"
 
 
 def _attack_rates(select: str, darknet: object) -> str:

@@ -23,7 +23,7 @@ import pyarrow as pa
 
 from iotscope.errors import IotscopeError
 from iotscope.store.check import find_damage, missing_files
-from iotscope.store.datasets import create_views, view_snapshot
+from iotscope.store.datasets import create_views, empty_relation, view_snapshot
 from iotscope.store.packets import PacketStore
 from iotscope.store.schema import FLAG_CLASSES, PACKET_SCHEMA, TRAFFIC_CLASSES
 from iotscope.store.state import StoreError
@@ -63,10 +63,6 @@ def connect(store: PacketStore) -> duckdb.DuckDBPyConnection:
     allowed = files + analysis.files()
     if allowed:
         con.execute("SET allowed_paths = ?", [allowed])
-    if not files:
-        empty = PACKET_SCHEMA.empty_table().append_column("date", pa.array([], pa.date32()))
-        empty = empty.append_column("hour", pa.array([], pa.int32()))
-        con.register("_empty_packets", empty)
     con.execute("SET enable_external_access = false")
     con.execute("SET lock_configuration = true")
     category = guarded(store, lambda: category_sql(analysis))
@@ -77,7 +73,8 @@ def connect(store: PacketStore) -> duckdb.DuckDBPyConnection:
             "hive_partitioning = true, hive_types = {'date': DATE, 'hour': INTEGER})"))
         _check_row_count(store, con, listing, expected_rows)
     else:
-        con.execute(f"CREATE VIEW packets AS SELECT *, {category} AS category FROM _empty_packets")
+        empty = PACKET_SCHEMA.append(pa.field("date", pa.date32())).append(pa.field("hour", pa.int32()))
+        con.execute(f"CREATE VIEW packets AS SELECT *, {category} AS category FROM {empty_relation(con, empty)}")
     guarded(store, lambda: create_summary_views(con, analysis, create_views(con, analysis)))
     return con
 

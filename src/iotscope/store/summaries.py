@@ -31,6 +31,7 @@ from iotscope.store.datasets import (
     AnalysisCatalog,
     DatasetSpec,
     ViewSnapshot,
+    empty_relation,
     staging_dir,
 )
 from iotscope.store.durable import move_into_place
@@ -167,16 +168,18 @@ def create_summary_views(con: duckdb.DuckDBPyConnection, snapshot: ViewSnapshot,
     for spec in (ALERTS, SOURCES):
         path = snapshot.summary_file(spec.name)
         if path is None:
-            con.register(f"_{spec.name}_empty", spec.schema.empty_table())
-            con.execute(f"CREATE OR REPLACE VIEW {spec.name} AS SELECT * FROM _{spec.name}_empty")
+            con.execute(f"CREATE OR REPLACE VIEW {spec.name} AS SELECT * FROM {empty_relation(con, spec.schema)}")
         else:
             con.execute(f"CREATE OR REPLACE VIEW {spec.name} AS SELECT * FROM read_parquet({_quote(path)})")
     entry = snapshot.summaries.get("sources")
     listed = entry.get("meta", {}).get("enrichment", []) if isinstance(entry, dict) else []
-    provenance = pa.table({c: pa.array([str(s.get(c, "")) for s in listed], pa.string())
-                           for c in ENRICHMENT_SOURCE_COLUMNS})
-    con.register("_enrichment_sources", provenance)
-    con.execute("CREATE OR REPLACE VIEW enrichment_sources AS SELECT * FROM _enrichment_sources")
+    # literal rows, not a registered Arrow table: only the registering connection sees those, not its cursors
+    names = ", ".join(f'"{c}"' for c in ENRICHMENT_SOURCE_COLUMNS)
+    rows = ", ".join("(" + ", ".join(_quote(str(s.get(c, ""))) for c in ENRICHMENT_SOURCE_COLUMNS) + ")"
+                     for s in listed if isinstance(s, dict))
+    provenance = (f"SELECT * FROM (VALUES {rows}) AS t({names})" if rows else
+                  "SELECT * FROM " + empty_relation(con, pa.schema([(c, pa.string()) for c in ENRICHMENT_SOURCE_COLUMNS])))
+    con.execute(f"CREATE OR REPLACE VIEW enrichment_sources AS {provenance}")
     if "events" in selects:
         con.execute(
             "CREATE OR REPLACE VIEW events AS SELECT e.*, s.country, s.asn, s.as_name "

@@ -24,6 +24,7 @@ from iotscope.web import routes_check, routes_live, routes_tables, routes_traffi
 from iotscope.web.access import Unauthorized, caller_of
 from iotscope.web.client_address import IPNetwork
 from iotscope.web.cursor import CursorCodec
+from iotscope.web.prewarm import PREWARM_POLL_SECONDS, Prewarmer, PublishedView
 from iotscope.web.queries import ApiParameterError, UnknownSourceError
 from iotscope.web.rate_limit import RateLimiter
 from iotscope.web.result_cache import ResultCache
@@ -35,17 +36,28 @@ STATIC_DIR = Path(__file__).parent / "static"
 
 def create_app(reader: StoreReader, live_poll_seconds: float = 1.0, static_dir: Path = STATIC_DIR,
                orgs: OrgCatalog | None = None, trusted_proxies: tuple[IPNetwork, ...] = (),
-               check_days: float = routes_check.CHECK_DAYS) -> FastAPI:
+               check_days: float = routes_check.CHECK_DAYS, prewarm: bool = True) -> FastAPI:
     """The API and dashboard over ``reader``'s store (closed when the application shuts down).
 
     With ``orgs``, each organization's token shows it only its own networks' addresses and a caller
     without a token sees aggregates only (:mod:`iotscope.web.access`). ``trusted_proxies`` may set
-    ``X-Forwarded-For`` for the self-check at ``/check``, which covers ``check_days`` days.
+    ``X-Forwarded-For`` for the self-check at ``/check``, which covers ``check_days`` days. With
+    ``prewarm``, the dashboard's default questions are answered after every commit in the
+    background and the commit is served once they are (:mod:`iotscope.web.prewarm`) while the
+    application runs.
     """
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        warmer = None
+        if prewarm:
+            app.state.view = PublishedView(reader)
+            warmer = Prewarmer(app, app.state.view, min(live_poll_seconds, PREWARM_POLL_SECONDS))
+            warmer.start()
+        app.state.prewarmer = warmer
         yield
+        if warmer:
+            warmer.stop()
         reader.close()
 
     app = FastAPI(
@@ -55,6 +67,7 @@ def create_app(reader: StoreReader, live_poll_seconds: float = 1.0, static_dir: 
         lifespan=lifespan,
     )
     app.state.reader = reader
+    app.state.view = reader  # what answers come from; the prewarm's PublishedView while it runs
     app.state.live_poll_seconds = live_poll_seconds
     app.state.stopping = False  # set by iotscope.web.server on Ctrl-C/SIGTERM: live streams end
     app.state.results = ResultCache()

@@ -36,7 +36,7 @@ def _event(name: str, data: dict) -> str:
             responses={200: {"content": {"text/event-stream": {}}, "description": "An event stream."}})
 async def live(request: Request) -> StreamingResponse:
     """Events: ``hello`` (the current generation) on connect, then ``commit`` after every commit."""
-    reader = request.app.state.reader
+    reader = request.app.state.view  # the generation the server answers from: a commit is told when it is ready
     poll = request.app.state.live_poll_seconds
 
     async def stream() -> AsyncIterator[str]:

@@ -6,6 +6,11 @@ so the web layer shows exactly what ``iotscope sql`` shows.
 
 A capture or an analysed hour committed while the server runs changes the *generation*; the next
 request sees rebuilt views, and ``/api/live`` tells open pages.
+
+Two definitions are added to the store's views: the per-hour table of
+:mod:`iotscope.web.coverage`, and the macro ``target_category(proto, dport,
+traffic_class)``, the expression behind ``packets.category`` (from the same committed category
+table), so that ``iotscope.web.queries`` can categorise ``source_hours`` rows exactly as packets.
 """
 
 from __future__ import annotations
@@ -20,6 +25,11 @@ from iotscope.store.datasets import view_snapshot
 from iotscope.store.packets import PacketStore
 from iotscope.store.query import connect
 from iotscope.store.state import StoreError
+from iotscope.store.summaries import category_sql
+from iotscope.web.coverage import record_hours
+
+#: The macro giving ``packets.category`` of any (proto, dport, traffic_class); see the module docstring.
+CATEGORY_MACRO = "target_category"
 
 
 @dataclass(frozen=True)
@@ -33,22 +43,22 @@ class Generation:
     analysis_fingerprint: str = ""
 
 
-def _views(store: PacketStore) -> duckdb.DuckDBPyConnection:
-    """The store's views (``iotscope.store.query.connect``), usable from every cursor.
+def _connect(store: PacketStore) -> duckdb.DuckDBPyConnection:
+    """:func:`connect`, plus the category macro built from the category table its views use and
+    the per-hour table of :func:`iotscope.web.coverage.record_hours`.
 
-    ``connect`` defines an empty store's ``packets``, and an analysis table with no files yet
-    (``events`` before any analysis, ``attacks`` with no open attack), over registered empty Arrow
-    tables, which only that connection sees, not its cursors. Each is replaced by an empty table of
-    the same name and columns, so every view works from any thread.
+    The table's file is named by the catalog, looked up once by ``connect`` and once here; an
+    analysis committing in between could make the two differ (each commit writes a new file), so
+    the connection is made again until the file named before and after it is the same.
     """
-    con = connect(store)
-    registered = [name for (name,) in con.execute(
-        "SELECT view_name FROM duckdb_views() WHERE temporary AND NOT internal").fetchall()]
-    for number, name in enumerate(registered):
-        con.execute(f'CREATE TABLE "_empty_{number}" AS SELECT * FROM "{name}"')
-        con.unregister(name)
-        con.execute(f'ALTER TABLE "_empty_{number}" RENAME TO "{name}"')
-    return con
+    while True:
+        before = view_snapshot(store.root)
+        con = connect(store)
+        if view_snapshot(store.root).summary_file("categories") == before.summary_file("categories"):
+            con.execute(f"CREATE MACRO {CATEGORY_MACRO}(proto, dport, traffic_class) AS {category_sql(before)}")
+            record_hours(con)
+            return con
+        con.close()
 
 
 class StoreReader:
@@ -88,7 +98,7 @@ class StoreReader:
                 # The old connection is not closed here: cursors handed out from it may still be
                 # running a query on another thread; it goes when the last of them does.
                 with self._open() as store:
-                    fresh = _views(store)
+                    fresh = _connect(store)
                 self._connection, self._generation = fresh, current
             return current, self._connection.cursor()
 

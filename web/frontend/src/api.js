@@ -15,3 +15,10 @@ export async function getJSON(path) {
   if (!response.ok) throw new Error(body.error || `${path}: HTTP ${response.status}`);
   return body;
 }
+
+// A columnar answer ({field: [values...]}, every array as long; /api/map's points) as one object per row.
+export function rows(columns) {
+  const fields = Object.keys(columns);
+  const n = fields.length ? columns[fields[0]].length : 0;
+  return Array.from({ length: n }, (_, i) => Object.fromEntries(fields.map((f) => [f, columns[f][i]])));
+}

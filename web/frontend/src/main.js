@@ -1,6 +1,6 @@
 // The dashboard: every panel is drawn from the JSON API; /api/live says when to redraw.
 import './style.css';
-import { getJSON, token } from './api.js';
+import { getJSON, rows, token } from './api.js';
 import { LEGEND, renderLegend } from './legend.js';
 import { LiveMap } from './map.js';
 import { drawSeries, parsePorts } from './series.js';
@@ -57,7 +57,8 @@ async function loadCategories() {
 let liveMap;
 async function loadMap() {
   const window_ = $('map-window').value;
-  const m = state.map = await getJSON(`/api/map?window=${window_}&limit=5000`);
+  const answer = await getJSON(`/api/map?window=${window_}&limit=5000`);
+  const m = state.map = { ...answer, points: rows(answer.points) }; // the API sends columns
   liveMap.setPoints(m.points);
   const located = m.points.filter((p) => p.lat != null).length;
   $('map-info').textContent = `${m.points.length} source × kind points${m.truncated ? ' (largest shown)' : ''}, `
