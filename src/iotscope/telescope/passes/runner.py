@@ -289,21 +289,24 @@ def _commit_hour(root: Path, catalog: AnalysisCatalog, hour: int, fingerprint: s
                  states: dict[str, State] | None) -> None:
     run = uuid.uuid4().hex[:16]  # a new name per run: a re-analysis never overwrites a committed file
     staging = staging_dir(root) / run
-    planned: list[tuple[pa.Table, Path]] = []
+    planned: list[tuple[pa.Table, Path, bool]] = []  # (table, where, whether it is carried state)
     rows: dict[str, str] = {}
     state: dict[str, dict[str, str]] = {}
     for p in passes:
         path = rows_path(p.dataset.name, hour, run)
         rows[p.dataset.name] = str(path)
-        planned.append((outputs[p.name], path))
+        planned.append((outputs[p.name], path, False))
         for table_name, table in (states or {}).get(p.name, {}).items():
             path = state_path(p.name, table_name, hour, run)
             state.setdefault(p.name, {})[table_name] = str(path)
-            planned.append((table, path))
+            planned.append((table, path, True))
     staging.mkdir(parents=True, exist_ok=True)
-    for n, (table, _) in enumerate(planned):  # flat staging: no directory tree to create and remove per hour
-        pq.write_table(table, staging / f"{n}.parquet", compression="zstd", compression_level=1)
-    for n, (_, relative) in enumerate(planned):
+    for n, (table, _, is_state) in enumerate(planned):  # flat staging: no directory tree to create and remove per hour
+        # State without dictionary pages: the events' destination sets (millions of rows) write in
+        # half the time for ~8% more bytes; only the runner reads them back.
+        pq.write_table(table, staging / f"{n}.parquet", compression="zstd", compression_level=1,
+                       use_dictionary=not is_state)
+    for n, (_, relative, _) in enumerate(planned):
         move_into_place(staging / f"{n}.parquet", root / relative)
     staging.rmdir()
     catalog.commit_hour(AnalysedHour(hour, fingerprint, config, rows, state))
