@@ -15,7 +15,7 @@ from iotscope.simulate.darknet import DarknetConfig, simulate_darknet
 from iotscope.store.packets import PacketStore
 from iotscope.store.query import connect
 from iotscope.telescope.ingest import ingest, ingest_file
-from iotscope.telescope.passes.ahead import MAX_ROWS, AnalysisAhead
+from iotscope.telescope.passes.ahead import MAX_RESULT_BYTES, MAX_ROWS, AnalysisAhead
 from iotscope.telescope.passes.runner import AnalyzeReport, analyze
 from tests.telescope.passes.captures import (
     at,
@@ -41,10 +41,11 @@ def captures(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     return out
 
 
-def _ingest_ahead(paths: list[Path], store: Path, max_rows: int = MAX_ROWS) -> AnalyzeReport:
+def _ingest_ahead(paths: list[Path], store: Path, max_rows: int = MAX_ROWS,
+                  max_result_bytes: int = MAX_RESULT_BYTES) -> AnalyzeReport:
     """What ``iotscope ingest`` does: the hours are computed while the captures are stored."""
     with PacketStore(store) as packets:
-        ahead = AnalysisAhead(packets, max_rows=max_rows)
+        ahead = AnalysisAhead(packets, max_rows=max_rows, max_result_bytes=max_result_bytes)
         try:
             for path in paths:
                 ingest_file(path, packets, observer=ahead)
@@ -115,6 +116,13 @@ def test_a_capture_continuing_the_last_analysed_hour_restarts_where_analyze_woul
 def test_memory_cap_stops_computing_ahead_not_the_analysis(tmp_path: Path, captures: list[Path]) -> None:
     report = _ingest_ahead(captures[:1], tmp_path / "ahead", max_rows=1_000)
     assert report.hours_analysed == 3 and report.hours_ahead < 3
+    assert _views(tmp_path / "ahead") == _reference([captures[:1]], tmp_path / "ref")
+
+
+def test_held_results_cap_stops_computing_ahead_after_the_first_hour(tmp_path: Path, captures: list[Path]) -> None:
+    """The runner commits the one hour computed ahead and goes on from its carried state, reading Parquet."""
+    report = _ingest_ahead(captures[:1], tmp_path / "ahead", max_result_bytes=1)
+    assert (report.hours_analysed, report.hours_ahead) == (3, 1)
     assert _views(tmp_path / "ahead") == _reference([captures[:1]], tmp_path / "ref")
 
 

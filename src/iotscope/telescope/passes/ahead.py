@@ -14,7 +14,9 @@ state snapshot, and per hour the same packet files (fingerprint) and horizon; fr
 that differs (a capture out of time order adding rows to an hour already computed, a concurrent
 ``analyze``) it computes from the committed files as always. Memory stays bounded: the ingest waits
 while more than ``MAX_ROWS`` computable rows wait for the worker, and computing ahead stops (the
-runner reads Parquet instead) when rows it cannot compute yet would exceed that.
+runner reads Parquet instead) when rows it cannot compute yet would exceed that, or when the
+computed hours held for the runner exceed ``MAX_RESULT_BYTES`` (the carried state of a busy
+telescope is tens of MB an hour).
 """
 
 from __future__ import annotations
@@ -47,6 +49,9 @@ from iotscope.telescope.passes.settings import AnalysisSettings
 
 #: Rows held in memory for the worker (~60 bytes each in Arrow); more waits or stops computing ahead.
 MAX_ROWS = 1 << 22
+#: Bytes of computed hours (rows and carried state) held until the runner commits them after the
+#: ingest; beyond this, computing ahead stops and the runner computes the later hours from Parquet.
+MAX_RESULT_BYTES = 1 << 30
 _PACKETS = Path("packets")
 
 
@@ -60,11 +65,12 @@ class AnalysisAhead:
 
     def __init__(self, store: PacketStore,
                  passes: Callable[[AnalysisSettings], tuple[AnalysisPass, ...]] = default_passes,
-                 max_rows: int = MAX_ROWS) -> None:
+                 max_rows: int = MAX_ROWS, max_result_bytes: int = MAX_RESULT_BYTES) -> None:
         self._root = store.root
         self._passes = passes(resolve_settings(store.root, {}))
         self._config = analysis_config(self._passes)
         self._max_rows = max_rows
+        self._max_result_bytes = max_result_bytes
         self._before: dict[int, list[str]] = {}  # packet files committed before this ingest, by hour
         for f in store.state.live_files():
             self._before.setdefault(epoch_hour_of(f), []).append(f)
@@ -195,13 +201,18 @@ class AnalysisAhead:
                 self._start = start
                 self._position = first - 1
                 self._cond.notify_all()
+            held = 0
             with HourAnalyser(self._passes) as analyser:
                 while (hour := self._wait_for_hour()) is not None:
                     result = self._compute(analyser, hour, states)
                     states = result.states
+                    held += sum(t.nbytes for t in result.outputs.values())
+                    held += sum(t.nbytes for tables in states.values() for t in tables.values())
                     with self._cond:
                         self._results.append(result)
                         self._cond.notify_all()
+                        if held > self._max_result_bytes:  # the runner goes on from this hour's state
+                            self._stop()
         except Exception:  # noqa: BLE001 - the runner computes the hours itself, and reports any error
             with self._cond:
                 self._stop()
