@@ -7,12 +7,15 @@ Thin shell over :func:`iotscope.telescope.passes.runner.analyze`; ``ingest`` cal
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from iotscope.cli.common import console, fail, require_store
 from iotscope.errors import IotscopeError
+
+if TYPE_CHECKING:
+    from iotscope.telescope.passes.runner import ComputedAhead
 
 
 def analyze(
@@ -53,8 +56,12 @@ def analyze(
 
 
 def run_analysis(store: Path, overrides: dict[str, object] | None = None, darknet: str | None = None, *,
-                 categories: Path | None = None, geo_city: Path | None = None, geo_asn: Path | None = None) -> None:
-    """Validate the settings and files first (bad input leaves the store untouched), analyse, print a summary."""
+                 categories: Path | None = None, geo_city: Path | None = None, geo_asn: Path | None = None,
+                 ahead: ComputedAhead | None = None) -> None:
+    """Validate the settings and files first (bad input leaves the store untouched), analyse, print a summary.
+
+    ``ahead``: what ``ingest`` computed while it stored the packets (the runner takes what still applies).
+    """
     from iotscope.telescope.passes.finish import resolve_profile_inputs
     from iotscope.telescope.passes.runner import analyze as run
     from iotscope.telescope.passes.settings import AnalysisSettings, Darknet
@@ -63,7 +70,7 @@ def run_analysis(store: Path, overrides: dict[str, object] | None = None, darkne
         prefix = Darknet.parse(darknet) if darknet is not None else None
         AnalysisSettings.from_dict({**AnalysisSettings().as_dict(), **(overrides or {})})  # before any file is opened
         profile = resolve_profile_inputs(store, categories, geo_city, geo_asn)
-        report = run(store, overrides, prefix, profile=profile)
+        report = run(store, overrides, prefix, profile=profile, ahead=ahead)
     except IotscopeError as exc:
         fail(str(exc))
     if report.hours_analysed == 0:
@@ -72,7 +79,8 @@ def run_analysis(store: Path, overrides: dict[str, object] | None = None, darkne
     rows = ", ".join(f"{name} {n:,}" for name, n in report.rows.items())
     net = report.darknet
     where = f"; darknet {net.prefix}{' (inferred)' if net.inferred else ''}" if net else ""
-    console.print(f"analysis: {report.hours_analysed} of {report.hours_total} hours in {report.seconds:.2f} s "
+    ahead = f" ({report.hours_ahead} while ingesting)" if report.hours_ahead else ""
+    console.print(f"analysis: {report.hours_analysed} of {report.hours_total} hours{ahead} in {report.seconds:.2f} s "
                   f"-> {rows}{where}", highlight=False)
 
 

@@ -19,7 +19,9 @@ from iotscope.cli.common import console, fail, printable, require_store, stdout_
 from iotscope.store.state import StoreError
 
 if TYPE_CHECKING:
+    from iotscope.store.packets import PacketStore
     from iotscope.telescope.ingest import FileReport
+    from iotscope.telescope.passes.ahead import AnalysisAhead
 
 StoreOption = Annotated[Path, typer.Option("--store", help="Store directory (created if missing).")]
 
@@ -47,26 +49,44 @@ def ingest(
     from iotscope.store.packets import PacketStore
     from iotscope.telescope.ingest import capture_files, check_captures, ingest_file
 
+    ahead = None
     try:
         paths = capture_files(paths)
         if not paths:
             fail("no capture files found (a directory is searched for *.pcap, *.pcapng, *.cap, optionally .gz)")
         check_captures(paths)
         with PacketStore(store) as packet_store, _progress() as progress:
+            ahead = None if no_analyze else _analysis_ahead(packet_store)
             tasks = {p: progress.add_task(printable(p.name), total=p.stat().st_size) for p in paths}
             reports = [
-                ingest_file(p, packet_store, lambda path, done: progress.update(tasks[path], completed=done))
+                ingest_file(p, packet_store, lambda path, done: progress.update(tasks[path], completed=done), ahead)
                 for p in paths
             ]
             for p in paths:
                 progress.update(tasks[p], completed=p.stat().st_size)
     except (CaptureError, StoreError) as exc:
+        if ahead is not None:
+            ahead.close()
         fail(str(exc))
     _print_ingest_summary(reports)
     if not no_analyze:
         from iotscope.cli.analysis_commands import run_analysis
 
-        run_analysis(store)
+        if ahead is not None:
+            ahead.input_done()
+        run_analysis(store, ahead=ahead)
+
+
+def _analysis_ahead(store: PacketStore) -> AnalysisAhead | None:
+    """The analysis that runs while the captures are stored (None: the stored settings are bad, and
+    the analysis at the end says so in one line)."""
+    from iotscope.errors import IotscopeError
+    from iotscope.telescope.passes.ahead import AnalysisAhead
+
+    try:
+        return AnalysisAhead(store)
+    except IotscopeError:
+        return None
 
 
 def stats(store: StoreOption, as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False) -> None:

@@ -26,6 +26,7 @@ import os
 import shutil
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from typing import Protocol, Self
 
 import numpy as np
 import pyarrow as pa
@@ -50,6 +51,23 @@ _DICTIONARY_COLUMNS = [
 #: Parquet encoding is the most expensive step of ingest; pyarrow releases the GIL while it runs,
 #: so row groups are encoded on worker threads while the caller decodes the next block.
 _ENCODER_THREADS = 2
+
+
+class HourObserver(Protocol):
+    """Sees a capture's rows by hour as a :class:`PartitionWriter` stores them (``ingest`` analyses
+    completed hours from memory while it decodes the next ones; see ``telescope.passes.ahead``).
+
+    The calls come in the writer's order: ``rows`` for every batch of an hour, ``file`` when the
+    hour's buffered rows become a file (its path relative to ``packets/``), ``moved_to`` after each
+    batch with its earliest hour: the capture moved past the hours before it, whose files are named
+    by then (a capture out of time order may still add to them later).
+    """
+
+    def rows(self, hour: int, batch: pa.RecordBatch) -> None: ...
+
+    def file(self, hour: int, relative: Path) -> None: ...
+
+    def moved_to(self, hour: int) -> None: ...
 
 
 class PacketStore:
@@ -77,7 +95,7 @@ class PacketStore:
             self._ingest_lock = None
         self.state.close()
 
-    def __enter__(self) -> PacketStore:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -90,14 +108,14 @@ class PacketStore:
     def ingested(self, content_hash: str) -> IngestedFile | None:
         return self.state.ingested(content_hash)
 
-    def writer(self, content_hash: str) -> PartitionWriter:
+    def writer(self, content_hash: str, observer: HourObserver | None = None) -> PartitionWriter:
         """A writer for the packets of one capture, identified by its content hash.
 
         Takes the store's ingest lock (kept until :meth:`close`); raises ``StoreError`` when another
-        process is ingesting into this store.
+        process is ingesting into this store. ``observer`` sees the rows by hour as they are stored.
         """
         self.lock_for_writing()
-        return PartitionWriter(self, content_hash)
+        return PartitionWriter(self, content_hash, observer)
 
     def lock_for_writing(self) -> None:
         """Take the store's ingest lock (kept until :meth:`close`) before changing the dataset
@@ -158,8 +176,9 @@ class PartitionWriter:
     in flight, which keeps memory bounded whatever the capture size.
     """
 
-    def __init__(self, store: PacketStore, content_hash: str) -> None:
+    def __init__(self, store: PacketStore, content_hash: str, observer: HourObserver | None = None) -> None:
         self._store = store
+        self._observer = observer
         self._hash = content_hash
         self._staging = store.root / ".staging" / content_hash
         self._staging.mkdir(parents=True, exist_ok=True)
@@ -185,6 +204,8 @@ class PartitionWriter:
         # encode it now, while the caller decodes the next block, rather than all at commit.
         for hour in [h for h in self._pending if h < hours.min()]:
             self._flush(hour)
+        if self._observer is not None:
+            self._observer.moved_to(int(hours.min()))
         # A capture out of time order could keep many hours half-full: cap what waits in memory.
         while sum(self._pending_rows.values()) > _MAX_PENDING_ROWS:
             self._flush(max(self._pending_rows, key=self._pending_rows.__getitem__))
@@ -200,6 +221,8 @@ class PartitionWriter:
             self._buffer(int(sorted_hours[s]), taken.slice(s, e - s))
 
     def _buffer(self, hour: int, batch: pa.RecordBatch) -> None:
+        if self._observer is not None:
+            self._observer.rows(hour, batch)
         self._pending.setdefault(hour, []).append(batch)
         self._pending_rows[hour] = self._pending_rows.get(hour, 0) + batch.num_rows
         if self._pending_rows[hour] >= _ROW_GROUP_ROWS:
@@ -214,6 +237,8 @@ class PartitionWriter:
             self._in_flight.pop(0).result()
         relative = _partition_path(hour, self._hash, len(self._files))
         self._files.append(relative)
+        if self._observer is not None:
+            self._observer.file(hour, relative)
         table = pa.Table.from_batches(batches, schema=PACKET_SCHEMA)
         self._in_flight.append(self._encoders.submit(_write_parquet, table, self._staging / relative))
 

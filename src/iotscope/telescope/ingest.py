@@ -28,7 +28,7 @@ import xxhash
 from iotscope.capture import CaptureBlock, CaptureError, open_capture
 from iotscope.decode import decode_block
 from iotscope.store.durable import is_disk_full
-from iotscope.store.packets import PacketStore
+from iotscope.store.packets import HourObserver, PacketStore
 from iotscope.store.schema import packet_record_batch
 from iotscope.store.state import IngestedFile, StoreError
 from iotscope.telescope.classify import flag_class, traffic_class
@@ -146,9 +146,11 @@ def _without_first(block: CaptureBlock, n: int) -> CaptureBlock:
     })
 
 
-def ingest_file(path: Path, store: PacketStore, progress: ProgressCallback | None = None) -> FileReport:
+def ingest_file(path: Path, store: PacketStore, progress: ProgressCallback | None = None,
+                observer: HourObserver | None = None) -> FileReport:
     """Ingest one capture into ``store``: skip it if its content is committed, add only what it gained
     if it grew since an earlier ingest of the same path, refuse it if it changes while being read.
+    ``observer`` sees the stored rows by hour (``ingest`` analyses hours while it decodes the next).
 
     Raises ``CaptureError`` for a file that changed during the ingest, ``StoreError`` for a store that
     cannot be written (disk full, read-only); in both cases nothing of this capture is committed.
@@ -164,7 +166,7 @@ def ingest_file(path: Path, store: PacketStore, progress: ProgressCallback | Non
             return FileReport(path, digest, "already", done.records, done.packets, skipped=done.skipped)
         report = FileReport(path, digest, "ingested", grown_from=base.size if base else None)
         skip = base.records if base else 0
-        writer = store.writer(digest)
+        writer = store.writer(digest, observer)
         try:
             seen = 0
             with open_capture(path) as reader:
