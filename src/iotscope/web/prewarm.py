@@ -65,18 +65,24 @@ WARM_DEADLINE_SECONDS = 2.0
 
 
 def default_questions(app: FastAPI, caller: Caller) -> Iterator[Question]:
-    """The dashboard's questions on opening, the cheapest and most visible first (the headline
-    numbers, then the panels; measured floors on 10M packets: 36-260 ms each, ``top port`` the
-    slowest): warmed in this order, so what a deadline leaves unanswered is the least visible."""
+    """The dashboard's questions on opening, the slowest first (floors on 10M packets, BENCHMARKS.md:
+    ``top port`` ~230 ms, the summary, categories and events ~120 ms, the rest 40-70 ms).
+
+    Why slowest first: they are answered two at a time, and starting the long ones first ends the
+    whole set soonest; and what a deadline leaves unanswered is then a cheap question, which a
+    viewer asking for it waits least for.
+    """
+    yield top_question("port", TOP_LIMIT)
     yield summary_question()
     yield categories_question()
-    for by in ("tool", "country", "asn", "port"):
-        yield top_question(by, TOP_LIMIT)
-    yield map_question(caller, MAP_WINDOW_S, MAP_LIMIT)
-    for proto, port in SERIES_PORTS:
-        yield series_question(proto, port, SERIES_BUCKET_S)
     if caller.sees_addresses:
         yield events_question(app, caller, limit=LISTING_PAGE)
+    for proto, port in SERIES_PORTS:
+        yield series_question(proto, port, SERIES_BUCKET_S)
+    yield map_question(caller, MAP_WINDOW_S, MAP_LIMIT)
+    for by in ("tool", "asn", "country"):
+        yield top_question(by, TOP_LIMIT)
+    if caller.sees_addresses:
         yield attacks_question(app, caller, limit=LISTING_PAGE)
     yield alerts_question(app, caller, limit=LISTING_PAGE)
 
