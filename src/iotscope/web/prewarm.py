@@ -7,7 +7,8 @@ when it opens or hears of a commit, for the caller who opens it without a token.
 computed from the cursor of the generation it is kept under, so it is exact for that commit; a
 viewer who asks while it is being computed waits for it (single flight), never computes it twice.
 
-Until they are, the server keeps answering from the previous generation (:class:`PublishedView`).
+Until they are, or for at most :data:`WARM_DEADLINE_SECONDS`, the server keeps answering from the
+previous generation (:class:`PublishedView`).
 
 The questions mirror ``web/frontend`` (``main.js``, ``index.html``): change them together.
 """
@@ -120,8 +121,8 @@ class PublishedView:
     asks in the meantime would wait for a cold query, all of them at once right after each commit
     (measured: p95 ~1 s on 10M packets while the ingest that committed is still analysing). The
     previous generation is a complete, exact answer for the store as it was one commit ago; it is
-    served (and ``/api/live`` tells of the commit) until the new one is ready, usually in well under
-    a second. Same interface as :class:`~iotscope.web.store_reader.StoreReader`'s ``snapshot`` and
+    served until the new one is ready or the warm's deadline has passed (then ``/api/live`` tells of
+    the commit). Same interface as :class:`~iotscope.web.store_reader.StoreReader`'s ``snapshot`` and
     ``generation``; before the first publication, the reader's newest.
     """
 
