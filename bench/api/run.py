@@ -171,7 +171,7 @@ def publish_lag(commits: list[float], told: list[float]) -> dict[str, float | No
     lags = [min((t for t in told if t >= c), default=None) for c in commits]
     lags = [t - c for t, c in zip(lags, commits, strict=True) if t is not None]
     return {"p50_s": round(float(np.median(lags)), 2) if lags else None,
-            "max_s": round(max(lags), 2) if lags else None, "n": len(lags)}
+            "max_s": round(max(lags), 2) if lags else None, "n": len(lags), "each_s": [round(x, 2) for x in lags]}
 
 
 def under_commits(store: Path, scratch: Path, captures: list[Path], table: dict, clients: int, seconds: float,
@@ -236,12 +236,21 @@ def main() -> None:
     parser.add_argument("--captures", type=int, default=4, help="One-hour captures ingested during the load.")
     parser.add_argument("--after-commit", type=float, default=2.0)
     parser.add_argument("--out", type=Path, default=Path("bench/out/api"))
+    parser.add_argument("--only-commits", action="store_true",
+                        help="Only step 3 (commits during the load): a short run for changes to the prewarm.")
     args = parser.parse_args()
     store = build_store(args.out, args.packets, args.hours)
     captures = later_captures(args.out, args.captures, 100_000, args.hours)
     reader = StoreReader(store)
     packets = queries.summary(reader.cursor())["packets"]
     table = endpoints(reader)
+    if args.only_commits:
+        commits = under_commits(store, args.out / "store-commits", captures, table, args.clients,
+                                args.commit_seconds, args.after_commit)
+        (args.out / "commits.json").write_text(json.dumps({"machine": machine(), "packets": packets,
+                                                           "under_commits": commits}, indent=2))
+        print_commits(commits, args.after_commit)
+        return
 
     floor: dict[str, dict] = {}
     for name, (_, query) in table.items():
@@ -268,15 +277,18 @@ def main() -> None:
               f"{s['p50']} / {s['p95']} / {s['p99']} | {r['requests_per_s']:,.0f} |")
     print(f"map answer: {sizes['points']} points, {sizes['columns_bytes']:,} bytes as columns, "
           f"{sizes['objects_bytes']:,} as objects")
-    c = commits
+    print_commits(commits, args.after_commit)
+
+
+def print_commits(c: dict, after_commit: float) -> None:
     print(f"\nunder commits: {c['commits']} commits in {c['seconds']} s (ingest+analyze of each capture: "
           f"{c['ingest_seconds']} s), {c['requests']} requests, statuses {c['statuses']}")
-    print(f"| endpoint | all p50 / p95 / p99 (ms) | within {args.after_commit:g} s after a commit p50 / p95 / p99 (n) |")
+    print(f"| endpoint | all p50 / p95 / p99 (ms) | within {after_commit:g} s after a commit p50 / p95 / p99 (n) |")
     print("|---|---:|---:|")
     for name, r in [("every endpoint", {"all": c["all"], "after_commit": c["after_commit"]}), *c["endpoints"].items()]:
         a, b = r["all"], r["after_commit"]
         print(f"| {name} | {a['p50']} / {a['p95']} / {a['p99']} | {b['p50']} / {b['p95']} / {b['p99']} ({b['n']}) |")
-    print(f"slowest request within {args.after_commit:g} s after a commit: {c['after_commit_max_ms']} ms")
+    print(f"slowest request within {after_commit:g} s after a commit: {c['after_commit_max_ms']} ms")
     lag = c["publish_lag"]
     print(f"commit -> served (the /api/live event): p50 {lag['p50_s']} s, max {lag['max_s']} s over {lag['n']} commits")
 

@@ -14,7 +14,7 @@ from iotscope.simulate.darknet import DarknetConfig, simulate_darknet
 from iotscope.telescope.ingest import ingest
 from iotscope.web.access import OPERATOR
 from iotscope.web.app import create_app
-from iotscope.web.prewarm import PublishedView, default_questions
+from iotscope.web.prewarm import Prewarmer, PublishedView, default_questions
 from iotscope.web.store_reader import StoreReader
 from tests.web.conftest import views
 
@@ -85,3 +85,27 @@ def test_the_published_generation_is_served_until_the_next_is_published(outbreak
     generation, cursor = view.snapshot()
     assert generation == reader.generation() and cursor.execute("SELECT count(*) FROM packets").fetchone() == (
         before + 3_000,)
+
+
+def test_a_commit_is_published_at_the_deadline_and_its_other_answers_follow_exactly(
+        analysed_store: Path, tmp_path: Path) -> None:
+    """A zero deadline: the generation is served before its questions are all answered; they are
+    still all answered for it, and equal what a server computing from nothing answers."""
+    store = tmp_path / "store"
+    shutil.copytree(analysed_store, store)
+    app = create_app(StoreReader(store), prewarm=False)
+    app.state.view = PublishedView(app.state.reader)
+    warmer = Prewarmer(app, app.state.view, poll_seconds=0.05, deadline_seconds=0.0)
+    app.state.prewarmer = warmer
+    warmer.start()
+    try:
+        _wait_for_round(app, 1)
+    finally:
+        warmer.stop()
+    assert warmer.published_at_deadline == 1 and app.state.view.generation() == app.state.reader.generation()
+    kept = _kept(app)
+    assert all(answer is not None for answer in kept.values()), [k for k, a in kept.items() if a is None]
+    fresh = TestClient(create_app(StoreReader(store), prewarm=False))
+    assert fresh.get("/api/summary").json() == kept[("summary",)]
+    for by in ("tool", "country", "asn", "port"):
+        assert fresh.get(f"/api/top/{by}?limit=10").json() == kept[("top", by, 10, None, None)], by
