@@ -21,6 +21,8 @@ and ``research_scanner`` when benign.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import duckdb
 import numpy as np
 import pyarrow as pa
@@ -38,16 +40,21 @@ CLASSIFICATIONS = ("benign", "malicious", "unknown")
 _KEY = source_key_sql()
 
 
-def merge_source_hours(files: list[str], categories: CategoryTable) -> pa.Table:
-    """One row per source from the ``source_hours`` files: times, packets, ports, tools, category tags."""
+def merge_source_hours(files: list[str], categories: CategoryTable, tables: Sequence[pa.Table] = ()) -> pa.Table:
+    """One row per source from the ``source_hours`` files: times, packets, ports, tools, category tags.
+
+    ``tables``: more ``source_hours`` rows, in memory (an hour whose files are still being written).
+    """
     con = duckdb.connect()
     try:
+        parts = []
         if files:
             listing = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
-            con.execute(f"CREATE VIEW parts AS SELECT *, {_KEY} AS k FROM read_parquet([{listing}])")
-        else:
-            con.register("_parts", SOURCE_HOURS.schema.empty_table())
-            con.execute(f"CREATE VIEW parts AS SELECT *, {_KEY} AS k FROM _parts")
+            parts.append(f"SELECT * FROM read_parquet([{listing}])")
+        for i, table in enumerate(tables if files or tables else (SOURCE_HOURS.schema.empty_table(),)):
+            con.register(f"_parts{i}", table.select(SOURCE_HOURS.schema.names))
+            parts.append(f"SELECT * FROM _parts{i}")
+        con.execute(f"CREATE VIEW parts AS SELECT *, {_KEY} AS k FROM ({' UNION ALL BY NAME '.join(parts)})")
         categories.register(con)
         return con.sql(f"""
             WITH base AS (

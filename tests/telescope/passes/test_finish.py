@@ -11,12 +11,13 @@ import pyarrow.parquet as pq
 import pytest
 
 from iotscope.simulate.darknet import DarknetConfig, simulate_darknet
+from iotscope.store.datasets import SUMMARIES_KEY, AnalysisCatalog
 from iotscope.store.packets import PacketStore
 from iotscope.store.query import connect
 from iotscope.telescope.categories import load_categories
 from iotscope.telescope.ingest import ingest
-from iotscope.telescope.passes.finish import resolve_profile_inputs
-from iotscope.telescope.passes.runner import analyze
+from iotscope.telescope.passes.finish import finish, resolve_profile_inputs
+from iotscope.telescope.passes.runner import analyze, resolve_settings
 from tests.telescope.passes.captures import iotscope
 
 BUCKET_US = 600_000_000
@@ -106,3 +107,25 @@ def test_unchanged_inputs_are_not_recomputed(small: Path, tmp_path: Path) -> Non
     assert report.hours_analysed == 0 and "sources" not in report.rows
     assert {k: v for k, v in _tree(store).items() if k != "state.sqlite"} == {
         k: v for k, v in before.items() if k != "state.sqlite"}
+
+
+def test_whole_store_step_overlaps_the_newest_commit_and_equals_it_from_the_files(tmp_path: Path) -> None:
+    """alerts/sources computed while the newest hour is committed (its rows from memory) are the
+    rows the same step computes afterwards from the committed files alone."""
+    config = DarknetConfig(packets=300_000, hours=4, seed=3, outbreak=True, outbreak_start=0.4)
+    simulate_darknet(config, tmp_path / "o.pcap")
+    store = tmp_path / "store"
+    ingest([tmp_path / "o.pcap"], store)
+    report = analyze(store)
+    assert report.whole_store_overlapped and report.hours_analysed == 4
+    views = {"alerts": "SELECT * FROM alerts ORDER BY ALL", "sources": "SELECT * FROM sources ORDER BY src_ip"}
+    early = {name: _sql(store, q) for name, q in views.items()}
+    assert early["alerts"] and len(early["sources"]) > 100
+    catalog = AnalysisCatalog(store)
+    try:
+        catalog.set_setting(SUMMARIES_KEY, {})  # forget them: finish recomputes both from the files
+        rows = finish(store, catalog, resolve_settings(store, {}), resolve_profile_inputs(store))
+    finally:
+        catalog.close()
+    assert rows == {"alerts": len(early["alerts"]), "sources": len(early["sources"])}
+    assert {name: _sql(store, q) for name, q in views.items()} == early

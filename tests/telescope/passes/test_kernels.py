@@ -11,6 +11,7 @@ from iotscope.telescope.passes.events import packed_keys
 from iotscope.telescope.passes.kernels import (
     arrow_buffers,
     merge_destinations,
+    radix_sort,
     split_runs,
 )
 
@@ -78,3 +79,19 @@ def test_split_and_merge_match_a_python_reference() -> None:
     assert {r: int(d) for r, d in enumerate(dst_24s) if d} == {r: len({d >> 8 for d in s}) for r, s in want_dsts.items()}
     assert list(zip(kept_run.tolist(), kept_dst.tolist(), strict=True)) == [
         (r, d) for r in range(3) for d in sorted(want_dsts.get(r, ()))]
+
+
+def test_radix_sort_equals_numpy_sort_on_every_key_shape() -> None:
+    rng = np.random.default_rng(8)
+    pairs = (rng.integers(0, 70_000, 200_000).astype(np.uint64) << np.uint64(32)) | (
+        np.uint64(0xC6336400) + rng.integers(0, 1 << 10, 200_000).astype(np.uint64))  # a darknet /22: skipped digits
+    shapes = {
+        "empty": np.empty(0, dtype=np.uint64), "one": np.array([7], dtype=np.uint64),
+        "all equal": np.full(1000, 123456789, dtype=np.uint64), "pairs": pairs,
+        "full 64 bits": rng.integers(0, np.iinfo(np.uint64).max, 50_000, dtype=np.uint64, endpoint=True),
+        "sorted": np.arange(10_000, dtype=np.uint64), "reversed": np.arange(10_000, dtype=np.uint64)[::-1].copy(),
+    }
+    for name, keys in shapes.items():
+        got = keys.copy()
+        radix_sort(got)
+        assert np.array_equal(got, np.sort(keys)), name

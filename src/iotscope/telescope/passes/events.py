@@ -16,7 +16,7 @@ An event's row is written in the hour in which it was found closed.
 
 Array code: the hour's rows and the carried events are keyed by one integer each
 (:func:`packed_keys`), split into runs by one compiled pass in time order and aggregated with
-``bincount``; distinct destinations are one sort of ``run << 32 | dst`` integers merged with the
+``bincount``; distinct destinations are one radix sort of ``run << 32 | dst`` integers merged with the
 carried sets (:mod:`.kernels`). The ``open`` table is kept in run order (carried events first,
 then new ones by first packet, hence ``first_ts`` order) and ``dsts`` in the same order, sorted
 within each event, so the carried sets are merged, never re-sorted. Python runs once per hour.
@@ -42,6 +42,7 @@ from iotscope.telescope.passes.base import (
 from iotscope.telescope.passes.kernels import (
     arrow_buffers,
     merge_destinations,
+    radix_sort,
     split_runs,
 )
 
@@ -138,7 +139,7 @@ def _destinations(hour: pa.Table, pairs: np.ndarray, ipv6: tuple[np.ndarray, np.
     if len(c_run) > 1 and not bool(np.all(c_run[1:] >= c_run[:-1])):  # e.g. merged shards' states
         by = np.lexsort((c_dst, c_run))
         c_run, c_dst = c_run[by], c_dst[by]
-    pairs.sort()
+    radix_sort(pairs)
     destinations, dst_24s, kept_run, kept_dst = merge_destinations(pairs, c_run, c_dst, n, still_open)
     sets = {"dsts": pa.table({"k": run_key[kept_run], "dst": kept_dst}, schema=DSTS_SCHEMA)}
     fresh6 = hour.column("dst6").combine_chunks()

@@ -7,6 +7,12 @@ hour whenever an input changed (other hours, another category table, other enric
 and skips them otherwise. The result replaces the previous one in one catalog statement
 (``iotscope.store.summaries``).
 
+When a run analysed new hours, the step starts while the newest hour is still being committed
+(:func:`start_whole_store`): it reads the other hours' committed files and the newest hour's rows
+from memory, so the commit (its files and the state snapshot) and this step, the serial tail of an
+``ingest`` after the capture's end, overlap instead of following each other. :func:`finish` takes
+that result when the hours committed by then are the ones it was computed from.
+
 What the user configures here is validated *before* the store is touched
 (:func:`resolve_profile_inputs`: a bad category TOML or ``.mmdb`` is one line, exit 2) and stored
 in the catalog, so later runs (and the one ``ingest`` runs) keep it: the category table as the
@@ -16,6 +22,7 @@ committed file itself, the ``.mmdb`` files as their paths.
 from __future__ import annotations
 
 import hashlib
+from concurrent.futures import Executor, Future
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -26,6 +33,7 @@ from iotscope.enrich import EnrichConfig, EnrichDataError, Enricher
 from iotscope.store.datasets import (
     PORT_SERIES,
     SOURCE_HOURS,
+    AnalysedHour,
     AnalysisCatalog,
     view_snapshot,
 )
@@ -110,12 +118,46 @@ def _table_from_file(path: Path) -> CategoryTable:
     return CategoryTable(table=table, names=(*names, OTHER))
 
 
-def finish(root: Path, catalog: AnalysisCatalog, settings: AnalysisSettings, inputs: ProfileInputs) -> dict[str, int]:
-    """Recompute the whole-store results whose inputs changed; return rows written per result."""
+@dataclass(frozen=True)
+class EarlyWholeStore:
+    """``alerts`` and ``sources`` being computed for ``hours`` (the committed ones plus the newest)."""
+
+    hours: frozenset[int]
+    results: Future[dict[str, pa.Table]]
+
+    def covers(self, hours: dict[int, AnalysedHour]) -> bool:
+        """Whether it was computed from exactly these committed hours."""
+        return self.hours == frozenset(hours)
+
+
+def start_whole_store(root: Path, catalog: AnalysisCatalog, settings: AnalysisSettings, inputs: ProfileInputs,
+                      newest: int, newest_rows: dict[str, pa.Table], workers: Executor) -> EarlyWholeStore | None:
+    """Start ``alerts`` and ``sources`` on ``workers`` from the committed hours and ``newest_rows``.
+
+    ``newest_rows`` (dataset name -> rows) is the hour ``newest``, not committed yet: its commit runs
+    meanwhile. None when the passes do not write both inputs (a test's subset of passes).
+    """
+    if PORT_SERIES.name not in newest_rows or SOURCE_HOURS.name not in newest_rows:
+        return None
+    hours = {h: e for h, e in catalog.hours().items() if h != newest}
+    series_files, partial_files = _input_files(root, hours)
+    surge = SurgeConfig(bucket_seconds=settings.series_bucket_s)
+    series, partial = newest_rows[PORT_SERIES.name], newest_rows[SOURCE_HOURS.name]
+    return EarlyWholeStore(frozenset({*hours, newest}), workers.submit(lambda: {
+        "alerts": _alerts(series_files, series, surge),
+        "sources": _sources(partial_files, partial, inputs)}))
+
+
+def finish(root: Path, catalog: AnalysisCatalog, settings: AnalysisSettings, inputs: ProfileInputs,
+           early: EarlyWholeStore | None = None) -> dict[str, int]:
+    """Recompute the whole-store results whose inputs changed; return rows written per result.
+
+    ``early``: what :func:`start_whole_store` computed, used if it covers the committed hours.
+    """
     catalog.set_setting(ENRICH_KEY, inputs.enrich_paths)
     hours = catalog.hours()
-    series_files = [str(root / e.rows[PORT_SERIES.name]) for e in hours.values() if PORT_SERIES.name in e.rows]
-    partial_files = [str(root / e.rows[SOURCE_HOURS.name]) for e in hours.values() if SOURCE_HOURS.name in e.rows]
+    series_files, partial_files = _input_files(root, hours)
+    computed = early.results.result() if early is not None and early.covers(hours) else {}
     done = committed_summaries(catalog)
     results: dict[str, tuple[pa.Table, str, dict]] = {}
 
@@ -128,22 +170,42 @@ def finish(root: Path, catalog: AnalysisCatalog, settings: AnalysisSettings, inp
     surge = SurgeConfig(bucket_seconds=settings.series_bucket_s)
     key = inputs_key(ALERTS.version, series_files, asdict(surge))
     if done.get("alerts", {}).get("inputs") != key:
-        series = pq.read_table(series_files) if series_files else PORT_SERIES.schema.empty_table()
-        alerts = detect_surges(series, surge).sort_by([("start", "ascending"), ("proto", "ascending"),
-                                                        ("port", "ascending")])
-        results["alerts"] = (alerts.cast(ALERTS.schema), key, {"method": asdict(surge)})
+        alerts = computed["alerts"] if "alerts" in computed else _alerts(series_files, None, surge)
+        results["alerts"] = (alerts, key, {"method": asdict(surge)})
 
     provenance = [asdict(s) for s in inputs.enricher.sources] if inputs.enricher else []
     key = inputs_key(SOURCES.version, partial_files, digest, provenance, inputs.scanners.source,
                      inputs.scanners.retrieved)
     if done.get("sources", {}).get("inputs") != key:
-        merged = merge_source_hours(partial_files, inputs.categories)
-        sources = profile_sources(merged, inputs.enricher, inputs.scanners)
+        sources = computed["sources"] if "sources" in computed else _sources(partial_files, None, inputs)
         results["sources"] = (sources, key, {"enrichment": provenance, "scanners": {
             "source": inputs.scanners.source, "retrieved": inputs.scanners.retrieved}})
     if results:
         commit_summaries(root, catalog, results)
     return {name: t.num_rows for name, (t, _, _) in results.items() if name != "categories"}
+
+
+def _input_files(root: Path, hours: dict[int, AnalysedHour]) -> tuple[list[str], list[str]]:
+    """The committed ``port_series`` and ``source_hours`` files of ``hours``."""
+    return ([str(root / e.rows[PORT_SERIES.name]) for e in hours.values() if PORT_SERIES.name in e.rows],
+            [str(root / e.rows[SOURCE_HOURS.name]) for e in hours.values() if SOURCE_HOURS.name in e.rows])
+
+
+def _alerts(series_files: list[str], newest: pa.Table | None, surge: SurgeConfig) -> pa.Table:
+    """Surge alerts over the ``port_series`` files plus ``newest`` (an hour's rows not committed yet)."""
+    parts = [pq.read_table(series_files)] if series_files else []
+    parts += [newest] if newest is not None else []
+    series = pa.concat_tables([t.select(PORT_SERIES.schema.names).cast(PORT_SERIES.schema) for t in parts]) if len(
+        parts) > 1 else (parts[0] if parts else PORT_SERIES.schema.empty_table())
+    alerts = detect_surges(series, surge).sort_by([("start", "ascending"), ("proto", "ascending"),
+                                                    ("port", "ascending")])
+    return alerts.cast(ALERTS.schema)
+
+
+def _sources(partial_files: list[str], newest: pa.Table | None, inputs: ProfileInputs) -> pa.Table:
+    """Source profiles over the ``source_hours`` files plus ``newest`` (an hour's rows not committed yet)."""
+    merged = merge_source_hours(partial_files, inputs.categories, () if newest is None else (newest,))
+    return profile_sources(merged, inputs.enricher, inputs.scanners)
 
 
 def _ipc_bytes(table: pa.Table) -> bytes:

@@ -14,7 +14,8 @@ another module could change while the cached kernels keep the old machine code.
   run number; a packet starts a new run when its key is new or it comes more than ``idle_us``
   after the key's previous packet; a gap of exactly ``idle_us`` continues the run), then per run
   merge the carried sorted destination set with the hour's sorted ``run << 32 | dst`` pairs,
-  counting distinct destinations and /24s exactly. Carried sets are stored in run order, sorted
+  counting distinct destinations and /24s exactly. The pairs are sorted by :func:`radix_sort`.
+  Carried sets are stored in run order, sorted
   within each run, so they are merged, never re-sorted. Runs are numbered carried events first
   (in ``open`` order), then new runs in order of their first packet, so the ``open`` table written
   in run order stays in ``first_ts`` order hour after hour.
@@ -29,6 +30,7 @@ import numpy as np
 import pyarrow as pa
 
 EMPTY = np.uint64(0xFFFFFFFFFFFFFFFF)  # a free hash slot: never an IPv4 key (58 bits); an IPv6 key (bit 63 + hash) equal to it is a 2^-63 event
+RADIX_BITS = 11  # radix_sort's digit: 2,048 counters (16 KB) stay in L1; ~50-bit pair keys take 5 passes or fewer
 BUCKET_BITS = 22  # port_series cells: bucket numbers relative to the hour's first (< 3600: buckets >= 1 s divide the hour)
 
 
@@ -178,6 +180,46 @@ def split_runs(carried_keys: np.ndarray, carried_last: np.ndarray, t: np.ndarray
             w6 += 1
     return (first_row[:runs], first_t[:runs], last_t[:runs], packets[:runs], tool_counts[:, :runs], pairs[:w],
             rows6[:w6], runs6[:w6])
+
+
+@numba.njit(cache=True, nogil=True)
+def radix_sort(keys: np.ndarray) -> None:
+    """Sort ``keys`` (uint64) in place: LSD radix sort over the bits the largest key uses.
+
+    Why not ``np.sort``: the events' ``run << 32 | dst`` pairs (10⁵-10⁶ an hour) use ~50 of 64
+    bits, and a darknet's destinations share their high bits, so some digits are the same in every
+    key and their pass is skipped; measured about twice as fast as numpy's sort on these keys.
+    """
+    n = len(keys)
+    if n < 2:
+        return
+    top = keys.max()
+    bits = 0
+    while bits < 64 and (top >> np.uint64(bits)) != 0:
+        bits += 1
+    mask = np.uint64((1 << RADIX_BITS) - 1)
+    src, dst = keys, np.empty_like(keys)
+    swapped = False
+    for shift in range(0, bits, RADIX_BITS):
+        by = np.uint64(shift)
+        starts = np.zeros(1 << RADIX_BITS, dtype=np.int64)
+        for i in range(n):
+            starts[(src[i] >> by) & mask] += 1
+        if starts.max() == n:  # the same digit in every key: this pass would move nothing
+            continue
+        total = 0
+        for d in range(1 << RADIX_BITS):
+            count = starts[d]
+            starts[d] = total
+            total += count
+        for i in range(n):
+            d = (src[i] >> by) & mask
+            dst[starts[d]] = src[i]
+            starts[d] += 1
+        src, dst = dst, src
+        swapped = not swapped
+    if swapped:
+        keys[:] = src
 
 
 @numba.njit(cache=True, nogil=True)

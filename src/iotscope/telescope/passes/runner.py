@@ -48,9 +48,11 @@ from iotscope.store.packets import PacketStore, partition_of
 from iotscope.store.state import StoreError
 from iotscope.telescope.passes.base import US_PER_HOUR, AnalysisPass, Partition, State
 from iotscope.telescope.passes.finish import (
+    EarlyWholeStore,
     ProfileInputs,
     finish,
     resolve_profile_inputs,
+    start_whole_store,
 )
 from iotscope.telescope.passes.registry import default_passes
 from iotscope.telescope.passes.settings import AnalysisSettings, Darknet
@@ -82,6 +84,7 @@ class AnalyzeReport:
     hours_ahead: int = 0  # of those, computed while ``ingest`` stored them (see ``passes.ahead``)
     reanalysed_from: int | None = None  # first hour (since the epoch) analysed this run
     rows: dict[str, int] = field(default_factory=dict)  # rows written per dataset
+    whole_store_overlapped: bool = False  # alerts/sources computed while the newest hour was committed
     darknet: Darknet | None = None
     settings: AnalysisSettings | None = None
     seconds: float = 0.0
@@ -163,9 +166,15 @@ def _analyze_locked(root: Path, settings: AnalysisSettings, darknet: Darknet | N
         if darknet is not None:
             catalog.set_setting("darknet", _darknet_json(darknet))
             known = _darknet_json(darknet)
-        seen = _run(root, catalog, settings, passes(settings), files_by_hour, report, progress, ahead)
-        for name, rows in finish(root, catalog, settings, profile).items():
-            report.rows[name] = rows
+        with ThreadPoolExecutor(1, thread_name_prefix="whole-store") as workers:
+            def start_early(newest: int, rows: dict[str, pa.Table]) -> EarlyWholeStore | None:
+                return start_whole_store(root, catalog, settings, profile, newest, rows, workers)
+
+            seen, early = _run(root, catalog, settings, passes(settings), files_by_hour, report, progress, ahead,
+                               start_early)
+            for name, rows in finish(root, catalog, settings, profile, early).items():
+                report.rows[name] = rows
+            report.whole_store_overlapped = early is not None and early.covers(catalog.hours())
         return _widen_darknet(catalog, known, seen)
     finally:
         catalog.close()
@@ -173,8 +182,14 @@ def _analyze_locked(root: Path, settings: AnalysisSettings, darknet: Darknet | N
 
 def _run(root: Path, catalog: AnalysisCatalog, settings: AnalysisSettings, passes: tuple[AnalysisPass, ...],
          files_by_hour: dict[int, list[str]], report: AnalyzeReport,
-         progress: ProgressCallback | None, ahead: ComputedAhead | None) -> tuple[int, int] | None:
-    """Analyse the stale hours; return the lowest and highest IPv4 destination seen in them."""
+         progress: ProgressCallback | None, ahead: ComputedAhead | None,
+         start_early: Callable[[int, dict[str, pa.Table]], EarlyWholeStore | None] | None = None,
+         ) -> tuple[tuple[int, int] | None, EarlyWholeStore | None]:
+    """Analyse the stale hours; return the lowest and highest IPv4 destination seen in them.
+
+    ``start_early`` is called with the newest hour and its rows (dataset name -> rows) before that
+    hour is committed: the whole-store step starts meanwhile (``passes.finish``); returned too.
+    """
     config = analysis_config(passes)
     hours = sorted(files_by_hour)
     report.hours_total = len(hours)
@@ -182,7 +197,7 @@ def _run(root: Path, catalog: AnalysisCatalog, settings: AnalysisSettings, passe
     fingerprints = {h: fingerprint(files_by_hour[h]) for h in hours}
     restart = restart_point(done, fingerprints, config)
     if restart is None:
-        return None
+        return None, None
     first, snapshot = restart
     catalog.forget_from(first)
     remove_uncommitted(root, catalog)
@@ -192,6 +207,7 @@ def _run(root: Path, catalog: AnalysisCatalog, settings: AnalysisSettings, passe
     report.reanalysed_from = todo[0] if todo else None
     columns = hour_columns(passes)
     seen: tuple[int, int] | None = None
+    early: EarlyWholeStore | None = None
     computed = ahead.results(config, first, snapshot) if ahead is not None else (r for r in ())
     with HourAnalyser(passes) as analyser, contextlib.closing(computed):
         upcoming = next(computed, None)
@@ -216,12 +232,14 @@ def _run(root: Path, catalog: AnalysisCatalog, settings: AnalysisSettings, passe
             for p in passes:
                 report.rows[p.dataset.name] = report.rows.get(p.dataset.name, 0) + result.outputs[p.name].num_rows
             save_state = hour == todo[-1] or (i + 1) % SNAPSHOT_EVERY_HOURS == 0
+            if hour == todo[-1] and start_early is not None:
+                early = start_early(hour, {p.dataset.name: result.outputs[p.name] for p in passes})
             _commit_hour(root, catalog, hour, fingerprints[hour], config, passes, result.outputs,
                          states if save_state else None)
             report.hours_analysed += 1
             if progress is not None:
                 progress(i + 1, len(todo))
-    return seen
+    return seen, early
 
 
 def hour_columns(passes: tuple[AnalysisPass, ...]) -> list[str]:
