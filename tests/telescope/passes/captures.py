@@ -37,6 +37,11 @@ def synack(victim: str, dst: str, service: int, client_port: int = 5555) -> byte
     return ethernet(ipv4(victim, dst, tcp(service, client_port, SYN | ACK, seq=7), 6), ETH_IPV4)
 
 
+def synack6(victim: str, dst: str, service: int, client_port: int = 5555) -> bytes:
+    """An IPv6 DoS victim's reply (from its attacked ``service``) to a spoofed darknet address."""
+    return ethernet(ipv6(victim, dst, tcp(service, client_port, SYN | ACK, seq=7), 6), ETH_IPV6)
+
+
 def unreachable(sender: str, dst: str) -> bytes:
     return ethernet(ipv4(sender, dst, icmp(3, 1, b"\x00" * 32), 1), ETH_IPV4)
 

@@ -18,6 +18,7 @@ from tests.telescope.passes.captures import (
     darknet_address,
     seconds,
     synack,
+    synack6,
     unreachable,
     write_capture,
 )
@@ -87,6 +88,32 @@ def test_attack_split_across_two_hours_two_files_two_ingests_is_one(tmp_path: Pa
     assert a["packets"] == len(packets) == 67
     assert int(a["first_ts"].timestamp() * 1e6) == start and int(a["last_ts"].timestamp() * 1e6) == at("2016-09-01T11:02:00")
     assert a["peak_window_packets"] >= 30 and a["open"] is True  # the newest data: it may go on
+
+
+def test_ipv6_victims_carried_across_hours_keep_their_ports_and_windows(tmp_path: Path) -> None:
+    """IPv6 victims are keyed by address like IPv4 ones; an open vector's ports and rate buckets carry over."""
+    start, boundary = at("2016-09-01T10:59:00"), at("2016-09-01T11:00:00")
+    packets = []
+    for victim, build in (("2001:db8::2", synack6), ("2001:db8::1", synack6), (VICTIM, synack)):
+        dst = "2001:db8:ffff::9" if build is synack6 else darknet_address(9)
+        packets += [(start + seconds(i), build(victim, dst, 80 if i < 60 else 443)) for i in range(120)]
+    packets += [(at("2016-09-01T11:10:00") + seconds(i), synack6("2001:db8::1", "2001:db8:ffff::9", 22))
+                for i in range(61)]  # 9 min after the first run of ::1: a second attack
+    write_capture(tmp_path / "1.pcap", [p for p in packets if p[0] < boundary])
+    write_capture(tmp_path / "2.pcap", [p for p in packets if p[0] >= boundary])
+    ingest([tmp_path / "1.pcap"], tmp_path / "s")
+    analyze(tmp_path / "s", {}, Darknet.parse("198.18.0.0/15"))
+    assert _attacks(tmp_path / "s") == []  # 10:59:00-10:59:59 alone: 59 s, shorter than 60 s
+    ingest([tmp_path / "2.pcap"], tmp_path / "s")
+    analyze(tmp_path / "s")
+    got = sorted(_attacks(tmp_path / "s"), key=lambda a: (a["first_ts"], a["victim_ip"]))
+    assert [(a["victim_ip"], a["victim"], a["packets"], a["victim_ports"], a["peak_window_packets"]) for a in got] == [
+        (VICTIM, 3221226064, 120, [80, 443], 60),
+        ("2001:db8::1", None, 120, [80, 443], 60),
+        ("2001:db8::2", None, 120, [80, 443], 60),
+        ("2001:db8::1", None, 61, [22], 60),
+    ]
+    assert all(int(a["last_ts"].timestamp()) - int(a["first_ts"].timestamp()) in (119, 60) for a in got)
 
 
 def test_icmp_backscatter_is_its_own_vector(tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ from iotscope.telescope.passes.events import packed_keys
 from iotscope.telescope.passes.kernels import (
     arrow_buffers,
     merge_destinations,
+    peak_windows,
     radix_sort,
     split_runs,
 )
@@ -95,3 +96,18 @@ def test_radix_sort_equals_numpy_sort_on_every_key_shape() -> None:
         got = keys.copy()
         radix_sort(got)
         assert np.array_equal(got, np.sort(keys)), name
+
+
+def test_peak_windows_match_a_python_reference() -> None:
+    """Buckets with gaps (absent buckets count zero) and windows that must not reach into the previous vector."""
+    rng = np.random.default_rng(3)
+    span, vectors = 6, 40
+    cells = sorted({(int(v), int(b)) for v, b in zip(rng.integers(0, vectors, 3_000), rng.integers(0, 300, 3_000))})
+    vector = np.array([v for v, _ in cells], dtype=np.int64)
+    bucket = np.array([b for _, b in cells], dtype=np.int64)
+    packets = rng.integers(1, 20, len(cells)).astype(np.int64)
+    expected = [0] * (vectors + 1)  # one vector more than used: no buckets, peak 0
+    for v, b in cells:
+        window = sum(int(n) for (w, c), n in zip(cells, packets) if w == v and b - span < c <= b)
+        expected[v] = max(expected[v], window)
+    assert peak_windows(vector, bucket, packets, vectors + 1, span).tolist() == expected

@@ -26,6 +26,7 @@ they pass the thresholds yet), their attacked ports (``ports``) and their last r
 
 from __future__ import annotations
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -37,28 +38,17 @@ from iotscope.telescope.passes.base import (
     Partition,
     State,
     dictionary_codes,
-    packed_key_sql,
-    register_state,
 )
+from iotscope.telescope.passes.kernels import peak_windows
 from iotscope.telescope.passes.settings import AnalysisSettings
 
 _KEY = ("victim", "victim6", "proto")
-_K = ", ".join(_KEY)
-#: The key as one integer (see ``packed_key_sql``), over columns named as in the dataset.
-_PACKED = packed_key_sql("victim", "victim6", [("proto", 8)])
 VECTOR_SCHEMA = pa.schema([*ATTACKS.schema, pa.field("is_attack", pa.bool_(), nullable=False)])
 PORTS_SCHEMA = pa.schema([pa.field("victim", pa.uint32()), pa.field("victim6", pa.binary(16)),
                           pa.field("proto", pa.uint8()), pa.field("port", pa.uint16())])
 BUCKETS_SCHEMA = pa.schema([pa.field("victim", pa.uint32()), pa.field("victim6", pa.binary(16)),
                             pa.field("proto", pa.uint8()), pa.field("bucket", pa.int64()),
                             pa.field("packets", pa.int64())])
-
-
-def _on(a: str, b: str, with_ev: bool = True) -> str:
-    conds = [f"{a}.k = {b}.k"]
-    if with_ev:
-        conds.append(f"{a}.ev = {b}.ev")
-    return " AND ".join(conds)
 
 
 class AttacksPass(AnalysisPass):
@@ -79,88 +69,141 @@ class AttacksPass(AnalysisPass):
         return {k: v for k, v in vars(self).items()}
 
     def run(self, partition: Partition, carried: State) -> tuple[pa.Table, State]:
-        con = partition.con
-        # Backscatter is about a tenth of the packets: select it in Arrow (by dictionary code) so the
-        # SQL below reads only those rows, not the whole hour.
+        # Backscatter is about a tenth of the packets: select it in Arrow (by dictionary code) first.
         hour = partition.table
         backscatter = dictionary_codes(hour.column("traffic_class"), TRAFFIC_CLASSES) == TRAFFIC_CLASSES.index("backscatter")
-        con.register("av_packets", hour.select(["ts", "src", "src6", "proto", "sport", "ip_len"]).filter(pa.array(backscatter)))
-        register_state(con, "av", carried, {"vectors": VECTOR_SCHEMA, "ports": PORTS_SCHEMA, "buckets": BUCKETS_SCHEMA})
-        con.sql(f"""
-            CREATE OR REPLACE TEMP TABLE av_marked AS
-            WITH rows AS (
-                SELECT {_K}, epoch_us(last_ts) AS t, epoch_us(first_ts) AS first_us, packets AS n, bytes AS b,
-                       peak_window_packets AS peak, NULL::USMALLINT AS port, 1 AS carried FROM av_vectors
-                UNION ALL
-                SELECT src, src6, proto, epoch_us(ts), epoch_us(ts), 1, ip_len, 0, sport, 0 FROM av_packets
-            ), keyed AS (
-                SELECT *, {_PACKED} AS k FROM rows
-            ), gaps AS (
-                SELECT *, CASE WHEN t - lag(t) OVER w > {self.timeout_us} THEN 1 ELSE 0 END AS brk
-                FROM keyed WINDOW w AS (PARTITION BY k ORDER BY t)
-            )
-            SELECT *, sum(brk) OVER (PARTITION BY k ORDER BY t) AS ev
-            FROM gaps
-        """)
-        # Rate buckets of each vector: this hour's, plus the carried tail of the vector that continues (ev 0).
-        con.sql(f"""
-            CREATE OR REPLACE TEMP TABLE av_buckets_all AS
-            SELECT k, ev, bucket, sum(packets)::BIGINT AS packets FROM (
-                SELECT k, ev, t // {self.slide_us} AS bucket, count(*) AS packets
-                FROM av_marked WHERE carried = 0 GROUP BY ALL
-                UNION ALL
-                SELECT {_PACKED}, 0, bucket, packets FROM av_buckets
-            ) GROUP BY ALL
-        """)
-        con.sql(f"""
-            CREATE OR REPLACE TEMP TABLE av_all AS
-            WITH summary AS (
-                SELECT k, ev, any_value(victim) AS victim, any_value(victim6) AS victim6, any_value(proto) AS proto,
-                       min(first_us) AS first_us, max(t) AS last_us, sum(n)::BIGINT AS packets,
-                       sum(b)::BIGINT AS bytes, max(peak) AS carried_peak
-                FROM av_marked GROUP BY k, ev
-            ), ports AS (
-                SELECT k, ev, list(port ORDER BY port) AS victim_ports FROM (
-                    SELECT DISTINCT k, ev, port FROM av_marked WHERE port IS NOT NULL
-                    UNION
-                    SELECT {_PACKED}, 0, port FROM av_ports
-                ) GROUP BY ALL
-            ), windows AS (
-                SELECT k, ev, max(in_window)::BIGINT AS peak FROM (
-                    SELECT k, ev, sum(packets) OVER (PARTITION BY k, ev ORDER BY bucket
-                        RANGE BETWEEN {self.window_buckets - 1} PRECEDING AND CURRENT ROW) AS in_window
-                    FROM av_buckets_all
-                ) GROUP BY ALL
-            )
-            SELECT s.k, s.victim, s.victim6, s.proto, s.ev, s.first_us AS first_ts, s.last_us AS last_ts, s.packets, s.bytes,
-                   coalesce(p.victim_ports, []::USMALLINT[]) AS victim_ports,
-                   greatest(coalesce(w.peak, 0), coalesce(s.carried_peak, 0))::BIGINT AS peak_window_packets,
-                   {self.window_s}::INTEGER AS window_s
-            FROM summary s LEFT JOIN ports p ON {_on("s", "p")} LEFT JOIN windows w ON {_on("s", "w")}
-        """)
-        closes_before = partition.horizon_us - self.timeout_us
-        is_attack = (f"(packets >= {self.min_packets} AND last_ts - first_ts >= {self.min_duration_us} "
-                     f"AND peak_window_packets >= {self.min_window_packets})")
-        select = f"SELECT *, {is_attack} AS is_attack FROM av_all"
-        order = f"ORDER BY first_ts, {_K}"
-        closed = con.sql(f"{select} WHERE last_ts < {closes_before} AND {is_attack} {order}").to_arrow_table()
-        vectors = con.sql(f"{select} WHERE last_ts >= {closes_before} {order}").to_arrow_table()
+        rows = hour.select(["ts", "src", "src6", "proto", "sport", "ip_len"]).filter(pa.array(backscatter))
+        old = carried.get("vectors")
+        old = old if old is not None else VECTOR_SCHEMA.empty_table()
+        old_ports = carried.get("ports")
+        old_ports = old_ports if old_ports is not None else PORTS_SCHEMA.empty_table()
+        old_buckets = carried.get("buckets")
+        old_buckets = old_buckets if old_buckets is not None else BUCKETS_SCHEMA.empty_table()
+        c, n = len(old), len(rows)
+        # One row per carried vector (at its last packet) and per packet, as one would-be vector each.
+        victim = _concat([old.column("victim"), rows.column("src"), old_ports.column("victim"),
+                          old_buckets.column("victim")], pa.uint32())
+        victim6 = _concat([old.column("victim6"), rows.column("src6"), old_ports.column("victim6"),
+                           old_buckets.column("victim6")], pa.binary(16))
+        proto = _concat([old.column("proto"), rows.column("proto"), old_ports.column("proto"),
+                         old_buckets.column("proto")], pa.uint8())
+        all_keys = vector_keys(victim, victim6, proto)
+        keys = all_keys[:c + n]
+        t = np.concatenate([_micros(old.column("last_ts")), _micros(rows.column("ts"))])
+        first = np.concatenate([_micros(old.column("first_ts")), t[c:]])
+        packets = np.concatenate([_int64(old.column("packets")), np.ones(n, dtype=np.int64)])
+        size = np.concatenate([_int64(old.column("bytes")), _int64(rows.column("ip_len"))])
+        carried_peak = np.concatenate([_int64(old.column("peak_window_packets")), np.zeros(n, dtype=np.int64)])
+
+        # Vectors: runs per key in time order whose gaps are at most the timeout (corsaro3's expiry).
+        order = np.lexsort((t, keys))
+        k_sorted, t_sorted = keys[order], t[order]
+        starts = np.ones(c + n, dtype=bool)
+        starts[1:] = (k_sorted[1:] != k_sorted[:-1]) | (t_sorted[1:] - t_sorted[:-1] > self.timeout_us)
+        heads = np.flatnonzero(starts)
+        vector_of = np.empty(c + n, dtype=np.int64)
+        vector_of[order] = np.cumsum(starts) - 1
+        m = len(heads)
+        if m:
+            first_us = np.minimum.reduceat(first[order], heads)
+            last_us = np.maximum.reduceat(t_sorted, heads)
+            total_packets = np.add.reduceat(packets[order], heads)
+            total_bytes = np.add.reduceat(size[order], heads)
+            peak = np.maximum.reduceat(carried_peak[order], heads)
+        else:
+            first_us = last_us = total_packets = total_bytes = peak = np.empty(0, dtype=np.int64)
+        head_rows = pa.array(order[heads])
+        # The carried ports and buckets belong to their key's carried vector (the first of the key).
+        carried_vector = _carried_vector(keys[:c], vector_of[:c], all_keys[c + n:])
+        port_vector, bucket_vector = carried_vector[:len(old_ports)], carried_vector[len(old_ports):]
+
+        sport = rows.column("sport").combine_chunks()
+        has_port = sport.is_valid().to_numpy(zero_copy_only=False)
+        pairs = np.unique(np.concatenate([
+            (vector_of[c:][has_port] << 16) | _int64(sport.filter(pa.array(has_port))),
+            (port_vector << 16) | _int64(old_ports.column("port"))]))
+        pair_vector = pairs >> 16
+        offsets = np.searchsorted(pair_vector, np.arange(m + 1))
+        victim_ports = pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), pa.array(pairs & 0xFFFF, pa.uint16()))
+
+        # Rate buckets: this hour's, plus the carried tail of each carried vector; peak window per vector.
+        cell_vector = np.concatenate([vector_of[c:], bucket_vector])
+        cell_bucket = np.concatenate([t[c:] // self.slide_us, _int64(old_buckets.column("bucket"))])
+        cell_packets = np.concatenate([np.ones(n, dtype=np.int64), _int64(old_buckets.column("packets"))])
+        by_cell = np.lexsort((cell_bucket, cell_vector))
+        cell_vector, cell_bucket, cell_packets = cell_vector[by_cell], cell_bucket[by_cell], cell_packets[by_cell]
+        cell_starts = np.ones(len(by_cell), dtype=bool)
+        cell_starts[1:] = (cell_vector[1:] != cell_vector[:-1]) | (cell_bucket[1:] != cell_bucket[:-1])
+        cell_heads = np.flatnonzero(cell_starts)
+        cell_vector, cell_bucket = cell_vector[cell_heads], cell_bucket[cell_heads]
+        cell_packets = np.add.reduceat(cell_packets, cell_heads) if len(cell_heads) else cell_packets
+        peak = np.maximum(peak, peak_windows(cell_vector, cell_bucket, cell_packets, m, self.window_buckets))
+
+        is_attack = (total_packets >= self.min_packets) & (last_us - first_us >= self.min_duration_us) \
+            & (peak >= self.min_window_packets)
+        table = pa.table({
+            "victim": victim.take(head_rows), "victim6": victim6.take(head_rows), "proto": proto.take(head_rows),
+            "first_ts": first_us, "last_ts": last_us, "packets": total_packets, "bytes": total_bytes,
+            "victim_ports": victim_ports, "peak_window_packets": peak,
+            "window_s": pa.array(np.full(m, self.window_s, dtype=np.int32)), "is_attack": is_attack,
+        })
+        by_start = [("first_ts", "ascending"), *((name, "ascending") for name in _KEY)]
+        keep = last_us >= partition.horizon_us - self.timeout_us
+        closed = table.filter(pa.array(~keep & is_attack)).sort_by(by_start).drop_columns(["is_attack"])
+        vectors = table.filter(pa.array(keep)).sort_by(by_start)
         first_kept = partition.end_us // self.slide_us - (self.window_buckets - 1)
-        buckets = con.sql(f"""
-            SELECT a.victim, a.victim6, a.proto, b.bucket, b.packets FROM av_buckets_all b JOIN av_all a ON {_on("b", "a")}
-            WHERE a.last_ts >= {closes_before} AND b.bucket >= {first_kept} ORDER BY ALL
-        """).to_arrow_table()
-        ports = con.sql(f"""
-            SELECT a.victim, a.victim6, a.proto, unnest(a.victim_ports) AS port FROM av_all a
-            WHERE a.last_ts >= {closes_before} ORDER BY ALL
-        """).to_arrow_table()
-        con.execute("DROP TABLE av_marked; DROP TABLE av_buckets_all; DROP TABLE av_all")
-        for name in ("av_packets", "av_vectors", "av_ports", "av_buckets"):
-            con.unregister(name)
+        kept_cells = keep[cell_vector] & (cell_bucket >= first_kept)
+        cell_rows = pa.array(order[heads][cell_vector[kept_cells]])
+        buckets = pa.table({"victim": victim.take(cell_rows), "victim6": victim6.take(cell_rows),
+                            "proto": proto.take(cell_rows), "bucket": cell_bucket[kept_cells],
+                            "packets": cell_packets[kept_cells]})
+        kept_pairs = keep[pair_vector]
+        pair_rows = pa.array(order[heads][pair_vector[kept_pairs]])
+        ports = pa.table({"victim": victim.take(pair_rows), "victim6": victim6.take(pair_rows),
+                          "proto": proto.take(pair_rows), "port": pa.array(pairs[kept_pairs] & 0xFFFF, pa.uint16())})
         vectors = with_address_text(vectors, "victim", "victim6", "victim_ip", VECTOR_SCHEMA)
         return with_address_text(closed, "victim", "victim6", "victim_ip", ATTACKS.schema), {
             "open": vectors.filter(pc.field("is_attack")),
             "vectors": vectors,
-            "ports": conform(ports, PORTS_SCHEMA),
-            "buckets": conform(buckets, BUCKETS_SCHEMA),
+            "ports": conform(ports.sort_by([(name, "ascending") for name in ports.column_names]), PORTS_SCHEMA),
+            "buckets": conform(buckets.sort_by([(name, "ascending") for name in buckets.column_names]), BUCKETS_SCHEMA),
         }
+
+
+def _concat(columns: list[pa.ChunkedArray], type_: pa.DataType) -> pa.Array:
+    """The columns end to end as one array of ``type_``."""
+    return pa.chunked_array([chunk for column in columns for chunk in column.cast(type_).chunks], type_).combine_chunks()
+
+
+def _int64(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    """A column without nulls as int64 numpy values."""
+    return np.asarray(column.cast(pa.int64()).to_numpy(), dtype=np.int64)
+
+
+def _micros(column: pa.ChunkedArray) -> np.ndarray:
+    """Timestamps as µs since the epoch (int64)."""
+    return _int64(column.cast(pa.timestamp("us", tz="UTC")).cast(pa.int64()))
+
+
+def vector_keys(victim: pa.Array, victim6: pa.Array, proto: pa.Array) -> np.ndarray:
+    """One exact uint64 per (victim, victim6, proto): an IPv4 victim packed with the protocol (40 bits),
+    an IPv6 victim numbered among this call's IPv6 victims (``np.unique``) with the top bit set."""
+    protos = _int64(proto)
+    v4 = victim.is_valid().to_numpy(zero_copy_only=False)
+    keys = (_int64(victim.fill_null(0)) << 8) | protos
+    if not v4.all():
+        rows6 = np.flatnonzero(~v4)
+        words = victim6.take(pa.array(rows6)).fill_null(b"\0" * 16)
+        values = np.frombuffer(words.buffers()[1], dtype="V16")[words.offset:words.offset + len(words)]
+        _, number = np.unique(values, return_inverse=True)
+        keys[rows6] = (number.reshape(-1).astype(np.int64) << 8) | protos[rows6] | np.int64(1 << 62)
+    return keys
+
+
+def _carried_vector(carried_keys: np.ndarray, carried_vectors: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    """The vector of each of ``keys`` (carried ports or buckets) among the carried vectors' keys."""
+    if not len(keys):
+        return np.empty(0, dtype=np.int64)
+    by_key = np.argsort(carried_keys, kind="stable")
+    found = by_key[np.searchsorted(carried_keys[by_key], keys)]
+    return carried_vectors[found]

@@ -311,3 +311,26 @@ def count_cells(t: np.ndarray, src: np.ndarray, src_bits: np.ndarray, src_offset
             cells6[w6] = c
             w6 += 1
     return cell_key[:used_cells], packets[:used_cells], sources[:used_cells], rows6[:w6], cells6[:w6]
+
+
+@numba.njit(cache=True, nogil=True)
+def peak_windows(vector: np.ndarray, bucket: np.ndarray, packets: np.ndarray, vectors: int, span: int) -> np.ndarray:
+    """Per attack vector, the most packets in ``span`` consecutive rate buckets (corsaro3's ``calculate_maximum_ppm``).
+
+    ``vector``/``bucket``/``packets``: one row per (vector, bucket), sorted by (vector, bucket),
+    buckets distinct within a vector. A window ends at each bucket and reaches ``span - 1`` buckets
+    back (absent buckets count zero), found with two pointers in one pass.
+    """
+    peak = np.zeros(vectors, dtype=np.int64)
+    start = 0
+    total = 0
+    for i in range(len(bucket)):
+        if i > 0 and vector[i] != vector[i - 1]:
+            start = i
+            total = 0
+        total += packets[i]
+        while bucket[start] <= bucket[i] - span:
+            total -= packets[start]
+            start += 1
+        peak[vector[i]] = max(peak[vector[i]], total)
+    return peak
