@@ -19,6 +19,11 @@ the epoch (``calculate_maximum_ppm``); ``peak_window_packets`` is its maximum.
 Known simplification: corsaro3 takes the victim of an ICMP error from the quoted inner header; the
 ``packets`` table has no inner header, so an ICMP error's victim is its sender.
 
+How: one array pass per hour, no SQL (five DuckDB statements took ~6x the CPU). The carried
+vectors (one row each, at their last packet) and the hour's backscatter are sorted by (victim key,
+time) and cut where the key changes or a gap exceeds the timeout; the sums are ``reduceat``s, the
+ports a ``np.unique`` of ``vector << 16 | port``, the windows :func:`kernels.peak_windows`.
+
 Carried state: vectors that could still continue (``open``: the dataset's columns plus whether
 they pass the thresholds yet), their attacked ports (``ports``) and their last rate buckets
 (``buckets``), so a window that straddles an hour, a file or an ingest is counted whole.

@@ -21,6 +21,8 @@ another module could change while the cached kernels keep the old machine code.
   in run order stays in ``first_ts`` order hour after hour.
 * **port_series** (:func:`count_cells`): packets per (protocol, port, bucket) cell and a hash set
   of (cell, IPv4 source) pairs for exact distinct sources.
+* **attacks** (:func:`peak_windows`): the busiest rate window of each attack vector, two pointers over
+  its sorted rate buckets (the vectors themselves are cut by a numpy sort in ``attacks``).
 """
 
 from __future__ import annotations
