@@ -40,7 +40,8 @@ class CursorCodec:
         body, _, tag = cursor.partition(".")
         try:
             payload = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
-            good = hmac.compare_digest(tag, self._tag(payload, audience))
+            # bytes, not str: compare_digest refuses non-ASCII text with a TypeError
+            good = hmac.compare_digest(tag.encode(), self._tag(payload, audience).encode())
             key = json.loads(payload) if good else None
         except (ValueError, UnicodeDecodeError):
             key = None
