@@ -20,6 +20,7 @@ import duckdb
 import numpy as np
 
 from iotscope.errors import IotscopeError
+from iotscope.ip_protocols import PROTO_ICMP, PROTO_TCP, PROTO_UDP, PROTOCOL_NAMES
 from iotscope.store.schema import FLAG_CLASSES, TOOLS, TRAFFIC_CLASSES
 from iotscope.web.access import EVERYTHING, AddressScope
 from iotscope.web.coverage import Coverage, coverage, source_rows
@@ -34,7 +35,7 @@ from iotscope.web.time_range import (
 )
 
 #: Protocol names the API accepts, and their IP protocol numbers.
-PROTOCOLS: dict[str, int] = {"tcp": 6, "udp": 17, "icmp": 1}
+PROTOCOLS: dict[str, int] = {PROTOCOL_NAMES[number]: number for number in (PROTO_TCP, PROTO_UDP, PROTO_ICMP)}
 #: The window of data an endpoint covers when the request names no ``from``/``to``.
 DEFAULT_WINDOW = timedelta(hours=24)
 #: More buckets than this in one series is a mistake (or an attempt to exhaust memory), not a chart.
@@ -260,8 +261,7 @@ def top(con: duckdb.DuckDBPyConnection, by: str, limit: int,
             f"SELECT top.dport, top.proto, any_value(top.n) AS n, {_SOURCES.replace('src', 'r.src')} "
             "FROM top JOIN r USING (dport, proto) GROUP BY ALL ORDER BY n DESC, dport, proto",
             [*params, limit]).fetchall()
-        names = {number: name for name, number in PROTOCOLS.items()}
-        rows = [{"port": int(d), "proto": names.get(p, str(p)), "packets": int(n), "sources": int(s)}
+        rows = [{"port": int(d), "proto": PROTOCOL_NAMES.get(p, str(p)), "packets": int(n), "sources": int(s)}
                 for d, p, n, s in result]
     elif by == "tool":
         rows_sql, params = source_rows(
@@ -387,7 +387,6 @@ def source_profile(con: duckdb.DuckDBPyConnection, address: str, top_ports: int 
     ports = con.execute(
         f"SELECT dport, proto, count(*) AS n FROM packets WHERE {where} AND dport IS NOT NULL "
         "GROUP BY 1, 2 ORDER BY n DESC, dport LIMIT ?", [key, top_ports]).fetchall()
-    names = {number: name for name, number in PROTOCOLS.items()}
     return {
         "address": str(parsed),
         "first_seen": iso(first),
@@ -397,7 +396,7 @@ def source_profile(con: duckdb.DuckDBPyConnection, address: str, top_ports: int 
         "flag_class": {name: int(by_flag[name]) for name in FLAG_CLASSES if name in by_flag},
         "traffic_class": {name: int(by_traffic[name]) for name in TRAFFIC_CLASSES if name in by_traffic},
         "tools": tools,
-        "ports": [{"port": int(d), "proto": names.get(p, str(p)), "packets": int(n)} for d, p, n in ports],
+        "ports": [{"port": int(d), "proto": PROTOCOL_NAMES.get(p, str(p)), "packets": int(n)} for d, p, n in ports],
         **_located(con, where, key),
     }
 
