@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine
 from store import build_store, later_captures
 
-from iotscope.web import listings, queries
+from iotscope.web import listings, profile_query, queries
 from iotscope.web.store_reader import StoreReader
 
 LOAD = Path(__file__).with_name("load.py")
@@ -57,7 +57,7 @@ def endpoints(reader: StoreReader) -> dict[str, tuple[str, object]]:
     table["events"] = ("/api/events?limit=25", lambda c: listings.events(c, limit=25))
     table["attacks"] = ("/api/attacks?limit=25", lambda c: listings.attacks(c, limit=25))
     table["alerts"] = ("/api/alerts?limit=25", lambda c: listings.alerts(c, limit=25))
-    table["ip profile"] = (f"/api/ip/{top_source}", lambda c: queries.source_profile(c, top_source))
+    table["ip profile"] = (f"/api/ip/{top_source}", lambda c: profile_query.source_profile(c, top_source))
     return table
 
 

@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from iotscope.web import queries
+from iotscope.web import profile_query, queries
 from iotscope.web.app import create_app
 from iotscope.web.store_reader import StoreReader
 from tests.web.conftest import map_rows
@@ -75,7 +75,7 @@ def test_source_profile_endpoint(client: TestClient, reader: StoreReader) -> Non
     address = client.get("/api/map", params={"window": 600, "limit": 1}).json()["points"]["src"][0]
     response = client.get(f"/api/ip/{address}")
     assert response.status_code == 200
-    assert response.json() == queries.source_profile(reader.cursor(), address)
+    assert response.json() == profile_query.source_profile(reader.cursor(), address)
     unseen = client.get("/api/ip/192.0.2.1")
     assert unseen.status_code == 404 and "192.0.2.1" in unseen.json()["error"]
     malformed = client.get("/api/ip/not-an-address")

@@ -124,35 +124,6 @@ def test_bad_parameters_name_the_parameter(reader: StoreReader, call, parameter:
     assert caught.value.parameter == parameter
 
 
-def test_source_profile_matches_the_store(reader: StoreReader, outbreak_store: Path) -> None:
-    src, packets, first, last, destinations = raw(
-        outbreak_store, "SELECT src, count(*) AS n, min(ts), max(ts), count(DISTINCT dst) FROM p "
-                        "WHERE tool = 'mirai' GROUP BY src ORDER BY n DESC, src LIMIT 1")[0]
-    address = str(ipaddress.IPv4Address(src))
-    got = queries.source_profile(reader.cursor(), address)
-    assert (got["address"], got["packets"], got["destinations"]) == (address, packets, destinations)
-    assert (datetime.fromisoformat(got["first_seen"]), datetime.fromisoformat(got["last_seen"])) == (first, last)
-    assert got["tools"] == ["mirai"]
-    ports = raw(outbreak_store, "SELECT dport, count(*) AS n FROM p WHERE src = ? GROUP BY 1 ORDER BY n DESC, 1",
-                [src])
-    assert [(p["port"], p["packets"]) for p in got["ports"]] == ports
-    assert {p["port"] for p in got["ports"]} <= {23, 2323}
-    assert got["flag_class"] == dict(raw(outbreak_store, "SELECT flag_class, count(*) FROM p WHERE src = ? "
-                                                         "GROUP BY 1", [src]))
-    assert got["country"] is None and "lat" in got and "asn" in got
-
-
-def test_source_profile_of_an_unseen_or_malformed_address(reader: StoreReader) -> None:
-    with pytest.raises(queries.UnknownSourceError):
-        queries.source_profile(reader.cursor(), "192.0.2.1")  # TEST-NET-1: never a simulated source
-    with pytest.raises(queries.UnknownSourceError):
-        queries.source_profile(reader.cursor(), "2001:db8::1")
-    for text in ("not-an-address", "999.1.1.1", "1.2.3", ""):
-        with pytest.raises(ApiParameterError) as caught:
-            queries.source_profile(reader.cursor(), text)
-        assert caught.value.parameter == "address"
-
-
 # --- the analysed store: categories, countries/ASNs, located map points and profiles, port_series ---
 
 
@@ -205,16 +176,6 @@ def test_map_points_carry_the_sources_location(analysed: StoreReader, analysed_s
     public["points"] = map_rows(public["points"])
     assert sum(p["count"] for p in public["points"]) == sum(p["count"] for p in got["points"])
     assert all(p["src"] is None for p in public["points"]) and any(p["lat"] is not None for p in public["points"])
-
-
-def test_source_profile_carries_location_network_and_classification(analysed: StoreReader,
-                                                                     analysed_store: Path, geo_data: None) -> None:
-    ip, cc, asn, name, lat, lon, kind = views(
-        analysed_store, "SELECT src_ip, country, asn, as_name, lat, lon, classification FROM sources "
-        "WHERE asn IS NOT NULL AND lat IS NOT NULL ORDER BY packets DESC LIMIT 1")[0]
-    got = queries.source_profile(analysed.cursor(), ip)
-    assert (got["country"], got["asn"], got["as_name"], got["classification"]) == (cc, asn, name, kind)
-    assert (got["lat"], got["lon"]) == (pytest.approx(lat), pytest.approx(lon))
 
 
 def test_series_reads_port_series_at_the_analysed_bucket_with_the_same_numbers(analysed: StoreReader,

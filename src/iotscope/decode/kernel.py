@@ -16,6 +16,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from iotscope.ip_protocols import PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP
+
 # ---- network-byte-order reads (callers check bounds; results widened to int64) -----------------
 
 
@@ -141,10 +143,6 @@ L4_TRUNCATED = 4
 #: Names of the counters, in index order; the first four are records dropped, the last is kept.
 COUNTER_NAMES = ("non_ip", "truncated", "bad_ip_header", "unsupported_linktype", "l4_truncated")
 
-PROTO_ICMP = 1
-PROTO_TCP = 6
-PROTO_UDP = 17
-PROTO_ICMPV6 = 58
 #: IPv6 extension headers walked to reach the upper-layer protocol (RFC 8200 section 4.1).
 IPV6_HOP_BY_HOP = 0
 IPV6_ROUTING = 43

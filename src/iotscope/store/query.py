@@ -22,6 +22,7 @@ import duckdb
 import pyarrow as pa
 
 from iotscope.errors import IotscopeError
+from iotscope.ip_protocols import PROTOCOL_NAMES
 from iotscope.store.check import find_damage, missing_files
 from iotscope.store.datasets import create_views, empty_relation, view_snapshot
 from iotscope.store.packets import PacketStore
@@ -166,7 +167,7 @@ def _stats(con: duckdb.DuckDBPyConnection, store: PacketStore, top_ports: int) -
         "flag_class": {name: by_flag.get(name, 0) for name in FLAG_CLASSES},
         "traffic_class": {name: by_traffic.get(name, 0) for name in TRAFFIC_CLASSES},
         "top_dports": [
-            {"dport": d, "proto": {6: "tcp", 17: "udp"}.get(p, str(p)), "packets": n, "sources": s}
+            {"dport": d, "proto": PROTOCOL_NAMES.get(p, str(p)), "packets": n, "sources": s}
             for d, p, n, s in ports
         ],
         "captures": len(files),

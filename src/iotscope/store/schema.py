@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
+from iotscope.ip_protocols import PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP
+
 #: NICTER's legend for the live map, in this order; ``flag_class`` stores these names.
 FLAG_CLASSES: tuple[str, ...] = (
     "syn", "synack", "ack", "fin", "rst", "push", "tcp_other", "udp", "icmp", "other",
@@ -45,7 +47,6 @@ PACKET_SCHEMA = pa.schema(
 )
 
 _IPV4, _IPV6 = 4, 6
-_TCP, _UDP, _ICMP, _ICMPV6 = 6, 17, 1, 58
 
 
 def _nullable(values: np.ndarray, valid: np.ndarray, type_: pa.DataType) -> pa.Array:
@@ -89,9 +90,9 @@ def packet_record_batch(
     l4 = columns["l4"].astype(bool, copy=False)
     v4 = version == _IPV4
     v6 = ~v4
-    tcp = l4 & (proto == _TCP)
-    ported = tcp | (l4 & (proto == _UDP))
-    icmp = l4 & ((proto == _ICMP) | (proto == _ICMPV6))
+    tcp = l4 & (proto == PROTO_TCP)
+    ported = tcp | (l4 & (proto == PROTO_UDP))
+    icmp = l4 & ((proto == PROTO_ICMP) | (proto == PROTO_ICMPV6))
     arrays = [
         pa.array(columns["ts"], type=pa.int64()).view(pa.timestamp("us", tz="UTC")),
         pa.array(version, type=pa.uint8()),

@@ -46,11 +46,12 @@ import numpy as np
 import pyarrow as pa
 
 from iotscope.errors import IotscopeError
+from iotscope.ip_protocols import PROTO_TCP, PROTO_UDP, PROTOCOL_NAMES
 from iotscope.store.summaries import CATEGORIES
 from iotscope.textfile import read_text_file
 
-#: Protocol names a category file may use, with their IP protocol numbers.
-PROTOCOLS: dict[str, int] = {"tcp": 6, "udp": 17}
+#: Protocol names a category file may use, with their IP protocol numbers (the two that carry ports).
+PROTOCOLS: dict[str, int] = {PROTOCOL_NAMES[number]: number for number in (PROTO_TCP, PROTO_UDP)}
 #: The category of everything no entry names; always the last name of a table.
 OTHER = "other"
 #: Where the shipped default table lives (inside the package, so it works offline).

@@ -44,13 +44,12 @@ from collections.abc import Callable
 
 import numpy as np
 
+from iotscope.ip_protocols import PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP
 from iotscope.store.schema import FLAG_CLASSES, TRAFFIC_CLASSES
 
 FIN, SYN, RST, PSH, ACK, URG = 0x01, 0x02, 0x04, 0x08, 0x10, 0x20
 #: The flag bits the classes look at; ECE (0x40) and CWR (0x80) are ignored.
 CLASSIFIED_FLAGS = FIN | SYN | RST | PSH | ACK | URG
-
-PROTO_ICMP, PROTO_TCP, PROTO_UDP, PROTO_ICMPV6 = 1, 6, 17, 58
 
 FLAG = {name: np.int8(code) for code, name in enumerate(FLAG_CLASSES)}
 TRAFFIC = {name: np.int8(code) for code, name in enumerate(TRAFFIC_CLASSES)}

@@ -25,7 +25,8 @@ from iotscope.web.access import Unauthorized, caller_of
 from iotscope.web.client_address import IPNetwork
 from iotscope.web.cursor import CursorCodec
 from iotscope.web.prewarm import PREWARM_POLL_SECONDS, Prewarmer, PublishedView
-from iotscope.web.queries import ApiParameterError, UnknownSourceError
+from iotscope.web.profile_query import UnknownSourceError
+from iotscope.web.queries import ApiParameterError
 from iotscope.web.rate_limit import RateLimiter
 from iotscope.web.result_cache import ResultCache
 from iotscope.web.store_reader import StoreReader

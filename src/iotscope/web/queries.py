@@ -1,9 +1,10 @@
 """The questions the dashboard asks, as plain functions over a DuckDB cursor of the store.
 
-Every web handler is a thin shell over one function here, and the tests call these functions
-directly, so the numbers the page shows are the numbers a query of the store gives. All work is
-SQL over the ``packets`` view; Python touches only result rows (buckets, top-N rows, map points),
-never packets.
+Every web handler is a thin shell over one function here (or in :mod:`iotscope.web.listings`, the
+paged rows, and :mod:`iotscope.web.profile_query`, one address's profile), and the tests call these
+functions directly, so the numbers the page shows are the numbers a query of the store gives. All
+work is SQL over the ``packets`` view; Python touches only result rows (buckets, top-N rows, map
+points), never packets.
 
 Aggregates over a time range (summary, series, top, categories) read the analysis datasets
 (``source_hours``, ``port_series``) for the hours an up-to-date analysis covers and ``packets`` for
@@ -20,6 +21,7 @@ import duckdb
 import numpy as np
 
 from iotscope.errors import IotscopeError
+from iotscope.ip_protocols import PROTO_ICMP, PROTO_TCP, PROTO_UDP, PROTOCOL_NAMES
 from iotscope.store.schema import FLAG_CLASSES, TOOLS, TRAFFIC_CLASSES
 from iotscope.web.access import EVERYTHING, AddressScope
 from iotscope.web.coverage import Coverage, coverage, source_rows
@@ -34,7 +36,7 @@ from iotscope.web.time_range import (
 )
 
 #: Protocol names the API accepts, and their IP protocol numbers.
-PROTOCOLS: dict[str, int] = {"tcp": 6, "udp": 17, "icmp": 1}
+PROTOCOLS: dict[str, int] = {PROTOCOL_NAMES[number]: number for number in (PROTO_TCP, PROTO_UDP, PROTO_ICMP)}
 #: The window of data an endpoint covers when the request names no ``from``/``to``.
 DEFAULT_WINDOW = timedelta(hours=24)
 #: More buckets than this in one series is a mistake (or an attempt to exhaust memory), not a chart.
@@ -54,10 +56,6 @@ class ApiParameterError(IotscopeError, ValueError):
     def __init__(self, parameter: str, message: str) -> None:
         super().__init__(f"{parameter}: {message}")
         self.parameter = parameter
-
-
-class UnknownSourceError(IotscopeError, LookupError):
-    """No packet from this address is in the store; the web layer answers 404."""
 
 
 def address_text(src: int | None, src6: bytes | None) -> str:
@@ -260,8 +258,7 @@ def top(con: duckdb.DuckDBPyConnection, by: str, limit: int,
             f"SELECT top.dport, top.proto, any_value(top.n) AS n, {_SOURCES.replace('src', 'r.src')} "
             "FROM top JOIN r USING (dport, proto) GROUP BY ALL ORDER BY n DESC, dport, proto",
             [*params, limit]).fetchall()
-        names = {number: name for name, number in PROTOCOLS.items()}
-        rows = [{"port": int(d), "proto": names.get(p, str(p)), "packets": int(n), "sources": int(s)}
+        rows = [{"port": int(d), "proto": PROTOCOL_NAMES.get(p, str(p)), "packets": int(n), "sources": int(s)}
                 for d, p, n, s in result]
     elif by == "tool":
         rows_sql, params = source_rows(
@@ -355,58 +352,3 @@ MAP_FIELDS = ("src", "flag_class", "count", "lat", "lon", "country")
 
 def _columns(points: list[tuple]) -> dict[str, list]:
     return {name: [p[i] for p in points] for i, name in enumerate(MAP_FIELDS)}
-
-
-def source_profile(con: duckdb.DuckDBPyConnection, address: str, top_ports: int = 20,
-                   scope: AddressScope = EVERYTHING) -> dict[str, Any]:
-    """What the store knows about one source address, from its packets.
-
-    Location, network and classification (``country``, ``asn``, ``as_name``, ``lat``, ``lon``,
-    ``classification``) come from the ``sources`` view; null when it does not know the source.
-    Raises :class:`ApiParameterError` for text that is not an address and
-    :class:`UnknownSourceError` for an address never seen or outside ``scope`` (the same answer:
-    an organization cannot tell another's sources from silence).
-    """
-    try:
-        parsed = ipaddress.ip_address(address)
-    except ValueError:
-        raise ApiParameterError("address", f"{address!r} is not an IPv4 or IPv6 address") from None
-    if not scope.contains(parsed):
-        raise UnknownSourceError(f"address: {parsed} sent nothing the store holds")
-    where, key = ("src = ?", int(parsed)) if parsed.version == 4 else ("src6 = ?", parsed.packed)
-    packets, first, last, destinations = con.execute(
-        f"SELECT count(*), epoch_us(min(ts)), epoch_us(max(ts)), count(DISTINCT coalesce(CAST(dst AS VARCHAR), "
-        f"hex(dst6))) FROM packets WHERE {where}", [key]).fetchone()
-    if not packets:
-        raise UnknownSourceError(f"address: {parsed} sent nothing the store holds")
-    by_flag = dict(con.execute(f"SELECT flag_class, count(*) FROM packets WHERE {where} GROUP BY 1", [key]).fetchall())
-    by_traffic = dict(con.execute(
-        f"SELECT traffic_class, count(*) FROM packets WHERE {where} GROUP BY 1", [key]).fetchall())
-    tools = [t for (t,) in con.execute(
-        f"SELECT DISTINCT tool FROM packets WHERE {where} AND tool IS NOT NULL ORDER BY 1", [key]).fetchall()]
-    ports = con.execute(
-        f"SELECT dport, proto, count(*) AS n FROM packets WHERE {where} AND dport IS NOT NULL "
-        "GROUP BY 1, 2 ORDER BY n DESC, dport LIMIT ?", [key, top_ports]).fetchall()
-    names = {number: name for name, number in PROTOCOLS.items()}
-    return {
-        "address": str(parsed),
-        "first_seen": iso(first),
-        "last_seen": iso(last),
-        "packets": int(packets),
-        "destinations": int(destinations),
-        "flag_class": {name: int(by_flag[name]) for name in FLAG_CLASSES if name in by_flag},
-        "traffic_class": {name: int(by_traffic[name]) for name in TRAFFIC_CLASSES if name in by_traffic},
-        "tools": tools,
-        "ports": [{"port": int(d), "proto": names.get(p, str(p)), "packets": int(n)} for d, p, n in ports],
-        **_located(con, where, key),
-    }
-
-
-def _located(con: duckdb.DuckDBPyConnection, where: str, key: Any) -> dict[str, Any]:
-    """A source's location, network and classification from the ``sources`` view (nulls when absent)."""
-    row = con.execute(f"SELECT country, asn, as_name, lat, lon, classification FROM sources WHERE {where}",
-                      [key]).fetchone()
-    country, asn, as_name, lat, lon, classification = row or (None,) * 6
-    return {"country": country, "asn": None if asn is None else int(asn), "as_name": as_name,
-            "lat": None if lat is None else float(lat), "lon": None if lon is None else float(lon),
-            "classification": classification}

@@ -19,7 +19,7 @@ from typing import Annotated, Any, Literal
 import duckdb
 from fastapi import APIRouter, FastAPI, Path, Query, Request, Response
 
-from iotscope.web import queries
+from iotscope.web import profile_query, queries
 from iotscope.web.access import EVERYTHING, Caller, caller_of, require_addresses
 from iotscope.web.errors import ERROR_RESPONSES, UNAUTHORIZED, ErrorBody
 from iotscope.web.store_reader import Generation
@@ -141,5 +141,5 @@ def source_profile(
     With ``--orgs``: a token is needed (401), and an address outside the organization's networks is 404."""
     caller = caller_of(request)
     require_addresses(caller)
-    return answer(request, ("ip", caller.name, address), lambda con: queries.source_profile(
+    return answer(request, ("ip", caller.name, address), lambda con: profile_query.source_profile(
         con, address, scope=caller.scope))
