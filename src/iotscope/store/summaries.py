@@ -117,7 +117,8 @@ def commit_summaries(root: Path, catalog: AnalysisCatalog, results: dict[str, tu
 def source_key_sql(alias: str = "") -> str:
     """SQL for one UBIGINT identifying a row's source address (``src`` or ``src6``): joins and groups
     on one integer are much faster than on two nullable columns. IPv4: the address; IPv6: a 64-bit
-    hash with the top bit set (never equal to an IPv4 key; see ``passes.base.packed_key_sql``)."""
+    hash with the top bit set, so it never equals an IPv4 key; two IPv6 sources colliding is a
+    ~n²/2⁶⁴ event, accepted."""
     t = f"{alias}." if alias else ""
     return f"coalesce({t}src::UBIGINT, hash({t}src6) | (1::UBIGINT << 63))"
 

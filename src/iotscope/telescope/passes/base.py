@@ -96,34 +96,6 @@ class AnalysisPass:
         return rows, state
 
 
-def register_state(con: duckdb.DuckDBPyConnection, prefix: str, carried: State,
-                   empty: Mapping[str, pa.Schema]) -> None:
-    """Expose each carried table as ``<prefix>_<name>`` on ``con`` (an empty table when not carried)."""
-    for name, schema in empty.items():
-        table = carried.get(name)
-        con.register(f"{prefix}_{name}", table if table is not None else schema.empty_table())
-
-
-def packed_key_sql(src: str, src6: str, fields: Sequence[tuple[str, int]]) -> str:
-    """SQL for one UBIGINT that identifies (source, fields...), for fast window partitions and joins.
-
-    DuckDB partitions and joins on one integer many times faster than on several nullable columns
-    (measured: 0.3 s -> 0.01 s for a window over 76k rows). For an IPv4 source the key is exact: the
-    address and the fields (each non-negative and below ``2**bits``) packed into the low 63 bits, which
-    the caller keeps within bounds. For an IPv6 source it is a 64-bit hash with the top bit set (so it
-    never equals an IPv4 key); two IPv6 keys colliding is a ~n²/2⁶⁴ event, accepted and documented.
-    """
-    shift = sum(bits for _, bits in fields)
-    if 32 + shift > 63:
-        raise ValueError("packed key wider than 63 bits")
-    packed = [f"({src}::UBIGINT << {shift})"]
-    for expr, bits in fields:
-        shift -= bits
-        packed.append(f"(({expr})::UBIGINT << {shift})")
-    v6 = f"(hash({src6}, {', '.join(e for e, _ in fields)}) | (1::UBIGINT << 63))"
-    return f"CASE WHEN {src} IS NOT NULL THEN {' | '.join(packed)} ELSE {v6} END"
-
-
 def dictionary_codes(column: pa.ChunkedArray, names: tuple[str, ...]) -> np.ndarray:
     """Index of each value in ``names`` (int8), -1 for null or unknown.
 
