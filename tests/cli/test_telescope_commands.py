@@ -15,6 +15,7 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -285,3 +286,25 @@ def test_repair_without_the_source_drops_the_capture_until_it_is_ingested_again(
     assert packets(other_store) == 0  # dropped, not half-counted
     iotscope("ingest", str(capture), "--store", str(other_store))
     assert packets(other_store) == 20000
+
+
+def test_ingest_ends_its_analysis_thread_when_every_hour_is_already_up_to_date(capture: Path, tmp_path: Path) -> None:
+    """The hours computed while ingesting are not taken when the analysis finds nothing to do (here:
+    the re-ingested capture gives back the very files whose analysis is still recorded). Their thread
+    must still end before ingest returns: left running, the interpreter tore it down inside DuckDB
+    at exit and the process aborted (SIGABRT, "FATAL: exception not rethrown") after a good ingest."""
+    from typer.testing import CliRunner
+
+    from iotscope.cli import app
+
+    moved = tmp_path / "moved.pcap"
+    shutil.copy(capture, moved)
+    other_store = tmp_path / "other"
+    iotscope("ingest", str(moved), "--store", str(other_store))
+    damage(part_files(other_store)[-1], "missing")
+    moved.unlink()
+    iotscope("store", "check", "--store", str(other_store), "--repair")
+    result = CliRunner().invoke(app, ["ingest", str(capture), "--store", str(other_store)])
+    assert result.exit_code == 0, result.output
+    assert "up to date" in result.output
+    assert not [t for t in threading.enumerate() if t.name == "analyse-ahead" and t.is_alive()]

@@ -51,30 +51,35 @@ def ingest(
 
     ahead = None
     try:
-        paths = capture_files(paths)
-        if not paths:
-            fail("no capture files found (a directory is searched for *.pcap, *.pcapng, *.cap, optionally .gz)")
-        check_captures(paths)
-        with PacketStore(store) as packet_store, _progress() as progress:
-            ahead = None if no_analyze else _analysis_ahead(packet_store)
-            tasks = {p: progress.add_task(printable(p.name), total=p.stat().st_size) for p in paths}
-            reports = [
-                ingest_file(p, packet_store, lambda path, done: progress.update(tasks[path], completed=done), ahead)
-                for p in paths
-            ]
-            for p in paths:
-                progress.update(tasks[p], completed=p.stat().st_size)
-    except (CaptureError, StoreError) as exc:
+        try:
+            paths = capture_files(paths)
+            if not paths:
+                fail("no capture files found (a directory is searched for *.pcap, *.pcapng, *.cap, optionally .gz)")
+            check_captures(paths)
+            with PacketStore(store) as packet_store, _progress() as progress:
+                ahead = None if no_analyze else _analysis_ahead(packet_store)
+                tasks = {p: progress.add_task(printable(p.name), total=p.stat().st_size) for p in paths}
+                reports = [
+                    ingest_file(p, packet_store, lambda path, done: progress.update(tasks[path], completed=done), ahead)
+                    for p in paths
+                ]
+                for p in paths:
+                    progress.update(tasks[p], completed=p.stat().st_size)
+        except (CaptureError, StoreError) as exc:
+            fail(str(exc))
+        _print_ingest_summary(reports)
+        if not no_analyze:
+            from iotscope.cli.analysis_commands import run_analysis
+
+            if ahead is not None:
+                ahead.input_done()
+            run_analysis(store, ahead=ahead)
+    finally:
+        # Whatever ends the command (an error, Ctrl-C, or an analysis that takes none of the hours
+        # computed ahead because all are up to date), the thread computing them ends first: left
+        # running, the interpreter tears it down inside DuckDB/numba at exit and the process aborts.
         if ahead is not None:
             ahead.close()
-        fail(str(exc))
-    _print_ingest_summary(reports)
-    if not no_analyze:
-        from iotscope.cli.analysis_commands import run_analysis
-
-        if ahead is not None:
-            ahead.input_done()
-        run_analysis(store, ahead=ahead)
 
 
 def _analysis_ahead(store: PacketStore) -> AnalysisAhead | None:

@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 
 from iotscope.survey.credentials import Credential
 from iotscope.survey.probes.limits import ProbeLimits
-from iotscope.survey.probes.outcome import ProbeFailure, ProbeRecord, plan_attempts, run_probe, sanitize_banner
+from iotscope.survey.probes.outcome import (
+    ProbeFailure,
+    ProbeRecord,
+    plan_attempts,
+    run_probe,
+    sanitize_banner,
+)
 from iotscope.survey.scope import OutOfScopeError
 
 
@@ -148,3 +155,30 @@ def test_parallel_connections_share_one_pace():
     asyncio.run(both())
     gaps = [b - a for a, b in zip(sorted(starts), sorted(starts)[1:])]
     assert len(starts) == 6 and min(gaps) >= 0.09, gaps
+
+
+def test_a_lane_woken_late_does_not_bring_the_next_start_closer():
+    """The event loop busy when one lane's turn comes (a slow banner parse, a loaded machine) makes
+    that lane start late; the next lane, on time, must still wait attempt_delay after it."""
+    limits = ProbeLimits(attempt_delay=0.1, per_device_connections=2)
+    record = ProbeRecord("telnet")
+    record.lanes = 2
+    starts: list[float] = []
+
+    async def lane() -> None:
+        loop = asyncio.get_running_loop()
+        for _ in range(3):
+            await record.pace(limits)
+            starts.append(loop.time())
+
+    async def busy_loop() -> None:
+        await asyncio.sleep(0.09)
+        # on purpose: blocks the loop across the second lane's first turn (0.1), not the next (0.2)
+        time.sleep(0.06)  # noqa: ASYNC251
+
+    async def all_three() -> None:
+        await asyncio.gather(lane(), lane(), busy_loop())
+
+    asyncio.run(all_three())
+    gaps = [b - a for a, b in zip(sorted(starts), sorted(starts)[1:])]
+    assert len(starts) == 6 and min(gaps) >= 0.099, gaps

@@ -85,6 +85,7 @@ class ProbeRecord:
         self.plan: deque[Credential] | None = None
         self.lanes = 1  # connections probing the service at the same time
         self._next_attempt_at = 0.0  # event-loop time before which no lane may start an attempt
+        self._last_attempt_at = float("-inf")  # event-loop time the last attempt of any lane started
 
     def planned(
         self, credentials: list[Credential], limits: ProbeLimits, reserved: int = 0, first: Iterable[Credential] = (),
@@ -125,6 +126,12 @@ class ProbeRecord:
         start = max(loop.time(), self._next_attempt_at)
         self._next_attempt_at = start + limits.attempt_delay
         await asyncio.sleep(start - loop.time())
+        # A lane woken late (the loop was busy at its turn) must not bring the next lane's on-time
+        # start closer than the delay: the gap is kept from the last real start, not the reserved one.
+        while (wait := self._last_attempt_at + limits.attempt_delay - loop.time()) > 0:
+            await asyncio.sleep(wait)
+        self._last_attempt_at = loop.time()
+        self._next_attempt_at = max(self._next_attempt_at, self._last_attempt_at + limits.attempt_delay)
 
     def saw(self, data: bytes) -> None:
         # Once the pairs are planned, the device has said who it is: a parallel connection's or a
