@@ -91,6 +91,27 @@ def test_save_load_round_trip(tmp_path):
 
 def test_load_refuses_a_malformed_table(tmp_path):
     _geo_table().save(tmp_path / "t")
-    np.save(tmp_path / "t" / "asn.npy", np.zeros(3, np.int64))
-    with pytest.raises(ValueError, match="asn"):
+    np.save(tmp_path / "t" / "packed.npy", np.zeros(3, np.int64))
+    with pytest.raises(ValueError, match="packed"):
         RangeTable.load(tmp_path / "t")
+
+
+def test_load_refuses_a_bucket_index_that_leaves_the_rows(tmp_path):
+    """The lookup kernel trusts the stored index (no bounds checks): one pointing past the rows is refused."""
+    table = _geo_table()
+    table.save(tmp_path / "t")
+    index = table.bucket_index.copy()
+    index[5] = len(table.starts) + 100
+    np.save(tmp_path / "t" / "index.npy", index)
+    with pytest.raises(ValueError, match="bucket index"):
+        RangeTable.load(tmp_path / "t")
+
+
+def test_a_loaded_table_answers_from_its_stored_index(tmp_path):
+    table = _geo_table()
+    table.save(tmp_path / "t")
+    loaded = RangeTable.load(tmp_path / "t")
+    assert isinstance(vars(loaded)["bucket_index"], np.memmap) and isinstance(vars(loaded)["packed"], np.memmap)
+    addresses = np.array([0, 1, 2**31, 2**32 - 1, 167772161], dtype=np.uint32)
+    assert all(np.array_equal(a, b, equal_nan=True)
+               for a, b in zip(loaded.values_at(addresses).values(), table.values_at(addresses).values(), strict=True))

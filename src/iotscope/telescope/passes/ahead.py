@@ -238,6 +238,7 @@ class AnalysisAhead:
             batches = self._batches.pop(hour, [])
             files = [*self._before.get(hour, []), *self._files.get(hour, [])]
             last = self._input_done and hour == self._hours()[-1]
+            ingesting = not self._input_done  # the ingest still decodes on every core
             self._position = hour
             self._retained -= sum(b.num_rows for b in batches)
             self._cond.notify_all()
@@ -252,4 +253,5 @@ class AnalysisAhead:
         table = pa.concat_tables(parts) if len(parts) > 1 else parts[0]
         newest = pc.max(table.column("ts")).cast(pa.int64()).as_py()
         end = (hour + 1) * US_PER_HOUR
-        return analyser.run(hour, table, min(end, newest) if last else end, states, files, newest)
+        return analyser.run(hour, table, min(end, newest) if last else end, states, files, newest,
+                            side_by_side=not ingesting)

@@ -265,11 +265,17 @@ class HourAnalyser:
 
     The passes of one hour are independent (each has its own state), and DuckDB, Arrow and the
     numba kernels release the GIL, so they run on threads; hours run one after the other.
+
+    ``side_by_side=False`` runs them one after the other on the calling thread, DuckDB on one
+    thread: for the hours ``ingest`` computes while it decodes and encodes on every core, where
+    more threads only contend (5M-packet bench capture, 2 cores: the ingest with its analysis
+    costs about 0.5 CPU-s less and ends sooner; ``BENCHMARKS.md``).
     """
 
     def __init__(self, passes: tuple[AnalysisPass, ...]) -> None:
         self.passes = passes
         self._con = duckdb.connect()
+        self._threads = self._con.execute("SELECT current_setting('threads')").fetchone()[0]
         self._workers = ThreadPoolExecutor(len(passes), thread_name_prefix="pass")
 
     def __enter__(self) -> Self:
@@ -283,7 +289,7 @@ class HourAnalyser:
         self._con.close()
 
     def run(self, hour: int, table: pa.Table, horizon_us: int, states: dict[str, State], files: list[str],
-            newest_us: int) -> HourResult:
+            newest_us: int, side_by_side: bool = True) -> HourResult:
         """Every pass over ``table`` (the hour's packets) with the ``states`` carried into the hour."""
 
         def run_pass(p: AnalysisPass) -> tuple[pa.Table, State]:
@@ -294,9 +300,11 @@ class HourAnalyser:
             finally:
                 cursor.close()
 
+        self._con.execute(f"SET threads = {self._threads if side_by_side else 1}")
+        results = self._workers.map(run_pass, self.passes) if side_by_side else map(run_pass, self.passes)
         low, high = (v.as_py() for v in pc.min_max(table.column("dst")).values())
         outputs, after = {}, {}
-        for p, (rows, state) in zip(self.passes, self._workers.map(run_pass, self.passes), strict=True):
+        for p, (rows, state) in zip(self.passes, results, strict=True):
             outputs[p.name], after[p.name] = rows, state
         return HourResult(hour, tuple(files), newest_us, horizon_us, outputs, after,
                           None if low is None else (low, high))
