@@ -21,6 +21,8 @@ another module could change while the cached kernels keep the old machine code.
   in run order stays in ``first_ts`` order hour after hour.
 * **port_series** (:func:`count_cells`): packets per (protocol, port, bucket) cell and a hash set
   of (cell, IPv4 source) pairs for exact distinct sources.
+* **source_hours** (:func:`source_port_groups`): per (IPv4 source, protocol, port, class) of the
+  hour its first row, first/last time, packets and tool counts, one hash table of the packed key.
 * **attacks** (:func:`peak_windows`): the busiest rate window of each attack vector, two pointers over
   its sorted rate buckets (the vectors themselves are cut by a numpy sort in ``attacks``).
 """
@@ -313,6 +315,55 @@ def count_cells(t: np.ndarray, src: np.ndarray, src_bits: np.ndarray, src_offset
             cells6[w6] = c
             w6 += 1
     return cell_key[:used_cells], packets[:used_cells], sources[:used_cells], rows6[:w6], cells6[:w6]
+
+
+@numba.njit(cache=True, nogil=True)
+def source_port_groups(t: np.ndarray, src: np.ndarray, src_bits: np.ndarray, src_offset: int, proto: np.ndarray,
+                       dport: np.ndarray, dport_bits: np.ndarray, dport_offset: int, traffic: np.ndarray,
+                       portless_class: int, tool: np.ndarray, tools: int):
+    """Group the hour's IPv4-source packets by (source, protocol, port, class): first row, times, packets, tools.
+
+    The key is ``src << 27 | proto << 19 | port << 2 | class`` (59 bits) with ``port`` 65536 when
+    null or when the class is ``portless_class`` (backscatter: its port is the spoofed client's).
+    Groups are numbered in order of first packet. Returns per group the first row and a row of
+    ``[first time, last time, packets, packets of each tool...]`` (side by side: one cache line per
+    packet), and the rows with an IPv6 source (left to the caller: rare, grouped by ``np.unique``).
+    """
+    n = len(t)
+    slots = new_table(1024)
+    first_row = np.empty(n, dtype=np.int64)
+    # one row of [first time, last time, packets, tool counts...] per group: one cache line per packet
+    sums = np.zeros((16, 3 + tools), dtype=np.int64)
+    rows6 = np.empty(n, dtype=np.int64)
+    used = 0
+    w6 = 0
+    for i in range(n):
+        if not valid(src_bits, src_offset, i):
+            rows6[w6] = i
+            w6 += 1
+            continue
+        port = np.uint64(dport[i]) if traffic[i] != portless_class and valid(dport_bits, dport_offset, i) \
+            else np.uint64(65536)
+        key = (np.uint64(src[i]) << np.uint64(27)) | (np.uint64(proto[i]) << np.uint64(19)) | (port << np.uint64(2)) \
+            | np.uint64(traffic[i])
+        slots, s, added, used = find_or_add(slots, key, used)
+        when = t[i]
+        if added:
+            g = used - 1
+            if g == len(sums):
+                sums = np.concatenate((sums, np.zeros_like(sums)))
+            slots[2 * s + 1] = np.uint64(g)
+            first_row[g] = i
+            sums[g, 0] = when
+            sums[g, 1] = when
+        else:
+            g = np.int64(slots[2 * s + 1])
+            sums[g, 0] = min(sums[g, 0], when)
+            sums[g, 1] = max(sums[g, 1], when)
+        sums[g, 2] += 1
+        if tool[i] >= 0:
+            sums[g, 3 + tool[i]] += 1
+    return first_row[:used], sums[:used], rows6[:w6]
 
 
 @numba.njit(cache=True, nogil=True)

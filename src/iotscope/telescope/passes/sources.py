@@ -7,15 +7,18 @@ per packet). The profiles (``iotscope.telescope.profiles``) merge these rows ove
 one SQL aggregation, so the pass carries no state and shards of an hour merge by concatenation
 (each row belongs to one source).
 
-The aggregation groups by the dictionary *codes* of ``traffic_class`` and ``tool`` (int8, from
-:func:`~iotscope.telescope.passes.base.dictionary_codes`), not by their text: grouping and
-filtering on text costs DuckDB about half as much again (5M-packet bench capture, 6 hours, CPU:
-0.52-0.55 s on text, 0.34-0.35 s on codes). The class name is put back once per output row.
+Array code: one compiled pass (:func:`~iotscope.telescope.passes.kernels.source_port_groups`)
+groups the IPv4-source packets in a hash table of one packed integer key; the rare IPv6-source
+packets are grouped by one ``np.unique`` of (address words, protocol, port, class). It replaced a
+DuckDB ``GROUP BY`` over the dictionary codes (5M-packet bench capture, one hour of ~740k packets:
+42 ms wall and 68 ms CPU in DuckDB, see BENCHMARKS.md for the kernel's figure).
 """
 
 from __future__ import annotations
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from iotscope.store.datasets import SOURCE_HOURS, conform
 from iotscope.store.schema import TOOLS, TRAFFIC_CLASSES
@@ -25,8 +28,10 @@ from iotscope.telescope.passes.base import (
     State,
     dictionary_codes,
 )
+from iotscope.telescope.passes.kernels import arrow_buffers, source_port_groups
 
-_CLASS_NAMES = "[" + ", ".join(f"'{c}'" for c in TRAFFIC_CLASSES) + "]"
+_BACKSCATTER = TRAFFIC_CLASSES.index("backscatter")
+_NO_PORT = 65536
 
 
 class SourceHoursPass(AnalysisPass):
@@ -36,25 +41,50 @@ class SourceHoursPass(AnalysisPass):
 
     def run(self, partition: Partition, carried: State) -> tuple[pa.Table, State]:
         hour = partition.table
-        coded = pa.table({
-            **{c: hour.column(c) for c in ("ts", "src", "src6", "proto", "dport")},
-            "cls": dictionary_codes(hour.column("traffic_class"), TRAFFIC_CLASSES),
-            "tool": dictionary_codes(hour.column("tool"), TOOLS),
+        t = hour.column("ts").combine_chunks().cast(pa.int64()).to_numpy()
+        src = hour.column("src").combine_chunks()
+        proto = hour.column("proto").combine_chunks()
+        dport = hour.column("dport").combine_chunks()
+        traffic = dictionary_codes(hour.column("traffic_class"), TRAFFIC_CLASSES)
+        tool = dictionary_codes(hour.column("tool"), TOOLS)
+        first_row, sums, rows6 = source_port_groups(
+            t, *arrow_buffers(src, np.uint32), proto.to_numpy(), *arrow_buffers(dport, np.uint16), traffic,
+            _BACKSCATTER, tool, len(TOOLS))
+        if len(rows6):
+            more_rows, more_sums = _ipv6_groups(rows6, t, hour.column("src6").combine_chunks(), proto, dport, traffic,
+                                                tool)
+            first_row, sums = np.concatenate([first_row, more_rows]), np.concatenate([sums, more_sums])
+        rows = pa.array(first_row, pa.int64())
+        classes = traffic[first_row]
+        port = dport.take(rows)
+        rows_table = pa.table({
+            "src": src.take(rows), "src6": hour.column("src6").combine_chunks().take(rows),
+            "proto": proto.take(rows),
+            "dport": pc.if_else(pa.array(classes == _BACKSCATTER), pa.nulls(len(port), port.type), port),
+            "traffic_class": pa.array(np.asarray(TRAFFIC_CLASSES, dtype=object)[classes], pa.string()),
+            "first_ts": sums[:, 0], "last_ts": sums[:, 1], "packets": sums[:, 2],
+            **{name: sums[:, 3 + i] for i, name in enumerate(TOOLS)},
         })
-        con = partition.con
-        con.register("sh_packets", coded)
-        try:
-            tool_counts = ", ".join(f"count(*) FILTER (WHERE tool = {TOOLS.index(t)}) AS {t}" for t in TOOLS)
-            rows = con.sql(f"""
-                SELECT src, src6, proto, dport, {_CLASS_NAMES}[cls + 1] AS traffic_class,
-                       first_ts, last_ts, packets, {", ".join(TOOLS)}
-                FROM (
-                    SELECT src, src6, proto,
-                           CASE WHEN cls = {TRAFFIC_CLASSES.index("backscatter")} THEN NULL ELSE dport END AS dport,
-                           cls, min(ts) AS first_ts, max(ts) AS last_ts, count(*) AS packets, {tool_counts}
-                    FROM sh_packets GROUP BY ALL
-                )
-            """).to_arrow_table()
-        finally:
-            con.unregister("sh_packets")
-        return conform(rows, SOURCE_HOURS.schema), {}
+        return conform(rows_table, SOURCE_HOURS.schema), {}
+
+
+def _ipv6_groups(rows6: np.ndarray, t: np.ndarray, src6: pa.Array, proto: pa.Array, dport: pa.Array,
+                 traffic: np.ndarray, tool: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The kernel's outputs for the packets ``rows6`` (IPv6 sources): groups by one ``np.unique`` of their keys."""
+    fixed = src6.take(pa.array(rows6)).cast(pa.binary(16))
+    words = np.frombuffer(fixed.buffers()[1], dtype=">u8")[2 * fixed.offset:2 * (fixed.offset + len(fixed))]
+    cls = traffic[rows6]
+    port = pc.fill_null(dport.take(pa.array(rows6)).cast(pa.int64()), _NO_PORT).to_numpy()
+    port = np.where(cls == _BACKSCATTER, _NO_PORT, port)
+    keys = np.column_stack([words.reshape(-1, 2).astype(np.uint64), proto.to_numpy()[rows6].astype(np.uint64),
+                            port.astype(np.uint64), cls.astype(np.uint64)])
+    _, first, group = np.unique(keys, axis=0, return_index=True, return_inverse=True)
+    group, n, times, tools = group.reshape(-1), len(first), t[rows6], tool[rows6]
+    sums = np.zeros((n, 3 + len(TOOLS)), dtype=np.int64)
+    sums[:, 0], sums[:, 1] = np.iinfo(np.int64).max, np.iinfo(np.int64).min
+    np.minimum.at(sums[:, 0], group, times)
+    np.maximum.at(sums[:, 1], group, times)
+    sums[:, 2] = np.bincount(group, minlength=n)
+    for k in range(len(TOOLS)):
+        sums[:, 3 + k] = np.bincount(group[tools == k], minlength=n)
+    return rows6[first], sums
