@@ -57,7 +57,7 @@ def ingest(
                 fail("no capture files found (a directory is searched for *.pcap, *.pcapng, *.cap, optionally .gz)")
             check_captures(paths)
             with PacketStore(store) as packet_store, _progress() as progress:
-                ahead = None if no_analyze else _analysis_ahead(packet_store)
+                ahead = None if no_analyze else _analysis_ahead(packet_store, len(paths))
                 tasks = {p: progress.add_task(printable(p.name), total=p.stat().st_size) for p in paths}
                 reports = [
                     ingest_file(p, packet_store, lambda path, done: progress.update(tasks[path], completed=done), ahead)
@@ -82,14 +82,14 @@ def ingest(
             ahead.close()
 
 
-def _analysis_ahead(store: PacketStore) -> AnalysisAhead | None:
+def _analysis_ahead(store: PacketStore, captures: int) -> AnalysisAhead | None:
     """The analysis that runs while the captures are stored (None: the stored settings are bad, and
     the analysis at the end says so in one line)."""
     from iotscope.errors import IotscopeError
     from iotscope.telescope.passes.ahead import AnalysisAhead
 
     try:
-        return AnalysisAhead(store)
+        return AnalysisAhead(store, captures=captures)
     except IotscopeError:
         return None
 

@@ -60,7 +60,9 @@ class HourObserver(Protocol):
     The calls come in the writer's order: ``rows`` for every batch of an hour, ``file`` when the
     hour's buffered rows become a file (its path relative to ``packets/``), ``moved_to`` after each
     batch with its earliest hour: the capture moved past the hours before it, whose files are named
-    by then (a capture out of time order may still add to them later).
+    by then (a capture out of time order may still add to them later); ``rows_done`` when the
+    capture is about to be committed: every row and file of it has been shown (its last files are
+    still being encoded, the commit may yet fail).
     """
 
     def rows(self, hour: int, batch: pa.RecordBatch) -> None: ...
@@ -68,6 +70,8 @@ class HourObserver(Protocol):
     def file(self, hour: int, relative: Path) -> None: ...
 
     def moved_to(self, hour: int) -> None: ...
+
+    def rows_done(self) -> None: ...
 
 
 class PacketStore:
@@ -252,6 +256,10 @@ class PartitionWriter:
 
     def commit(self, source: str, size: int, records: int, skipped: dict[str, int]) -> IngestedFile:
         """Finish the files, move them into ``packets/`` and record the capture as committed."""
+        for hour in list(self._pending):
+            self._flush(hour)
+        if self._observer is not None:
+            self._observer.rows_done()  # it may analyse the last hour while the last files are encoded
         self._drain()
         published: list[str] = []
         try:

@@ -130,3 +130,27 @@ def test_cli_ingest_analyses_while_storing(tmp_path: Path, captures: list[Path])
     result = iotscope("ingest", str(captures[0]), "--store", str(tmp_path / "cli"))
     assert "analysis: 3 of 3 hours (3 while ingesting)" in result.stderr
     assert _views(tmp_path / "cli") == _reference([captures[:1]], tmp_path / "ref")
+
+
+def test_the_last_hour_starts_once_every_capture_is_shown_before_input_done(tmp_path: Path,
+                                                                            captures: list[Path]) -> None:
+    """Told how many captures come, the worker computes the last hour as soon as the last one's rows
+    are all shown (while its files are encoded and committed), not after ``input_done``."""
+    with PacketStore(tmp_path / "ahead") as packets:
+        ahead = AnalysisAhead(packets, captures=2)
+        try:
+            ingest_file(captures[0], packets, observer=ahead)
+            time.sleep(0.5)
+            assert ahead.hours_computed < 3  # the first capture's last hour may continue in the second
+            ingest_file(captures[1], packets, observer=ahead)
+            deadline = time.monotonic() + 60
+            while ahead.hours_computed < 3 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert ahead.hours_computed == 3
+        except BaseException:
+            ahead.close()
+            raise
+        ahead.input_done()
+    report = analyze(tmp_path / "ahead", ahead=ahead)
+    assert (report.hours_analysed, report.hours_ahead) == (3, 3)
+    assert _views(tmp_path / "ahead") == _reference([captures], tmp_path / "ref")

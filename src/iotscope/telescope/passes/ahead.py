@@ -58,14 +58,17 @@ _PACKETS = Path("packets")
 class AnalysisAhead:
     """Observer of an ingest's writers (one per capture) and the runner's source of hours computed ahead.
 
-    Use: create it on the store before the ingest, give it to ``ingest_file`` for every capture,
-    call :meth:`input_done` after the last one is committed, then pass it to ``analyze``; call
-    :meth:`close` if the ingest fails.
+    Use: create it on the store before the ingest (with the number of ``captures``, if known: the
+    last hour then starts as soon as the last capture's rows are all shown), give it to
+    ``ingest_file`` for every capture, call :meth:`input_done` after the last one is committed
+    (a capture already stored shows no rows), then pass it to ``analyze``; call :meth:`close` if
+    the ingest fails.
     """
 
     def __init__(self, store: PacketStore,
                  passes: Callable[[AnalysisSettings], tuple[AnalysisPass, ...]] = default_passes,
-                 max_rows: int = MAX_ROWS, max_result_bytes: int = MAX_RESULT_BYTES) -> None:
+                 max_rows: int = MAX_ROWS, max_result_bytes: int = MAX_RESULT_BYTES,
+                 captures: int | None = None) -> None:
         self._root = store.root
         self._passes = passes(resolve_settings(store.root, {}))
         self._config = analysis_config(self._passes)
@@ -86,6 +89,7 @@ class AnalysisAhead:
         self._retained = 0  # rows in _batches
         self._position = -1  # hours up to this one are computed (or skipped): rows for them come too late
         self._input_done = False
+        self._captures_left = captures  # the ingest's captures not shown whole yet (None: unknown)
         self._stopped = False
         self._start: tuple[int, int | None] | None = None
         self._results: list[HourResult] = []
@@ -124,6 +128,16 @@ class AnalysisAhead:
             if hour > self._watermark:
                 self._watermark = hour
                 self._cond.notify_all()
+
+    def rows_done(self) -> None:
+        """A capture was shown whole; after the last one (``captures``), the input is done: its
+        last hour is computed while the ingest encodes and commits the last files."""
+        with self._cond:
+            if self._captures_left is not None:
+                self._captures_left -= 1
+                if self._captures_left <= 0:
+                    self._input_done = True
+                    self._cond.notify_all()
 
     # -- the ingest's and the runner's side -----------------------------------------------------
 

@@ -210,17 +210,16 @@ def _run(root: Path, catalog: AnalysisCatalog, settings: AnalysisSettings, passe
     early: EarlyWholeStore | None = None
     computed = ahead.results(config, first, snapshot) if ahead is not None else (r for r in ())
     with HourAnalyser(passes) as analyser, contextlib.closing(computed):
-        upcoming = next(computed, None)
         for i, hour in enumerate(todo):
             end = (hour + 1) * US_PER_HOUR
-            result = upcoming if upcoming is not None and upcoming.hour == hour else None
-            if result is not None and fingerprint(list(result.files)) == fingerprints[hour] and result.horizon_us == (
-                    end if hour != hours[-1] else min(end, result.newest_us)):
+            # this hour as computed ahead, waiting for it only (the previous hour's commit overlapped
+            # its computing); none once closed
+            result = next(computed, None)
+            if result is not None and result.hour == hour and fingerprint(list(result.files)) == fingerprints[hour] \
+                    and result.horizon_us == (end if hour != hours[-1] else min(end, result.newest_us)):
                 report.hours_ahead += 1
-                upcoming = next(computed, None)
             else:  # not computed ahead (or from other inputs): from the committed files, and so every later hour
                 computed.close()
-                upcoming = None
                 table = pq.read_table([str(root / f) for f in files_by_hour[hour]], columns=columns, partitioning=None)
                 newest = pc.max(table.column("ts")).cast(pa.int64()).as_py()
                 horizon = end if hour != hours[-1] else min(end, newest)
