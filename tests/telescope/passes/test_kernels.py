@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from iotscope.store.schema import TRAFFIC_CLASSES
 from iotscope.telescope.passes.events import packed_keys
@@ -27,7 +28,12 @@ def test_split_and_merge_match_a_python_reference() -> None:
     dport_values = rng.choice([23, 2323, 80], n + pad).astype(np.uint16)
     dport = pa.array(dport_values, mask=rng.random(n + pad) < 0.05)[pad:]
     proto = pa.array(np.full(n + pad, 6, dtype=np.uint8))[pad:]
-    dst = pa.array(rng.integers(0, 2**32, n + pad, dtype=np.uint64).astype(np.uint32) & np.uint32(0xFFFF0FFF))[pad:]
+    # a /15 darknet (198.18.0.0/15): the pairs hold dst - base in 17 bits
+    dst = pa.array((rng.integers(0, 2**32, n + pad, dtype=np.uint64).astype(np.uint32) & np.uint32(0x0001F0FF))
+                   | np.uint32(0xC6120000))[pad:]
+    base = int(pc.min(dst).as_py())
+    width = (int(pc.max(dst).as_py()) - base).bit_length()
+    assert width == 17
     traffic = rng.choice([SCAN, SCAN, SCAN, BACKSCATTER, TRAFFIC_CLASSES.index("other")], n).astype(np.int8)
     tool = rng.integers(-1, 3, n).astype(np.int8)
     t = rng.integers(0, 200_000, n).astype(np.int64)  # not in time order
@@ -42,7 +48,7 @@ def test_split_and_merge_match_a_python_reference() -> None:
     first_row, _, _, packets, tool_counts, pairs, rows6, runs6 = split_runs(
         carried_keys, carried_last, t, order, *arrow_buffers(src, np.uint32), np.empty(0, np.uint64),
         arrow_buffers(proto, np.uint8)[0], *arrow_buffers(dport, np.uint16), traffic, BACKSCATTER, SCAN,
-        tool, 3, *arrow_buffers(dst, np.uint32), idle)
+        tool, 3, *arrow_buffers(dst, np.uint32), base, width, idle)
 
     # Reference: walk the packets in time order with a dict.
     current = {int(k): (i, -500) for i, k in enumerate(carried_keys)}
@@ -70,11 +76,12 @@ def test_split_and_merge_match_a_python_reference() -> None:
     # Carried sets: run 0 already saw two destinations, one of which comes again.
     again = min(want_dsts.get(0, {7}))
     carried_run = np.array([0, 0], dtype=np.int64)
-    carried_dst = np.array(sorted({again, 0xFFFFFFFE}), dtype=np.uint32)
+    carried_dst = np.array(sorted({again, 0xFFFFFFFE}), dtype=np.uint32)  # one outside the hour's span
     pairs.sort()
     keep = np.zeros(runs, dtype=bool)
     keep[:3] = True
-    destinations, dst_24s, kept_run, kept_dst = merge_destinations(pairs, carried_run, carried_dst, runs, keep)
+    destinations, dst_24s, kept_run, kept_dst = merge_destinations(pairs, carried_run, carried_dst, runs, keep,
+                                                                   base, width)
     want_dsts.setdefault(0, set()).update(int(d) for d in carried_dst)
     assert {r: int(d) for r, d in enumerate(destinations) if d} == {r: len(s) for r, s in want_dsts.items()}
     assert {r: int(d) for r, d in enumerate(dst_24s) if d} == {r: len({d >> 8 for d in s}) for r, s in want_dsts.items()}

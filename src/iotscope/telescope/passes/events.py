@@ -16,7 +16,7 @@ An event's row is written in the hour in which it was found closed.
 
 Array code: the hour's rows and the carried events are keyed by one integer each
 (:func:`packed_keys`), split into runs by one compiled pass in time order and aggregated with
-``bincount``; distinct destinations are one radix sort of ``run << 32 | dst`` integers merged with the
+``bincount``; distinct destinations are one radix sort of ``run << width | dst - base`` integers merged with the
 carried sets (:mod:`.kernels`). The ``open`` table is kept in run order (carried events first,
 then new ones by first packet, hence ``first_ts`` order) and ``dsts`` in the same order, sorted
 within each event, so the carried sets are merged, never re-sorted. Python runs once per hour.
@@ -81,12 +81,15 @@ class EventsPass(AnalysisPass):
         old_keys = packed_keys(old)
         nc = opened.num_rows
         keys6 = packed_keys(columns) if columns["src"].null_count else np.empty(0, dtype=np.uint64)
+        lowest, highest = (v.as_py() for v in pc.min_max(columns["dst"]).values())
+        dst_base = lowest or 0  # the pairs are run << dst_width | dst - dst_base: fewer bits to sort
+        dst_width = max(1, (highest or 0) - dst_base).bit_length()
         first_row, first_us, last_us, packets, tool_counts, pairs, rows6, runs6 = split_runs(
             old_keys, opened.column("last_ts").cast(pa.int64()).to_numpy(), t, order,
             *arrow_buffers(columns["src"], np.uint32), keys6, arrow_buffers(columns["proto"], np.uint8)[0],
             *arrow_buffers(columns["dport"], np.uint16), traffic, TRAFFIC_CLASSES.index("backscatter"),
             TRAFFIC_CLASSES.index("scan"), dictionary_codes(hour.column("tool"), TOOLS), len(TOOLS),
-            *arrow_buffers(columns["dst"], np.uint32), self.idle_us)
+            *arrow_buffers(columns["dst"], np.uint32), dst_base, dst_width, self.idle_us)
         n = len(first_row)
         first_us[:nc] = opened.column("first_ts").cast(pa.int64()).to_numpy()
         packets[:nc] += opened.column("packets").to_numpy()
@@ -98,8 +101,8 @@ class EventsPass(AnalysisPass):
         new = {name: columns[name].take(new_rows) for name in ("src", "src6", "proto", "dport")}
         new["is_scan"] = columns["is_scan"][new_rows]
         run_key = np.concatenate([old_keys, packed_keys(new)])
-        destinations, dst_24s, sets = _destinations(hour, pairs, (rows6, runs6), carried, old_keys, n, still_open,
-                                                    run_key)
+        destinations, dst_24s, sets = _destinations(hour, pairs, (dst_base, dst_width), (rows6, runs6), carried,
+                                                    old_keys, n, still_open, run_key)
 
         def per_run(name: str) -> pa.Array:
             return pa.concat_arrays([old[name], new[name]])
@@ -108,7 +111,7 @@ class EventsPass(AnalysisPass):
         is_scan = np.concatenate([old["is_scan"], new["is_scan"]])
         runs = pa.table({
             "src": src, "src6": per_run("src6"), "proto": per_run("proto"), "dport": per_run("dport"),
-            "traffic_class": pa.array(np.where(is_scan, "scan", "other")),
+            "traffic_class": pc.if_else(pa.array(is_scan), "scan", "other"),
             "first_ts": first_us, "last_ts": last_us, "packets": packets, "destinations": destinations,
             "dst_24s": pa.array(dst_24s, mask=np.asarray(src.is_null())),
             "tool": _majority_tool(tool_counts, packets),
@@ -123,13 +126,14 @@ class EventsPass(AnalysisPass):
         }
 
 
-def _destinations(hour: pa.Table, pairs: np.ndarray, ipv6: tuple[np.ndarray, np.ndarray], carried: State,
+def _destinations(hour: pa.Table, pairs: np.ndarray, packing: tuple[int, int], ipv6: tuple[np.ndarray, np.ndarray],
+                  carried: State,
                   carried_keys: np.ndarray,
                   n: int, still_open: np.ndarray, run_key: np.ndarray,
                   ) -> tuple[np.ndarray, np.ndarray, dict[str, pa.Table]]:
     """Distinct destinations and /24s per run (exact), and the destination sets of the runs left open.
 
-    IPv4: the hour's ``run << 32 | dst`` pairs, sorted once, merged with the carried sets
+    IPv4: the hour's pairs (``run << width | dst - base``, ``packing`` = (base, width)), sorted once, merged with the carried sets
     (:func:`kernels.merge_destinations`). IPv6 destinations (rare) are rows of (run, high, low)
     words made distinct by one ``np.unique``. The sets are stored in run order, by packed key.
     """
@@ -140,7 +144,7 @@ def _destinations(hour: pa.Table, pairs: np.ndarray, ipv6: tuple[np.ndarray, np.
         by = np.lexsort((c_dst, c_run))
         c_run, c_dst = c_run[by], c_dst[by]
     radix_sort(pairs)
-    destinations, dst_24s, kept_run, kept_dst = merge_destinations(pairs, c_run, c_dst, n, still_open)
+    destinations, dst_24s, kept_run, kept_dst = merge_destinations(pairs, c_run, c_dst, n, still_open, *packing)
     sets = {"dsts": pa.table({"k": run_key[kept_run], "dst": kept_dst}, schema=DSTS_SCHEMA)}
     fresh6 = hour.column("dst6").combine_chunks()
     dsts6 = carried.get("dsts6", DSTS6_SCHEMA.empty_table())

@@ -13,8 +13,10 @@ another module could change while the cached kernels keep the old machine code.
   in one pass in time order (the carried open events are inserted first and keep their index as
   run number; a packet starts a new run when its key is new or it comes more than ``idle_us``
   after the key's previous packet; a gap of exactly ``idle_us`` continues the run), then per run
-  merge the carried sorted destination set with the hour's sorted ``run << 32 | dst`` pairs,
-  counting distinct destinations and /24s exactly. The pairs are sorted by :func:`radix_sort`.
+  merge the carried sorted destination set with the hour's sorted ``run << width | dst - base``
+  pairs (``base``/``width``: the lowest destination of the hour and the bits of the span above it,
+  so a /15 darknet's pairs use ~35 bits, not ~50: one radix pass fewer), counting distinct
+  destinations and /24s exactly. The pairs are sorted by :func:`radix_sort`.
   Carried sets are stored in run order, sorted
   within each run, so they are merged, never re-sorted. Runs are numbered carried events first
   (in ``open`` order), then new runs in order of their first packet, so the ``open`` table written
@@ -111,7 +113,8 @@ def split_runs(carried_keys: np.ndarray, carried_last: np.ndarray, t: np.ndarray
                src: np.ndarray, src_bits: np.ndarray, src_offset: int, keys6: np.ndarray,
                proto: np.ndarray, dport: np.ndarray, dport_bits: np.ndarray, dport_offset: int,
                traffic: np.ndarray, skip_class: int, scan_class: int, tool: np.ndarray, tools: int,
-               dst: np.ndarray, dst_bits: np.ndarray, dst_offset: int, idle_us: int):
+               dst: np.ndarray, dst_bits: np.ndarray, dst_offset: int, dst_base: int, dst_width: int,
+               idle_us: int):
     """Split the hour's packets into runs; per run its first packet, times, packets, tool counts; the dst pairs.
 
     ``order``: the packets in time order (ties in input order), or empty when the input is in time
@@ -123,7 +126,7 @@ def split_runs(carried_keys: np.ndarray, carried_last: np.ndarray, t: np.ndarray
     ``carried_keys`` are the keys of the open events carried in, one event per key, whose runs are
     numbered 0 .. len-1. The hash table (key, run per slot, side by side: one cache line per
     probe) starts small and doubles: an hour has far fewer keys than packets, and a table that
-    fits in cache is what makes this pass fast. ``pairs`` are ``run << 32 | dst`` of the IPv4
+    fits in cache is what makes this pass fast. ``pairs`` are ``run << dst_width | dst - dst_base`` of the IPv4
     destinations, unsorted; ``rows6``/``runs6`` the packets with an IPv6 destination and their runs.
     """
     c = len(carried_keys)
@@ -176,7 +179,7 @@ def split_runs(carried_keys: np.ndarray, carried_last: np.ndarray, t: np.ndarray
         if tool[row] >= 0:
             tool_counts[tool[row], r] += 1
         if valid(dst_bits, dst_offset, row):
-            pairs[w] = (np.uint64(r) << np.uint64(32)) | np.uint64(dst[row])
+            pairs[w] = (np.uint64(r) << np.uint64(dst_width)) | (np.uint64(dst[row]) - np.uint64(dst_base))
             w += 1
         else:
             rows6[w6] = row
@@ -190,9 +193,9 @@ def split_runs(carried_keys: np.ndarray, carried_last: np.ndarray, t: np.ndarray
 def radix_sort(keys: np.ndarray) -> None:
     """Sort ``keys`` (uint64) in place: LSD radix sort over the bits the largest key uses.
 
-    Why not ``np.sort``: the events' ``run << 32 | dst`` pairs (10⁵-10⁶ an hour) use ~50 of 64
-    bits, and a darknet's destinations share their high bits, so some digits are the same in every
-    key and their pass is skipped; measured about twice as fast as numpy's sort on these keys.
+    Why not ``np.sort``: the events' pairs (10⁵-10⁶ an hour) use ~35 of 64 bits (see
+    :func:`split_runs`), so it takes 4 passes over them (a digit that is the same in every key is
+    skipped); measured about twice as fast as numpy's sort on these keys.
     """
     n = len(keys)
     if n < 2:
@@ -228,10 +231,10 @@ def radix_sort(keys: np.ndarray) -> None:
 
 @numba.njit(cache=True, nogil=True)
 def merge_destinations(pairs: np.ndarray, carried_run: np.ndarray, carried_dst: np.ndarray, runs: int,
-                       keep: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+                       keep: np.ndarray, dst_base: int, dst_width: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Distinct IPv4 destinations and /24s per run, and the merged sets of the runs to ``keep``.
 
-    ``pairs``: the hour's ``run << 32 | dst``, sorted (duplicates allowed). ``carried_run`` /
+    ``pairs``: the hour's ``run << dst_width | dst - dst_base``, sorted (duplicates allowed). ``carried_run`` /
     ``carried_dst``: the carried sets, sorted by (run, dst), no duplicates. Returns per-run distinct
     destinations and /24s, and the kept (run, dst) rows in (run, dst) order.
     """
@@ -241,18 +244,19 @@ def merge_destinations(pairs: np.ndarray, carried_run: np.ndarray, carried_dst: 
     out_dst = np.empty(len(pairs) + len(carried_dst), dtype=np.uint32)
     p, q, w = 0, 0, 0
     n, c = len(pairs), len(carried_dst)
+    shift, mask, base = np.uint64(dst_width), np.uint64((1 << dst_width) - 1), np.int64(dst_base)
     for r in range(runs):
         prev = np.int64(-1)
         prev24 = np.int64(-1)
         count = 0
         count24 = 0
         while True:
-            has_p = p < n and np.int64(pairs[p] >> np.uint64(32)) == r
+            has_p = p < n and np.int64(pairs[p] >> shift) == r
             has_q = q < c and carried_run[q] == r
             if not has_p and not has_q:
                 break
-            if has_p and (not has_q or np.int64(pairs[p] & np.uint64(0xFFFFFFFF)) <= np.int64(carried_dst[q])):
-                value = np.int64(pairs[p] & np.uint64(0xFFFFFFFF))
+            if has_p and (not has_q or base + np.int64(pairs[p] & mask) <= np.int64(carried_dst[q])):
+                value = base + np.int64(pairs[p] & mask)
                 p += 1
             else:
                 value = np.int64(carried_dst[q])
