@@ -114,7 +114,7 @@ def test_classification_research_scanner_mirai_and_a_source_over_two_ingests(tmp
     assert set(rows) == {CENSYS, "8.8.8.8", "203.0.113.7", "2001:db8::1", "1.0.0.9"}
     censys = rows[CENSYS]
     assert censys["classification"] == "benign" and censys["scanner_org"] == "Censys"
-    assert censys["tools"] == ["mirai"] and "research_scanner" in censys["tags"]
+    assert censys["tools"] == ["mirai"] and censys["tags"] == ["mirai", "iot", "research_scanner"]  # in that order
     assert rows["8.8.8.8"]["classification"] == "malicious" and rows["8.8.8.8"]["ports"] == [2323]
     plain = rows["203.0.113.7"]
     assert plain["classification"] == "unknown" and plain["tools"] == []

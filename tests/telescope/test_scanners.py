@@ -65,6 +65,10 @@ def test_ipv6_membership_arrow_and_numpy() -> None:
     assert s.org_v6(v6(*addrs)).to_pylist() == expect
     arrow = pa.array([ipaddress.IPv6Address(a).packed for a in addrs] + [None], pa.binary(16))
     assert s.org_v6(arrow).to_pylist() == [*expect, None]
+    # variable-width binary, a slice (an offset into the buffer) and a null inside: the same answers
+    binary = pa.array([None] + [ipaddress.IPv6Address(a).packed for a in addrs], pa.binary())
+    assert s.org_v6(binary.slice(1)).to_pylist() == expect
+    assert s.org_v6(binary).to_pylist() == [None, *expect]
 
 
 def test_duckdb_range_join() -> None:

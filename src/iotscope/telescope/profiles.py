@@ -139,15 +139,20 @@ def _has(lists: pa.ChunkedArray, value: str) -> np.ndarray:
 
 
 def _tags(merged: pa.Table, benign: np.ndarray) -> pa.Array:
-    """tools + categories + ``dos_victim`` + ``research_scanner``, per source (one list concatenation)."""
-    con = duckdb.connect()
-    try:
-        extra = pa.table({"backscatter": merged["backscatter_packets"], "benign": pa.array(benign),
-                          "tools": merged["tools"], "categories": merged["categories"]})
-        con.register("extra", extra)
-        return con.sql(
-            "SELECT list_concat(tools, categories, CASE WHEN backscatter > 0 THEN ['dos_victim'] ELSE [] END, "
-            "CASE WHEN benign THEN ['research_scanner'] ELSE [] END)::VARCHAR[] AS tags FROM extra"
-        ).to_arrow_table()["tags"].combine_chunks()
-    finally:
-        con.close()
+    """tools + categories + ``dos_victim`` + ``research_scanner``, per source.
+
+    Array code: every part as (row, tag) pairs, put in row order by one stable sort (so each row's
+    tags keep the parts' order), cut into lists by the per-row counts.
+    """
+    parts: list[tuple[np.ndarray, pa.Array]] = []
+    for name in ("tools", "categories"):
+        lists = merged[name].combine_chunks()
+        parts.append((pc.list_parent_indices(lists).to_numpy(zero_copy_only=False), lists.flatten().cast(pa.string())))
+    for tag, rows in (("dos_victim", np.flatnonzero(merged["backscatter_packets"].to_numpy() > 0)),
+                      ("research_scanner", np.flatnonzero(benign))):
+        parts.append((rows, pa.array([tag], pa.string()).take(pa.array(np.zeros(len(rows), dtype=np.int64)))))
+    rows = np.concatenate([r.astype(np.int64) for r, _ in parts])
+    order = np.argsort(rows, kind="stable")
+    offsets = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=merged.num_rows))]).astype(np.int32)
+    values = pa.concat_arrays([v for _, v in parts]).take(pa.array(order))
+    return pa.ListArray.from_arrays(pa.array(offsets), values)

@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from iotscope.errors import IotscopeError
 from iotscope.textfile import read_text_file
@@ -106,10 +107,13 @@ def _v6_halves(addresses: np.ndarray | pa.Array | pa.ChunkedArray) -> tuple[np.n
         addresses = addresses.combine_chunks()
     if isinstance(addresses, pa.Array):
         valid = addresses.is_valid().to_numpy(zero_copy_only=False)
-        filled = addresses.cast(pa.binary()).fill_null(b"\0" * 16).to_pylist()
-        if any(len(a) != 16 for a in filled):
-            raise ScannerListError("IPv6 addresses must be 16 bytes")
-        raw = np.frombuffer(b"".join(filled), dtype=np.uint8) if filled else np.empty(0, np.uint8)
+        if not pa.types.is_fixed_size_binary(addresses.type):
+            lengths = pc.binary_length(addresses)
+            if pc.any(pc.not_equal(lengths, 16)).as_py():
+                raise ScannerListError("IPv6 addresses must be 16 bytes")
+        fixed = addresses.cast(pa.binary(16))  # the values side by side, 16 bytes a slot (nulls too)
+        raw = np.frombuffer(fixed.buffers()[1], dtype=np.uint8)[16 * fixed.offset:16 * (fixed.offset + len(fixed))] \
+            if len(fixed) else np.empty(0, np.uint8)
     else:
         raw = np.ascontiguousarray(addresses, dtype=np.uint8).reshape(-1)
         valid = np.ones(raw.shape[0] // 16, dtype=bool)
