@@ -1,6 +1,6 @@
 """Per-source profiles (GreyNoise-like): one row per source address over the whole store.
 
-Merged from the hourly partial aggregates (``source_hours``) with one DuckDB aggregation, then
+Merged from the hourly partial aggregates (``source_hours``: ``iotscope.telescope.source_merge``), then
 enriched once (country, AS, location: ``iotscope.enrich``, one vectorized lookup of every IPv4
 source) and classified:
 
@@ -13,7 +13,7 @@ source) and classified:
   SSH) is shown as the tags ``iot`` / ``remote_login``, not as malicious.
 * ``unknown`` otherwise.
 
-``ports`` holds the ``TOP_PORTS`` destination ports it scanned most (by packets, both protocols;
+``ports`` holds the ``source_merge.TOP_PORTS`` destination ports it scanned most (by packets, both protocols;
 backscatter has no target port), ``distinct_ports`` counts every distinct (protocol, port).
 ``tags``: its tools, the target categories of its scans, ``dos_victim`` when it sent backscatter
 and ``research_scanner`` when benign.
@@ -21,81 +21,21 @@ and ``research_scanner`` when benign.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
-import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from iotscope.enrich import Enricher
-from iotscope.store.datasets import SOURCE_HOURS, address_text
-from iotscope.store.summaries import SOURCES, source_key_sql
-from iotscope.telescope.categories import CategoryTable
+from iotscope.store.datasets import address_text
+from iotscope.store.summaries import SOURCES
 from iotscope.telescope.scanners import ResearchScanners
 
-#: How many of a source's destination ports ``sources.ports`` lists.
-TOP_PORTS = 10
 CLASSIFICATIONS = ("benign", "malicious", "unknown")
-_KEY = source_key_sql()
-
-
-def merge_source_hours(files: list[str], categories: CategoryTable, tables: Sequence[pa.Table] = ()) -> pa.Table:
-    """One row per source from the ``source_hours`` files: times, packets, ports, tools, category tags.
-
-    ``tables``: more ``source_hours`` rows, in memory (an hour whose files are still being written).
-    """
-    con = duckdb.connect()
-    try:
-        parts = []
-        if files:
-            listing = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
-            parts.append(f"SELECT * FROM read_parquet([{listing}])")
-        for i, table in enumerate(tables if files or tables else (SOURCE_HOURS.schema.empty_table(),)):
-            con.register(f"_parts{i}", table.select(SOURCE_HOURS.schema.names))
-            parts.append(f"SELECT * FROM _parts{i}")
-        con.execute(f"CREATE VIEW parts AS SELECT *, {_KEY} AS k FROM ({' UNION ALL BY NAME '.join(parts)})")
-        categories.register(con)
-        return con.sql(f"""
-            WITH base AS (
-                SELECT k, any_value(src) AS src, any_value(src6) AS src6, min(first_ts) AS first_ts,
-                       max(last_ts) AS last_ts, sum(packets)::BIGINT AS packets,
-                       coalesce(sum(packets) FILTER (WHERE traffic_class = 'scan'), 0)::BIGINT AS scan_packets,
-                       coalesce(sum(packets) FILTER (WHERE traffic_class = 'backscatter'), 0)::BIGINT
-                           AS backscatter_packets,
-                       sum(mirai) AS mirai, sum(zmap) AS zmap, sum(masscan) AS masscan
-                FROM parts GROUP BY k),
-            targets AS (
-                SELECT k, proto, dport, sum(packets) AS packets, any_value(traffic_class = 'scan') AS scan
-                FROM parts WHERE dport IS NOT NULL AND traffic_class <> 'backscatter' GROUP BY ALL),
-            by_port AS (
-                SELECT k, dport, sum(packets) AS packets FROM targets GROUP BY ALL),
-            ranked AS (
-                SELECT *, row_number() OVER (PARTITION BY k ORDER BY packets DESC, dport) AS rn FROM by_port),
-            ports AS (
-                SELECT k, list(dport ORDER BY rn) FILTER (WHERE rn <= {TOP_PORTS}) AS ports FROM ranked GROUP BY k),
-            counted AS (SELECT k, count(*) AS distinct_ports FROM targets GROUP BY k),
-            cats AS (
-                SELECT t.k, list(DISTINCT c.category ORDER BY c.category)
-                           AS categories
-                FROM targets t JOIN categories c ON c.proto = t.proto AND c.port = t.dport
-                WHERE t.scan GROUP BY t.k)
-            SELECT b.src, b.src6, b.first_ts, b.last_ts, b.packets, b.scan_packets, b.backscatter_packets,
-                   coalesce(n.distinct_ports, 0)::BIGINT AS distinct_ports,
-                   coalesce(p.ports, [])::USMALLINT[] AS ports,
-                   list_concat(CASE WHEN b.mirai > 0 THEN ['mirai'] ELSE [] END,
-                               CASE WHEN b.zmap > 0 THEN ['zmap'] ELSE [] END,
-                               CASE WHEN b.masscan > 0 THEN ['masscan'] ELSE [] END) AS tools,
-                   coalesce(c.categories, [])::VARCHAR[] AS categories
-            FROM base b LEFT JOIN ports p USING (k) LEFT JOIN counted n USING (k) LEFT JOIN cats c USING (k)
-            ORDER BY b.packets DESC, b.src, b.src6
-        """).to_arrow_table()
-    finally:
-        con.close()
 
 
 def profile_sources(merged: pa.Table, enricher: Enricher | None, scanners: ResearchScanners) -> pa.Table:
-    """The ``sources`` dataset: ``merged`` (:func:`merge_source_hours`) enriched and classified (array code)."""
+    """The ``sources`` dataset: ``merged`` (:func:`~iotscope.telescope.source_merge.merge_source_hours`)
+    enriched and classified (array code)."""
     n = merged.num_rows
     src = merged["src"].combine_chunks()
     src6 = merged["src6"].combine_chunks()

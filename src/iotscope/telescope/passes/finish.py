@@ -48,8 +48,9 @@ from iotscope.store.summaries import (
 )
 from iotscope.telescope.categories import OTHER, CategoryTable, load_categories
 from iotscope.telescope.passes.settings import AnalysisSettings
-from iotscope.telescope.profiles import merge_source_hours, profile_sources
+from iotscope.telescope.profiles import profile_sources
 from iotscope.telescope.scanners import ResearchScanners, load_research_scanners
+from iotscope.telescope.source_merge import merge_source_hours
 from iotscope.telescope.surge import SurgeConfig, detect_surges
 
 #: Catalog setting holding the user's ``.mmdb`` paths ({"city": path or null, "asn": path or null}).
