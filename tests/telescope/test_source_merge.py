@@ -97,3 +97,16 @@ def test_ties_ipv6_order_many_ports_and_mixed_classes_follow_the_definition() ->
     assert first["distinct_ports"] == 14 and first["tools"] == ["mirai"] and "iot" in first["categories"]
     assert [r["src6"] for r in merged.to_pylist() if r["src"] is None] == [
         ipaddress.ip_address("2001:db8::1").packed, ipaddress.ip_address("2001:db8::2").packed]
+
+
+def test_sources_without_any_target_port_or_only_ipv6() -> None:
+    """Backscatter and ICMP only (no (protocol, port) target at all), and a store of IPv6 sources only."""
+    no_targets = pa.Table.from_pylist([_row("192.0.2.80", 6, None, "backscatter", 1, 11),
+                                       _row("192.0.2.81", 1, None, "other", 2, 3)], schema=SOURCE_HOURS.schema)
+    merged = merge_source_hours([], load_categories(), (no_targets,))
+    assert merged.equals(_reference(no_targets))
+    assert merged["ports"].to_pylist() == [[], []] and merged["distinct_ports"].to_pylist() == [0, 0]
+    only6 = pa.Table.from_pylist([_row("2001:db8::9", 6, 23, "scan", 1, 4), _row("2001:db8::3", 17, 53, "scan", 2, 4)],
+                                 schema=SOURCE_HOURS.schema)
+    assert merge_source_hours([], load_categories(), (only6,)).equals(_reference(only6))
+    assert merge_source_hours([], load_categories()).num_rows == 0

@@ -91,13 +91,15 @@ class _Groups:
     def __init__(self, keys: np.ndarray) -> None:
         self.order = np.argsort(keys)
         ordered = keys[self.order]
-        new = np.concatenate([[True], ordered[1:] != ordered[:-1]])
+        new = np.concatenate([[True], ordered[1:] != ordered[:-1]]) if len(keys) else np.empty(0, dtype=bool)
         self.starts = np.flatnonzero(new)
         self.count = len(self.starts)
         self.numbers = np.empty(len(keys), dtype=np.int64)
         self.numbers[self.order] = np.cumsum(new) - 1
 
     def reduce(self, ufunc: np.ufunc, values: np.ndarray) -> np.ndarray:
+        if self.count == 0:  # reduceat needs at least one index
+            return values[:0]
         return ufunc.reduceat(values[self.order], self.starts)
 
     def first_rows(self) -> np.ndarray:
