@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -81,19 +82,24 @@ def test_readers_never_see_a_gap_or_a_double(captures: list[Path], tmp_path: Pat
     ingest(captures, store)
     expected = fingerprint(store)[0]
     seen: list[int] = []
-    done = threading.Event()
+    done, reading = threading.Event(), threading.Event()
 
     def reader() -> None:
         while not done.is_set():
             with PacketStore(store, read_only=True) as s:  # a reader: no clean-up, no lock
                 seen.append(connect(s).execute("SELECT count(*) FROM packets").fetchone()[0])
+            reading.set()
 
     thread = threading.Thread(target=reader)
     thread.start()
     try:
+        assert reading.wait(60)  # reads before, during and after the compaction (not a race on a busy machine)
         with PacketStore(store) as s:
             compact_hours(s, before=datetime.now(UTC))
-            ingest(captures[:1], tmp_path / "x")  # keep the reader busy a little longer
+        after = len(seen) + 2
+        deadline = time.monotonic() + 60
+        while len(seen) < after and time.monotonic() < deadline:
+            time.sleep(0.01)
     finally:
         done.set()
         thread.join()
