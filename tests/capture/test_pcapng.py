@@ -11,6 +11,7 @@ import pytest
 
 from iotscope.capture import CaptureError, open_capture
 from iotscope.capture.pcapng import MAX_INTERFACES
+from iotscope.simulate.capture_fuzzing import pcapng_block, pcapng_option
 
 from .tools import read_capture, reader_records, tshark_records
 
@@ -18,43 +19,33 @@ FRAME_A = bytes(range(60))
 FRAME_B = bytes(range(100, 171))  # 71 bytes: needs padding
 
 
-def block(order: str, block_type: int, body: bytes) -> bytes:
-    body += b"\0" * (-len(body) % 4)
-    length = struct.pack(order + "I", 12 + len(body))
-    return struct.pack(order + "I", block_type) + length + body + length
-
-
-def option(order: str, code: int, value: bytes) -> bytes:
-    return struct.pack(order + "HH", code, len(value)) + value + b"\0" * (-len(value) % 4)
-
-
 def shb(order: str = "<") -> bytes:
-    return block(order, 0x0A0D0D0A, struct.pack(order + "IHHq", 0x1A2B3C4D, 1, 0, -1))
+    return pcapng_block(order, 0x0A0D0D0A, struct.pack(order + "IHHq", 0x1A2B3C4D, 1, 0, -1))
 
 
 def idb(order: str, linktype: int, snaplen: int = 0, tsresol: int | None = None, tsoffset: int | None = None) -> bytes:
     options = b""
     if tsresol is not None:
-        options += option(order, 9, bytes([tsresol]))
+        options += pcapng_option(order, 9, bytes([tsresol]))
     if tsoffset is not None:
-        options += option(order, 14, struct.pack(order + "q", tsoffset))
+        options += pcapng_option(order, 14, struct.pack(order + "q", tsoffset))
     if options:
         options += struct.pack(order + "HH", 0, 0)
-    return block(order, 1, struct.pack(order + "HHI", linktype, 0, snaplen) + options)
+    return pcapng_block(order, 1, struct.pack(order + "HHI", linktype, 0, snaplen) + options)
 
 
 def epb(order: str, interface: int, units: int, frame: bytes, wirelen: int | None = None) -> bytes:
     header = struct.pack(order + "IIIII", interface, units >> 32, units & 0xFFFFFFFF, len(frame),
                          len(frame) if wirelen is None else wirelen)
-    return block(order, 6, header + frame)
+    return pcapng_block(order, 6, header + frame)
 
 
 def spb(order: str, frame: bytes, wirelen: int | None = None) -> bytes:
-    return block(order, 3, struct.pack(order + "I", len(frame) if wirelen is None else wirelen) + frame)
+    return pcapng_block(order, 3, struct.pack(order + "I", len(frame) if wirelen is None else wirelen) + frame)
 
 
 def legacy_pb(order: str, interface: int, units: int, frame: bytes) -> bytes:
-    return block(order, 2, struct.pack(order + "HHIIII", interface, 0, units >> 32, units & 0xFFFFFFFF,
+    return pcapng_block(order, 2, struct.pack(order + "HHIIII", interface, 0, units >> 32, units & 0xFFFFFFFF,
                                        len(frame), len(frame)) + frame)
 
 
@@ -68,14 +59,14 @@ def mixed(tmp_path: Path) -> Path:
     parts = [
         shb(le),
         idb(le, 1, snaplen=64),                       # interface 0: Ethernet, snaplen 64, µs
-        block(le, 4, option(le, 1, b"\x7f\x00\x00\x01name\0") + bytes(4)),  # NRB: skipped
+        pcapng_block(le, 4, pcapng_option(le, 1, b"\x7f\x00\x00\x01name\0") + bytes(4)),  # NRB: skipped
         idb(le, 101, tsresol=9),                      # interface 1: raw IP, ns
         epb(le, 0, SECOND * 10**6 + 5, FRAME_A),
         epb(le, 1, SECOND * 10**9 + 123_456_789, FRAME_B, wirelen=1500),
-        block(le, 5, struct.pack("<III", 0, 0, 0)),  # ISB: skipped
+        pcapng_block(le, 5, struct.pack("<III", 0, 0, 0)),  # ISB: skipped
         spb(le, FRAME_B[:64], wirelen=1400),          # cut to interface 0's snaplen
-        block(le, 0x40000BAD, b"custom block, copy me"),  # custom block: skipped
-        block(le, 10, struct.pack("<II", 0x544C534B, 8) + b"secrets\n"),  # DSB: skipped
+        pcapng_block(le, 0x40000BAD, b"custom block, copy me"),  # custom block: skipped
+        pcapng_block(le, 10, struct.pack("<II", 0x544C534B, 8) + b"secrets\n"),  # DSB: skipped
         shb(be),                                      # new section: interfaces forgotten
         idb(be, 113, tsresol=0x80 | 10, tsoffset=100),  # SLL, 2^-10 s units, +100 s
         legacy_pb(be, 0, (SECOND << 10) + 512, FRAME_A),

@@ -273,14 +273,20 @@ def test_damaged_file_gives_one_line_and_check_repair_restores(store: Path, capt
     assert "all files readable" in iotscope("store", "check", "--store", str(store)).stderr
 
 
-def test_repair_without_the_source_drops_the_capture_until_it_is_ingested_again(store: Path, capture: Path,
-                                                                                 tmp_path: Path) -> None:
+def _damaged_store_of_a_moved_capture(capture: Path, tmp_path: Path) -> Path:
+    """A store of a copy of ``capture`` with one packet file missing, the copy gone: repair cannot re-ingest it."""
     moved = tmp_path / "moved.pcap"
     shutil.copy(capture, moved)
     other_store = tmp_path / "other"
     iotscope("ingest", str(moved), "--store", str(other_store))
     damage(part_files(other_store)[-1], "missing")
     moved.unlink()
+    return other_store
+
+
+def test_repair_without_the_source_drops_the_capture_until_it_is_ingested_again(store: Path, capture: Path,
+                                                                                 tmp_path: Path) -> None:
+    other_store = _damaged_store_of_a_moved_capture(capture, tmp_path)
     repaired = iotscope("store", "check", "--store", str(other_store), "--repair")
     assert "ingest it again" in repaired.stderr
     assert packets(other_store) == 0  # dropped, not half-counted
@@ -297,12 +303,7 @@ def test_ingest_ends_its_analysis_thread_when_every_hour_is_already_up_to_date(c
 
     from iotscope.cli import app
 
-    moved = tmp_path / "moved.pcap"
-    shutil.copy(capture, moved)
-    other_store = tmp_path / "other"
-    iotscope("ingest", str(moved), "--store", str(other_store))
-    damage(part_files(other_store)[-1], "missing")
-    moved.unlink()
+    other_store = _damaged_store_of_a_moved_capture(capture, tmp_path)
     iotscope("store", "check", "--store", str(other_store), "--repair")
     result = CliRunner().invoke(app, ["ingest", str(capture), "--store", str(other_store)])
     assert result.exit_code == 0, result.output

@@ -76,29 +76,31 @@ def random_block(n: int, seed: int = 0, linktypes: tuple[int, ...] = (1,)) -> Ca
     return block_from_frames(frames, ts, rng.choice(linktypes, n), wirelen=wirelen)
 
 
-def _block(order: str, block_type: int, body: bytes) -> bytes:
+def pcapng_block(order: str, block_type: int, body: bytes) -> bytes:
+    """One pcapng block: type, total length, ``body`` padded to 32 bits, total length again."""
     body += b"\0" * (-len(body) % 4)
     length = struct.pack(order + "I", 12 + len(body))
     return struct.pack(order + "I", block_type) + length + body + length
 
 
-def _option(order: str, code: int, value: bytes) -> bytes:
+def pcapng_option(order: str, code: int, value: bytes) -> bytes:
+    """One pcapng option: code, length, ``value`` padded to 32 bits."""
     return struct.pack(order + "HH", code, len(value)) + value + b"\0" * (-len(value) % 4)
 
 
 def _idb(order: str, linktype: int, snaplen: int, tsresol: int, tsoffset: int) -> bytes:
-    options = (_option(order, 2, b"eth0") + _option(order, 9, bytes([tsresol]))
-               + _option(order, 14, struct.pack(order + "q", tsoffset)) + struct.pack(order + "HH", 0, 0))
-    return _block(order, 1, struct.pack(order + "HHI", linktype, 0, snaplen) + options)
+    options = (pcapng_option(order, 2, b"eth0") + pcapng_option(order, 9, bytes([tsresol]))
+               + pcapng_option(order, 14, struct.pack(order + "q", tsoffset)) + struct.pack(order + "HH", 0, 0))
+    return pcapng_block(order, 1, struct.pack(order + "HHI", linktype, 0, snaplen) + options)
 
 
 def _shb(order: str) -> bytes:
-    return _block(order, 0x0A0D0D0A, struct.pack(order + "IHHq", 0x1A2B3C4D, 1, 0, -1) + _option(order, 4, b"fuzz"))
+    return pcapng_block(order, 0x0A0D0D0A, struct.pack(order + "IHHq", 0x1A2B3C4D, 1, 0, -1) + pcapng_option(order, 4, b"fuzz"))
 
 
 def _epb(order: str, interface: int, units: int, frame: bytes) -> bytes:
     header = struct.pack(order + "IIIII", interface, units >> 32, units & 0xFFFFFFFF, len(frame), len(frame) + 4)
-    return _block(order, 6, header + frame + _option(order, 1, b"comment") + struct.pack(order + "HH", 0, 0))
+    return pcapng_block(order, 6, header + frame + pcapng_option(order, 1, b"comment") + struct.pack(order + "HH", 0, 0))
 
 
 def _hand_built_pcapng() -> bytes:
@@ -107,13 +109,13 @@ def _hand_built_pcapng() -> bytes:
     le, be = "<", ">"
     return b"".join([
         _shb(le), _idb(le, 1, 64, 6, 0), _idb(le, 101, 0, 9, 0),
-        _block(le, 4, _option(le, 1, b"\x7f\x00\x00\x01name\0") + bytes(4)),
+        pcapng_block(le, 4, pcapng_option(le, 1, b"\x7f\x00\x00\x01name\0") + bytes(4)),
         _epb(le, 0, SECOND * 10**6, frame), _epb(le, 1, SECOND * 10**9 + 5, frame[:33]),
-        _block(le, 3, struct.pack(le + "I", 1400) + frame),
-        _block(le, 5, struct.pack(le + "III", 0, 0, 0)),
-        _block(le, 0x40000BAD, b"custom"),
+        pcapng_block(le, 3, struct.pack(le + "I", 1400) + frame),
+        pcapng_block(le, 5, struct.pack(le + "III", 0, 0, 0)),
+        pcapng_block(le, 0x40000BAD, b"custom"),
         _shb(be), _idb(be, 113, 0, 0x80 | 20, 100),
-        _block(be, 2, struct.pack(be + "HHIIII", 0, 0, SECOND >> 12, (SECOND << 20) & 0xFFFFFFFF, 40, 40) + frame[:40]),
+        pcapng_block(be, 2, struct.pack(be + "HHIIII", 0, 0, SECOND >> 12, (SECOND << 20) & 0xFFFFFFFF, 40, 40) + frame[:40]),
         _epb(be, 0, SECOND << 20, frame),
     ])
 

@@ -136,21 +136,27 @@ def test_banner_is_pre_login_and_only_the_password_that_logged_in_is_masked():
     assert found.confirmed_at is not None and found.confirmed_at.tzinfo is not None
 
 
-def test_parallel_connections_share_one_pace():
-    """Two lanes of one service start their attempts attempt_delay apart: no more login rate."""
-    limits = ProbeLimits(attempt_delay=0.1, per_device_connections=2)
+def _two_lanes() -> tuple[ProbeLimits, ProbeRecord, list[float]]:
+    """Limits and a service record for two connections paced 0.1 s apart, and a list for start times."""
     record = ProbeRecord("telnet")
     record.lanes = 2
-    starts: list[float] = []
+    return ProbeLimits(attempt_delay=0.1, per_device_connections=2), record, []
 
-    async def lane() -> None:
-        loop = asyncio.get_running_loop()
-        for _ in range(3):
-            await record.pace(limits)
-            starts.append(loop.time())
+
+async def _paced_attempts(record: ProbeRecord, limits: ProbeLimits, starts: list[float]) -> None:
+    """Three attempts of one lane, each after its turn of the shared pace; their start times."""
+    loop = asyncio.get_running_loop()
+    for _ in range(3):
+        await record.pace(limits)
+        starts.append(loop.time())
+
+
+def test_parallel_connections_share_one_pace():
+    """Two lanes of one service start their attempts attempt_delay apart: no more login rate."""
+    limits, record, starts = _two_lanes()
 
     async def both() -> None:
-        await asyncio.gather(lane(), lane())
+        await asyncio.gather(*(_paced_attempts(record, limits, starts) for _ in range(2)))
 
     asyncio.run(both())
     gaps = [b - a for a, b in zip(sorted(starts), sorted(starts)[1:])]
@@ -160,16 +166,7 @@ def test_parallel_connections_share_one_pace():
 def test_a_lane_woken_late_does_not_bring_the_next_start_closer():
     """The event loop busy when one lane's turn comes (a slow banner parse, a loaded machine) makes
     that lane start late; the next lane, on time, must still wait attempt_delay after it."""
-    limits = ProbeLimits(attempt_delay=0.1, per_device_connections=2)
-    record = ProbeRecord("telnet")
-    record.lanes = 2
-    starts: list[float] = []
-
-    async def lane() -> None:
-        loop = asyncio.get_running_loop()
-        for _ in range(3):
-            await record.pace(limits)
-            starts.append(loop.time())
+    limits, record, starts = _two_lanes()
 
     async def busy_loop() -> None:
         await asyncio.sleep(0.09)
@@ -177,7 +174,7 @@ def test_a_lane_woken_late_does_not_bring_the_next_start_closer():
         time.sleep(0.06)  # noqa: ASYNC251
 
     async def all_three() -> None:
-        await asyncio.gather(lane(), lane(), busy_loop())
+        await asyncio.gather(*(_paced_attempts(record, limits, starts) for _ in range(2)), busy_loop())
 
     asyncio.run(all_three())
     gaps = [b - a for a, b in zip(sorted(starts), sorted(starts)[1:])]

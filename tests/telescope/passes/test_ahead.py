@@ -9,9 +9,6 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import pytest
-
-from iotscope.simulate.darknet import DarknetConfig, simulate_darknet
 from iotscope.store.packets import PacketStore
 from iotscope.store.query import connect
 from iotscope.telescope.ingest import ingest, ingest_file
@@ -27,18 +24,6 @@ from tests.telescope.passes.captures import (
     write_capture,
 )
 from tests.telescope.passes.test_runner import _views
-
-
-@pytest.fixture(scope="module")
-def captures(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
-    """Two simulated captures over the same three hours, in several blocks each."""
-    d = tmp_path_factory.mktemp("sim")
-    out = []
-    for seed in (1, 2):
-        path = d / f"c{seed}.pcap"
-        simulate_darknet(DarknetConfig(packets=60_000, hours=3, seed=seed), path)
-        out.append(path)
-    return out
 
 
 def _ingest_ahead(paths: list[Path], store: Path, max_rows: int = MAX_ROWS,

@@ -50,18 +50,6 @@ def _views(store: Path) -> dict[str, list[tuple]]:
         return {name: con.sql(q).fetchall() for name, q in VIEWS.items()}
 
 
-@pytest.fixture(scope="module")
-def captures(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
-    """Two simulated captures over the same three hours (the second is "late" for every hour)."""
-    d = tmp_path_factory.mktemp("sim")
-    out = []
-    for seed in (1, 2):
-        path = d / f"c{seed}.pcap"
-        simulate_darknet(DarknetConfig(packets=60_000, hours=3, seed=seed), path)
-        out.append(path)
-    return out
-
-
 def test_incremental_with_late_data_equals_batch(tmp_path: Path, captures: list[Path]) -> None:
     ingest(captures, tmp_path / "batch")
     analyze(tmp_path / "batch")

@@ -40,6 +40,7 @@ from iotscope.telescope.passes.base import (
     dictionary_codes,
 )
 from iotscope.telescope.passes.kernels import (
+    NO_PORT,
     arrow_buffers,
     merge_destinations,
     radix_sort,
@@ -207,7 +208,7 @@ def packed_keys(columns: Mapping[str, object]) -> np.ndarray:
     """
     src = columns["src"]
     proto = np.asarray(columns["proto"].to_numpy(zero_copy_only=False)).astype(np.uint64)
-    dport = pc.fill_null(columns["dport"].cast(pa.int64()), 65536).to_numpy().astype(np.uint64)
+    dport = pc.fill_null(columns["dport"].cast(pa.int64()), NO_PORT).to_numpy().astype(np.uint64)
     other = (~np.asarray(columns["is_scan"], dtype=bool)).astype(np.uint64)
     fields = (proto << np.uint64(_PROTO_SHIFT)) | (dport << np.uint64(_PORT_SHIFT)) | (other << np.uint64(_SCAN_BIT_SHIFT))
     keys = (pc.fill_null(src, 0).to_numpy().astype(np.uint64) << np.uint64(_SRC_SHIFT)) | fields

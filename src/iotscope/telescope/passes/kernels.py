@@ -37,6 +37,8 @@ import pyarrow as pa
 
 EMPTY = np.uint64(0xFFFFFFFFFFFFFFFF)  # a free hash slot: never an IPv4 key (58 bits); an IPv6 key (bit 63 + hash) equal to it is a 2^-63 event
 RADIX_BITS = 11  # radix_sort's digit: 2,048 counters (16 KB) stay in L1; ~50-bit pair keys take 5 passes or fewer
+#: The port in the packed keys of a packet with none (null, or backscatter's in ``source_hours``): past 65535.
+NO_PORT = 65536
 BUCKET_BITS = 22  # port_series cells: bucket numbers relative to the hour's first (< 3600: buckets >= 1 s divide the hour)
 
 
@@ -156,7 +158,7 @@ def split_runs(carried_keys: np.ndarray, carried_last: np.ndarray, t: np.ndarray
             continue
         when = t[row]
         if valid(src_bits, src_offset, row):
-            port = np.uint64(dport[row]) if valid(dport_bits, dport_offset, row) else np.uint64(65536)
+            port = np.uint64(dport[row]) if valid(dport_bits, dport_offset, row) else np.uint64(NO_PORT)
             other = np.uint64(0) if traffic[row] == scan_class else np.uint64(1)
             key = (np.uint64(src[row]) << np.uint64(26)) | (np.uint64(proto[row]) << np.uint64(18)) \
                 | (port << np.uint64(1)) | other
@@ -327,7 +329,7 @@ def source_port_groups(t: np.ndarray, src: np.ndarray, src_bits: np.ndarray, src
                        portless_class: int, tool: np.ndarray, tools: int):
     """Group the hour's IPv4-source packets by (source, protocol, port, class): first row, times, packets, tools.
 
-    The key is ``src << 27 | proto << 19 | port << 2 | class`` (59 bits) with ``port`` 65536 when
+    The key is ``src << 27 | proto << 19 | port << 2 | class`` (59 bits) with ``port`` ``NO_PORT`` when
     null or when the class is ``portless_class`` (backscatter: its port is the spoofed client's).
     Groups are numbered in order of first packet. Returns per group the first row and a row of
     ``[first time, last time, packets, packets of each tool...]`` (side by side: one cache line per
@@ -347,7 +349,7 @@ def source_port_groups(t: np.ndarray, src: np.ndarray, src_bits: np.ndarray, src
             w6 += 1
             continue
         port = np.uint64(dport[i]) if traffic[i] != portless_class and valid(dport_bits, dport_offset, i) \
-            else np.uint64(65536)
+            else np.uint64(NO_PORT)
         key = (np.uint64(src[i]) << np.uint64(27)) | (np.uint64(proto[i]) << np.uint64(19)) | (port << np.uint64(2)) \
             | np.uint64(traffic[i])
         slots, s, added, used = find_or_add(slots, key, used)

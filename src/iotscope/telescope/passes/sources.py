@@ -28,10 +28,9 @@ from iotscope.telescope.passes.base import (
     State,
     dictionary_codes,
 )
-from iotscope.telescope.passes.kernels import arrow_buffers, source_port_groups
+from iotscope.telescope.passes.kernels import NO_PORT, arrow_buffers, source_port_groups
 
 _BACKSCATTER = TRAFFIC_CLASSES.index("backscatter")
-_NO_PORT = 65536
 
 
 class SourceHoursPass(AnalysisPass):
@@ -42,7 +41,7 @@ class SourceHoursPass(AnalysisPass):
     def run(self, partition: Partition, carried: State) -> tuple[pa.Table, State]:
         hour = partition.table
         t = hour.column("ts").combine_chunks().cast(pa.int64()).to_numpy()
-        src = hour.column("src").combine_chunks()
+        src, src6 = hour.column("src").combine_chunks(), hour.column("src6").combine_chunks()
         proto = hour.column("proto").combine_chunks()
         dport = hour.column("dport").combine_chunks()
         traffic = dictionary_codes(hour.column("traffic_class"), TRAFFIC_CLASSES)
@@ -51,14 +50,13 @@ class SourceHoursPass(AnalysisPass):
             t, *arrow_buffers(src, np.uint32), proto.to_numpy(), *arrow_buffers(dport, np.uint16), traffic,
             _BACKSCATTER, tool, len(TOOLS))
         if len(rows6):
-            more_rows, more_sums = _ipv6_groups(rows6, t, hour.column("src6").combine_chunks(), proto, dport, traffic,
-                                                tool)
+            more_rows, more_sums = _ipv6_groups(rows6, t, src6, proto, dport, traffic, tool)
             first_row, sums = np.concatenate([first_row, more_rows]), np.concatenate([sums, more_sums])
         rows = pa.array(first_row, pa.int64())
         classes = traffic[first_row]
         port = dport.take(rows)
         rows_table = pa.table({
-            "src": src.take(rows), "src6": hour.column("src6").combine_chunks().take(rows),
+            "src": src.take(rows), "src6": src6.take(rows),
             "proto": proto.take(rows),
             "dport": pc.if_else(pa.array(classes == _BACKSCATTER), pa.nulls(len(port), port.type), port),
             "traffic_class": pa.array(np.asarray(TRAFFIC_CLASSES, dtype=object)[classes], pa.string()),
@@ -74,8 +72,8 @@ def _ipv6_groups(rows6: np.ndarray, t: np.ndarray, src6: pa.Array, proto: pa.Arr
     fixed = src6.take(pa.array(rows6)).cast(pa.binary(16))
     words = np.frombuffer(fixed.buffers()[1], dtype=">u8")[2 * fixed.offset:2 * (fixed.offset + len(fixed))]
     cls = traffic[rows6]
-    port = pc.fill_null(dport.take(pa.array(rows6)).cast(pa.int64()), _NO_PORT).to_numpy()
-    port = np.where(cls == _BACKSCATTER, _NO_PORT, port)
+    port = pc.fill_null(dport.take(pa.array(rows6)).cast(pa.int64()), NO_PORT).to_numpy()
+    port = np.where(cls == _BACKSCATTER, NO_PORT, port)
     keys = np.column_stack([words.reshape(-1, 2).astype(np.uint64), proto.to_numpy()[rows6].astype(np.uint64),
                             port.astype(np.uint64), cls.astype(np.uint64)])
     _, first, group = np.unique(keys, axis=0, return_index=True, return_inverse=True)
