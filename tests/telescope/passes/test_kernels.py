@@ -4,6 +4,7 @@ carried events, and more keys than the hash table's first size (it must grow).""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -20,7 +21,11 @@ from iotscope.telescope.passes.kernels import (
 SCAN, BACKSCATTER = TRAFFIC_CLASSES.index("scan"), TRAFFIC_CLASSES.index("backscatter")
 
 
-def test_split_and_merge_match_a_python_reference() -> None:
+@pytest.mark.parametrize(("space", "prefix", "bits"), [
+    (0x0001F0FF, 0xC6120000, 17),  # a /15 darknet (198.18.0.0/15): the pairs hold dst - base in 17 bits
+    (0xFFFF0FFF, 0x00000000, 32),  # destinations all over IPv4, up to 255.255.255.255: all 32 bits
+])
+def test_split_and_merge_match_a_python_reference(space: int, prefix: int, bits: int) -> None:
     rng = np.random.default_rng(8)
     n, idle = 30_000, 1_000
     pad = 3  # sliced arrays: values and validity bitmaps start at a bit offset
@@ -28,12 +33,11 @@ def test_split_and_merge_match_a_python_reference() -> None:
     dport_values = rng.choice([23, 2323, 80], n + pad).astype(np.uint16)
     dport = pa.array(dport_values, mask=rng.random(n + pad) < 0.05)[pad:]
     proto = pa.array(np.full(n + pad, 6, dtype=np.uint8))[pad:]
-    # a /15 darknet (198.18.0.0/15): the pairs hold dst - base in 17 bits
-    dst = pa.array((rng.integers(0, 2**32, n + pad, dtype=np.uint64).astype(np.uint32) & np.uint32(0x0001F0FF))
-                   | np.uint32(0xC6120000))[pad:]
+    dst = pa.array((rng.integers(0, 2**32, n + pad, dtype=np.uint64).astype(np.uint32) & np.uint32(space))
+                   | np.uint32(prefix))[pad:]
     base = int(pc.min(dst).as_py())
     width = (int(pc.max(dst).as_py()) - base).bit_length()
-    assert width == 17
+    assert width == bits
     traffic = rng.choice([SCAN, SCAN, SCAN, BACKSCATTER, TRAFFIC_CLASSES.index("other")], n).astype(np.int8)
     tool = rng.integers(-1, 3, n).astype(np.int8)
     t = rng.integers(0, 200_000, n).astype(np.int64)  # not in time order
