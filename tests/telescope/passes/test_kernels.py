@@ -1,24 +1,73 @@
-"""The compiled kernels of the events pass against a plain-Python reference: unsorted times, nulls at a bitmap offset,
-carried events, and more keys than the hash table's first size (it must grow)."""
+"""The compiled kernels of the tagging stage and the passes against plain-Python references: unsorted
+times, nulls at a bitmap offset, IPv6 rows, carried events, and more keys than the hash tables' first
+size (they must grow)."""
 
 from __future__ import annotations
 
 import numpy as np
-import pytest
 import pyarrow as pa
-import pyarrow.compute as pc
+import pytest
 
-from iotscope.store.schema import TRAFFIC_CLASSES
-from iotscope.telescope.passes.events import packed_keys
+from iotscope.store.schema import TOOLS, TRAFFIC_CLASSES
 from iotscope.telescope.passes.kernels import (
+    BUCKET_BITS,
     arrow_buffers,
+    count_cells,
     merge_destinations,
     peak_windows,
     radix_sort,
     split_runs,
 )
+from iotscope.telescope.passes.tagging import BACKSCATTER, SCAN, tag_hour
 
-SCAN, BACKSCATTER = TRAFFIC_CLASSES.index("scan"), TRAFFIC_CLASSES.index("backscatter")
+PAD = 3  # the table is sliced: every column's values and validity bitmap start at an offset
+
+
+def _hour(rng: np.random.Generator, n: int, space: int, prefix: int) -> pa.Table:
+    """``n`` packets (after a slice of ``PAD``) out of time order: ~2% from IPv6 sources to IPv6
+    destinations, ports null now and then, tools null mostly, classes and tools dictionary-encoded."""
+    m = n + PAD
+    v6 = rng.random(m) < 0.02
+    src = rng.integers(1, 6_000, m).astype(np.uint32)
+    dst = (rng.integers(0, 2**32, m, dtype=np.uint64).astype(np.uint32) & np.uint32(space)) | np.uint32(prefix)
+    six = [bytes([0x20, 1, 0xD, 0xB8] + [0] * 10 + [int(a), int(b)]) for a, b in rng.integers(0, 4, (m, 2))]
+    traffic = rng.choice(["scan", "scan", "scan", "backscatter", "other"], m)
+    tool = rng.choice([None, None, None, *TOOLS], m)
+    return pa.table({
+        "ts": pa.array(rng.integers(0, 200_000, m), pa.int64()).view(pa.timestamp("us", tz="UTC")),
+        "src": pa.array(src, mask=v6), "src6": pa.array([s if x else None for s, x in zip(six, v6)], pa.binary(16)),
+        "dst": pa.array(dst, mask=v6), "dst6": pa.array([s[::-1] if x else None for s, x in zip(six, v6)], pa.binary(16)),
+        "proto": pa.array(np.full(m, 6, dtype=np.uint8)),
+        "dport": pa.array(rng.choice([23, 2323, 80], m).astype(np.uint16), mask=rng.random(m) < 0.05),
+        "traffic_class": pa.array(traffic).dictionary_encode().cast(pa.dictionary(pa.int8(), pa.string())),
+        "tool": pa.array(tool, pa.string()).dictionary_encode().cast(pa.dictionary(pa.int8(), pa.string())),
+    }).slice(PAD)
+
+
+def _source(row: dict) -> object:
+    return row["src"] if row["src"] is not None else row["src6"]
+
+
+def test_tagging_groups_every_packet_by_source_port_and_class() -> None:
+    rows = _hour(np.random.default_rng(5), 20_000, 0x0001F0FF, 0xC6120000).to_pylist()
+    tags = tag_hour(_hour(np.random.default_rng(5), 20_000, 0x0001F0FF, 0xC6120000))
+    assert tags.traffic.tolist() == [TRAFFIC_CLASSES.index(r["traffic_class"]) for r in rows]
+    assert tags.tool.tolist() == [TOOLS.index(r["tool"]) if r["tool"] else -1 for r in rows]
+    assert not tags.group.flags.writeable and not tags.t.flags.writeable  # shared by every pass
+    want: dict[tuple, list[int]] = {}
+    for i, r in enumerate(rows):
+        port = None if r["traffic_class"] == "backscatter" else r["dport"]  # the spoofed client's port
+        want.setdefault((_source(r), r["proto"], port, r["traffic_class"]), []).append(i)
+    got: dict[int, list[int]] = {}
+    for i, g in enumerate(tags.group.tolist()):
+        got.setdefault(g, []).append(i)
+    assert sorted(got.values()) == sorted(want.values()) and tags.groups == len(want) > 4096
+    t = tags.t
+    for g, members in got.items():
+        first, last, packets, *tools = tags.group_sums[g].tolist()
+        assert (first, last, packets) == (t[members].min(), t[members].max(), len(members))
+        assert tools == [sum(rows[i]["tool"] == name for i in members) for name in TOOLS]
+        assert tags.group_first_row[g] in members
 
 
 @pytest.mark.parametrize(("space", "prefix", "bits"), [
@@ -26,62 +75,57 @@ SCAN, BACKSCATTER = TRAFFIC_CLASSES.index("scan"), TRAFFIC_CLASSES.index("backsc
     (0xFFFF0FFF, 0x00000000, 32),  # destinations all over IPv4, up to 255.255.255.255: all 32 bits
 ])
 def test_split_and_merge_match_a_python_reference(space: int, prefix: int, bits: int) -> None:
-    rng = np.random.default_rng(8)
-    n, idle = 30_000, 1_000
-    pad = 3  # sliced arrays: values and validity bitmaps start at a bit offset
-    src = pa.array(rng.integers(1, 6_000, n + pad).astype(np.uint32))[pad:]
-    dport_values = rng.choice([23, 2323, 80], n + pad).astype(np.uint16)
-    dport = pa.array(dport_values, mask=rng.random(n + pad) < 0.05)[pad:]
-    proto = pa.array(np.full(n + pad, 6, dtype=np.uint8))[pad:]
-    dst = pa.array((rng.integers(0, 2**32, n + pad, dtype=np.uint64).astype(np.uint32) & np.uint32(space))
-                   | np.uint32(prefix))[pad:]
-    base = int(pc.min(dst).as_py())
-    width = (int(pc.max(dst).as_py()) - base).bit_length()
-    assert width == bits
-    traffic = rng.choice([SCAN, SCAN, SCAN, BACKSCATTER, TRAFFIC_CLASSES.index("other")], n).astype(np.int8)
-    tool = rng.integers(-1, 3, n).astype(np.int8)
-    t = rng.integers(0, 200_000, n).astype(np.int64)  # not in time order
-    order = np.argsort(t, kind="stable")
-    columns = {"src": src, "src6": pa.nulls(n, pa.binary(16)), "proto": proto, "dport": dport,
-               "is_scan": traffic == SCAN}
-    keys = packed_keys(columns)
-    carried_rows = np.flatnonzero(traffic != BACKSCATTER)[:40]  # these keys' events are carried in
-    carried_keys = np.unique(keys[carried_rows])
-    carried_last = np.full(len(carried_keys), -500, dtype=np.int64)
-
-    first_row, _, _, packets, tool_counts, pairs, rows6, runs6 = split_runs(
-        carried_keys, carried_last, t, order, *arrow_buffers(src, np.uint32), np.empty(0, np.uint64),
-        arrow_buffers(proto, np.uint8)[0], *arrow_buffers(dport, np.uint16), traffic, BACKSCATTER, SCAN,
-        tool, 3, *arrow_buffers(dst, np.uint32), base, width, idle)
+    idle = 1_000
+    table = _hour(np.random.default_rng(8), 30_000, space, prefix)
+    rows, tags = table.to_pylist(), tag_hour(table)
+    v4 = [r["dst"] for r in rows if r["dst"] is not None]
+    base, width = min(v4), (max(v4) - min(v4)).bit_length()
+    assert width == bits and len(tags.order)  # not in time order
+    order = tags.order.tolist()
+    # the first 40 groups (not backscatter) continue carried events ending at t = -500
+    carried_groups = [g for g in range(tags.groups) if tags.group_class[g] != BACKSCATTER][:40]
+    group_run = np.full(tags.groups, -1, dtype=np.int64)
+    group_run[carried_groups] = np.arange(40)
+    first_row, sums, pairs, rows6, runs6 = split_runs(
+        np.full(40, -500, dtype=np.int64), group_run, tags.t, tags.order, tags.traffic, BACKSCATTER, tags.group,
+        tags.tool, len(TOOLS), *arrow_buffers(tags.dst, np.uint32), base, width, idle)
 
     # Reference: walk the packets in time order with a dict.
-    current = {int(k): (i, -500) for i, k in enumerate(carried_keys)}
-    runs = len(carried_keys)
+    current = {g: (i, -500) for i, g in enumerate(carried_groups)}
+    runs = 40
     want_packets: dict[int, int] = {}
     want_dsts: dict[int, set[int]] = {}
+    want_dsts6: dict[int, set[bytes]] = {}
     want_first_row = {}
     for row in order:
-        if traffic[row] == BACKSCATTER:
+        r = rows[row]
+        if r["traffic_class"] == "backscatter":
             continue
-        k = int(keys[row])
-        run, last = current.get(k, (None, None))
-        if run is None or t[row] - last > idle:
+        g = int(tags.group[row])
+        run, last = current.get(g, (None, None))
+        if run is None or tags.t[row] - last > idle:
             run, runs = runs, runs + 1
             want_first_row[run] = row
-        current[k] = (run, t[row])
+        current[g] = (run, tags.t[row])
         want_packets[run] = want_packets.get(run, 0) + 1
-        want_dsts.setdefault(run, set()).add(int(dst[int(row)].as_py()))
-    assert len(first_row) == runs > 2 * 4096  # more keys than the first table holds
+        if r["dst"] is not None:
+            want_dsts.setdefault(run, set()).add(r["dst"])
+        else:
+            want_dsts6.setdefault(run, set()).add(r["dst6"])
+    assert len(first_row) == runs > 2 * 4096  # more runs than the first arrays hold
     assert {r: int(first_row[r]) for r in want_first_row} == want_first_row
-    assert {r: int(p) for r, p in enumerate(packets) if p} == want_packets
-    assert tool_counts.sum() == ((tool >= 0) & (traffic != BACKSCATTER)).sum()
-    assert len(rows6) == len(runs6) == 0
+    assert {r: int(p) for r, p in enumerate(sums[:, 2]) if p} == want_packets
+    assert sums[:, 3:].sum() == ((tags.tool >= 0) & (tags.traffic != BACKSCATTER)).sum()
+    got6: dict[int, set[bytes]] = {}
+    for row, run in zip(rows6.tolist(), runs6.tolist()):
+        got6.setdefault(run, set()).add(rows[row]["dst6"])
+    assert got6 == want_dsts6 and got6
 
     # Carried sets: run 0 already saw two destinations, one of which comes again.
     again = min(want_dsts.get(0, {7}))
     carried_run = np.array([0, 0], dtype=np.int64)
     carried_dst = np.array(sorted({again, 0xFFFFFFFE}), dtype=np.uint32)  # one outside the hour's span
-    pairs.sort()
+    radix_sort(pairs)
     keep = np.zeros(runs, dtype=bool)
     keep[:3] = True
     destinations, dst_24s, kept_run, kept_dst = merge_destinations(pairs, carried_run, carried_dst, runs, keep,
@@ -91,6 +135,25 @@ def test_split_and_merge_match_a_python_reference(space: int, prefix: int, bits:
     assert {r: int(d) for r, d in enumerate(dst_24s) if d} == {r: len({d >> 8 for d in s}) for r, s in want_dsts.items()}
     assert list(zip(kept_run.tolist(), kept_dst.tolist(), strict=True)) == [
         (r, d) for r in range(3) for d in sorted(want_dsts.get(r, ()))]
+
+
+def test_count_cells_match_a_python_reference() -> None:
+    """Per (proto, port, bucket) of the scans with a port: packets and distinct sources, IPv4 and IPv6."""
+    table = _hour(np.random.default_rng(11), 30_000, 0x0001F0FF, 0xC6120000)
+    rows, tags = table.to_pylist(), tag_hour(table)
+    width, base = 100, 0  # ~2,000 buckets: more cells than the first table holds
+    cells, packets, sources = count_cells(
+        tags.t, tags.order, arrow_buffers(tags.proto, np.uint8)[0], *arrow_buffers(tags.dport, np.uint16),
+        tags.traffic, SCAN, tags.group, tags.groups, width, base)
+    want: dict[tuple[int, int, int], tuple[int, set]] = {}
+    for i, r in enumerate(rows):
+        if r["traffic_class"] == "scan" and r["dport"] is not None:
+            count, seen = want.get((r["proto"], r["dport"], int(tags.t[i]) // width), (0, set()))
+            want[(r["proto"], r["dport"], int(tags.t[i]) // width)] = (count + 1, seen | {_source(r)})
+    mask = np.uint64((1 << BUCKET_BITS) - 1)
+    got = {(int(c >> np.uint64(16 + BUCKET_BITS)), int((c >> np.uint64(BUCKET_BITS)) & np.uint64(0xFFFF)),
+            int(c & mask)): (int(p), int(s)) for c, p, s in zip(cells, packets, sources)}
+    assert got == {k: (p, len(s)) for k, (p, s) in want.items()} and len(got) > 1024
 
 
 def test_radix_sort_equals_numpy_sort_on_every_key_shape() -> None:

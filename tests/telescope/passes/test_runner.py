@@ -23,8 +23,9 @@ from iotscope.store.query import connect
 from iotscope.telescope.ingest import ingest
 from iotscope.telescope.passes.base import Partition
 from iotscope.telescope.passes.registry import default_passes
-from iotscope.telescope.passes.runner import analyze
+from iotscope.telescope.passes.runner import analyze, hour_columns
 from iotscope.telescope.passes.settings import AnalysisSettings
+from iotscope.telescope.passes.tagging import tag_hour
 from tests.telescope.passes.captures import (
     at,
     darknet_address,
@@ -124,7 +125,7 @@ def test_source_sharded_runs_merge_to_the_whole_hour(tmp_path: Path, captures: l
     with PacketStore(tmp_path / "s") as s:
         files = sorted(str(tmp_path / "s" / f) for e in s.state.all_ingested() for f in e.files)
     passes = default_passes(AnalysisSettings())
-    columns = sorted({"ts", "dst", *(c for p in passes for c in p.columns)})
+    columns = hour_columns(passes)
     hours = sorted({int(Path(f).parent.name.split("=")[1]) for f in files})
     day_hour = 409080  # 2016-09-01T00 in hours since the epoch
 
@@ -138,7 +139,8 @@ def test_source_sharded_runs_merge_to_the_whole_hour(tmp_path: Path, captures: l
             con.register("packets_hour", table)
             end = (day_hour + h + 1) * 3600 * 10**6
             for p in passes:
-                rows, carried[p.name] = p.run(Partition(day_hour + h, con, end, table), carried.get(p.name, {}))
+                rows, carried[p.name] = p.run(Partition(day_hour + h, con, end, table, tag_hour(table)),
+                                             carried.get(p.name, {}))
                 out.setdefault((h, p.name), []).append(rows)
         return out
 

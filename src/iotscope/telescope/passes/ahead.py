@@ -94,7 +94,10 @@ class AnalysisAhead:
         self._start: tuple[int, int | None] | None = None
         self._results: list[HourResult] = []
         self._finished = False  # the worker has ended
-        self._thread: threading.Thread | None = None
+        self._first_rows_hour: int | None = None  # the hour of the first rows shown
+        # started now: it loads the passes' compiled code while the ingest decodes the first hour
+        self._thread = threading.Thread(target=self._work, name="analyse-ahead", daemon=True)
+        self._thread.start()
 
     # -- the writer's side (HourObserver) ------------------------------------------------------
 
@@ -114,9 +117,8 @@ class AnalysisAhead:
                 return
             self._batches.setdefault(hour, []).append(batch)
             self._retained += batch.num_rows
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._work, args=(hour,), name="analyse-ahead", daemon=True)
-                self._thread.start()
+            if self._first_rows_hour is None:
+                self._first_rows_hour = hour
             self._cond.notify_all()
 
     def file(self, hour: int, relative: Path) -> None:
@@ -157,15 +159,14 @@ class AnalysisAhead:
         """Stop computing (the ingest failed); drop what is held."""
         with self._cond:
             self._stop()
-        if self._thread is not None:
-            self._thread.join()
+        self._thread.join()
 
     def results(self, config: str, first: int, snapshot: int | None) -> Generator[HourResult, None, None]:
         """The hours computed, in order, as they are ready, if they started at ``first`` from
         ``snapshot`` with settings ``config`` (else none). Closing the iterator stops the computing."""
         try:
             with self._cond:
-                while self._thread is not None and self._start is None and not self._finished:
+                while self._start is None and not self._finished:
                     self._cond.wait()
                 if (config, (first, snapshot)) != (self._config, self._start):
                     return
@@ -202,21 +203,28 @@ class AnalysisAhead:
             return False
         return self._input_done or hour < self._watermark
 
-    def _work(self, first_rows_hour: int) -> None:
+    def _work(self) -> None:
         try:
-            fingerprints = {h: fingerprint(files) for h, files in self._before.items()}
-            fingerprints[first_rows_hour] = "changed by this ingest"
-            start = restart_point(self._done, fingerprints, self._config)
-            assert start is not None  # the capture's first hour is new
-            first, snapshot = start
-            states: dict[str, State] = load_state(self._root, self._done[snapshot], self._passes) \
-                if snapshot is not None else {p.name: {} for p in self._passes}
-            with self._cond:
-                self._start = start
-                self._position = first - 1
-                self._cond.notify_all()
-            held = 0
             with HourAnalyser(self._passes) as analyser:
+                analyser.warm_up()
+                with self._cond:
+                    while self._first_rows_hour is None and not self._stopped and not self._input_done:
+                        self._cond.wait()
+                    first_rows_hour = self._first_rows_hour
+                if first_rows_hour is None:  # stopped, or every capture was stored before: nothing to compute
+                    return
+                fingerprints = {h: fingerprint(files) for h, files in self._before.items()}
+                fingerprints[first_rows_hour] = "changed by this ingest"
+                start = restart_point(self._done, fingerprints, self._config)
+                assert start is not None  # the capture's first hour is new
+                first, snapshot = start
+                states: dict[str, State] = load_state(self._root, self._done[snapshot], self._passes) \
+                    if snapshot is not None else {p.name: {} for p in self._passes}
+                with self._cond:
+                    self._start = start
+                    self._position = first - 1
+                    self._cond.notify_all()
+                held = 0
                 while (hour := self._wait_for_hour()) is not None:
                     result = self._compute(analyser, hour, states)
                     states = result.states

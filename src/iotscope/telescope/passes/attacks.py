@@ -36,16 +36,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from iotscope.store.datasets import ATTACKS, conform, with_address_text
-from iotscope.store.schema import TRAFFIC_CLASSES
-from iotscope.telescope.passes.base import (
-    US_PER_SECOND,
-    AnalysisPass,
-    Partition,
-    State,
-    dictionary_codes,
-)
+from iotscope.telescope.passes.base import US_PER_SECOND, AnalysisPass, Partition, State
 from iotscope.telescope.passes.kernels import peak_windows
 from iotscope.telescope.passes.settings import AnalysisSettings
+from iotscope.telescope.passes.tagging import BACKSCATTER
 
 _KEY = ("victim", "victim6", "proto")
 VECTOR_SCHEMA = pa.schema([*ATTACKS.schema, pa.field("is_attack", pa.bool_(), nullable=False)])
@@ -76,7 +70,7 @@ class AttacksPass(AnalysisPass):
     def run(self, partition: Partition, carried: State) -> tuple[pa.Table, State]:
         # Backscatter is about a tenth of the packets: select it in Arrow (by dictionary code) first.
         hour = partition.table
-        backscatter = dictionary_codes(hour.column("traffic_class"), TRAFFIC_CLASSES) == TRAFFIC_CLASSES.index("backscatter")
+        backscatter = partition.tags.traffic == BACKSCATTER
         rows = hour.select(["ts", "src", "src6", "proto", "sport", "ip_len"]).filter(pa.array(backscatter))
         old = carried.get("vectors")
         old = old if old is not None else VECTOR_SCHEMA.empty_table()

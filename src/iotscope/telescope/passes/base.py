@@ -24,11 +24,10 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import duckdb
-import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from iotscope.store.datasets import DatasetSpec
+from iotscope.telescope.passes.tagging import HourTags
 
 #: What a pass carries between hours: named Arrow tables.
 State = Mapping[str, pa.Table]
@@ -41,9 +40,11 @@ US_PER_HOUR = 3600 * US_PER_SECOND
 class Partition:
     """One hour of packets, as the DuckDB table ``packets_hour`` on ``con`` and as Arrow ``table``.
 
-    ``packets_hour`` holds the union of the columns the passes declared (``ts`` always);
-    ``traffic_class`` and ``tool`` are dictionary-encoded text (plain text to SQL). ``start_us``/``end_us`` bound the hour (end exclusive),
-    in µs since the epoch.
+    ``packets_hour`` holds the union of the columns the passes declared and the tagging stage's
+    (``passes.tagging.TAG_COLUMNS``); ``traffic_class`` and ``tool`` are dictionary-encoded text
+    (plain text to SQL). ``tags`` is the same hour as shared numpy arrays with every packet's source
+    group, computed once before the passes run. ``start_us``/``end_us`` bound the hour (end
+    exclusive), in µs since the epoch.
 
     ``horizon_us`` is how far the packets are known: the hour's end, except for the newest hour
     of the store, where it is the newest packet's time (a capture may still be growing). A run of
@@ -56,6 +57,8 @@ class Partition:
     horizon_us: int
     #: The same rows as an Arrow table (``packets_hour`` is this table, registered), for array code.
     table: pa.Table
+    #: The same rows as numpy arrays with their source groups, made once for every pass (``passes.tagging``).
+    tags: HourTags
 
     @property
     def start_us(self) -> int:
@@ -95,21 +98,3 @@ class AnalysisPass:
         state = {name: pa.concat_tables([s[name] for _, s in results if name in s]) for name in names}
         return rows, state
 
-
-def dictionary_codes(column: pa.ChunkedArray, names: tuple[str, ...]) -> np.ndarray:
-    """Index of each value in ``names`` (int8), -1 for null or unknown.
-
-    For the dictionary-encoded text columns (``traffic_class``, ``tool``): per chunk, the names are
-    looked up once per dictionary entry and the row codes are a gather by the indices, never text per row.
-    """
-    parts = []
-    for chunk in column.chunks:
-        if pa.types.is_dictionary(chunk.type):
-            lookup = np.array([names.index(v) if v in names else -1 for v in chunk.dictionary.to_pylist()] + [-1],
-                              dtype=np.int8)  # once per dictionary entry; the last entry serves nulls
-            indices = pc.fill_null(chunk.indices.cast(pa.int32()), len(lookup) - 1).to_numpy()
-            parts.append(lookup[indices])
-        else:
-            parts.append(pc.fill_null(pc.index_in(chunk.cast(pa.string()), pa.array(names)), -1)
-                         .cast(pa.int8()).to_numpy())
-    return np.concatenate(parts) if parts else np.empty(0, dtype=np.int8)

@@ -31,21 +31,17 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from iotscope.store.datasets import EVENTS, with_address_text
-from iotscope.store.schema import TOOLS, TRAFFIC_CLASSES
-from iotscope.telescope.passes.base import (
-    US_PER_SECOND,
-    AnalysisPass,
-    Partition,
-    State,
-    dictionary_codes,
-)
+from iotscope.store.schema import TOOLS
+from iotscope.telescope.passes.base import US_PER_SECOND, AnalysisPass, Partition, State
 from iotscope.telescope.passes.kernels import (
     NO_PORT,
     arrow_buffers,
     merge_destinations,
     radix_sort,
+    read_only,
     split_runs,
 )
+from iotscope.telescope.passes.tagging import BACKSCATTER, SCAN, ipv6_words
 
 _TOOL_COUNTS = [pa.field(f"n_{tool}", pa.int64(), nullable=False) for tool in TOOLS]
 #: ``open``: the dataset's columns plus per-tool packet counts (the majority needs them across hours).
@@ -69,40 +65,40 @@ class EventsPass(AnalysisPass):
 
     def run(self, partition: Partition, carried: State) -> tuple[pa.Table, State]:
         opened = carried.get("open", OPEN_SCHEMA.empty_table())
-        hour = partition.table
-        traffic = dictionary_codes(hour.column("traffic_class"), TRAFFIC_CLASSES)
-        columns = {name: hour.column(name).combine_chunks() for name in ("src", "src6", "proto", "dport", "dst")}
-        columns["is_scan"] = traffic == TRAFFIC_CLASSES.index("scan")
-        t = hour.column("ts").combine_chunks().cast(pa.int64()).to_numpy()
-        in_time = len(t) < 2 or bool(np.all(t[1:] >= t[:-1]))
-        order = np.empty(0, dtype=np.int64) if in_time else np.argsort(t, kind="stable")
+        tags = partition.tags
         old = {name: opened.column(name).combine_chunks() for name in ("src", "src6", "proto", "dport")}
         old["is_scan"] = np.asarray(pc.equal(opened.column("traffic_class"), "scan").to_numpy(zero_copy_only=False),
                                     dtype=bool)
         old_keys = packed_keys(old)
         nc = opened.num_rows
-        keys6 = packed_keys(columns) if columns["src"].null_count else np.empty(0, dtype=np.uint64)
-        lowest, highest = (v.as_py() for v in pc.min_max(columns["dst"]).values())
+        # Each source group is one event key (backscatter's groups are never read): its key, and the
+        # carried event it may continue.
+        firsts = pa.array(tags.group_first_row)
+        group_keys = packed_keys({"src": tags.src.take(firsts), "src6": tags.src6.take(firsts).combine_chunks(),
+                                  "proto": tags.proto.take(firsts), "dport": tags.dport.take(firsts),
+                                  "is_scan": tags.group_class == SCAN})
+        lowest, highest = (v.as_py() for v in pc.min_max(tags.dst).values())
         dst_base = lowest or 0  # the pairs are run << dst_width | dst - dst_base: fewer bits to sort
         dst_width = max(1, (highest or 0) - dst_base).bit_length()
-        first_row, first_us, last_us, packets, tool_counts, pairs, rows6, runs6 = split_runs(
-            old_keys, opened.column("last_ts").cast(pa.int64()).to_numpy(), t, order,
-            *arrow_buffers(columns["src"], np.uint32), keys6, arrow_buffers(columns["proto"], np.uint8)[0],
-            *arrow_buffers(columns["dport"], np.uint16), traffic, TRAFFIC_CLASSES.index("backscatter"),
-            TRAFFIC_CLASSES.index("scan"), dictionary_codes(hour.column("tool"), TOOLS), len(TOOLS),
-            *arrow_buffers(columns["dst"], np.uint32), dst_base, dst_width, self.idle_us)
+        first_row, sums, pairs, rows6, runs6 = split_runs(
+            read_only(opened.column("last_ts").cast(pa.int64()).to_numpy()), index_in(group_keys, old_keys),
+            tags.t, tags.order, tags.traffic, BACKSCATTER, tags.group, tags.tool, len(TOOLS),
+            *arrow_buffers(tags.dst, np.uint32), dst_base, dst_width, self.idle_us)
         n = len(first_row)
-        first_us[:nc] = opened.column("first_ts").cast(pa.int64()).to_numpy()
-        packets[:nc] += opened.column("packets").to_numpy()
+        sums[:nc, 0] = opened.column("first_ts").cast(pa.int64()).to_numpy()
+        sums[:nc, 2] += opened.column("packets").to_numpy()
         for i, name in enumerate(TOOLS):
-            tool_counts[i, :nc] += opened.column(f"n_{name}").to_numpy()
+            sums[:nc, 3 + i] += opened.column(f"n_{name}").to_numpy()
+        first_us, last_us, packets = sums[:, 0].copy(), sums[:, 1].copy(), sums[:, 2].copy()
+        tool_counts = np.ascontiguousarray(sums[:, 3:])
         closes_before = partition.horizon_us - self.idle_us  # closed: more than idle before the horizon
         still_open = last_us >= closes_before
         new_rows = first_row[nc:]
-        new = {name: columns[name].take(new_rows) for name in ("src", "src6", "proto", "dport")}
-        new["is_scan"] = columns["is_scan"][new_rows]
-        run_key = np.concatenate([old_keys, packed_keys(new)])
-        destinations, dst_24s, sets = _destinations(hour, pairs, (dst_base, dst_width), (rows6, runs6), carried,
+        new = {name: getattr(tags, name).take(new_rows) for name in ("src", "proto", "dport")}
+        new["src6"] = tags.src6.take(new_rows).combine_chunks()
+        new["is_scan"] = tags.traffic[new_rows] == SCAN
+        run_key = np.concatenate([old_keys, group_keys[tags.group[new_rows]]])
+        destinations, dst_24s, sets = _destinations(tags.dst6, pairs, (dst_base, dst_width), (rows6, runs6), carried,
                                                     old_keys, n, still_open, run_key)
 
         def per_run(name: str) -> pa.Array:
@@ -116,7 +112,7 @@ class EventsPass(AnalysisPass):
             "first_ts": first_us, "last_ts": last_us, "packets": packets, "destinations": destinations,
             "dst_24s": pa.array(dst_24s, mask=np.asarray(src.is_null())),
             "tool": _majority_tool(tool_counts, packets),
-            **{f"n_{name}": tool_counts[i] for i, name in enumerate(TOOLS)},
+            **{f"n_{name}": tool_counts[:, i] for i, name in enumerate(TOOLS)},
         })
         closed = runs.filter(pa.array(~still_open)).sort_by(
             [("first_ts", "ascending"), ("src", "ascending"), ("src6", "ascending"), ("proto", "ascending"),
@@ -127,15 +123,14 @@ class EventsPass(AnalysisPass):
         }
 
 
-def _destinations(hour: pa.Table, pairs: np.ndarray, packing: tuple[int, int], ipv6: tuple[np.ndarray, np.ndarray],
-                  carried: State,
-                  carried_keys: np.ndarray,
-                  n: int, still_open: np.ndarray, run_key: np.ndarray,
+def _destinations(dst6: pa.ChunkedArray, pairs: np.ndarray, packing: tuple[int, int], ipv6: tuple[np.ndarray, np.ndarray],
+                  carried: State, carried_keys: np.ndarray, n: int, still_open: np.ndarray, run_key: np.ndarray,
                   ) -> tuple[np.ndarray, np.ndarray, dict[str, pa.Table]]:
     """Distinct destinations and /24s per run (exact), and the destination sets of the runs left open.
 
-    IPv4: the hour's pairs (``run << width | dst - base``, ``packing`` = (base, width)), sorted once, merged with the carried sets
-    (:func:`kernels.merge_destinations`). IPv6 destinations (rare) are rows of (run, high, low)
+    IPv4: the hour's pairs (``run << width | dst - base``, ``packing`` = (base, width)), sorted once,
+    merged with the carried sets (:func:`kernels.merge_destinations`). IPv6 destinations (rare;
+    ``dst6`` the hour's column, ``ipv6`` the rows with one and their runs) are rows of (run, high, low)
     words made distinct by one ``np.unique``. The sets are stored in run order, by packed key.
     """
     dsts = carried.get("dsts", DSTS_SCHEMA.empty_table())
@@ -147,11 +142,10 @@ def _destinations(hour: pa.Table, pairs: np.ndarray, packing: tuple[int, int], i
     radix_sort(pairs)
     destinations, dst_24s, kept_run, kept_dst = merge_destinations(pairs, c_run, c_dst, n, still_open, *packing)
     sets = {"dsts": pa.table({"k": run_key[kept_run], "dst": kept_dst}, schema=DSTS_SCHEMA)}
-    fresh6 = hour.column("dst6").combine_chunks()
     dsts6 = carried.get("dsts6", DSTS6_SCHEMA.empty_table())
-    if fresh6.null_count < len(fresh6) or dsts6.num_rows:
+    if dst6.null_count < len(dst6) or dsts6.num_rows:
         rows6, runs6 = ipv6
-        words = [_words6(runs6, fresh6.take(rows6)),
+        words = [_words6(runs6, dst6.take(rows6).combine_chunks()),
                  _words6(_carried_runs(dsts6.column("k").to_numpy(), carried_keys), dsts6.column("dst6").combine_chunks())]
         unique6 = np.unique(np.concatenate(words), axis=0)
         run6 = unique6[:, 0].astype(np.int64)
@@ -165,14 +159,21 @@ def _destinations(hour: pa.Table, pairs: np.ndarray, packing: tuple[int, int], i
     return destinations, dst_24s, sets
 
 
+def index_in(keys: np.ndarray, table: np.ndarray) -> np.ndarray:
+    """Position of each of ``keys`` in ``table`` (distinct keys), -1 where absent (int64)."""
+    if len(table) == 0:
+        return np.full(len(keys), -1, dtype=np.int64)
+    by = np.argsort(table)
+    at = np.minimum(np.searchsorted(table[by], keys), len(table) - 1)
+    return np.where(table[by][at] == keys, by[at], -1)
+
+
 def _carried_runs(dst_keys: np.ndarray, carried_keys: np.ndarray) -> np.ndarray:
     """The run (index of the carried open event) of each carried destination row, found by its key."""
     if len(dst_keys) == 0:
         return np.empty(0, dtype=np.int64)
     starts = np.flatnonzero(np.concatenate([[True], dst_keys[1:] != dst_keys[:-1]]))
-    by_key = np.argsort(carried_keys)
-    group = by_key[np.searchsorted(carried_keys[by_key], dst_keys[starts])]
-    return np.repeat(group, np.diff(np.append(starts, len(dst_keys))))
+    return np.repeat(index_in(dst_keys[starts], carried_keys), np.diff(np.append(starts, len(dst_keys))))
 
 
 def _words6(runs: np.ndarray, dst6: pa.Array) -> np.ndarray:
@@ -180,16 +181,15 @@ def _words6(runs: np.ndarray, dst6: pa.Array) -> np.ndarray:
     valid = np.asarray(dst6.is_valid().to_numpy(zero_copy_only=False), dtype=bool) & (runs >= 0)
     if not valid.any():
         return np.empty((0, 3), dtype=np.uint64)
-    fixed = dst6.filter(pa.array(valid)).cast(pa.binary(16))
-    words = np.frombuffer(fixed.buffers()[1], dtype=">u8")[2 * fixed.offset:2 * (fixed.offset + len(fixed))]
-    return np.column_stack([runs[valid].astype(np.uint64), words.reshape(-1, 2).astype(np.uint64)])
+    return np.column_stack([runs[valid].astype(np.uint64), ipv6_words(dst6.filter(pa.array(valid)))])
 
 
 def _majority_tool(counts: np.ndarray, packets: np.ndarray) -> pa.Array:
-    """The most frequent tool per run, "no fingerprint" competing; ties go to the tool, earlier tools first."""
-    best = counts.max(axis=0) if len(counts) else np.zeros(len(packets), dtype=np.int64)
-    untagged = packets - counts.sum(axis=0)
-    names = np.asarray(TOOLS, dtype=object)[counts.argmax(axis=0)]
+    """The most frequent tool per run (``counts``: a row per run), "no fingerprint" competing; ties go to
+    the tool, earlier tools first."""
+    best = counts.max(axis=1) if counts.shape[1] else np.zeros(len(packets), dtype=np.int64)
+    untagged = packets - counts.sum(axis=1)
+    names = np.asarray(TOOLS, dtype=object)[counts.argmax(axis=1)]
     return pa.array(names, pa.string(), mask=(best == 0) | (best < untagged))
 
 
@@ -214,9 +214,7 @@ def packed_keys(columns: Mapping[str, object]) -> np.ndarray:
     keys = (pc.fill_null(src, 0).to_numpy().astype(np.uint64) << np.uint64(_SRC_SHIFT)) | fields
     if src.null_count:
         v6 = np.asarray(src.is_null().to_numpy(zero_copy_only=False), dtype=bool)
-        fixed = columns["src6"].filter(pa.array(v6)).cast(pa.binary(16))
-        words = np.frombuffer(fixed.buffers()[1], dtype=">u8")[2 * fixed.offset:2 * (fixed.offset + len(fixed))]
-        words = words.reshape(-1, 2).astype(np.uint64)
+        words = ipv6_words(columns["src6"].filter(pa.array(v6)))
         with np.errstate(over="ignore"):
             mixed = (words[:, 0] * np.uint64(0x9E3779B97F4A7C15)) ^ (words[:, 1] * np.uint64(0xC2B2AE3D27D4EB4F))
             mixed ^= (fields[v6] + np.uint64(0x165667B19E3779F9)) * np.uint64(0xFF51AFD7ED558CCD)

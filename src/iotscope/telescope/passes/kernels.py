@@ -9,22 +9,25 @@ another module could change while the cached kernels keep the old machine code.
 * **Hash table.** Open addressing of 64-bit keys, two words per slot (key, value) so a probe costs
   one cache line, linear probing, starting at 4,096 slots and doubling at half full: an hour has
   ~10⁶ packets but ~10⁴-10⁵ keys, and a table that stays in cache is what makes the passes fast.
+* **tagging** (:func:`source_port_groups`, :func:`gather_codes`): every packet's *source group*, one
+  per (IPv4 source, protocol, port, class), numbered in order of first packet, with per group its
+  first row, first/last time, packets and tool counts: one hash table of the packed key, the one
+  hash of the hour (``passes.tagging``); the passes below work over group numbers.
 * **events** (:func:`split_runs`, :func:`merge_destinations`): split an hour's packets into runs
-  in one pass in time order (the carried open events are inserted first and keep their index as
-  run number; a packet starts a new run when its key is new or it comes more than ``idle_us``
-  after the key's previous packet; a gap of exactly ``idle_us`` continues the run), then per run
-  merge the carried sorted destination set with the hour's sorted ``run << width | dst - base``
-  pairs (``base``/``width``: the lowest destination of the hour and the bits of the span above it,
-  so a /15 darknet's pairs use ~35 bits, not ~50: one radix pass fewer), counting distinct
-  destinations and /24s exactly. The pairs are sorted by :func:`radix_sort`.
-  Carried sets are stored in run order, sorted
-  within each run, so they are merged, never re-sorted. Runs are numbered carried events first
-  (in ``open`` order), then new runs in order of their first packet, so the ``open`` table written
-  in run order stays in ``first_ts`` order hour after hour.
-* **port_series** (:func:`count_cells`): packets per (protocol, port, bucket) cell and a hash set
-  of (cell, IPv4 source) pairs for exact distinct sources.
-* **source_hours** (:func:`source_port_groups`): per (IPv4 source, protocol, port, class) of the
-  hour its first row, first/last time, packets and tool counts, one hash table of the packed key.
+  in one pass in time order (a group is one event key: ``group_run`` maps it to its current run,
+  carried open events first, keeping their index as run number; a packet starts a new run when its
+  group has none or it comes more than ``idle_us`` after the run's last packet; a gap of exactly
+  ``idle_us`` continues the run), then per run merge the carried sorted destination set with the
+  hour's sorted ``run << width | dst - base`` pairs (``base``/``width``: the lowest destination of
+  the hour and the bits of the span above it, so a /15 darknet's pairs use ~35 bits, not ~50: one
+  radix pass fewer), counting distinct destinations and /24s exactly. The pairs are sorted by
+  :func:`radix_sort`. Carried sets are stored in run order, sorted within each run, so they are
+  merged, never re-sorted. Runs are numbered carried events first (in ``open`` order), then new
+  runs in order of their first packet, so the ``open`` table written in run order stays in
+  ``first_ts`` order hour after hour.
+* **port_series** (:func:`count_cells`): packets per (protocol, port, bucket) cell; distinct sources
+  as distinct scan groups, each counted once per bucket (walking in time order, a group's bucket
+  never goes back): no set of (cell, source) pairs.
 * **attacks** (:func:`peak_windows`): the busiest rate window of each attack vector, two pointers over
   its sorted rate buckets (the vectors themselves are cut by a numpy sort in ``attacks``).
 """
@@ -42,16 +45,33 @@ NO_PORT = 65536
 BUCKET_BITS = 22  # port_series cells: bucket numbers relative to the hour's first (< 3600: buckets >= 1 s divide the hour)
 
 
+def read_only(array: np.ndarray) -> np.ndarray:
+    """``array`` as a read-only view: what every kernel argument from Arrow is.
+
+    Why: numba compiles (or loads from its cache) a kernel per argument type, and a writable array
+    is another type than a read-only one. Arrow hands out either (a view of a Parquet page, a copy
+    of an empty column), so without this an hour with nulls and one without, or the first hour
+    (nothing carried) and the next, would each load their own machine code.
+    """
+    view = array.view()
+    view.flags.writeable = False
+    return view
+
+
+_NO_BITS = read_only(np.empty(0, np.uint8))
+
+
 def arrow_buffers(array: pa.Array, dtype: type) -> tuple[np.ndarray, np.ndarray, int]:
     """(values, validity bitmap, bit offset) of a fixed-width Arrow array; values under nulls are arbitrary.
 
-    The bitmap is empty when the array has no nulls (see :func:`valid`).
+    The bitmap is empty when the array has no nulls (see :func:`valid`). Both are read-only
+    (:func:`read_only`).
     """
     validity, data = array.buffers()[:2]
     values = np.frombuffer(data, dtype=dtype)[array.offset:array.offset + len(array)] if data is not None \
         else np.empty(0, dtype=dtype)
-    bits = np.frombuffer(validity, dtype=np.uint8) if validity is not None and array.null_count else np.empty(0, np.uint8)
-    return values, bits, array.offset
+    bits = np.frombuffer(validity, dtype=np.uint8) if validity is not None and array.null_count else _NO_BITS
+    return read_only(values), read_only(bits), array.offset
 
 
 @numba.njit(cache=True, inline="always")
@@ -111,84 +131,84 @@ def new_table(min_slots: int) -> np.ndarray:
 
 
 @numba.njit(cache=True, nogil=True)
-def split_runs(carried_keys: np.ndarray, carried_last: np.ndarray, t: np.ndarray, order: np.ndarray,
-               src: np.ndarray, src_bits: np.ndarray, src_offset: int, keys6: np.ndarray,
-               proto: np.ndarray, dport: np.ndarray, dport_bits: np.ndarray, dport_offset: int,
-               traffic: np.ndarray, skip_class: int, scan_class: int, tool: np.ndarray, tools: int,
+def gather_codes(lookup: np.ndarray, indices: np.ndarray, bits: np.ndarray, offset: int) -> np.ndarray:
+    """``lookup[index]`` of each dictionary index (``arrow_buffers`` of the indices), -1 for a null (int8)."""
+    codes = np.empty(len(indices), dtype=np.int8)
+    for i in range(len(indices)):
+        codes[i] = lookup[indices[i]] if valid(bits, offset, i) else -1
+    return codes
+
+
+@numba.njit(cache=True, nogil=True)
+def grown_rows(rows: np.ndarray, fill: int) -> np.ndarray:
+    """``rows`` (a 1-d or 2-d array filled up to its length) at twice its length, the new part ``fill``."""
+    more = np.full_like(rows, fill)
+    return np.concatenate((rows, more))
+
+
+@numba.njit(cache=True, nogil=True)
+def split_runs(carried_last: np.ndarray, group_run: np.ndarray, t: np.ndarray, order: np.ndarray,
+               traffic: np.ndarray, skip_class: int, group: np.ndarray, tool: np.ndarray, tools: int,
                dst: np.ndarray, dst_bits: np.ndarray, dst_offset: int, dst_base: int, dst_width: int,
                idle_us: int):
-    """Split the hour's packets into runs; per run its first packet, times, packets, tool counts; the dst pairs.
+    """Split the hour's packets into runs by source group; per run its first row and sums; the dst pairs.
 
     ``order``: the packets in time order (ties in input order), or empty when the input is in time
-    order. Packets of class ``skip_class`` (backscatter) are left out. A packet's key is
-    :func:`events.packed_keys`'s: ``src << 26 | proto << 18 | (dport or 65536) << 1 | not scan``
-    for IPv4, ``keys6[row]`` (computed by ``packed_keys``) for IPv6. Columns come as Arrow buffers
-    (values, validity bitmap, offset) so that nothing is copied to fill nulls.
+    order. Packets of class ``skip_class`` (backscatter) are left out. ``group`` is each packet's
+    source group (``passes.tagging``), one per event key; ``group_run`` the run each group continues
+    (a carried event's index, or -1), updated in place. The carried events are runs 0 .. len - 1,
+    ending at ``carried_last``. A packet starts a new run when its group has none or it comes more
+    than ``idle_us`` after the run's last packet.
 
-    ``carried_keys`` are the keys of the open events carried in, one event per key, whose runs are
-    numbered 0 .. len-1. The hash table (key, run per slot, side by side: one cache line per
-    probe) starts small and doubles: an hour has far fewer keys than packets, and a table that
-    fits in cache is what makes this pass fast. ``pairs`` are ``run << dst_width | dst - dst_base`` of the IPv4
-    destinations, unsorted; ``rows6``/``runs6`` the packets with an IPv6 destination and their runs.
+    Returns per run its first row (-1 for a carried run) and ``[first µs, last µs, packets, packets
+    of each tool]`` (side by side: one cache line per packet; the carried runs' first time and
+    counts are the caller's to add), ``pairs`` = ``run << dst_width | dst - dst_base`` of the IPv4
+    destinations (unsorted), and ``rows6``/``runs6``: the packets with an IPv6 destination, and their runs.
     """
-    c = len(carried_keys)
+    c = len(carried_last)
     n = len(order) if len(order) else len(t)
-    slots = new_table(2 * c + 2)
-    first_row = np.full(n + c, -1, dtype=np.int64)
-    first_t = np.empty(n + c, dtype=np.int64)
-    last_t = np.empty(n + c, dtype=np.int64)
-    packets = np.zeros(n + c, dtype=np.int64)
-    tool_counts = np.zeros((tools, n + c), dtype=np.int64)
+    first_row = np.full(c + 4096, -1, dtype=np.int64)
+    sums = np.zeros((c + 4096, 3 + tools), dtype=np.int64)
     pairs = np.empty(n, dtype=np.uint64)
-    rows6 = np.empty(n, dtype=np.int64)  # packets with an IPv6 destination, and their runs
-    runs6 = np.empty(n, dtype=np.int64)
-    runs = 0
-    used = 0
+    rows6 = np.empty(16, dtype=np.int64)
+    runs6 = np.empty(16, dtype=np.int64)
+    for i in range(c):
+        sums[i, 0] = carried_last[i]  # replaced by the caller with the carried first time
+        sums[i, 1] = carried_last[i]
+    runs = c
     w = 0
     w6 = 0
-    for i in range(c):
-        slots, s, _, used = find_or_add(slots, carried_keys[i], used)
-        slots[2 * s + 1] = np.uint64(runs)
-        last_t[runs] = carried_last[i]
-        first_t[runs] = carried_last[i]  # replaced by the caller with the carried first time
-        runs += 1
     for j in range(n):
         row = order[j] if len(order) else j
         if traffic[row] == skip_class:
             continue
         when = t[row]
-        if valid(src_bits, src_offset, row):
-            port = np.uint64(dport[row]) if valid(dport_bits, dport_offset, row) else np.uint64(NO_PORT)
-            other = np.uint64(0) if traffic[row] == scan_class else np.uint64(1)
-            key = (np.uint64(src[row]) << np.uint64(26)) | (np.uint64(proto[row]) << np.uint64(18)) \
-                | (port << np.uint64(1)) | other
-        else:
-            key = keys6[row]
-        slots, s, added, used = find_or_add(slots, key, used)
-        if added:
+        g = group[row]
+        r = group_run[g]
+        if r < 0 or when - sums[r, 1] > idle_us:
             r = runs
-        else:
-            r = np.int64(slots[2 * s + 1])
-            if when - last_t[r] > idle_us:
-                r = runs
-        if r == runs:
-            slots[2 * s + 1] = np.uint64(r)
-            first_row[r] = row
-            first_t[r] = when
             runs += 1
-        last_t[r] = when
-        packets[r] += 1
+            if r == len(first_row):
+                first_row = grown_rows(first_row, -1)
+                sums = grown_rows(sums, 0)
+            group_run[g] = r
+            first_row[r] = row
+            sums[r, 0] = when
+        sums[r, 1] = when
+        sums[r, 2] += 1
         if tool[row] >= 0:
-            tool_counts[tool[row], r] += 1
+            sums[r, 3 + tool[row]] += 1
         if valid(dst_bits, dst_offset, row):
             pairs[w] = (np.uint64(r) << np.uint64(dst_width)) | (np.uint64(dst[row]) - np.uint64(dst_base))
             w += 1
         else:
+            if w6 == len(rows6):
+                rows6 = grown_rows(rows6, 0)
+                runs6 = grown_rows(runs6, 0)
             rows6[w6] = row
             runs6[w6] = r
             w6 += 1
-    return (first_row[:runs], first_t[:runs], last_t[:runs], packets[:runs], tool_counts[:, :runs], pairs[:w],
-            rows6[:w6], runs6[:w6])
+    return first_row[:runs], sums[:runs], pairs[:w], rows6[:w6], runs6[:w6]
 
 
 @numba.njit(cache=True, nogil=True)
@@ -280,71 +300,76 @@ def merge_destinations(pairs: np.ndarray, carried_run: np.ndarray, carried_dst: 
 
 
 @numba.njit(cache=True, nogil=True)
-def count_cells(t: np.ndarray, src: np.ndarray, src_bits: np.ndarray, src_offset: int, proto: np.ndarray,
-                dport: np.ndarray, dport_bits: np.ndarray, dport_offset: int, traffic: np.ndarray, scan_class: int,
+def count_cells(t: np.ndarray, order: np.ndarray, proto: np.ndarray, dport: np.ndarray, dport_bits: np.ndarray,
+                dport_offset: int, traffic: np.ndarray, scan_class: int, group: np.ndarray, groups: int,
                 width: int, base: int):
-    """Per (proto, port, bucket) cell of the scans with a port: packets and distinct IPv4 sources.
+    """Per (proto, port, bucket) cell of the scans with a port: packets and distinct sources.
 
-    A cell is ``proto << 38 | port << 22 | bucket - base`` (``BUCKET_BITS`` = 22); cells are numbered in order of first
-    packet (one hash table), and each IPv4 (cell number, source) pair is inserted into a hash set.
-    Returns the cells, packets, IPv4 sources, and the rows with an IPv6 source with their cell numbers.
+    A cell is ``proto << 38 | port << 22 | bucket - base`` (``BUCKET_BITS`` = 22); cells are numbered
+    in order of first packet (one small hash table). A scan's source group (``passes.tagging``) is one
+    source toward one (proto, port), so a cell's distinct sources are its distinct groups: walking
+    the packets in time order (``order``, or the input order when empty), a group's bucket never
+    goes back, so a group counts once per bucket, when its bucket changes. Returns the cells, their
+    packets and their sources.
     """
-    n = len(t)
+    n = len(order) if len(order) else len(t)
     cells = new_table(1024)
-    pairs = new_table(1024)
-    cell_key = np.empty(n, dtype=np.uint64)
-    packets = np.zeros(n, dtype=np.int64)
-    sources = np.zeros(n, dtype=np.int64)
-    rows6 = np.empty(n, dtype=np.int64)
-    cells6 = np.empty(n, dtype=np.int64)
+    cell_key = np.empty(1024, dtype=np.uint64)
+    packets = np.zeros(1024, dtype=np.int64)
+    sources = np.zeros(1024, dtype=np.int64)
+    group_bucket = np.full(groups, -1, dtype=np.int64)  # the bucket of each group's latest packet
     used_cells = 0
-    used_pairs = 0
-    w6 = 0
-    for i in range(n):
+    for j in range(n):
+        i = order[j] if len(order) else j
         if traffic[i] != scan_class or not valid(dport_bits, dport_offset, i):
             continue
+        bucket = t[i] // width - base
         key = (np.uint64(proto[i]) << np.uint64(16 + BUCKET_BITS)) | (np.uint64(dport[i]) << np.uint64(BUCKET_BITS)) \
-            | np.uint64(t[i] // width - base)
+            | np.uint64(bucket)
         cells, s, added, used_cells = find_or_add(cells, key, used_cells)
         if added:
+            if used_cells > len(cell_key):
+                cell_key = grown_rows(cell_key, 0)
+                packets = grown_rows(packets, 0)
+                sources = grown_rows(sources, 0)
             cells[2 * s + 1] = np.uint64(used_cells - 1)
             cell_key[used_cells - 1] = key
         c = np.int64(cells[2 * s + 1])
         packets[c] += 1
-        if valid(src_bits, src_offset, i):
-            pairs, _, added, used_pairs = find_or_add(pairs, (np.uint64(c) << np.uint64(32)) | np.uint64(src[i]),
-                                                      used_pairs)
-            if added:
-                sources[c] += 1
-        else:
-            rows6[w6] = i
-            cells6[w6] = c
-            w6 += 1
-    return cell_key[:used_cells], packets[:used_cells], sources[:used_cells], rows6[:w6], cells6[:w6]
+        g = group[i]
+        if group_bucket[g] != bucket:
+            group_bucket[g] = bucket
+            sources[c] += 1
+    return cell_key[:used_cells], packets[:used_cells], sources[:used_cells]
 
 
 @numba.njit(cache=True, nogil=True)
 def source_port_groups(t: np.ndarray, src: np.ndarray, src_bits: np.ndarray, src_offset: int, proto: np.ndarray,
                        dport: np.ndarray, dport_bits: np.ndarray, dport_offset: int, traffic: np.ndarray,
                        portless_class: int, tool: np.ndarray, tools: int):
-    """Group the hour's IPv4-source packets by (source, protocol, port, class): first row, times, packets, tools.
+    """Group the hour's IPv4-source packets by (source, protocol, port, class): each packet's group, and
+    per group its first row, times, packets and tools.
 
     The key is ``src << 27 | proto << 19 | port << 2 | class`` (59 bits) with ``port`` ``NO_PORT`` when
     null or when the class is ``portless_class`` (backscatter: its port is the spoofed client's).
-    Groups are numbered in order of first packet. Returns per group the first row and a row of
-    ``[first time, last time, packets, packets of each tool...]`` (side by side: one cache line per
-    packet), and the rows with an IPv6 source (left to the caller: rare, grouped by ``np.unique``).
+    Groups are numbered in order of first packet. Returns ``group`` per packet (-1 for a packet with an
+    IPv6 source), per group the first row and a row of ``[first µs, last µs, packets, packets of each
+    tool]`` (side by side: one cache line per packet), and the rows with an IPv6 source (left to the
+    caller: rare, grouped by ``np.unique``).
     """
     n = len(t)
     slots = new_table(1024)
-    first_row = np.empty(n, dtype=np.int64)
-    # one row of [first time, last time, packets, tool counts...] per group: one cache line per packet
-    sums = np.zeros((16, 3 + tools), dtype=np.int64)
-    rows6 = np.empty(n, dtype=np.int64)
+    group = np.empty(n, dtype=np.int32)
+    first_row = np.empty(1024, dtype=np.int64)
+    sums = np.zeros((1024, 3 + tools), dtype=np.int64)
+    rows6 = np.empty(16, dtype=np.int64)
     used = 0
     w6 = 0
     for i in range(n):
         if not valid(src_bits, src_offset, i):
+            group[i] = -1
+            if w6 == len(rows6):
+                rows6 = grown_rows(rows6, 0)
             rows6[w6] = i
             w6 += 1
             continue
@@ -357,7 +382,8 @@ def source_port_groups(t: np.ndarray, src: np.ndarray, src_bits: np.ndarray, src
         if added:
             g = used - 1
             if g == len(sums):
-                sums = np.concatenate((sums, np.zeros_like(sums)))
+                sums = grown_rows(sums, 0)
+                first_row = grown_rows(first_row, 0)
             slots[2 * s + 1] = np.uint64(g)
             first_row[g] = i
             sums[g, 0] = when
@@ -366,10 +392,11 @@ def source_port_groups(t: np.ndarray, src: np.ndarray, src_bits: np.ndarray, src
             g = np.int64(slots[2 * s + 1])
             sums[g, 0] = min(sums[g, 0], when)
             sums[g, 1] = max(sums[g, 1], when)
+        group[i] = g
         sums[g, 2] += 1
         if tool[i] >= 0:
             sums[g, 3 + tool[i]] += 1
-    return first_row[:used], sums[:used], rows6[:w6]
+    return group, first_row[:used], sums[:used], rows6[:w6]
 
 
 @numba.njit(cache=True, nogil=True)

@@ -7,9 +7,10 @@ showed 2323/TCP rising before the Dyn attack, and the input of the surge detecto
 Buckets divide the hour (checked in the settings), so no bucket straddles two partitions and the
 pass carries no state. ICMP echo scans have no port and are not in the series.
 
-Array code: one compiled pass over the hour's Arrow buffers counts packets per (protocol, port,
-bucket) cell and inserts each IPv4 (cell, source) pair into a hash set (``passes.kernels``):
-exact distinct counts, no sort. IPv6 sources (rare) are counted with one ``np.unique`` afterwards.
+Array code: one compiled pass in time order counts packets per (protocol, port, bucket) cell and
+each scan's source group (``passes.tagging``: one source toward one port) once per bucket
+(:func:`~iotscope.telescope.passes.kernels.count_cells`): exact distinct counts, IPv4 and IPv6 alike,
+no sort and no set of (cell, source) pairs.
 """
 
 from __future__ import annotations
@@ -20,15 +21,9 @@ import numpy as np
 import pyarrow as pa
 
 from iotscope.store.datasets import PORT_SERIES, conform
-from iotscope.store.schema import TRAFFIC_CLASSES
-from iotscope.telescope.passes.base import (
-    US_PER_SECOND,
-    AnalysisPass,
-    Partition,
-    State,
-    dictionary_codes,
-)
+from iotscope.telescope.passes.base import US_PER_SECOND, AnalysisPass, Partition, State
 from iotscope.telescope.passes.kernels import BUCKET_BITS, arrow_buffers, count_cells
+from iotscope.telescope.passes.tagging import SCAN
 
 
 class PortSeriesPass(AnalysisPass):
@@ -44,18 +39,11 @@ class PortSeriesPass(AnalysisPass):
 
     def run(self, partition: Partition, carried: State) -> tuple[pa.Table, State]:
         width = self.bucket_s * US_PER_SECOND
-        hour = partition.table
+        tags = partition.tags
         base = partition.start_us // width
-        src = hour.column("src").combine_chunks()
-        cells, packets, sources, rows6, cells6 = count_cells(
-            hour.column("ts").combine_chunks().cast(pa.int64()).to_numpy(), *arrow_buffers(src, np.uint32),
-            hour.column("proto").combine_chunks().to_numpy(), *arrow_buffers(hour.column("dport").combine_chunks(), np.uint16),
-            dictionary_codes(hour.column("traffic_class"), TRAFFIC_CLASSES), TRAFFIC_CLASSES.index("scan"), width, base)
-        if len(rows6):  # IPv6 sources: distinct (cell, address) rows
-            fixed = hour.column("src6").combine_chunks().take(rows6).cast(pa.binary(16))
-            words = np.frombuffer(fixed.buffers()[1], dtype=">u8")[2 * fixed.offset:2 * (fixed.offset + len(fixed))]
-            unique6 = np.unique(np.column_stack([cells6.astype(np.uint64), words.reshape(-1, 2).astype(np.uint64)]), axis=0)
-            sources += np.bincount(unique6[:, 0].astype(np.int64), minlength=len(cells))
+        cells, packets, sources = count_cells(
+            tags.t, tags.order, arrow_buffers(tags.proto, np.uint8)[0], *arrow_buffers(tags.dport, np.uint16),
+            tags.traffic, SCAN, tags.group, tags.groups, width, base)
         rows = pa.table({
             "proto": (cells >> np.uint64(16 + BUCKET_BITS)).astype(np.uint8),
             "port": ((cells >> np.uint64(BUCKET_BITS)) & np.uint64(0xFFFF)).astype(np.uint16),
