@@ -10,16 +10,18 @@ Per event: first/last packet time, packets, distinct destinations, distinct dest
 competes as a value too (ties go to the tool, in ``mirai, zmap, masscan`` order).
 
 Carried state: the events that could still continue (last packet at most ``event_idle_s`` before
-the hour's end) with their counts (table ``open``), and their distinct destinations (``dsts``), so
-an event spanning hours, capture files and separate ingests is one event with exact counts.
+the hour's end) with their counts (table ``open``), and their distinct destinations (``dsts``: one
+sorted list per event, by its key), so an event spanning hours, capture files and separate ingests
+is one event with exact counts.
 An event's row is written in the hour in which it was found closed.
 
 Array code: the hour's rows and the carried events are keyed by one integer each
 (:func:`packed_keys`), split into runs by one compiled pass in time order and aggregated with
 ``bincount``; distinct destinations are one radix sort of ``run << width | dst - base`` integers merged with the
 carried sets (:mod:`.kernels`). The ``open`` table is kept in run order (carried events first,
-then new ones by first packet, hence ``first_ts`` order) and ``dsts`` in the same order, sorted
-within each event, so the carried sets are merged, never re-sorted. Python runs once per hour.
+then new ones by first packet, hence ``first_ts`` order); each carried list is merged in place,
+never re-sorted, and a busy telescope's millions of carried destinations cost 4 bytes each, the
+event's key stored once per list. Python runs once per hour.
 """
 
 from __future__ import annotations
@@ -46,9 +48,9 @@ from iotscope.telescope.passes.tagging import BACKSCATTER, SCAN, ipv6_words
 _TOOL_COUNTS = [pa.field(f"n_{tool}", pa.int64(), nullable=False) for tool in TOOLS]
 #: ``open``: the dataset's columns plus per-tool packet counts (the majority needs them across hours).
 OPEN_SCHEMA = pa.schema([*EVENTS.schema, *_TOOL_COUNTS])
-#: ``dsts`` / ``dsts6``: the distinct IPv4 / IPv6 destinations of each open event, by its packed key ``k``,
-#: in the ``open`` table's order and sorted within each event.
-DSTS_SCHEMA = pa.schema([pa.field("k", pa.uint64()), pa.field("dst", pa.uint32(), nullable=False)])
+#: ``dsts``: the distinct IPv4 destinations of each open event that has any, sorted, by its packed key ``k``.
+DSTS_SCHEMA = pa.schema([pa.field("k", pa.uint64()), pa.field("dst", pa.large_list(pa.uint32()), nullable=False)])
+#: ``dsts6``: the distinct IPv6 destinations of the open events, a row each, by event key ``k``.
 DSTS6_SCHEMA = pa.schema([pa.field("k", pa.uint64()), pa.field("dst6", pa.binary(16), nullable=False)])
 
 
@@ -61,7 +63,8 @@ class EventsPass(AnalysisPass):
         self.idle_us = round(idle_s * US_PER_SECOND)
 
     def config(self) -> dict[str, object]:
-        return {"idle_us": self.idle_us, "key": 3}  # "key": version of ``packed_keys`` (the carried sets use it)
+        # "key": version of ``packed_keys`` and of the carried sets' layout (4: one list per event)
+        return {"idle_us": self.idle_us, "key": 4}
 
     def run(self, partition: Partition, carried: State) -> tuple[pa.Table, State]:
         opened = carried.get("open", OPEN_SCHEMA.empty_table())
@@ -74,7 +77,7 @@ class EventsPass(AnalysisPass):
         # Each source group is one event key (backscatter's groups are never read): its key, and the
         # carried event it may continue.
         firsts = pa.array(tags.group_first_row)
-        group_keys = packed_keys({"src": tags.src.take(firsts), "src6": tags.src6.take(firsts).combine_chunks(),
+        group_keys = packed_keys({"src": tags.src.take(firsts), "src6": tags.src6_of(firsts),
                                   "proto": tags.proto.take(firsts), "dport": tags.dport.take(firsts),
                                   "is_scan": tags.group_class == SCAN})
         lowest, highest = (v.as_py() for v in pc.min_max(tags.dst).values())
@@ -95,7 +98,7 @@ class EventsPass(AnalysisPass):
         still_open = last_us >= closes_before
         new_rows = first_row[nc:]
         new = {name: getattr(tags, name).take(new_rows) for name in ("src", "proto", "dport")}
-        new["src6"] = tags.src6.take(new_rows).combine_chunks()
+        new["src6"] = tags.src6_of(pa.array(new_rows))
         new["is_scan"] = tags.traffic[new_rows] == SCAN
         run_key = np.concatenate([old_keys, group_keys[tags.group[new_rows]]])
         destinations, dst_24s, sets = _destinations(tags.dst6, pairs, (dst_base, dst_width), (rows6, runs6), carried,
@@ -129,19 +132,18 @@ def _destinations(dst6: pa.ChunkedArray, pairs: np.ndarray, packing: tuple[int, 
     """Distinct destinations and /24s per run (exact), and the destination sets of the runs left open.
 
     IPv4: the hour's pairs (``run << width | dst - base``, ``packing`` = (base, width)), sorted once,
-    merged with the carried sets (:func:`kernels.merge_destinations`). IPv6 destinations (rare;
+    merged with the carried lists (:func:`kernels.merge_destinations`). IPv6 destinations (rare;
     ``dst6`` the hour's column, ``ipv6`` the rows with one and their runs) are rows of (run, high, low)
-    words made distinct by one ``np.unique``. The sets are stored in run order, by packed key.
+    words made distinct by one ``np.unique``. The sets are stored by packed key.
     """
-    dsts = carried.get("dsts", DSTS_SCHEMA.empty_table())
-    c_run = _carried_runs(dsts.column("k").to_numpy(), carried_keys)
-    c_dst = dsts.column("dst").to_numpy()
-    if len(c_run) > 1 and not bool(np.all(c_run[1:] >= c_run[:-1])):  # e.g. merged shards' states
-        by = np.lexsort((c_dst, c_run))
-        c_run, c_dst = c_run[by], c_dst[by]
     radix_sort(pairs)
-    destinations, dst_24s, kept_run, kept_dst = merge_destinations(pairs, c_run, c_dst, n, still_open, *packing)
-    sets = {"dsts": pa.table({"k": run_key[kept_run], "dst": kept_dst}, schema=DSTS_SCHEMA)}
+    destinations, dst_24s, kept, kept_dst = merge_destinations(
+        pairs, *_carried_lists(carried.get("dsts", DSTS_SCHEMA.empty_table()), carried_keys), n, still_open, *packing)
+    with_any = np.flatnonzero(kept)
+    offsets = np.zeros(len(with_any) + 1, dtype=np.int64)
+    np.cumsum(kept[with_any], out=offsets[1:])
+    sets = {"dsts": pa.table({"k": run_key[with_any], "dst": pa.LargeListArray.from_arrays(offsets, kept_dst)},
+                             schema=DSTS_SCHEMA)}
     dsts6 = carried.get("dsts6", DSTS6_SCHEMA.empty_table())
     if dst6.null_count < len(dst6) or dsts6.num_rows:
         rows6, runs6 = ipv6
@@ -166,6 +168,19 @@ def index_in(keys: np.ndarray, table: np.ndarray) -> np.ndarray:
     by = np.argsort(table)
     at = np.minimum(np.searchsorted(table[by], keys), len(table) - 1)
     return np.where(table[by][at] == keys, by[at], -1)
+
+
+def _carried_lists(dsts: pa.Table, carried_keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per carried event (``carried_keys`` order), where its destination list starts and its length,
+    and the lists' values (:func:`kernels.merge_destinations`' carried arguments, read-only)."""
+    lists = dsts.column("dst").combine_chunks()
+    lengths = pc.list_value_length(lists).to_numpy()
+    start, count = np.zeros(len(carried_keys), dtype=np.int64), np.zeros(len(carried_keys), dtype=np.int64)
+    event = index_in(dsts.column("k").to_numpy(), carried_keys)
+    found = event >= 0
+    start[event[found]] = (np.cumsum(lengths) - lengths)[found]
+    count[event[found]] = lengths[found]
+    return read_only(start), read_only(count), read_only(lists.flatten().to_numpy())
 
 
 def _carried_runs(dst_keys: np.ndarray, carried_keys: np.ndarray) -> np.ndarray:

@@ -21,8 +21,8 @@ another module could change while the cached kernels keep the old machine code.
   hour's sorted ``run << width | dst - base`` pairs (``base``/``width``: the lowest destination of
   the hour and the bits of the span above it, so a /15 darknet's pairs use ~35 bits, not ~50: one
   radix pass fewer), counting distinct destinations and /24s exactly. The pairs are sorted by
-  :func:`radix_sort`. Carried sets are stored in run order, sorted within each run, so they are
-  merged, never re-sorted. Runs are numbered carried events first (in ``open`` order), then new
+  :func:`radix_sort`. A carried set is one sorted list per event, found by its slice (start,
+  count), so the sets are merged, never re-sorted, in whatever order the events were stored. Runs are numbered carried events first (in ``open`` order), then new
   runs in order of their first packet, so the ``open`` table written in run order stays in
   ``first_ts`` order hour after hour.
 * **port_series** (:func:`count_cells`): packets per (protocol, port, bucket) cell; distinct sources
@@ -252,29 +252,35 @@ def radix_sort(keys: np.ndarray) -> None:
 
 
 @numba.njit(cache=True, nogil=True)
-def merge_destinations(pairs: np.ndarray, carried_run: np.ndarray, carried_dst: np.ndarray, runs: int,
-                       keep: np.ndarray, dst_base: int, dst_width: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def merge_destinations(pairs: np.ndarray, carried_start: np.ndarray, carried_count: np.ndarray,
+                       carried_dst: np.ndarray, runs: int, keep: np.ndarray, dst_base: int, dst_width: int,
+                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Distinct IPv4 destinations and /24s per run, and the merged sets of the runs to ``keep``.
 
-    ``pairs``: the hour's ``run << dst_width | dst - dst_base``, sorted (duplicates allowed). ``carried_run`` /
-    ``carried_dst``: the carried sets, sorted by (run, dst), no duplicates. Returns per-run distinct
-    destinations and /24s, and the kept (run, dst) rows in (run, dst) order.
+    ``pairs``: the hour's ``run << dst_width | dst - dst_base``, sorted (duplicates allowed). The
+    carried set of run ``r`` (the carried runs come first) is ``carried_dst[carried_start[r]:][:carried_count[r]]``,
+    sorted, no duplicates; runs past ``len(carried_start)`` carry none. Returns per-run distinct
+    destinations and /24s, the size of each kept run's merged set (0 for the others) and the sets
+    themselves, one after the other in run order, each sorted.
     """
     destinations = np.zeros(runs, dtype=np.int64)
     slash24s = np.zeros(runs, dtype=np.int64)
-    out_run = np.empty(len(pairs) + len(carried_dst), dtype=np.int64)
+    kept = np.zeros(runs, dtype=np.int64)
     out_dst = np.empty(len(pairs) + len(carried_dst), dtype=np.uint32)
-    p, q, w = 0, 0, 0
-    n, c = len(pairs), len(carried_dst)
+    p, w = 0, 0
+    n = len(pairs)
     shift, mask, base = np.uint64(dst_width), np.uint64((1 << dst_width) - 1), np.int64(dst_base)
     for r in range(runs):
+        q, c = np.int64(0), np.int64(0)
+        if r < len(carried_start):
+            q, c = carried_start[r], carried_start[r] + carried_count[r]
         prev = np.int64(-1)
         prev24 = np.int64(-1)
         count = 0
         count24 = 0
         while True:
             has_p = p < n and np.int64(pairs[p] >> shift) == r
-            has_q = q < c and carried_run[q] == r
+            has_q = q < c
             if not has_p and not has_q:
                 break
             if has_p and (not has_q or base + np.int64(pairs[p] & mask) <= np.int64(carried_dst[q])):
@@ -291,12 +297,13 @@ def merge_destinations(pairs: np.ndarray, carried_run: np.ndarray, carried_dst: 
                 prev24 = value >> 8
                 count24 += 1
             if keep[r]:
-                out_run[w] = r
                 out_dst[w] = np.uint32(value)
                 w += 1
         destinations[r] = count
         slash24s[r] = count24
-    return destinations, slash24s, out_run[:w], out_dst[:w]
+        if keep[r]:
+            kept[r] = count
+    return destinations, slash24s, kept, out_dst[:w]
 
 
 @numba.njit(cache=True, nogil=True)
@@ -309,8 +316,9 @@ def count_cells(t: np.ndarray, order: np.ndarray, proto: np.ndarray, dport: np.n
     in order of first packet (one small hash table). A scan's source group (``passes.tagging``) is one
     source toward one (proto, port), so a cell's distinct sources are its distinct groups: walking
     the packets in time order (``order``, or the input order when empty), a group's bucket never
-    goes back, so a group counts once per bucket, when its bucket changes. Returns the cells, their
-    packets and their sources.
+    goes back, so a group counts once per bucket, when its bucket changes; only then is the cell
+    looked up (the group's cell is kept until its bucket changes). Returns the cells, their packets
+    and their sources.
     """
     n = len(order) if len(order) else len(t)
     cells = new_table(1024)
@@ -318,12 +326,17 @@ def count_cells(t: np.ndarray, order: np.ndarray, proto: np.ndarray, dport: np.n
     packets = np.zeros(1024, dtype=np.int64)
     sources = np.zeros(1024, dtype=np.int64)
     group_bucket = np.full(groups, -1, dtype=np.int64)  # the bucket of each group's latest packet
+    group_cell = np.empty(groups, dtype=np.int64)  # and its cell
     used_cells = 0
     for j in range(n):
         i = order[j] if len(order) else j
         if traffic[i] != scan_class or not valid(dport_bits, dport_offset, i):
             continue
         bucket = t[i] // width - base
+        g = group[i]
+        if group_bucket[g] == bucket:  # the group's cell, counted already
+            packets[group_cell[g]] += 1
+            continue
         key = (np.uint64(proto[i]) << np.uint64(16 + BUCKET_BITS)) | (np.uint64(dport[i]) << np.uint64(BUCKET_BITS)) \
             | np.uint64(bucket)
         cells, s, added, used_cells = find_or_add(cells, key, used_cells)
@@ -335,11 +348,9 @@ def count_cells(t: np.ndarray, order: np.ndarray, proto: np.ndarray, dport: np.n
             cells[2 * s + 1] = np.uint64(used_cells - 1)
             cell_key[used_cells - 1] = key
         c = np.int64(cells[2 * s + 1])
+        group_bucket[g], group_cell[g] = bucket, c
         packets[c] += 1
-        g = group[i]
-        if group_bucket[g] != bucket:
-            group_bucket[g] = bucket
-            sources[c] += 1
+        sources[c] += 1
     return cell_key[:used_cells], packets[:used_cells], sources[:used_cells]
 
 
