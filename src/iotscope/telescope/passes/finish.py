@@ -124,7 +124,7 @@ class EarlyWholeStore:
     """``alerts`` and ``sources`` being computed for ``hours`` (the committed ones plus the newest)."""
 
     hours: frozenset[int]
-    results: Future[dict[str, pa.Table]]
+    results: dict[str, Future[pa.Table]]  # "alerts", "sources": computed side by side
 
     def covers(self, hours: dict[int, AnalysedHour]) -> bool:
         """Whether it was computed from exactly these committed hours."""
@@ -144,9 +144,9 @@ def start_whole_store(root: Path, catalog: AnalysisCatalog, settings: AnalysisSe
     series_files, partial_files = _input_files(root, hours)
     surge = SurgeConfig(bucket_seconds=settings.series_bucket_s)
     series, partial = newest_rows[PORT_SERIES.name], newest_rows[SOURCE_HOURS.name]
-    return EarlyWholeStore(frozenset({*hours, newest}), workers.submit(lambda: {
-        "alerts": _alerts(series_files, series, surge),
-        "sources": _sources(partial_files, partial, inputs)}))
+    return EarlyWholeStore(frozenset({*hours, newest}), {
+        "alerts": workers.submit(_alerts, series_files, series, surge),
+        "sources": workers.submit(_sources, partial_files, partial, inputs)})
 
 
 def finish(root: Path, catalog: AnalysisCatalog, settings: AnalysisSettings, inputs: ProfileInputs,
@@ -158,7 +158,8 @@ def finish(root: Path, catalog: AnalysisCatalog, settings: AnalysisSettings, inp
     catalog.set_setting(ENRICH_KEY, inputs.enrich_paths)
     hours = catalog.hours()
     series_files, partial_files = _input_files(root, hours)
-    computed = early.results.result() if early is not None and early.covers(hours) else {}
+    computed = {name: future.result() for name, future in early.results.items()} \
+        if early is not None and early.covers(hours) else {}
     done = committed_summaries(catalog)
     results: dict[str, tuple[pa.Table, str, dict]] = {}
 

@@ -22,7 +22,7 @@ import sqlite3
 import time
 import uuid
 from collections.abc import Callable, Generator
-from concurrent.futures import Executor, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -173,7 +173,7 @@ def _analyze_locked(root: Path, settings: AnalysisSettings, darknet: Darknet | N
         if darknet is not None:
             catalog.set_setting("darknet", _darknet_json(darknet))
             known = _darknet_json(darknet)
-        with ThreadPoolExecutor(1, thread_name_prefix="whole-store") as workers:
+        with ThreadPoolExecutor(2, thread_name_prefix="whole-store") as workers:  # alerts and sources
             def start_early(newest: int, rows: dict[str, pa.Table]) -> EarlyWholeStore | None:
                 return start_whole_store(root, catalog, settings, profile, newest, rows, workers)
 
@@ -216,7 +216,16 @@ def _run(root: Path, catalog: AnalysisCatalog, settings: AnalysisSettings, passe
     seen: tuple[int, int] | None = None
     early: EarlyWholeStore | None = None
     computed = ahead.results(config, first, snapshot) if ahead is not None else (r for r in ())
-    with HourAnalyser(passes) as analyser, contextlib.closing(computed), \
+    written: WrittenHour | None = None  # the previous hour: its files still being written
+
+    def commit(hour: WrittenHour) -> None:
+        hour.commit(catalog)
+        report.hours_analysed += 1
+        if progress is not None:
+            progress(report.hours_analysed, len(todo))
+
+    analyser: HourAnalyser | None = None  # made for the first hour not computed ahead (DuckDB: ~15 ms)
+    with contextlib.ExitStack() as stack, contextlib.closing(computed), \
             ThreadPoolExecutor(COMMIT_THREADS, thread_name_prefix="commit") as writers:
         for i, hour in enumerate(todo):
             end = (hour + 1) * US_PER_HOUR
@@ -231,6 +240,7 @@ def _run(root: Path, catalog: AnalysisCatalog, settings: AnalysisSettings, passe
                 table = pq.read_table([str(root / f) for f in files_by_hour[hour]], columns=columns, partitioning=None)
                 newest = pc.max(table.column("ts")).cast(pa.int64()).as_py()
                 horizon = end if hour != hours[-1] else min(end, newest)
+                analyser = analyser or stack.enter_context(HourAnalyser(passes))
                 result = analyser.run(hour, table, horizon, states, files_by_hour[hour], newest)
             states = result.states
             if result.destinations is not None:
@@ -240,12 +250,16 @@ def _run(root: Path, catalog: AnalysisCatalog, settings: AnalysisSettings, passe
                 report.rows[p.dataset.name] = report.rows.get(p.dataset.name, 0) + result.outputs[p.name].num_rows
             save_state = hour == todo[-1] or (i + 1) % SNAPSHOT_EVERY_HOURS == 0
             if hour == todo[-1] and start_early is not None:
+                if written is not None:  # the step reads every other hour's committed files
+                    commit(written)
+                    written = None
                 early = start_early(hour, {p.dataset.name: result.outputs[p.name] for p in passes})
-            _commit_hour(root, catalog, hour, fingerprints[hour], config, passes, result.outputs,
-                         states if save_state else None, writers)
-            report.hours_analysed += 1
-            if progress is not None:
-                progress(i + 1, len(todo))
+            previous, written = written, _write_hour(root, hour, fingerprints[hour], config, passes, result.outputs,
+                                                     states if save_state else None, writers)
+            if previous is not None:  # committed while the next hour's files are written
+                commit(previous)
+        if written is not None:
+            commit(written)
     return seen, early
 
 
@@ -354,16 +368,31 @@ def _sample_packets() -> pa.RecordBatch:
     return packet_record_batch(columns, flags, traffic, np.array([0, -1, -1, -1], dtype=np.int8))
 
 
-def _commit_hour(root: Path, catalog: AnalysisCatalog, hour: int, fingerprint: str, config: str,
-                 passes: tuple[AnalysisPass, ...], outputs: dict[str, pa.Table],
-                 states: dict[str, State] | None, writers: Executor) -> None:
-    """Write the hour's rows (and ``states``: a snapshot) and commit them in one catalog statement.
+@dataclass(frozen=True)
+class WrittenHour:
+    """An analysed hour whose files are being written into place, and the catalog entry naming them."""
 
-    The files are written and moved into place side by side on ``writers`` (Parquet's writer and
-    ``fsync`` release the GIL): after an ``ingest`` the hours computed ahead are committed one after
-    the other, and the last one's carried state (the events' destination sets: millions of rows)
-    is the serial tail of the command. Until the statement, the files are nobody's: a crash leaves
-    them to :func:`remove_uncommitted`.
+    entry: AnalysedHour
+    staging: Path
+    writes: tuple[Future[None], ...]
+
+    def commit(self, catalog: AnalysisCatalog) -> None:
+        """Once every file is in place, make them the hour's in one catalog statement."""
+        for write in self.writes:
+            write.result()  # the first error is raised (the files are nobody's: removed next run)
+        self.staging.rmdir()
+        catalog.commit_hour(self.entry)
+
+
+def _write_hour(root: Path, hour: int, fingerprint: str, config: str, passes: tuple[AnalysisPass, ...],
+                outputs: dict[str, pa.Table], states: dict[str, State] | None, writers: Executor) -> WrittenHour:
+    """Start writing the hour's rows (and ``states``: a snapshot) into place on ``writers``.
+
+    Why on threads (Parquet's writer and ``fsync`` release the GIL): after an ``ingest`` the hours
+    computed ahead are committed one after the other, the serial tail of the command; the runner
+    commits an hour while the next one's files are written, and each hour's files (the last one's
+    carried state: millions of rows) are written side by side. Until its catalog statement
+    (:meth:`WrittenHour.commit`), a file is nobody's: a crash leaves it to :func:`remove_uncommitted`.
     """
     run = uuid.uuid4().hex[:16]  # a new name per run: a re-analysis never overwrites a committed file
     staging = staging_dir(root) / run
@@ -387,10 +416,8 @@ def _commit_hour(root: Path, catalog: AnalysisCatalog, hour: int, fingerprint: s
         pq.write_table(table, staged, compression="zstd", compression_level=1, use_dictionary=not is_state)
         move_into_place(staged, root / relative)
 
-    for future in [writers.submit(write, n, *plan) for n, plan in enumerate(planned)]:
-        future.result()  # the first error is raised (the others' files are uncommitted, removed next run)
-    staging.rmdir()
-    catalog.commit_hour(AnalysedHour(hour, fingerprint, config, rows, state))
+    return WrittenHour(AnalysedHour(hour, fingerprint, config, rows, state), staging,
+                       tuple(writers.submit(write, n, *plan) for n, plan in enumerate(planned)))
 
 
 def analysis_config(passes: tuple[AnalysisPass, ...]) -> str:
