@@ -69,6 +69,7 @@ SNAPSHOT_EVERY_HOURS = 24
 #: Files of one analysed hour written side by side (rows of 4 datasets and, in a snapshot, ~6 state tables).
 COMMIT_THREADS = 4
 
+
 class ComputedAhead(Protocol):
     """Hours computed before the run (``ingest`` computes them while it stores the packets)."""
 
