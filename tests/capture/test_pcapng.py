@@ -220,8 +220,8 @@ def test_interface_blocks_cost_linear_time(tmp_path: Path) -> None:
     """5,000 IDBs took 4.2 s and 20,000 took 49.5 s (quadratic); 4x the IDBs must cost < 6x the time.
 
     Each size is timed three times, the best kept, with Python's cyclic GC off: a full collection
-    costs time in proportion to everything the test process holds (late in the suite, a
-    collection inside one read made 20,000 IDBs cost 10x 5,000 in CI; alone they cost 4x).
+    costs time in proportion to everything the test process holds (late in the suite in CI,
+    20,000 IDBs cost 10x 5,000, most likely such a collection inside one read; alone they cost 4x).
     """
     read_capture(_written(tmp_path / "warm.pcapng", many_interfaces(10)))  # compile outside the clock
     seconds = {}

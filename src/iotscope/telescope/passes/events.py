@@ -22,8 +22,8 @@ Array code: the hour's rows and the carried events are keyed by one integer each
 carried sets (:mod:`.kernels`). The ``open`` table is kept in run order (carried events first,
 then new ones by first packet, hence ``first_ts`` order); each carried list is merged in place,
 never re-sorted, and a busy telescope's millions of carried destinations cost 4 bytes each, the
-event's key stored once per list (a flat column: Parquet writes it three times faster than a list
-column). Python runs once per hour.
+event's key stored once per list (a flat column: Parquet with zstd wrote the bench's last hour in
+26 ms, as a list column in 39 ms). Python runs once per hour.
 """
 
 from __future__ import annotations

@@ -23,9 +23,9 @@ another module could change while the cached kernels keep the old machine code.
   the hour and the bits of the span above it, so a /15 darknet's pairs use ~35 bits, not ~50: one
   radix pass fewer), counting distinct destinations and /24s exactly. The pairs are sorted by
   :func:`radix_sort`. A carried set is one sorted list per event, found by its slice (start,
-  count), so the sets are merged, never re-sorted, in whatever order the events were stored. Runs are numbered carried events first (in ``open`` order), then new
-  runs in order of their first packet, so the ``open`` table written in run order stays in
-  ``first_ts`` order hour after hour.
+  count), so the sets are merged, never re-sorted, in whatever order the events were stored.
+  Runs are numbered carried events first (in ``open`` order), then new runs in order of their
+  first packet, so the ``open`` table written in run order stays in ``first_ts`` order hour after hour.
 * **port_series** (:func:`count_cells`): packets per (protocol, port, bucket) cell; distinct sources
   as distinct scan groups, each counted once per bucket (walking in time order, a group's bucket
   never goes back): no set of (cell, source) pairs.
@@ -91,7 +91,7 @@ def slot(slots: np.ndarray, key: np.uint64, mask: np.uint64) -> np.int64:
     The hash folds the key's high bits into its low ones before the multiply and takes the product's
     upper half: the packed keys hold the source address in bits 27-58, which the middle bits of a
     plain product ignore (the groups of sources sharing their low bits then cluster: the busiest
-    bench hour was 25% slower).
+    bench hour's grouping took 78 ms instead of 59).
     """
     h = ((key ^ (key >> np.uint64(29))) * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(32)
     i = h & mask
